@@ -1,0 +1,104 @@
+import { parseArgs } from 'node:util';
+import { startSwitchboard, type Roles } from './app';
+import { ConfigError, loadConfig, redactedConfig } from './config';
+import { createLogger } from './logger';
+import { tokenCommand } from './cli/token';
+import { VERSION } from './version';
+
+const USAGE = `switchboard ${VERSION}: a self-healing reverse proxy with a port registry
+
+usage:
+  switchboard serve    [--config FILE]   proxy + registry in one process (what npm start runs)
+  switchboard proxy    [--config FILE]   the data plane only (needs REDIS_URL or sentinels)
+  switchboard registry [--config FILE]   the control plane only (registration API, leases, expiry)
+  switchboard token issue  --tool T [--registry URL] [--token ADMIN]   issue a tool token
+  switchboard token revoke --tool T --id ID [--registry URL] [--token ADMIN]
+  switchboard version
+
+configuration: config/default.json, then --config FILE or SWITCHBOARD_CONFIG, then the environment
+(REDIS_URL, SWITCHBOARD_PROXY_PORT, SWITCHBOARD_CONTROL_PORT, SWITCHBOARD_ADMIN_TOKEN, SWITCHBOARD_DOMAIN,
+SWITCHBOARD_HOST, SWITCHBOARD_REDIS_SENTINELS, SWITCHBOARD_REDIS_SENTINEL_NAME, SWITCHBOARD_LOG_LEVEL,
+SWITCHBOARD_ACCESS_LOG). See README.md.
+`;
+
+export class UsageError extends Error {}
+
+const ROLES: Record<string, Roles> = {
+  serve: { proxy: true, registry: true },
+  proxy: { proxy: true, registry: false },
+  registry: { proxy: false, registry: true },
+};
+
+async function runServer(verb: string, args: string[]): Promise<void> {
+  const { values } = parseArgs({ args, options: { config: { type: 'string' } }, strict: true });
+  const config = loadConfig({ file: values.config });
+  const roles = ROLES[verb];
+  if (roles.proxy && !roles.registry && !config.redis.url && config.redis.sentinels.length === 0) {
+    throw new ConfigError('REDIS_URL (redis.url): `switchboard proxy` runs apart from the registry and needs a shared Redis; use `switchboard serve` for the embedded store');
+  }
+  const logger = createLogger(config.log.level);
+  logger.info({ event: 'config.loaded', config: redactedConfig(config) }, 'configuration loaded');
+  const sb = await startSwitchboard({ config, roles, logger });
+  const shutdown = (signal: string) => {
+    logger.info({ event: 'signal', signal }, 'signal received');
+    sb.stop()
+      .then(() => {
+        logger.flush();
+        process.exit(0);
+      })
+      .catch((err) => {
+        logger.error({ event: 'shutdown.failed', err: (err as Error).message }, 'shutdown failed');
+        logger.flush();
+        process.exit(1);
+      });
+  };
+  process.once('SIGTERM', () => shutdown('SIGTERM'));
+  process.once('SIGINT', () => shutdown('SIGINT'));
+}
+
+export async function run(argv: string[]): Promise<number | null> {
+  const [verb, ...rest] = argv;
+  switch (verb) {
+    case 'serve':
+    case 'proxy':
+    case 'registry':
+      await runServer(verb, rest);
+      return null; // keeps running until a signal
+    case 'token':
+      return tokenCommand(rest);
+    case 'version':
+    case '--version':
+      process.stdout.write(`${VERSION}\n`);
+      return 0;
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      process.stdout.write(USAGE);
+      return verb === undefined ? 2 : 0;
+    default:
+      throw new UsageError(`unknown command "${verb}"`);
+  }
+}
+
+export function main(argv: string[]): void {
+  run(argv).then(
+    (code) => {
+      if (code !== null) process.exitCode = code;
+    },
+    (err: unknown) => {
+      if (err instanceof ConfigError) {
+        process.stderr.write(`switchboard: configuration error: ${err.message}\n`);
+        process.exit(2);
+      }
+      if (err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+        process.stderr.write(`switchboard: ${(err as Error).message}\n\n${USAGE}`);
+        process.exit(2);
+      }
+      process.stderr.write(`switchboard: ${(err as Error).stack ?? String(err)}\n`);
+      process.exit(1);
+    },
+  );
+}
+
+if (require.main === module) main(process.argv.slice(2));

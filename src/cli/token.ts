@@ -1,0 +1,35 @@
+import { parseArgs } from 'node:util';
+import { RegistryClient } from '../client/registry-client';
+
+/** Where operator commands find the registry and their credentials when no flag says. */
+export function clientDefaults(env: NodeJS.ProcessEnv = process.env): { registry: string; token: string | undefined } {
+  return {
+    registry: env.SWITCHBOARD_REGISTRY ?? `http://127.0.0.1:${env.SWITCHBOARD_CONTROL_PORT ?? '8282'}`,
+    token: env.SWITCHBOARD_TOKEN ?? env.SWITCHBOARD_ADMIN_TOKEN,
+  };
+}
+
+export async function tokenCommand(args: string[]): Promise<number> {
+  const [action, ...rest] = args;
+  const { values } = parseArgs({
+    args: rest,
+    options: { tool: { type: 'string' }, id: { type: 'string' }, registry: { type: 'string' }, token: { type: 'string' } },
+    strict: true,
+  });
+  const defaults = clientDefaults();
+  const token = values.token ?? defaults.token;
+  if (!values.tool) throw Object.assign(new Error('--tool is required'), { code: 'ERR_PARSE_ARGS_USAGE' });
+  if (!token) throw Object.assign(new Error('--token (or SWITCHBOARD_ADMIN_TOKEN) is required'), { code: 'ERR_PARSE_ARGS_USAGE' });
+  const client = new RegistryClient({ registry: values.registry ?? defaults.registry, token });
+  if (action === 'issue') {
+    const issued = await client.issueToken(values.tool);
+    process.stdout.write(`${JSON.stringify(issued)}\n`);
+    return 0;
+  }
+  if (action === 'revoke') {
+    if (!values.id) throw Object.assign(new Error('--id is required'), { code: 'ERR_PARSE_ARGS_USAGE' });
+    await client.revokeToken(values.tool, values.id);
+    return 0;
+  }
+  throw Object.assign(new Error('token: expected "issue" or "revoke"'), { code: 'ERR_PARSE_ARGS_USAGE' });
+}

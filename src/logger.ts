@@ -1,0 +1,26 @@
+import pino from 'pino';
+
+export type Logger = pino.Logger;
+
+/** Paths that may carry secrets in any log object; pino replaces them before a line is written. */
+const REDACT = [
+  'token',
+  'adminToken',
+  'authorization',
+  'headers.authorization',
+  'req.headers.authorization',
+  '*.token',
+  '*.adminToken',
+  '*.authorization',
+];
+
+export function createLogger(level: string, destination?: pino.DestinationStream): Logger {
+  // Asynchronous destination: a log line never blocks the request path on a slow stdout.
+  const dest = destination ?? pino.destination({ dest: 1, sync: false, minLength: 4096 });
+  return pino({ level, base: { pid: process.pid }, redact: { paths: REDACT, censor: '[redacted]' } }, dest);
+}
+
+/** A logger that writes nothing (tests that do not read logs). */
+export function silentLogger(): Logger {
+  return pino({ level: 'silent' });
+}

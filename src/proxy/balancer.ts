@@ -1,0 +1,36 @@
+import type { PassiveHealth } from './health';
+import type { RouteBackend, ToolRoute } from './route-table';
+
+/**
+ * Round-robin over a tool's healthy backends. When every backend is marked down they are tried anyway:
+ * passive health can be wrong (a whole pool restarting) and a 502 is no better than a try.
+ */
+export class Balancer {
+  private readonly next = new Map<string, number>();
+
+  constructor(private readonly health: PassiveHealth) {}
+
+  /** The next backend to try, skipping `tried`; null when none is left. */
+  pick(route: ToolRoute, tried?: ReadonlySet<string>, now = Date.now()): RouteBackend | null {
+    const list = route.backends;
+    const n = list.length;
+    if (n === 0) return null;
+    const start = this.next.get(route.tool) ?? 0;
+    this.next.set(route.tool, (start + 1) % n);
+    let fallback: RouteBackend | null = null;
+    for (let i = 0; i < n; i++) {
+      const b = list[(start + i) % n];
+      if (tried?.has(b.id)) continue;
+      if (!this.health.isDown(route.tool, b, now)) return b;
+      fallback ??= b;
+    }
+    return fallback;
+  }
+}
+
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
+
+/** Whether the method may be repeated without changing the outcome (RFC 9110 9.2.2). */
+export function isIdempotent(method: string | undefined): boolean {
+  return method !== undefined && IDEMPOTENT.has(method);
+}

@@ -1,0 +1,97 @@
+import { randomUUID } from 'node:crypto';
+import http from 'node:http';
+import { NetworkSet, unmapIPv4 } from '../registry/networks';
+
+const REQUEST_ID = /^[A-Za-z0-9._-]{1,128}$/;
+
+/** The client's X-Request-Id when it is well formed (so traces can be joined), else a new one. */
+export function requestIdOf(req: http.IncomingMessage): string {
+  const given = req.headers['x-request-id'];
+  return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+}
+
+/** Hop-by-hop headers (RFC 9110 7.6.1, plus the legacy ones still seen): they never cross the proxy. */
+const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'upgrade', 'proxy-authorization', 'proxy-authenticate'];
+
+/**
+ * Headers a `Connection:` list may never remove: framing (dropping it would desynchronise the backend
+ * connection) and the headers this proxy sets itself.
+ */
+const PROTECTED = new Set(['host', 'content-length', 'transfer-encoding', 'x-request-id', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host']);
+
+function removeHopByHop(headers: http.IncomingHttpHeaders | http.OutgoingHttpHeaders): void {
+  const listed = headers.connection;
+  if (typeof listed === 'string' && listed) {
+    for (const token of listed.split(',')) {
+      const name = token.trim().toLowerCase();
+      if (name && !PROTECTED.has(name)) delete headers[name];
+    }
+  }
+  for (const h of HOP_BY_HOP) delete headers[h];
+}
+
+export interface ForwardHeaderContext {
+  requestId: string;
+  /** Peers whose X-Forwarded-* are believed (config.proxy.trustedProxies). */
+  trusted: NetworkSet;
+  /** A WebSocket handshake keeps its Connection/Upgrade pair. */
+  upgrade?: boolean;
+}
+
+/**
+ * Rewrites the request's headers for the backend, once per request (retries reuse the result).
+ * `xfwd` of http-proxy stays off (FIELD-NOTES 8): it appends to whatever the client sent. Here a client's
+ * X-Forwarded-* are replaced, unless the peer is a trusted proxy: then its chain is extended.
+ * The rewrite edits req.headers rather than the outgoing request, because http-proxy copies req.headers
+ * and its `proxyReq` event is skipped for requests with `Expect` (FIELD-NOTES 9).
+ */
+export function rewriteRequestHeaders(req: http.IncomingMessage, ctx: ForwardHeaderContext): void {
+  const h = req.headers;
+  const upgradeTo = ctx.upgrade ? h.upgrade : undefined;
+  removeHopByHop(h);
+  if (upgradeTo) {
+    h.connection = 'Upgrade';
+    h.upgrade = upgradeTo;
+  }
+  const peer = unmapIPv4(req.socket.remoteAddress ?? '');
+  const trusted = peer !== '' && ctx.trusted.ranges.length > 0 && ctx.trusted.has(peer);
+  const proto = (req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http';
+  const xff = h['x-forwarded-for'];
+  h['x-forwarded-for'] = trusted && typeof xff === 'string' && xff ? `${xff}, ${peer}` : peer;
+  const xfp = h['x-forwarded-proto'];
+  if (!(trusted && typeof xfp === 'string' && /^https?$/i.test(xfp))) h['x-forwarded-proto'] = proto;
+  const xfh = h['x-forwarded-host'];
+  if (!(trusted && typeof xfh === 'string' && xfh)) {
+    if (h.host) h['x-forwarded-host'] = h.host;
+    else delete h['x-forwarded-host'];
+  }
+  if (!trusted) {
+    // The other spellings of the same claim: a backend reading them would be as easy to fool.
+    delete h.forwarded;
+    delete h['x-real-ip'];
+  }
+  h['x-request-id'] = ctx.requestId;
+}
+
+/**
+ * The backend's response headers as they may be sent to the client, or null when one of them would make
+ * Node throw (an invalid name or value: FIELD-NOTES 9). Checked before anything is written, so a bad
+ * response becomes a clean 502 instead of half-set headers or a crash.
+ */
+export function responseHeaders(proxyRes: http.IncomingMessage): http.OutgoingHttpHeaders | null {
+  const out: http.OutgoingHttpHeaders = { ...proxyRes.headers };
+  removeHopByHop(out);
+  // Node frames the response to the client itself.
+  delete out['transfer-encoding'];
+  try {
+    for (const [name, value] of Object.entries(out)) {
+      if (value === undefined) continue;
+      http.validateHeaderName(name);
+      if (Array.isArray(value)) for (const v of value) http.validateHeaderValue(name, v);
+      else http.validateHeaderValue(name, value);
+    }
+  } catch {
+    return null;
+  }
+  return out;
+}

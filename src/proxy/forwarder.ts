@@ -1,0 +1,424 @@
+import http from 'node:http';
+import https from 'node:https';
+import type { Duplex } from 'node:stream';
+import { PassThrough, pipeline } from 'node:stream';
+import httpProxy from 'http-proxy';
+import { responseHeaders } from './forward-headers';
+import type { RouteBackend } from './route-table';
+
+// The only module that knows http-proxy. Everything above it speaks ForwardResult, so the engine can be
+// replaced (undici, a hand-written client) without touching routing, health or error pages.
+
+/** Why a forward failed, in the terms the server and the health module act on. */
+export type ForwardFailureKind =
+  | 'refused' // no connection: nothing reached the backend
+  | 'reset' // the backend closed or reset the connection before answering
+  | 'timeout' // our own connect or response timer
+  | 'bad_gateway' // the backend answered something that cannot be relayed
+  | 'client_gone' // the client went away first
+  | 'bad_request'; // the request could not even be sent on
+
+export type ForwardResult =
+  | { kind: 'ok'; status: number }
+  | {
+      kind: ForwardFailureKind;
+      /** connect: no connection yet; request: connected, no answer yet; response: the answer was bad. */
+      phase: 'connect' | 'request' | 'response';
+      /** No byte of the request can have reached the backend: any method may be retried. */
+      notSent: boolean;
+      /** A byte of the client's body was consumed: the request cannot be replayed (FIELD-NOTES 6). */
+      bodyConsumed: boolean;
+      /** The underlying error code, for logs only. */
+      code: string;
+    };
+
+export type ForwardFailure = Exclude<ForwardResult, { kind: 'ok' }>;
+
+export interface ForwarderOptions {
+  connectTimeoutMs: number;
+  /** Time for the backend to answer, and the longest silence while a body streams either way. */
+  responseTimeoutMs: number;
+  /** An upgraded connection with no traffic either way for this long is closed (http-proxy sets none). */
+  wsIdleTimeoutMs: number;
+  agent: { maxSockets: number; maxFreeSockets: number; freeSocketTimeoutMs: number };
+}
+
+export interface Forwarder {
+  /**
+   * Sends the request to the backend and relays its answer. Resolves once the response head is on its way
+   * to the client (`ok`; the body keeps streaming) or with why nothing was relayed; then the response is
+   * untouched and the caller answers. Never rejects.
+   */
+  web(req: http.IncomingMessage, res: http.ServerResponse, backend: RouteBackend, hasBody: boolean): Promise<ForwardResult>;
+  /**
+   * Relays a WebSocket handshake. `onFailure` runs synchronously before the client socket is ended, so
+   * the caller can still write an error response on it. Resolves `ok` once 101 was relayed.
+   */
+  upgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer, backend: RouteBackend, onFailure: (r: ForwardFailure) => void): Promise<ForwardResult>;
+  /** Open upstream connections (pooled and in use), for tests and status. */
+  socketCount(): number;
+  /** Destroys every upstream connection. */
+  close(): void;
+}
+
+interface AgentInternals {
+  addRequest(req: http.ClientRequest, options: unknown): void;
+}
+
+/**
+ * A slot through which an agent hands over the ClientRequest it is given. http-proxy creates the upstream
+ * request inside web()/ws() synchronously but only exposes it later, on its socket (and never for requests
+ * with `Expect`); timers and client aborts need it from the start.
+ */
+interface CaptureSlot {
+  fn: ((req: http.ClientRequest) => void) | null;
+}
+
+function capturing<A extends http.Agent>(agent: A, slot: CaptureSlot): A {
+  const internals = agent as unknown as AgentInternals;
+  const addRequest = internals.addRequest;
+  internals.addRequest = function (this: A, req: http.ClientRequest, options: unknown) {
+    const fn = slot.fn;
+    slot.fn = null;
+    fn?.(req);
+    return addRequest.call(this, req, options);
+  };
+  return agent;
+}
+
+const REFUSED = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'ENOTFOUND', 'EAI_AGAIN', 'EAI_FAIL', 'EAI_NONAME']);
+const RESET = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED', 'ERR_STREAM_PREMATURE_CLOSE']);
+
+function classify(err: NodeJS.ErrnoException): ForwardFailureKind {
+  const code = err.code ?? '';
+  if (REFUSED.has(code)) return 'refused';
+  if (RESET.has(code)) return 'reset';
+  if (code === 'ETIMEDOUT') return 'timeout';
+  return 'bad_gateway'; // parser errors (HPE_*), invalid headers, anything unexpected
+}
+
+function noop(): void {}
+
+export function createForwarder(opts: ForwarderOptions): Forwarder {
+  const slot: CaptureSlot = { fn: null };
+  const agentOpts: http.AgentOptions = {
+    keepAlive: true,
+    maxSockets: opts.agent.maxSockets,
+    maxFreeSockets: opts.agent.maxFreeSockets,
+    // Node's agent applies `timeout` to idle pooled sockets: keep it below the backends' keep-alive so we
+    // never write on a socket the backend is closing.
+    timeout: opts.agent.freeSocketTimeoutMs,
+    // Most recently used first: the surplus sockets of a burst idle out instead of being kept warm.
+    scheduling: 'lifo',
+  };
+  const httpAgent = capturing(new http.Agent(agentOpts), slot);
+  const httpsAgent = capturing(new https.Agent(agentOpts), slot);
+  // Upgraded sockets leave the pool; a separate agent keeps them out of the keep-alive accounting.
+  const wsHttpAgent = capturing(new http.Agent({ keepAlive: false }), slot);
+  const wsHttpsAgent = capturing(new https.Agent({ keepAlive: false }), slot);
+  const agents = [httpAgent, httpsAgent, wsHttpAgent, wsHttpsAgent];
+
+  const proxy = httpProxy.createProxyServer({ xfwd: false, ws: true, toProxy: true, prependPath: false, changeOrigin: false });
+  // Without a listener http-proxy throws and kills the process (FIELD-NOTES 2); every call below also
+  // passes its own callback, so this only catches what slips past them.
+  proxy.on('error', noop);
+  // Keep only the pass that streams. `deleteLength` rewrites a chunked DELETE/OPTIONS to Content-Length 0
+  // and then still streams its body: the backend connection would read the body as the next request.
+  // `timeout` and `XHeaders` are replaced by our own timers and headers.
+  const internals = proxy as unknown as { webPasses: Array<{ name: string }> };
+  internals.webPasses = internals.webPasses.filter((p) => p.name === 'stream');
+  if (internals.webPasses.length !== 1) throw new Error('http-proxy: expected exactly one "stream" pass');
+
+  function web(req: http.IncomingMessage, res: http.ServerResponse, backend: RouteBackend, hasBody: boolean): Promise<ForwardResult> {
+    return new Promise<ForwardResult>((resolve) => {
+      let settled = false;
+      let upstream: http.ClientRequest | null = null;
+      let connected = false;
+      let bodyConsumed = false;
+      let phase: 'connect' | 'request' | 'response' = 'connect';
+      let timedOut = false;
+      let timer: NodeJS.Timeout | null = null;
+      // A body is held back until the backend connection is up: a refused connection then has consumed
+      // nothing, and the request can go to another backend whatever its method.
+      const gate = hasBody ? new PassThrough() : undefined;
+
+      const clearTimer = () => {
+        if (timer) clearTimeout(timer);
+        timer = null;
+      };
+      const startTimer = (ms: number) => {
+        clearTimer();
+        timer = setTimeout(onTimeout, ms);
+      };
+
+      const settle = (r: ForwardResult) => {
+        if (settled) return;
+        settled = true;
+        resolve(r);
+      };
+
+      const fail = (kind: ForwardFailureKind, code: string) => {
+        if (settled) return;
+        clearTimer();
+        res.off('close', onClientClose);
+        if (gate) req.unpipe(gate);
+        upstream?.destroy();
+        settle({ kind, phase, notSent: !connected, bodyConsumed, code });
+      };
+
+      function onTimeout() {
+        timer = null;
+        if (!settled) {
+          timedOut = true;
+          fail('timeout', phase === 'connect' ? 'CONNECT_TIMEOUT' : 'RESPONSE_TIMEOUT');
+        } else {
+          // Streaming went silent: the client gets a truncated body rather than a hang.
+          upstream?.destroy();
+        }
+      }
+
+      function onClientClose() {
+        if (res.writableFinished) return;
+        // The client went away: abort the upstream request, or it and its socket leak (FIELD-NOTES 4:
+        // http-proxy's `aborted` path is broken on Node >= 15.5).
+        if (!settled) fail('client_gone', 'CLIENT_CLOSED');
+        else upstream?.destroy();
+      }
+
+      const onConnect = () => {
+        if (settled) return;
+        connected = true;
+        phase = 'request';
+        startTimer(opts.responseTimeoutMs);
+        if (gate) {
+          gate.on('data', () => {
+            bodyConsumed = true;
+            timer?.refresh();
+          });
+          req.pipe(gate);
+        }
+      };
+
+      const onResponse = (proxyRes: http.IncomingMessage) => {
+        if (settled) {
+          proxyRes.destroy();
+          return;
+        }
+        phase = 'response';
+        const status = proxyRes.statusCode ?? 0;
+        const headers = status >= 200 && status <= 599 ? responseHeaders(proxyRes) : null;
+        if (!headers) {
+          proxyRes.destroy();
+          fail('bad_gateway', 'INVALID_RESPONSE');
+          return;
+        }
+        try {
+          res.writeHead(status, headers);
+        } catch (err) {
+          proxyRes.destroy();
+          fail('bad_gateway', (err as NodeJS.ErrnoException).code ?? 'INVALID_RESPONSE');
+          return;
+        }
+        settle({ kind: 'ok', status });
+        startTimer(opts.responseTimeoutMs);
+        proxyRes.on('data', () => timer?.refresh());
+        pipeline(proxyRes, res, (err) => {
+          clearTimer();
+          res.off('close', onClientClose);
+          if (err) {
+            upstream?.destroy();
+            res.destroy();
+          }
+        });
+      };
+
+      const attach = (cr: http.ClientRequest) => {
+        upstream = cr;
+        cr.on('socket', (s) => {
+          if (s.connecting) s.once('connect', onConnect);
+          else onConnect();
+        });
+        cr.on('response', onResponse);
+      };
+
+      const onError = (err: Error) => {
+        if (settled) return;
+        if (timedOut) return; // fail() already answered
+        if (res.destroyed && !res.writableFinished) {
+          fail('client_gone', 'CLIENT_CLOSED');
+          return;
+        }
+        const e = err as NodeJS.ErrnoException;
+        fail(classify(e), e.code ?? e.message);
+      };
+
+      if (res.destroyed || req.socket.destroyed) {
+        settle({ kind: 'client_gone', phase: 'connect', notSent: true, bodyConsumed: false, code: 'CLIENT_CLOSED' });
+        return;
+      }
+      res.on('close', onClientClose);
+      startTimer(opts.connectTimeoutMs);
+      slot.fn = attach;
+      try {
+        proxy.web(
+          req,
+          res,
+          {
+            target: backend.target as unknown as httpProxy.ProxyTarget,
+            agent: backend.target.protocol === 'https:' ? httpsAgent : httpAgent,
+            buffer: gate,
+            selfHandleResponse: true,
+          },
+          onError,
+        );
+      } catch (err) {
+        // http.request refused the outgoing request (e.g. a path it will not send): the client's fault.
+        fail('bad_request', (err as NodeJS.ErrnoException).code ?? 'INVALID_REQUEST');
+      } finally {
+        slot.fn = null;
+      }
+      if (!upstream && !settled) fail('bad_gateway', 'NO_UPSTREAM_REQUEST');
+    });
+  }
+
+  function upgrade(
+    req: http.IncomingMessage,
+    socket: Duplex,
+    head: Buffer,
+    backend: RouteBackend,
+    onFailure: (r: ForwardFailure) => void,
+  ): Promise<ForwardResult> {
+    return new Promise<ForwardResult>((resolve) => {
+      let settled = false;
+      let upstream: http.ClientRequest | null = null;
+      let connected = false;
+      let phase: 'connect' | 'request' | 'response' = 'connect';
+      let timer: NodeJS.Timeout | null = null;
+
+      const clearTimer = () => {
+        if (timer) clearTimeout(timer);
+        timer = null;
+      };
+      const fail = (kind: ForwardFailureKind, code: string) => {
+        if (settled) return;
+        settled = true;
+        clearTimer();
+        upstream?.destroy();
+        const r: ForwardFailure = { kind, phase, notSent: !connected, bodyConsumed: false, code };
+        if (!socket.destroyed) {
+          try {
+            onFailure(r);
+          } catch {
+            socket.destroy();
+          }
+        }
+        resolve(r);
+      };
+
+      const onClientError = () => {
+        if (!settled) fail('client_gone', 'CLIENT_CLOSED');
+        socket.destroy();
+        upstream?.destroy();
+      };
+      socket.on('error', onClientError);
+      socket.once('close', () => {
+        if (!settled) fail('client_gone', 'CLIENT_CLOSED');
+      });
+
+      const attach = (cr: http.ClientRequest) => {
+        upstream = cr;
+        cr.on('socket', (s) => {
+          const onConnect = () => {
+            connected = true;
+            phase = 'request';
+            clearTimer();
+            if (!settled) timer = setTimeout(() => fail('timeout', 'RESPONSE_TIMEOUT'), opts.responseTimeoutMs);
+          };
+          if (s.connecting) s.once('connect', onConnect);
+          else onConnect();
+        });
+      };
+
+      timer = setTimeout(() => fail('timeout', 'CONNECT_TIMEOUT'), opts.connectTimeoutMs);
+      slot.fn = attach;
+      try {
+        proxy.ws(
+          req,
+          socket,
+          head,
+          {
+            target: backend.target as unknown as httpProxy.ProxyTarget,
+            agent: backend.target.protocol === 'https:' ? wsHttpsAgent : wsHttpAgent,
+          },
+          (err: Error) => {
+            if (settled) {
+              // An upgraded connection failed on the backend side: close both ends.
+              socket.destroy();
+              return;
+            }
+            const e = err as NodeJS.ErrnoException;
+            fail(classify(e), e.code ?? e.message);
+          },
+        );
+      } catch (err) {
+        fail('bad_request', (err as NodeJS.ErrnoException).code ?? 'INVALID_REQUEST');
+      } finally {
+        slot.fn = null;
+      }
+      const cr = upstream as http.ClientRequest | null;
+      if (!cr) {
+        fail('bad_gateway', 'NO_UPSTREAM_REQUEST');
+        return;
+      }
+      // http-proxy pipes an answer other than 101 into the client socket and leaves both open
+      // (FIELD-NOTES 3). Replace that: the caller answers 502 and both ends are closed.
+      cr.removeAllListeners('response');
+      cr.on('response', (proxyRes: http.IncomingMessage) => {
+        proxyRes.destroy();
+        phase = 'response';
+        fail('bad_gateway', `NOT_101_${proxyRes.statusCode ?? 0}`);
+      });
+      // Runs after http-proxy's own upgrade handler, which pipes the sockets and sets their timeouts to 0.
+      cr.on('upgrade', (_res: http.IncomingMessage, proxySocket: Duplex & { setTimeout(ms: number): unknown }) => {
+        if (settled) {
+          proxySocket.destroy();
+          socket.destroy();
+          return;
+        }
+        settled = true;
+        clearTimer();
+        const both = () => {
+          socket.destroy();
+          proxySocket.destroy();
+        };
+        proxySocket.on('error', both);
+        proxySocket.on('close', both);
+        proxySocket.on('timeout', both);
+        socket.on('close', both);
+        socket.on('timeout', both);
+        proxySocket.setTimeout(opts.wsIdleTimeoutMs);
+        (socket as Duplex & { setTimeout(ms: number): unknown }).setTimeout(opts.wsIdleTimeoutMs);
+        resolve({ kind: 'ok', status: 101 });
+      });
+      if (socket.destroyed) fail('client_gone', 'CLIENT_CLOSED');
+    });
+  }
+
+  return {
+    web,
+    upgrade,
+    socketCount() {
+      let n = 0;
+      for (const a of agents) {
+        for (const list of Object.values(a.sockets)) n += list?.length ?? 0;
+        for (const list of Object.values(a.freeSockets)) n += list?.length ?? 0;
+      }
+      return n;
+    },
+    close() {
+      for (const a of agents) a.destroy();
+      proxy.removeAllListeners();
+      proxy.on('error', noop);
+    },
+  };
+}

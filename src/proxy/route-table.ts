@@ -1,0 +1,227 @@
+import type { Assignment, Backend, BackendSource, ChangeEvent, TableSnapshot } from '../registry/types';
+
+/**
+ * Where a backend is reached, parsed once when the table is built. http-proxy re-parses a target given
+ * as a string on every request (FIELD-NOTES); this object is handed to it as is. The fields are those
+ * of a parsed URL that an HTTP client needs, so another engine can use it just as well.
+ */
+export interface BackendTarget {
+  readonly protocol: 'http:' | 'https:';
+  /** Name or address to connect to; an IPv6 address without brackets. */
+  readonly hostname: string;
+  /** hostname:port as written in a URL (IPv6 in brackets). */
+  readonly host: string;
+  readonly port: number;
+}
+
+export interface RouteBackend {
+  readonly id: string;
+  readonly url: string;
+  readonly source: BackendSource;
+  readonly target: BackendTarget;
+}
+
+export interface ToolRoute {
+  readonly tool: string;
+  readonly backends: readonly RouteBackend[];
+  readonly assignments: readonly Assignment[];
+}
+
+/** Where a proxy reads its routes from. null: no snapshot has been loaded yet. */
+export interface RouteSource {
+  current(): RouteTable | null;
+}
+
+/** The parsed target of an http(s) URL, or null when the URL cannot be routed to. */
+export function parseTarget(url: string): BackendTarget | null {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    return null;
+  }
+  if ((u.protocol !== 'http:' && u.protocol !== 'https:') || !u.hostname) return null;
+  const port = u.port ? Number(u.port) : u.protocol === 'https:' ? 443 : 80;
+  const hostname = u.hostname.startsWith('[') ? u.hostname.slice(1, -1) : u.hostname;
+  return Object.freeze({ protocol: u.protocol, hostname, host: `${u.hostname}:${port}`, port });
+}
+
+/**
+ * A RouteBackend from a backend record, or null when its URL is not routable. Exported for code that
+ * finds a backend outside the table (fallback discovery) and wants to hand it to the proxy.
+ */
+export function createRouteBackend(b: Pick<Backend, 'id' | 'url' | 'source'>): RouteBackend | null {
+  const target = parseTarget(b.url);
+  if (!target) return null;
+  return Object.freeze({ id: b.id, url: b.url, source: b.source, target });
+}
+
+function freezeAssignment(a: Assignment): Assignment {
+  return Object.freeze({ tool: a.tool, host: a.host, port: a.port, createdAt: a.createdAt });
+}
+
+function freezeRoute(tool: string, backends: RouteBackend[], assignments: Assignment[]): ToolRoute {
+  return Object.freeze({ tool, backends: Object.freeze(backends), assignments: Object.freeze(assignments) });
+}
+
+interface Counts {
+  routes: number;
+  backends: number;
+  assignments: number;
+}
+
+function countInto(c: Counts, r: ToolRoute | undefined, sign: 1 | -1): void {
+  if (!r) return;
+  if (r.backends.length > 0) c.routes += sign;
+  c.backends += sign * r.backends.length;
+  c.assignments += sign * r.assignments.length;
+}
+
+/** A tool's route being edited by withChanges: copies of the arrays, the old route's objects reused. */
+interface Draft {
+  backends: RouteBackend[];
+  assignments: Assignment[];
+}
+
+/**
+ * One immutable snapshot of every route. The proxy swaps whole tables (fabio style): a request reads
+ * one table from start to end and never sees half of an update. Tools untouched by an update keep their
+ * ToolRoute objects, so an update costs the changed tools plus one Map copy, not a rebuild.
+ */
+export class RouteTable {
+  readonly builtAt = Date.now();
+  readonly routeCount: number;
+  readonly backendCount: number;
+  readonly assignmentCount: number;
+
+  private constructor(
+    private readonly routes: ReadonlyMap<string, ToolRoute>,
+    readonly epoch: string,
+    readonly version: number,
+    counts: Counts,
+  ) {
+    this.routeCount = counts.routes;
+    this.backendCount = counts.backends;
+    this.assignmentCount = counts.assignments;
+    Object.freeze(this);
+  }
+
+  static empty(): RouteTable {
+    return new RouteTable(new Map(), '', 0, { routes: 0, backends: 0, assignments: 0 });
+  }
+
+  static fromSnapshot(s: TableSnapshot): RouteTable {
+    // Index maps keep a tool with very many backends linear to build (no findIndex per insert).
+    const drafts = new Map<string, Draft & { ids: Map<string, number>; keys: Map<string, number> }>();
+    const draft = (tool: string) => {
+      let d = drafts.get(tool);
+      if (!d) drafts.set(tool, (d = { backends: [], assignments: [], ids: new Map(), keys: new Map() }));
+      return d;
+    };
+    for (const b of s.backends) {
+      const rb = createRouteBackend(b);
+      // A URL the proxy cannot parse routes nowhere; the rest of the table must still load.
+      if (!rb) continue;
+      const d = draft(b.tool);
+      const i = d.ids.get(rb.id);
+      if (i === undefined) d.ids.set(rb.id, d.backends.push(rb) - 1);
+      else d.backends[i] = rb;
+    }
+    for (const a of s.assignments) {
+      const d = draft(a.tool);
+      const key = `${a.host}:${a.port}`;
+      const i = d.keys.get(key);
+      if (i === undefined) d.keys.set(key, d.assignments.push(freezeAssignment(a)) - 1);
+      else d.assignments[i] = freezeAssignment(a);
+    }
+    const routes = new Map<string, ToolRoute>();
+    const counts: Counts = { routes: 0, backends: 0, assignments: 0 };
+    for (const [tool, d] of drafts) {
+      const r = freezeRoute(tool, d.backends, d.assignments);
+      routes.set(tool, r);
+      countInto(counts, r, 1);
+    }
+    return new RouteTable(routes, s.epoch, s.version, counts);
+  }
+
+  /** A new table with the events applied in order; epoch and version are those of the last event. */
+  withChanges(events: ChangeEvent[]): RouteTable {
+    if (events.length === 0) return this;
+    const drafts = new Map<string, Draft>();
+    const draft = (tool: string): Draft => {
+      let d = drafts.get(tool);
+      if (!d) {
+        const old = this.routes.get(tool);
+        d = { backends: old ? [...old.backends] : [], assignments: old ? [...old.assignments] : [] };
+        drafts.set(tool, d);
+      }
+      return d;
+    };
+    for (const ev of events) {
+      for (const ch of ev.changes) {
+        switch (ch.kind) {
+          case 'backend.upsert': {
+            const list = draft(ch.backend.tool).backends;
+            const i = list.findIndex((b) => b.id === ch.backend.id);
+            const same = i >= 0 && list[i].url === ch.backend.url && list[i].source === ch.backend.source;
+            if (same) break; // a renewal: keep the parsed object
+            const rb = createRouteBackend(ch.backend);
+            if (rb) upsertBackend(list, rb);
+            else if (i >= 0) list.splice(i, 1);
+            break;
+          }
+          case 'backend.remove': {
+            const list = draft(ch.tool).backends;
+            const i = list.findIndex((b) => b.id === ch.id);
+            if (i >= 0) list.splice(i, 1);
+            break;
+          }
+          case 'assignment.upsert':
+            upsertAssignment(draft(ch.assignment.tool).assignments, freezeAssignment(ch.assignment));
+            break;
+          case 'assignment.remove': {
+            const list = draft(ch.tool).assignments;
+            const i = list.findIndex((a) => a.host === ch.host && a.port === ch.port);
+            if (i >= 0) list.splice(i, 1);
+            break;
+          }
+        }
+      }
+    }
+    const routes = new Map(this.routes);
+    const counts: Counts = { routes: this.routeCount, backends: this.backendCount, assignments: this.assignmentCount };
+    for (const [tool, d] of drafts) {
+      countInto(counts, routes.get(tool), -1);
+      if (d.backends.length === 0 && d.assignments.length === 0) {
+        routes.delete(tool);
+        continue;
+      }
+      const r = freezeRoute(tool, d.backends, d.assignments);
+      routes.set(tool, r);
+      countInto(counts, r, 1);
+    }
+    const last = events[events.length - 1];
+    return new RouteTable(routes, last.epoch, last.version, counts);
+  }
+
+  lookup(tool: string): ToolRoute | undefined {
+    return this.routes.get(tool);
+  }
+
+  tools(): IterableIterator<ToolRoute> {
+    return this.routes.values();
+  }
+}
+
+/** Replaces the backend with the same id in place (round-robin order stays stable) or appends it. */
+function upsertBackend(list: RouteBackend[], rb: RouteBackend): void {
+  const i = list.findIndex((b) => b.id === rb.id);
+  if (i >= 0) list[i] = rb;
+  else list.push(rb);
+}
+
+function upsertAssignment(list: Assignment[], a: Assignment): void {
+  const i = list.findIndex((x) => x.host === a.host && x.port === a.port);
+  if (i >= 0) list[i] = a;
+  else list.push(a);
+}

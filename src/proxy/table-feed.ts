@@ -1,0 +1,229 @@
+import { EventEmitter } from 'node:events';
+import type { Logger } from '../logger';
+import type { Store } from '../registry/store';
+import type { Backend, ChangeEvent, TableSnapshot } from '../registry/types';
+import { RouteTable, type RouteSource } from './route-table';
+
+export interface TableFeedOptions {
+  /** How often the store's version is compared with ours: catches a lost last message. */
+  pollMs: number;
+  /**
+   * After the store lost its state (new epoch), routes of the old table are kept this long beside the
+   * new ones, so heartbeats can rebuild the table without a live route vanishing in between.
+   */
+  carryOverMs: number;
+  logger: Logger;
+}
+
+interface CarryOver {
+  backends: Backend[];
+  snapshot: TableSnapshot;
+  until: number;
+}
+
+/**
+ * Keeps a proxy's RouteTable current: a full snapshot, then the change feed applied in version order.
+ * Any doubt (a version gap, a new epoch, a reconnected subscription, the store coming back) means a full
+ * reload; a failed reload keeps the table we have, because an empty table drops every route.
+ */
+export class TableFeed extends EventEmitter implements RouteSource {
+  private table: RouteTable | null = null;
+  private pending: ChangeEvent[] = [];
+  private loading: Promise<void> | null = null;
+  private reloadAgain = false;
+  private flushScheduled = false;
+  private pollTimer: NodeJS.Timeout | null = null;
+  private behindSince = 0;
+  private unsubscribe: (() => Promise<void>) | null = null;
+  private carry: CarryOver | null = null;
+  private stopped = false;
+  storeUp = false;
+  /** Counts, for metrics and tests. */
+  reloads = 0;
+  gaps = 0;
+  /** When the table was last confirmed current against the store. */
+  confirmedAt = 0;
+
+  constructor(private readonly store: Store, private readonly opts: TableFeedOptions) {
+    super();
+  }
+
+  current(): RouteTable | null {
+    return this.table;
+  }
+
+  /** Resolves once a first snapshot is loaded, or after the first failure (the feed keeps trying). */
+  async start(): Promise<void> {
+    this.stopped = false;
+    try {
+      // Subscribe before the first read, so no change between the read and the subscription is missed.
+      this.unsubscribe = await this.store.subscribe(
+        (ev) => this.onEvent(ev),
+        () => this.requestReload('resubscribed'),
+      );
+    } catch (err) {
+      this.opts.logger.warn({ event: 'feed.subscribe_failed', err: (err as Error).message }, 'change feed subscription failed; polling until it works');
+    }
+    await this.requestReload('start');
+    this.schedulePoll();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.pollTimer) clearTimeout(this.pollTimer);
+    if (this.unsubscribe) await this.unsubscribe().catch(() => undefined);
+    this.unsubscribe = null;
+    if (this.loading) await this.loading.catch(() => undefined);
+  }
+
+  private onEvent(ev: ChangeEvent): void {
+    if (this.stopped) return;
+    this.pending.push(ev);
+    if (this.loading || this.flushScheduled) return;
+    this.flushScheduled = true;
+    // Events arriving in the same turn are applied as one batch: one new table, one swap.
+    setImmediate(() => {
+      this.flushScheduled = false;
+      this.flush();
+    });
+  }
+
+  /** Applies pending events that follow our version without a gap; anything else triggers a reload. */
+  private flush(): void {
+    const table = this.table;
+    if (!table || this.loading) return;
+    const events = this.pending.sort((a, b) => a.version - b.version);
+    this.pending = [];
+    const apply: ChangeEvent[] = [];
+    let version = table.version;
+    for (const ev of events) {
+      if (ev.epoch !== table.epoch) {
+        this.requestReload('new epoch');
+        return;
+      }
+      if (ev.version <= version) continue;
+      if (ev.version !== version + 1) {
+        this.gaps++;
+        this.requestReload(`gap: have ${version}, got ${ev.version}`);
+        return;
+      }
+      apply.push(ev);
+      version = ev.version;
+    }
+    if (apply.length) this.swap(table.withChanges(apply));
+  }
+
+  private swap(next: RouteTable): void {
+    this.table = next;
+    this.confirmedAt = Date.now();
+    this.emit('table', next);
+  }
+
+  /** Coalesces reload requests: at most one read in flight and one queued behind it. */
+  requestReload(reason: string): Promise<void> {
+    if (this.loading) {
+      this.reloadAgain = true;
+      return this.loading;
+    }
+    this.loading = this.reload(reason).finally(() => {
+      this.loading = null;
+      if (this.reloadAgain && !this.stopped) {
+        this.reloadAgain = false;
+        void this.requestReload('queued');
+      } else {
+        this.flush();
+      }
+    });
+    return this.loading;
+  }
+
+  private async reload(reason: string): Promise<void> {
+    let snap: TableSnapshot;
+    try {
+      snap = await this.store.snapshot();
+    } catch (err) {
+      this.markStore(false, err);
+      return;
+    }
+    this.markStore(true);
+    const old = this.table;
+    if (old && old.epoch && snap.epoch !== old.epoch && !this.carry) {
+      this.carry = { backends: [...allBackends(old)], snapshot: snap, until: Date.now() + this.opts.carryOverMs };
+      this.opts.logger.warn(
+        { event: 'feed.new_epoch', from: old.epoch, to: snap.epoch, carried: this.carry.backends.length },
+        'the store lost its state; keeping the last known routes while heartbeats rebuild it',
+      );
+    }
+    this.reloads++;
+    const table = RouteTable.fromSnapshot(this.withCarryOver(snap));
+    this.opts.logger.debug({ event: 'feed.reload', reason, version: snap.version, backends: snap.backends.length }, 'route table reloaded');
+    this.pending = this.pending.filter((ev) => ev.epoch === snap.epoch && ev.version > snap.version);
+    this.swap(table);
+  }
+
+  private withCarryOver(snap: TableSnapshot): TableSnapshot {
+    const carry = this.carry;
+    if (!carry) return snap;
+    if (Date.now() >= carry.until) {
+      this.carry = null;
+      return snap;
+    }
+    const have = new Set(snap.backends.map((b) => `${b.tool}/${b.id}`));
+    const haveUrl = new Set(snap.backends.map((b) => `${b.tool} ${b.url}`));
+    const extra = carry.backends.filter((b) => !have.has(`${b.tool}/${b.id}`) && !haveUrl.has(`${b.tool} ${b.url}`));
+    return { ...snap, backends: [...snap.backends, ...extra] };
+  }
+
+  private markStore(up: boolean, err?: unknown): void {
+    if (up === this.storeUp) return;
+    this.storeUp = up;
+    if (up) this.opts.logger.info({ event: 'store.restored' }, 'store reachable again; route table resynchronised');
+    else this.opts.logger.warn({ event: 'store.lost', err: (err as Error | undefined)?.message }, 'store unreachable; serving the last known route table');
+    this.emit(up ? 'store-up' : 'store-down');
+  }
+
+  private schedulePoll(): void {
+    if (this.stopped) return;
+    this.pollTimer = setTimeout(() => void this.poll().finally(() => this.schedulePoll()), this.opts.pollMs);
+    this.pollTimer.unref();
+  }
+
+  /** Detects what messages cannot: the last message lost, a silent reconnect, an expired carry-over. */
+  private async poll(): Promise<void> {
+    let v;
+    try {
+      v = await this.store.version();
+    } catch (err) {
+      this.markStore(false, err);
+      return;
+    }
+    const wasDown = !this.storeUp;
+    this.markStore(true);
+    const table = this.table;
+    if (wasDown || !table || (this.carry && Date.now() >= this.carry.until)) {
+      await this.requestReload(wasDown ? 'store back' : !table ? 'no table yet' : 'carry-over ended');
+      return;
+    }
+    if (v.epoch !== table.epoch || v.version > table.version) {
+      // A message may still be on its way; only a gap that outlives a poll is a lost message.
+      if (this.behindSince && Date.now() - this.behindSince >= this.opts.pollMs) {
+        this.behindSince = 0;
+        this.gaps++;
+        await this.requestReload(`behind the store: have ${table.epoch}/${table.version}, store ${v.epoch}/${v.version}`);
+      } else if (!this.behindSince) {
+        this.behindSince = Date.now();
+      }
+      return;
+    }
+    this.behindSince = 0;
+    this.confirmedAt = Date.now();
+  }
+}
+
+function* allBackends(table: RouteTable): Generator<Backend> {
+  for (const route of table.tools()) {
+    for (const b of route.backends) {
+      yield { tool: route.tool, id: b.id, url: b.url, source: b.source, registeredAt: 0, lastHeartbeat: 0, expiresAt: 0, ttl: 0 };
+    }
+  }
+}

@@ -1,0 +1,364 @@
+import { randomUUID } from 'node:crypto';
+import { assignmentKey, backendKey, Store, StoreUnavailableError } from './store';
+import type {
+  AllocatePortResult,
+  Assignment,
+  Backend,
+  Change,
+  ChangeEvent,
+  ExpireCandidate,
+  TableSnapshot,
+  TableVersion,
+  TokenRecord,
+  UpsertBackendInput,
+  UpsertBackendResult,
+} from './types';
+
+type Listener = { onChange: (event: ChangeEvent) => void; active: boolean };
+
+/**
+ * The store for a single registry process. Every mutation runs to completion synchronously, so it is
+ * atomic without locks; events leave through one FIFO drained on a later tick, so subscribers see them
+ * in version order and never re-enter a mutation half-way.
+ *
+ * Objects handed out are copies: a caller mutating a returned Backend must not change the table.
+ */
+export class MemoryStore implements Store {
+  readonly kind = 'memory' as const;
+
+  private readonly epoch = randomUUID();
+  private tableVersion = 0;
+  private closed = false;
+
+  private readonly backends = new Map<string, Backend>();
+  /** tool -> id -> backend: getBackends without scanning the whole fleet. */
+  private readonly backendsByTool = new Map<string, Map<string, Backend>>();
+  /** tool + url -> ids: finding discovered duplicates of a registration, and registrations a discovery would shadow. */
+  private readonly idsByToolUrl = new Map<string, Set<string>>();
+
+  private readonly assignments = new Map<string, Assignment>();
+  /** tool + host -> ports: allocatePort answers a tool's existing assignment without a scan. */
+  private readonly portsByToolHost = new Map<string, Set<number>>();
+
+  private readonly tokens = new Map<string, TokenRecord>();
+  private readonly locks = new Map<string, { owner: string; expiresAt: number }>();
+  private readonly checkpoints = new Map<string, number>();
+
+  private readonly listeners = new Set<Listener>();
+  private readonly outbox: Array<{ event: ChangeEvent; to: Listener[] }> = [];
+  private flushScheduled = false;
+
+  // ---- backends and leases ----
+
+  async upsertBackend(input: UpsertBackendInput): Promise<UpsertBackendResult> {
+    this.assertOpen();
+    const { tool, id, url, host, port, ttl, source, clientVersion, now } = input;
+    const key = backendKey(tool, id);
+    const existing = this.backends.get(key);
+
+    const holder = this.assignments.get(assignmentKey(host, port));
+    if (holder && holder.tool !== tool) return { ok: false, reason: 'port_conflict', holder: holder.tool };
+
+    if (source === 'discovered') {
+      if (existing?.source === 'registered') return { ok: false, reason: 'registered_exists' };
+      for (const otherId of this.idsByToolUrl.get(toolUrlKey(tool, url)) ?? []) {
+        if (this.backends.get(backendKey(tool, otherId))?.source === 'registered') {
+          return { ok: false, reason: 'registered_exists' };
+        }
+      }
+    }
+
+    const changes: Change[] = [];
+    let assignmentCreated = false;
+    if (!holder) {
+      const assignment: Assignment = { tool, host, port, createdAt: now };
+      this.putAssignment(assignment);
+      assignmentCreated = true;
+      changes.push({ kind: 'assignment.upsert', assignment: { ...assignment } });
+    }
+
+    if (source === 'registered') {
+      for (const otherId of [...(this.idsByToolUrl.get(toolUrlKey(tool, url)) ?? [])]) {
+        if (otherId === id) continue;
+        const other = this.backends.get(backendKey(tool, otherId));
+        if (other?.source !== 'discovered') continue;
+        this.deleteBackend(other);
+        changes.push({ kind: 'backend.remove', tool, id: otherId, reason: 'replaced' });
+      }
+    }
+
+    const backend: Backend = {
+      tool,
+      id,
+      url,
+      source,
+      registeredAt: existing ? existing.registeredAt : now,
+      lastHeartbeat: now,
+      expiresAt: now + ttl * 1000,
+      ttl,
+    };
+    if (clientVersion !== undefined) backend.clientVersion = clientVersion;
+    if (existing) this.deleteBackend(existing);
+    this.insertBackend(backend);
+
+    // A renewal that keeps url and source tells a proxy nothing new.
+    if (!existing || existing.url !== url || existing.source !== source) {
+      changes.push({ kind: 'backend.upsert', backend: { ...backend } });
+    }
+    if (changes.length > 0) this.publish(changes);
+    return { ok: true, backend: { ...backend }, created: !existing, assignmentCreated };
+  }
+
+  async removeBackend(tool: string, id: string): Promise<boolean> {
+    this.assertOpen();
+    const existing = this.backends.get(backendKey(tool, id));
+    if (!existing) return false;
+    this.deleteBackend(existing);
+    this.publish([{ kind: 'backend.remove', tool, id, reason: 'deregistered' }]);
+    return true;
+  }
+
+  async getBackends(tool: string): Promise<Backend[]> {
+    this.assertOpen();
+    return [...(this.backendsByTool.get(tool)?.values() ?? [])].map((b) => ({ ...b }));
+  }
+
+  /**
+   * One O(n) pass over all leases, then a sort of only the lapsed ones. At 100,000 backends and a sweep
+   * every few seconds that is well under a millisecond per call; a heap keyed by expiresAt would make it
+   * O(k log n) but must be kept in step with every renewal, which costs more at heartbeat rates.
+   */
+  async expiredLeases(now: number, limit: number): Promise<ExpireCandidate[]> {
+    this.assertOpen();
+    if (limit <= 0) return [];
+    const lapsed: ExpireCandidate[] = [];
+    for (const b of this.backends.values()) {
+      if (b.expiresAt <= now) lapsed.push({ tool: b.tool, id: b.id, expiresAt: b.expiresAt, ttl: b.ttl });
+    }
+    lapsed.sort((a, b) => a.expiresAt - b.expiresAt);
+    return lapsed.slice(0, limit);
+  }
+
+  async backendCount(): Promise<number> {
+    this.assertOpen();
+    return this.backends.size;
+  }
+
+  async expireLeases(candidates: ExpireCandidate[]): Promise<ExpireCandidate[]> {
+    this.assertOpen();
+    const removed: ExpireCandidate[] = [];
+    const changes: Change[] = [];
+    for (const c of candidates) {
+      const b = this.backends.get(backendKey(c.tool, c.id));
+      // A heartbeat after the candidate was read moved expiresAt: that lease is alive.
+      if (!b || b.expiresAt !== c.expiresAt) continue;
+      this.deleteBackend(b);
+      removed.push({ tool: c.tool, id: c.id, expiresAt: c.expiresAt, ttl: b.ttl });
+      changes.push({ kind: 'backend.remove', tool: c.tool, id: c.id, reason: 'expired' });
+    }
+    if (changes.length > 0) this.publish(changes);
+    return removed;
+  }
+
+  // ---- port registry ----
+
+  async allocatePort(
+    tool: string,
+    host: string,
+    range: { min: number; max: number },
+    now: number,
+  ): Promise<AllocatePortResult> {
+    this.assertOpen();
+    const held = this.portsByToolHost.get(toolHostKey(tool, host));
+    if (held && held.size > 0) {
+      const port = Math.min(...held);
+      return { ok: true, assignment: { ...this.assignments.get(assignmentKey(host, port))! }, created: false };
+    }
+    for (let port = range.min; port <= range.max; port++) {
+      if (this.assignments.has(assignmentKey(host, port))) continue;
+      const assignment: Assignment = { tool, host, port, createdAt: now };
+      this.putAssignment(assignment);
+      this.publish([{ kind: 'assignment.upsert', assignment: { ...assignment } }]);
+      return { ok: true, assignment: { ...assignment }, created: true };
+    }
+    return { ok: false, reason: 'range_exhausted' };
+  }
+
+  async getAssignment(host: string, port: number): Promise<Assignment | null> {
+    this.assertOpen();
+    const a = this.assignments.get(assignmentKey(host, port));
+    return a ? { ...a } : null;
+  }
+
+  async listAssignments(): Promise<Assignment[]> {
+    this.assertOpen();
+    return [...this.assignments.values()].map((a) => ({ ...a }));
+  }
+
+  async releasePort(host: string, port: number): Promise<Assignment | null> {
+    this.assertOpen();
+    const key = assignmentKey(host, port);
+    const a = this.assignments.get(key);
+    if (!a) return null;
+    this.assignments.delete(key);
+    const thk = toolHostKey(a.tool, host);
+    const ports = this.portsByToolHost.get(thk);
+    ports?.delete(port);
+    if (ports && ports.size === 0) this.portsByToolHost.delete(thk);
+    this.publish([{ kind: 'assignment.remove', host, port, tool: a.tool }]);
+    return { ...a };
+  }
+
+  // ---- tool tokens ----
+
+  async putToken(record: TokenRecord): Promise<void> {
+    this.assertOpen();
+    this.tokens.set(record.id, { ...record });
+  }
+
+  async getToken(id: string): Promise<TokenRecord | null> {
+    this.assertOpen();
+    const t = this.tokens.get(id);
+    return t ? { ...t } : null;
+  }
+
+  async revokeToken(tool: string, id: string): Promise<boolean> {
+    this.assertOpen();
+    const t = this.tokens.get(id);
+    if (!t || t.tool !== tool) return false;
+    this.tokens.delete(id);
+    return true;
+  }
+
+  // ---- the table and its change feed ----
+
+  async snapshot(): Promise<TableSnapshot> {
+    this.assertOpen();
+    return {
+      epoch: this.epoch,
+      version: this.tableVersion,
+      backends: [...this.backends.values()].map((b) => ({ ...b })),
+      assignments: [...this.assignments.values()].map((a) => ({ ...a })),
+    };
+  }
+
+  async version(): Promise<TableVersion> {
+    this.assertOpen();
+    return { epoch: this.epoch, version: this.tableVersion };
+  }
+
+  /** `onResync` is never called: in one process nothing can be lost between publish and delivery. */
+  async subscribe(onChange: (event: ChangeEvent) => void, _onResync: () => void): Promise<() => Promise<void>> {
+    this.assertOpen();
+    const listener: Listener = { onChange, active: true };
+    this.listeners.add(listener);
+    return async () => {
+      listener.active = false;
+      this.listeners.delete(listener);
+    };
+  }
+
+  // ---- coordination ----
+
+  async acquireLock(name: string, owner: string, ttlMs: number): Promise<boolean> {
+    this.assertOpen();
+    const now = Date.now();
+    const held = this.locks.get(name);
+    if (held && held.owner !== owner && held.expiresAt > now) return false;
+    this.locks.set(name, { owner, expiresAt: now + ttlMs });
+    return true;
+  }
+
+  async releaseLock(name: string, owner: string): Promise<void> {
+    this.assertOpen();
+    if (this.locks.get(name)?.owner === owner) this.locks.delete(name);
+  }
+
+  async swapCheckpoint(name: string, now: number): Promise<number | null> {
+    this.assertOpen();
+    const previous = this.checkpoints.get(name);
+    this.checkpoints.set(name, now);
+    return previous ?? null;
+  }
+
+  async ping(): Promise<boolean> {
+    return !this.closed;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const l of this.listeners) l.active = false;
+    this.listeners.clear();
+  }
+
+  // ---- internals ----
+
+  private assertOpen(): void {
+    if (this.closed) throw new StoreUnavailableError('memory store is closed');
+  }
+
+  private insertBackend(b: Backend): void {
+    this.backends.set(backendKey(b.tool, b.id), b);
+    let byId = this.backendsByTool.get(b.tool);
+    if (!byId) this.backendsByTool.set(b.tool, (byId = new Map()));
+    byId.set(b.id, b);
+    const uk = toolUrlKey(b.tool, b.url);
+    let ids = this.idsByToolUrl.get(uk);
+    if (!ids) this.idsByToolUrl.set(uk, (ids = new Set()));
+    ids.add(b.id);
+  }
+
+  private deleteBackend(b: Backend): void {
+    this.backends.delete(backendKey(b.tool, b.id));
+    const byId = this.backendsByTool.get(b.tool);
+    byId?.delete(b.id);
+    if (byId && byId.size === 0) this.backendsByTool.delete(b.tool);
+    const uk = toolUrlKey(b.tool, b.url);
+    const ids = this.idsByToolUrl.get(uk);
+    ids?.delete(b.id);
+    if (ids && ids.size === 0) this.idsByToolUrl.delete(uk);
+  }
+
+  private putAssignment(a: Assignment): void {
+    this.assignments.set(assignmentKey(a.host, a.port), a);
+    const thk = toolHostKey(a.tool, a.host);
+    let ports = this.portsByToolHost.get(thk);
+    if (!ports) this.portsByToolHost.set(thk, (ports = new Set()));
+    ports.add(a.port);
+  }
+
+  private publish(changes: Change[]): void {
+    this.tableVersion += 1;
+    if (this.listeners.size === 0) return;
+    // Who hears an event is fixed when it happens: a later subscriber starts from a later snapshot.
+    this.outbox.push({ event: { epoch: this.epoch, version: this.tableVersion, changes }, to: [...this.listeners] });
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(() => this.flush());
+    }
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    const batch = this.outbox.splice(0);
+    for (const { event, to } of batch) {
+      for (const l of to) {
+        if (!l.active) continue;
+        try {
+          l.onChange(event);
+        } catch {
+          // One faulty subscriber must not starve the others or break the store.
+        }
+      }
+    }
+  }
+}
+
+// Newline cannot occur in a tool name, host or URL that passed validation, so the pair keys are unambiguous.
+function toolUrlKey(tool: string, url: string): string {
+  return `${tool}\n${url}`;
+}
+
+function toolHostKey(tool: string, host: string): string {
+  return `${tool}\n${host}`;
+}

@@ -1,0 +1,315 @@
+// Lua scripts of RedisStore. Kept as TypeScript strings so they ship inside dist/ with no file lookup.
+//
+// Conventions shared by the routing scripts (numberOfKeys = 0):
+//   ARGV[1] = key prefix, ARGV[2] = a fresh random epoch id that becomes the epoch only if none exists
+//   (a Redis that restarted empty thus starts a new history). Per-tool and per-host keys are derived from
+//   the prefix inside the scripts, so these scripts target one Redis (standalone or Sentinel), not Cluster.
+//
+// Keys under the prefix P:
+//   P.."epoch"          string   the table's history id
+//   P.."version"        string   INCR'd once per routing mutation
+//   P.."backends"       hash     "tool/id" -> Backend JSON
+//   P.."tool:"..tool    set      ids of the tool's backends
+//   P.."leases"         zset     "tool/id" scored by expiresAt
+//   P.."assign"         hash     "host:port" -> Assignment JSON
+//   P.."host:"..host    zset     ports assigned on host (scored by port): lowest-free-port search
+//   P.."assign:tool"    hash     "tool\nhost" -> the tool's lowest assigned port on host
+//   P.."url:"..tool.."\n"..url   set   ids of the tool's backends with that url (supersede checks)
+//   P.."tokens"         hash     token id -> TokenRecord JSON
+//   P.."lock:"..name    string   lock owner (PX ttl)
+//   P.."checkpoint:"..name
+//   channel P.."changes"          ChangeEvent JSON
+//
+// JSON is built with cjson, which prints numbers with 14 significant digits: epoch-millisecond times
+// (13 digits) survive exactly; a value above 1e14 would not, and none of ours gets there.
+
+const PRELUDE = `
+local P = ARGV[1]
+local NEW_EPOCH = ARGV[2]
+
+-- One routing mutation: exactly one version bump and one published event carrying all its changes.
+local function publish(changes)
+  redis.call('SET', P .. 'epoch', NEW_EPOCH, 'NX')
+  local epoch = redis.call('GET', P .. 'epoch')
+  local version = redis.call('INCR', P .. 'version')
+  redis.call('PUBLISH', P .. 'changes', cjson.encode({ epoch = epoch, version = version, changes = changes }))
+end
+
+-- Newline cannot occur in a validated tool name, so these compound keys and fields are unambiguous.
+local function urlKey(tool, url)
+  return P .. 'url:' .. tool .. '\\n' .. url
+end
+
+local function toolHostField(tool, host)
+  return tool .. '\\n' .. host
+end
+
+local function dropBackend(tool, id)
+  local key = tool .. '/' .. id
+  local json = redis.call('HGET', P .. 'backends', key)
+  if not json then return false end
+  redis.call('HDEL', P .. 'backends', key)
+  redis.call('SREM', P .. 'tool:' .. tool, id)
+  redis.call('SREM', urlKey(tool, cjson.decode(json).url), id)
+  redis.call('ZREM', P .. 'leases', key)
+  return true
+end
+
+local function addAssignment(tool, host, port, now)
+  local assignment = { tool = tool, host = host, port = port, createdAt = now }
+  redis.call('HSET', P .. 'assign', host .. ':' .. port, cjson.encode(assignment))
+  redis.call('ZADD', P .. 'host:' .. host, port, port)
+  local field = toolHostField(tool, host)
+  local indexed = redis.call('HGET', P .. 'assign:tool', field)
+  if not indexed or tonumber(indexed) > port then
+    redis.call('HSET', P .. 'assign:tool', field, port)
+  end
+  return assignment
+end
+
+-- A backend's ttl as a string: Lua numbers in a reply would be truncated to integers.
+local function ttlOf(key)
+  local json = redis.call('HGET', P .. 'backends', key)
+  if not json then return '0' end
+  return tostring(cjson.decode(json).ttl)
+end
+`;
+
+/** ARGV[3..]: tool, id, url, host, port, ttl, source, now, expiresAt[, clientVersion]. Answers UpsertBackendResult JSON. */
+export const UPSERT_BACKEND = `${PRELUDE}
+local tool, id, url, host = ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+local port = tonumber(ARGV[7])
+local ttl = tonumber(ARGV[8])
+local source = ARGV[9]
+local now = tonumber(ARGV[10])
+local expiresAt = tonumber(ARGV[11])
+local clientVersion = ARGV[12]
+
+local assignmentJson = redis.call('HGET', P .. 'assign', host .. ':' .. port)
+if assignmentJson then
+  local holder = cjson.decode(assignmentJson).tool
+  if holder ~= tool then
+    return cjson.encode({ ok = false, reason = 'port_conflict', holder = holder })
+  end
+end
+
+local key = tool .. '/' .. id
+local prevJson = redis.call('HGET', P .. 'backends', key)
+local prev = prevJson and cjson.decode(prevJson) or nil
+local routingChanged = (not prev) or prev.url ~= url or prev.source ~= source
+local changes = {}
+
+if source == 'discovered' and prev and prev.source == 'registered' then
+  return cjson.encode({ ok = false, reason = 'registered_exists' })
+end
+
+-- A renewal (same url and source) needs no scan: the create or change that produced it already settled
+-- registered-versus-discovered for this url, and every later create or change settles it again.
+if routingChanged then
+  local ids = redis.call('SMEMBERS', urlKey(tool, url))
+  local replaced = {}
+  for _, otherId in ipairs(ids) do
+    if otherId ~= id then
+      local otherJson = redis.call('HGET', P .. 'backends', tool .. '/' .. otherId)
+      if otherJson then
+        local other = cjson.decode(otherJson)
+        if other.url == url then
+          if source == 'discovered' and other.source == 'registered' then
+            return cjson.encode({ ok = false, reason = 'registered_exists' })
+          end
+          if source == 'registered' and other.source == 'discovered' then
+            replaced[#replaced + 1] = otherId
+          end
+        end
+      end
+    end
+  end
+  for _, otherId in ipairs(replaced) do
+    dropBackend(tool, otherId)
+    changes[#changes + 1] = { kind = 'backend.remove', tool = tool, id = otherId, reason = 'replaced' }
+  end
+end
+
+local assignmentCreated = false
+if not assignmentJson then
+  local assignment = addAssignment(tool, host, port, now)
+  assignmentCreated = true
+  changes[#changes + 1] = { kind = 'assignment.upsert', assignment = assignment }
+end
+
+local backend = {
+  tool = tool, id = id, url = url, source = source,
+  registeredAt = prev and prev.registeredAt or now,
+  lastHeartbeat = now, expiresAt = expiresAt, ttl = ttl,
+  clientVersion = clientVersion,
+}
+redis.call('HSET', P .. 'backends', key, cjson.encode(backend))
+redis.call('SADD', P .. 'tool:' .. tool, id)
+if prev and prev.url ~= url then redis.call('SREM', urlKey(tool, prev.url), id) end
+redis.call('SADD', urlKey(tool, url), id)
+redis.call('ZADD', P .. 'leases', expiresAt, key)
+
+if routingChanged then
+  changes[#changes + 1] = { kind = 'backend.upsert', backend = backend }
+end
+if #changes > 0 then publish(changes) end
+
+return cjson.encode({ ok = true, backend = backend, created = (prev == nil), assignmentCreated = assignmentCreated })
+`;
+
+/** ARGV[3..]: tool, id. Answers 1 when removed, 0 when there was no such backend. */
+export const REMOVE_BACKEND = `${PRELUDE}
+local tool, id = ARGV[3], ARGV[4]
+if not dropBackend(tool, id) then return 0 end
+publish({ { kind = 'backend.remove', tool = tool, id = id, reason = 'deregistered' } })
+return 1
+`;
+
+/**
+ * ARGV[3..]: triples tool, id, expiresAt. Compare-and-delete: a candidate whose lease score moved (a
+ * heartbeat renewed it) stays. Answers pairs: 1-based index of a removed candidate, its stored ttl.
+ */
+export const EXPIRE_LEASES = `${PRELUDE}
+local removed = {}
+local changes = {}
+local n = 0
+for i = 3, #ARGV, 3 do
+  n = n + 1
+  local tool, id, expiresAt = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
+  local key = tool .. '/' .. id
+  local score = redis.call('ZSCORE', P .. 'leases', key)
+  if score and tonumber(score) == expiresAt then
+    removed[#removed + 1] = n
+    removed[#removed + 1] = ttlOf(key)
+    dropBackend(tool, id)
+    changes[#changes + 1] = { kind = 'backend.remove', tool = tool, id = id, reason = 'expired' }
+  end
+end
+if #changes > 0 then publish(changes) end
+return removed
+`;
+
+/**
+ * ARGV[1] = prefix, ARGV[2] = now, ARGV[3] = limit. Leases with expiresAt <= now, oldest first, as
+ * triples "tool/id", expiresAt, ttl (strings), read atomically with the backends they belong to.
+ */
+export const EXPIRED_LEASES = `
+local P = ARGV[1]
+local flat = redis.call('ZRANGEBYSCORE', P .. 'leases', '-inf', ARGV[2], 'WITHSCORES', 'LIMIT', 0, ARGV[3])
+local out = {}
+for i = 1, #flat, 2 do
+  local json = redis.call('HGET', P .. 'backends', flat[i])
+  out[#out + 1] = flat[i]
+  out[#out + 1] = flat[i + 1]
+  out[#out + 1] = json and tostring(cjson.decode(json).ttl) or '0'
+end
+return out
+`;
+
+/** ARGV[3..]: tool, host, min, max, now. Answers AllocatePortResult JSON. */
+export const ALLOCATE_PORT = `${PRELUDE}
+local tool, host = ARGV[3], ARGV[4]
+local min, max, now = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+
+local indexed = redis.call('HGET', P .. 'assign:tool', toolHostField(tool, host))
+if indexed then
+  local existing = redis.call('HGET', P .. 'assign', host .. ':' .. indexed)
+  if existing then
+    return '{"ok":true,"created":false,"assignment":' .. existing .. '}'
+  end
+end
+
+local candidate = min
+local taken = redis.call('ZRANGEBYSCORE', P .. 'host:' .. host, min, max)
+for _, p in ipairs(taken) do
+  local n = tonumber(p)
+  if n == candidate then
+    candidate = candidate + 1
+  elseif n > candidate then
+    break
+  end
+end
+if candidate > max then
+  return cjson.encode({ ok = false, reason = 'range_exhausted' })
+end
+
+local assignment = addAssignment(tool, host, candidate, now)
+publish({ { kind = 'assignment.upsert', assignment = assignment } })
+return cjson.encode({ ok = true, assignment = assignment, created = true })
+`;
+
+/** ARGV[3..]: host, port. Answers the released Assignment JSON, or nil. */
+export const RELEASE_PORT = `${PRELUDE}
+local host, port = ARGV[3], tonumber(ARGV[4])
+local json = redis.call('HGET', P .. 'assign', host .. ':' .. port)
+if not json then return false end
+local tool = cjson.decode(json).tool
+redis.call('HDEL', P .. 'assign', host .. ':' .. port)
+redis.call('ZREM', P .. 'host:' .. host, port)
+
+-- Keep the tool-on-host index pointing at the tool's lowest remaining port there (release is rare, so
+-- walking the host's ports is affordable).
+local field = toolHostField(tool, host)
+local indexed = redis.call('HGET', P .. 'assign:tool', field)
+if indexed and tonumber(indexed) == port then
+  local replacement = nil
+  for _, p in ipairs(redis.call('ZRANGE', P .. 'host:' .. host, 0, -1)) do
+    local other = redis.call('HGET', P .. 'assign', host .. ':' .. p)
+    if other and cjson.decode(other).tool == tool then
+      replacement = p
+      break
+    end
+  end
+  if replacement then
+    redis.call('HSET', P .. 'assign:tool', field, replacement)
+  else
+    redis.call('HDEL', P .. 'assign:tool', field)
+  end
+end
+
+publish({ { kind = 'assignment.remove', host = host, port = port, tool = tool } })
+return json
+`;
+
+/** ARGV[1] = prefix, ARGV[2] = tool. Answers Backend JSON strings of the tool, read atomically. */
+export const GET_BACKENDS = `
+local P, tool = ARGV[1], ARGV[2]
+local ids = redis.call('SMEMBERS', P .. 'tool:' .. tool)
+local out = {}
+for _, id in ipairs(ids) do
+  local json = redis.call('HGET', P .. 'backends', tool .. '/' .. id)
+  if json then out[#out + 1] = json end
+end
+return out
+`;
+
+/** KEYS[1] = tokens hash; ARGV: tool, id. Answers 1 when revoked. */
+export const REVOKE_TOKEN = `
+local json = redis.call('HGET', KEYS[1], ARGV[2])
+if not json then return 0 end
+if cjson.decode(json).tool ~= ARGV[1] then return 0 end
+redis.call('HDEL', KEYS[1], ARGV[2])
+return 1
+`;
+
+/** KEYS[1] = lock key; ARGV: owner, ttlMs. Takes a free lock or extends one `owner` holds. */
+export const ACQUIRE_LOCK = `
+local current = redis.call('GET', KEYS[1])
+if not current then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+if current == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+`;
+
+/** KEYS[1] = lock key; ARGV: owner. Deletes the lock only when `owner` holds it. */
+export const RELEASE_LOCK = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+`;

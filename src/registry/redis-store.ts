@@ -1,0 +1,465 @@
+import { randomUUID } from 'node:crypto';
+import Redis, { ReplyError, type RedisOptions } from 'ioredis';
+import { silentLogger, type Logger } from '../logger';
+import * as scripts from './redis-scripts';
+import { Store, StoreUnavailableError, assignmentKey } from './store';
+import type {
+  AllocatePortResult,
+  Assignment,
+  Backend,
+  ChangeEvent,
+  ExpireCandidate,
+  TableSnapshot,
+  TableVersion,
+  TokenRecord,
+  UpsertBackendInput,
+  UpsertBackendResult,
+} from './types';
+
+export interface RedisStoreOptions {
+  url?: string | null;
+  sentinels?: { host: string; port: number }[];
+  sentinelName?: string | null;
+  keyPrefix: string;
+  commandTimeoutMs: number;
+  logger?: Logger;
+  /** How long connect() waits for a ready connection (default: max(5 s, commandTimeoutMs)). */
+  connectTimeoutMs?: number;
+}
+
+// Replies that mean "Redis cannot serve this right now" rather than "this request is wrong".
+const UNAVAILABLE_REPLY = /^(LOADING|BUSY|READONLY|MASTERDOWN|NOREPLICAS|TRYAGAIN|CLUSTERDOWN|OOM)\b/;
+
+const CHANGE_KINDS = new Set(['backend.upsert', 'backend.remove', 'assignment.upsert', 'assignment.remove']);
+
+type ScriptCommand = (...args: (string | number)[]) => Promise<unknown>;
+
+const SCRIPTS: Record<string, { lua: string; numberOfKeys: number }> = {
+  sbUpsertBackend: { lua: scripts.UPSERT_BACKEND, numberOfKeys: 0 },
+  sbRemoveBackend: { lua: scripts.REMOVE_BACKEND, numberOfKeys: 0 },
+  sbExpireLeases: { lua: scripts.EXPIRE_LEASES, numberOfKeys: 0 },
+  sbExpiredLeases: { lua: scripts.EXPIRED_LEASES, numberOfKeys: 0 },
+  sbAllocatePort: { lua: scripts.ALLOCATE_PORT, numberOfKeys: 0 },
+  sbReleasePort: { lua: scripts.RELEASE_PORT, numberOfKeys: 0 },
+  sbGetBackends: { lua: scripts.GET_BACKENDS, numberOfKeys: 0 },
+  sbRevokeToken: { lua: scripts.REVOKE_TOKEN, numberOfKeys: 1 },
+  sbAcquireLock: { lua: scripts.ACQUIRE_LOCK, numberOfKeys: 1 },
+  sbReleaseLock: { lua: scripts.RELEASE_LOCK, numberOfKeys: 1 },
+};
+type ScriptName = keyof typeof SCRIPTS;
+
+function isUnavailableReply(err: Error): boolean {
+  if (UNAVAILABLE_REPLY.test(err.message)) return true;
+  // A transaction refused as a whole (EXECABORT) carries the replies that refused its commands.
+  const previous = (err as { previousErrors?: unknown }).previousErrors;
+  return Array.isArray(previous) && previous.some((e) => e instanceof Error && UNAVAILABLE_REPLY.test(e.message));
+}
+
+function toStoreError(op: string, err: unknown): Error {
+  if (err instanceof StoreUnavailableError) return err;
+  const message = err instanceof Error ? err.message : String(err);
+  // A reply error that is not about availability is a bug in a script or in the data: surface it as is.
+  if (err instanceof ReplyError && !isUnavailableReply(err as Error)) return err as Error;
+  return new StoreUnavailableError(`redis ${op} failed: ${message}`, err);
+}
+
+function isChangeEvent(value: unknown): value is ChangeEvent {
+  if (typeof value !== 'object' || value === null) return false;
+  const v = value as Record<string, unknown>;
+  return (
+    typeof v.epoch === 'string' &&
+    typeof v.version === 'number' &&
+    Number.isInteger(v.version) &&
+    Array.isArray(v.changes) &&
+    v.changes.every((c) => typeof c === 'object' && c !== null && CHANGE_KINDS.has((c as { kind?: unknown }).kind as string))
+  );
+}
+
+function credentialsFrom(url: string): Pick<RedisOptions, 'username' | 'password' | 'db'> {
+  const u = new URL(url);
+  const out: Pick<RedisOptions, 'username' | 'password' | 'db'> = {};
+  if (u.username) out.username = decodeURIComponent(u.username);
+  if (u.password) out.password = decodeURIComponent(u.password);
+  const db = Number(u.pathname.slice(1));
+  if (u.pathname.length > 1 && Number.isInteger(db)) out.db = db;
+  return out;
+}
+
+/** "tool/id" back into its parts; tool names carry no "/", ids may. */
+function splitBackendKey(key: string): { tool: string; id: string } {
+  const slash = key.indexOf('/');
+  return { tool: key.slice(0, slash), id: key.slice(slash + 1) };
+}
+
+function byHostPort(a: Assignment, b: Assignment): number {
+  return a.host < b.host ? -1 : a.host > b.host ? 1 : a.port - b.port;
+}
+
+/** quit() politely but never wait long or throw: close paths must always finish. */
+async function closeQuietly(client: Redis): Promise<void> {
+  if (client.status !== 'end') {
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        client.quit(),
+        new Promise((resolve) => {
+          timer = setTimeout(resolve, 1000);
+          timer.unref();
+        }),
+      ]);
+    } catch {
+      /* disconnected already, or quit refused while offline: disconnect below */
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+  client.disconnect();
+}
+
+function waitReady(client: Redis, ms: number): Promise<void> {
+  if (client.status === 'ready') return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    let lastError: Error | undefined;
+    const cleanup = () => {
+      clearTimeout(timer);
+      client.off('ready', onReady);
+      client.off('error', onError);
+      client.off('end', onEnd);
+    };
+    const fail = (why: string) => {
+      cleanup();
+      reject(new StoreUnavailableError(`redis ${why}${lastError ? `: ${lastError.message}` : ''}`, lastError));
+    };
+    const onReady = () => {
+      cleanup();
+      resolve();
+    };
+    const onError = (err: Error) => (lastError = err);
+    const onEnd = () => fail('connection ended before it became ready');
+    const timer = setTimeout(() => fail(`not ready within ${ms} ms`), ms);
+    client.on('ready', onReady);
+    client.on('error', onError);
+    client.on('end', onEnd);
+  });
+}
+
+/**
+ * The shared store: every mutation is one Lua script, so concurrent registry processes stay consistent,
+ * and every routing mutation bumps `version` and publishes its ChangeEvent inside that same script.
+ */
+export class RedisStore implements Store {
+  readonly kind = 'redis' as const;
+  private readonly client: Redis;
+  private readonly prefix: string;
+  private readonly channel: string;
+  private readonly log: Logger;
+  private readonly subscribers = new Set<Redis>();
+  private connected = false;
+  private closed = false;
+
+  /** Starts connecting at once; calls made before the connection is ready fail fast. See connect(). */
+  constructor(opts: RedisStoreOptions) {
+    this.prefix = opts.keyPrefix;
+    this.channel = `${opts.keyPrefix}changes`;
+    this.log = opts.logger ?? silentLogger();
+
+    // The command connection serves request handlers: it must answer or fail within commandTimeoutMs,
+    // never queue work while Redis is away (no offline queue; in-flight commands fail on disconnect).
+    const options: RedisOptions = {
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      autoResendUnfulfilledCommands: false,
+      commandTimeout: opts.commandTimeoutMs,
+      connectTimeout: Math.max(opts.commandTimeoutMs, 1000),
+      retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2000),
+      // After a Sentinel failover the old master turns replica: reconnect to find the new master.
+      reconnectOnError: (err) => (err.message.startsWith('READONLY') ? 1 : false),
+      disableClientInfo: true,
+    };
+    if (opts.sentinels && opts.sentinels.length > 0) {
+      if (!opts.sentinelName) throw new Error('sentinelName is required with sentinels');
+      // A url given next to sentinels still carries the master's credentials and database.
+      const credentials = opts.url ? credentialsFrom(opts.url) : {};
+      this.client = new Redis({ ...options, ...credentials, sentinels: opts.sentinels, name: opts.sentinelName });
+    } else if (opts.url) {
+      this.client = new Redis(opts.url, options);
+    } else {
+      throw new Error('RedisStore needs a url or sentinels');
+    }
+
+    for (const [name, def] of Object.entries(SCRIPTS)) this.client.defineCommand(name, def);
+
+    this.client.on('error', (err: Error) => {
+      if (this.connected) this.log.warn({ err: err.message }, 'redis connection error');
+      else this.log.debug({ err: err.message }, 'redis connection error');
+    });
+    this.client.on('ready', () => {
+      if (!this.connected) this.log.info('redis connection ready');
+      this.connected = true;
+    });
+    this.client.on('close', () => {
+      if (this.connected && !this.closed) this.log.warn('redis connection lost; calls fail until it is back');
+      this.connected = false;
+    });
+  }
+
+  /** A store whose connection is ready, or StoreUnavailableError after connectTimeoutMs. */
+  static async connect(opts: RedisStoreOptions): Promise<RedisStore> {
+    const store = new RedisStore(opts);
+    try {
+      await waitReady(store.client, opts.connectTimeoutMs ?? Math.max(5000, opts.commandTimeoutMs));
+    } catch (err) {
+      await store.close();
+      throw err;
+    }
+    return store;
+  }
+
+  private key(name: string): string {
+    return this.prefix + name;
+  }
+
+  private async run<T>(op: string, call: () => Promise<T>): Promise<T> {
+    try {
+      return await call();
+    } catch (err) {
+      throw toStoreError(op, err);
+    }
+  }
+
+  private script(name: ScriptName, ...args: (string | number)[]): Promise<unknown> {
+    const command = (this.client as unknown as Record<string, ScriptCommand>)[name];
+    return this.run(name, () => command.apply(this.client, args));
+  }
+
+  /** Routing scripts take the prefix and a candidate epoch for a store that has none yet. */
+  private routingScript(name: ScriptName, ...args: (string | number)[]): Promise<unknown> {
+    return this.script(name, this.prefix, randomUUID(), ...args);
+  }
+
+  // ---- backends and leases ----
+
+  async upsertBackend(input: UpsertBackendInput): Promise<UpsertBackendResult> {
+    const args: string[] = [
+      input.tool,
+      input.id,
+      input.url,
+      input.host,
+      String(input.port),
+      String(input.ttl),
+      input.source,
+      String(input.now),
+      String(input.now + input.ttl * 1000),
+    ];
+    if (input.clientVersion !== undefined) args.push(input.clientVersion);
+    const raw = (await this.routingScript('sbUpsertBackend', ...args)) as string;
+    return JSON.parse(raw) as UpsertBackendResult;
+  }
+
+  async removeBackend(tool: string, id: string): Promise<boolean> {
+    return (await this.routingScript('sbRemoveBackend', tool, id)) === 1;
+  }
+
+  async getBackends(tool: string): Promise<Backend[]> {
+    const raw = (await this.script('sbGetBackends', this.prefix, tool)) as string[];
+    return raw.map((json) => JSON.parse(json) as Backend).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  }
+
+  async expiredLeases(now: number, limit: number): Promise<ExpireCandidate[]> {
+    if (limit <= 0) return [];
+    const flat = (await this.script('sbExpiredLeases', this.prefix, String(now), String(Math.floor(limit)))) as string[];
+    const out: ExpireCandidate[] = [];
+    for (let i = 0; i < flat.length; i += 3) {
+      out.push({ ...splitBackendKey(flat[i]), expiresAt: Number(flat[i + 1]), ttl: Number(flat[i + 2]) });
+    }
+    return out;
+  }
+
+  async backendCount(): Promise<number> {
+    return this.run('backendCount', () => this.client.hlen(this.key('backends')));
+  }
+
+  async expireLeases(candidates: ExpireCandidate[]): Promise<ExpireCandidate[]> {
+    if (candidates.length === 0) return [];
+    const args = candidates.flatMap((c) => [c.tool, c.id, String(c.expiresAt)]);
+    const removed = (await this.routingScript('sbExpireLeases', ...args)) as (number | string)[];
+    const out: ExpireCandidate[] = [];
+    for (let i = 0; i < removed.length; i += 2) {
+      const c = candidates[Number(removed[i]) - 1];
+      out.push({ tool: c.tool, id: c.id, expiresAt: c.expiresAt, ttl: Number(removed[i + 1]) });
+    }
+    return out;
+  }
+
+  // ---- port registry ----
+
+  async allocatePort(tool: string, host: string, range: { min: number; max: number }, now: number): Promise<AllocatePortResult> {
+    const raw = (await this.routingScript('sbAllocatePort', tool, host, String(range.min), String(range.max), String(now))) as string;
+    return JSON.parse(raw) as AllocatePortResult;
+  }
+
+  async getAssignment(host: string, port: number): Promise<Assignment | null> {
+    const raw = await this.run('getAssignment', () => this.client.hget(this.key('assign'), assignmentKey(host, port)));
+    return raw === null ? null : (JSON.parse(raw) as Assignment);
+  }
+
+  async listAssignments(): Promise<Assignment[]> {
+    const raw = await this.run('listAssignments', () => this.client.hvals(this.key('assign')));
+    return raw.map((json) => JSON.parse(json) as Assignment).sort(byHostPort);
+  }
+
+  async releasePort(host: string, port: number): Promise<Assignment | null> {
+    const raw = (await this.routingScript('sbReleasePort', host, String(port))) as string | null;
+    return raw === null ? null : (JSON.parse(raw) as Assignment);
+  }
+
+  // ---- tool tokens ----
+
+  async putToken(record: TokenRecord): Promise<void> {
+    await this.run('putToken', () => this.client.hset(this.key('tokens'), record.id, JSON.stringify(record)));
+  }
+
+  async getToken(id: string): Promise<TokenRecord | null> {
+    const raw = await this.run('getToken', () => this.client.hget(this.key('tokens'), id));
+    return raw === null ? null : (JSON.parse(raw) as TokenRecord);
+  }
+
+  async revokeToken(tool: string, id: string): Promise<boolean> {
+    return (await this.script('sbRevokeToken', this.key('tokens'), tool, id)) === 1;
+  }
+
+  // ---- the table and its change feed ----
+
+  async snapshot(): Promise<TableSnapshot> {
+    const [epoch, version, backends, assignments] = await this.run('snapshot', async () => {
+      const replies = await this.client
+        .multi()
+        .set(this.key('epoch'), randomUUID(), 'NX')
+        .get(this.key('epoch'))
+        .get(this.key('version'))
+        .hvals(this.key('backends'))
+        .hvals(this.key('assign'))
+        .exec();
+      return this.transactionResults(replies).slice(1) as [string, string | null, string[], string[]];
+    });
+    return {
+      epoch,
+      version: Number(version ?? 0),
+      backends: backends.map((json) => JSON.parse(json) as Backend),
+      assignments: assignments.map((json) => JSON.parse(json) as Assignment),
+    };
+  }
+
+  async version(): Promise<TableVersion> {
+    const [epoch, version] = await this.run('version', async () => {
+      const replies = await this.client
+        .multi()
+        .set(this.key('epoch'), randomUUID(), 'NX')
+        .get(this.key('epoch'))
+        .get(this.key('version'))
+        .exec();
+      return this.transactionResults(replies).slice(1) as [string, string | null];
+    });
+    return { epoch, version: Number(version ?? 0) };
+  }
+
+  private transactionResults(replies: [Error | null, unknown][] | null): unknown[] {
+    if (!replies) throw new StoreUnavailableError('redis transaction was aborted');
+    for (const [err] of replies) if (err) throw err;
+    return replies.map(([, value]) => value);
+  }
+
+  async subscribe(onChange: (event: ChangeEvent) => void, onResync: () => void): Promise<() => Promise<void>> {
+    // Subscriber mode blocks other commands, so the feed gets its own connection. It may queue while
+    // offline: nothing waits on it, and after a reconnect it must subscribe again.
+    const sub = this.client.duplicate({ enableOfflineQueue: true, maxRetriesPerRequest: null });
+    this.subscribers.add(sub);
+    let active = true;
+    let readyBefore = false;
+
+    sub.on('error', (err: Error) => this.log.debug({ err: err.message }, 'redis feed connection error'));
+    sub.on('message', (channel: string, message: string) => {
+      if (channel !== this.channel) return;
+      let event: unknown;
+      try {
+        event = JSON.parse(message);
+      } catch {
+        event = undefined;
+      }
+      if (!isChangeEvent(event)) {
+        this.log.warn({ channel, message: message.slice(0, 200) }, 'ignoring malformed change event');
+        return;
+      }
+      try {
+        onChange(event);
+      } catch (err) {
+        this.log.error({ err }, 'change listener failed');
+      }
+    });
+    sub.on('ready', () => {
+      if (!readyBefore) {
+        readyBefore = true;
+        return;
+      }
+      // Events published while this connection was down are gone. Resync only once the subscription is
+      // active again, so nothing published after the resync's snapshot can be missed.
+      sub.subscribe(this.channel).then(
+        () => {
+          if (!active) return;
+          this.log.info('redis feed reconnected; resyncing');
+          try {
+            onResync();
+          } catch (err) {
+            this.log.error({ err }, 'resync listener failed');
+          }
+        },
+        (err: Error) => this.log.debug({ err: err.message }, 'redis feed resubscribe failed; retrying on next reconnect'),
+      );
+    });
+
+    const unsubscribe = async () => {
+      if (!active) return;
+      active = false;
+      this.subscribers.delete(sub);
+      await closeQuietly(sub);
+    };
+    try {
+      await this.run('subscribe', () => sub.subscribe(this.channel));
+    } catch (err) {
+      await unsubscribe();
+      throw err;
+    }
+    return unsubscribe;
+  }
+
+  // ---- coordination ----
+
+  async acquireLock(name: string, owner: string, ttlMs: number): Promise<boolean> {
+    return (await this.script('sbAcquireLock', this.key(`lock:${name}`), owner, String(ttlMs))) === 1;
+  }
+
+  async releaseLock(name: string, owner: string): Promise<void> {
+    await this.script('sbReleaseLock', this.key(`lock:${name}`), owner);
+  }
+
+  async swapCheckpoint(name: string, now: number): Promise<number | null> {
+    const prev = await this.run('swapCheckpoint', () => this.client.getset(this.key(`checkpoint:${name}`), String(now)));
+    return prev === null ? null : Number(prev);
+  }
+
+  async ping(): Promise<boolean> {
+    try {
+      return (await this.client.ping()) === 'PONG';
+    } catch {
+      return false;
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await Promise.all([...this.subscribers].map((sub) => closeQuietly(sub)));
+    this.subscribers.clear();
+    await closeQuietly(this.client);
+  }
+}

@@ -1,0 +1,238 @@
+import type { Config } from '../config';
+import type { Logger } from '../logger';
+import type { Metrics } from '../metrics';
+import { RegistryError, badRequest } from './errors';
+import { StoreUnavailableError, type Store } from './store';
+import { generateToken } from './tokens';
+import type { Assignment, Backend, BackendSource } from './types';
+import { AddressPolicy, canonicalHost, type Lookup } from './url-policy';
+import { Validators, type HeartbeatBody } from './validate';
+
+export interface HeartbeatInput {
+  tool: string;
+  id: string;
+  url: string;
+  ttl?: number;
+  clientVersion?: string;
+  source: BackendSource;
+}
+
+export interface ToolEntry {
+  tool: string;
+  backends: Backend[];
+  assignments: Assignment[];
+}
+
+export interface RegistryOptions {
+  store: Store;
+  config: Config;
+  metrics: Metrics;
+  logger: Logger;
+  /** DNS resolution of backend and port hosts (the system resolver unless given). */
+  lookup?: Lookup;
+  now?: () => number;
+  /** How old the cached client-version counts may get before a scrape triggers a refresh. */
+  clientVersionsMaxAgeMs?: number;
+}
+
+type RegistrationResult = 'created' | 'renewed' | 'rejected' | 'conflict' | 'unavailable';
+
+function byToolThenKey<T extends { tool: string }>(key: (x: T) => string) {
+  return (a: T, b: T) => (a.tool === b.tool ? (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0) : a.tool < b.tool ? -1 : 1);
+}
+
+function byHostThenPort(a: Assignment, b: Assignment): number {
+  return a.host === b.host ? a.port - b.port : a.host < b.host ? -1 : 1;
+}
+
+/**
+ * The registry's rules over the store: validation, defaults, the port-conflict answer and the
+ * registration metrics. Used by the HTTP API and by the discovery reconciler, so both obey one set of rules.
+ */
+export class Registry {
+  readonly validators: Validators;
+  readonly policy: AddressPolicy;
+  private readonly store: Store;
+  private readonly config: Config;
+  private readonly metrics: Metrics;
+  private readonly logger: Logger;
+  private readonly now: () => number;
+  private readonly clientVersionsMaxAgeMs: number;
+  private versionCounts: ReadonlyMap<string, number> | null = null;
+  private versionCountsAt = 0;
+  private versionRefresh: Promise<ReadonlyMap<string, number>> | null = null;
+
+  constructor(opts: RegistryOptions) {
+    this.store = opts.store;
+    this.config = opts.config;
+    this.metrics = opts.metrics;
+    this.logger = opts.logger;
+    this.now = opts.now ?? Date.now;
+    this.clientVersionsMaxAgeMs = opts.clientVersionsMaxAgeMs ?? 5000;
+    this.validators = new Validators(opts.config.leases);
+    this.policy = new AddressPolicy(opts.config, opts.lookup, this.now);
+    this.metrics.clientVersionsSource = () => this.cachedClientVersionCounts();
+  }
+
+  /** Create or renew a backend's lease. Throws RegistryError for refused input or a port conflict. */
+  heartbeat(input: HeartbeatInput): Promise<Backend> {
+    const body: Record<string, unknown> = { url: input.url };
+    if (input.ttl !== undefined) body.ttl = input.ttl;
+    if (input.clientVersion !== undefined) body.clientVersion = input.clientVersion;
+    return this.upsert(input.tool, input.id, body, input.source);
+  }
+
+  /** A heartbeat as the API receives it: the body is whatever the client sent. */
+  heartbeatRequest(tool: string, id: string, body: unknown): Promise<Backend> {
+    return this.upsert(tool, id, body, 'registered');
+  }
+
+  private async upsert(tool: string, id: string, body: unknown, source: BackendSource): Promise<Backend> {
+    let result: RegistrationResult = 'rejected';
+    try {
+      this.validators.tool(tool);
+      this.validators.id(id);
+      const hb: HeartbeatBody = this.validators.heartbeatBody(body);
+      const target = await this.policy.backendUrl(hb.url);
+      const answer = await this.store.upsertBackend({
+        tool,
+        id,
+        url: target.url,
+        host: target.host,
+        port: target.port,
+        ttl: hb.ttl ?? this.config.leases.defaultTtlSeconds,
+        source,
+        clientVersion: hb.clientVersion,
+        now: this.now(),
+      });
+      if (!answer.ok) {
+        result = 'conflict';
+        if (answer.reason === 'port_conflict') {
+          throw new RegistryError(409, 'port_conflict', `${target.host}:${target.port} is assigned to tool "${answer.holder}"`, 'url');
+        }
+        throw new RegistryError(409, 'registered_exists', `a registered backend of "${tool}" already has url ${target.url}`, 'url');
+      }
+      result = answer.created ? 'created' : 'renewed';
+      return answer.backend;
+    } catch (err) {
+      if (err instanceof StoreUnavailableError) result = 'unavailable';
+      throw err;
+    } finally {
+      this.metrics.registrations.inc({ result });
+    }
+  }
+
+  async deregister(tool: string, id: string): Promise<boolean> {
+    return this.store.removeBackend(this.validators.tool(tool), this.validators.id(id));
+  }
+
+  /** The tool's backends and assignments; null when it has neither. */
+  async getTool(tool: string): Promise<ToolEntry | null> {
+    this.validators.tool(tool);
+    const [backends, assignments] = await Promise.all([this.store.getBackends(tool), this.store.listAssignments()]);
+    const own = assignments.filter((a) => a.tool === tool).sort(byHostThenPort);
+    if (backends.length === 0 && own.length === 0) return null;
+    return { tool, backends: [...backends].sort(byToolThenKey<Backend>((b) => b.id)), assignments: own };
+  }
+
+  /** Every tool with a backend or an assignment, from one consistent snapshot, by name. */
+  async listTools(): Promise<ToolEntry[]> {
+    const snap = await this.store.snapshot();
+    const tools = new Map<string, ToolEntry>();
+    const entry = (tool: string) => {
+      let e = tools.get(tool);
+      if (!e) tools.set(tool, (e = { tool, backends: [], assignments: [] }));
+      return e;
+    };
+    for (const b of snap.backends) entry(b.tool).backends.push(b);
+    for (const a of snap.assignments) entry(a.tool).assignments.push(a);
+    const list = [...tools.values()].sort((a, b) => (a.tool < b.tool ? -1 : a.tool > b.tool ? 1 : 0));
+    for (const e of list) {
+      e.backends.sort(byToolThenKey<Backend>((b) => b.id));
+      e.assignments.sort(byHostThenPort);
+    }
+    return list;
+  }
+
+  /** The tool's port on `host`: its existing assignment, or the lowest free port of the range. */
+  async allocatePort(tool: string, host: string): Promise<Assignment> {
+    this.validators.tool(tool);
+    const canonical = await this.policy.host(host);
+    const answer = await this.store.allocatePort(tool, canonical, this.config.ports, this.now());
+    if (!answer.ok) {
+      throw new RegistryError(
+        503,
+        'port_range_exhausted',
+        `every port of ${this.config.ports.min}..${this.config.ports.max} on ${canonical} is assigned`,
+        'host',
+      );
+    }
+    return answer.assignment;
+  }
+
+  async listPorts(): Promise<Assignment[]> {
+    return [...(await this.store.listAssignments())].sort(byHostThenPort);
+  }
+
+  /** The assignment of host:port, or null. `host` may be spelled in any form canonicalHost accepts. */
+  async getAssignment(host: string, port: number): Promise<Assignment | null> {
+    return this.store.getAssignment(this.hostKey(host), this.validators.port(port));
+  }
+
+  async releasePort(host: string, port: number): Promise<Assignment | null> {
+    return this.store.releasePort(this.hostKey(host), this.validators.port(port));
+  }
+
+  /** A new token for the tool. The answer is the only place the token ever appears. */
+  async issueToken(tool: string): Promise<{ id: string; tool: string; token: string }> {
+    this.validators.tool(tool);
+    const { token, record } = generateToken(tool, this.now());
+    await this.store.putToken(record);
+    return { id: record.id, tool, token };
+  }
+
+  async revokeToken(tool: string, id: string): Promise<boolean> {
+    return this.store.revokeToken(this.validators.tool(tool), this.validators.tokenId(id));
+  }
+
+  /** Stored backends per clientVersion ("unknown" when a heartbeat sent none). */
+  async clientVersionCounts(): Promise<Map<string, number>> {
+    const snap = await this.store.snapshot();
+    const counts = new Map<string, number>();
+    for (const b of snap.backends) {
+      const v = b.clientVersion ?? 'unknown';
+      counts.set(v, (counts.get(v) ?? 0) + 1);
+    }
+    return counts;
+  }
+
+  /**
+   * The counts for a metrics scrape: the cached ones, refreshed in the background once they are older
+   * than clientVersionsMaxAgeMs. Only the very first scrape waits for a read.
+   */
+  cachedClientVersionCounts(): ReadonlyMap<string, number> | Promise<ReadonlyMap<string, number>> {
+    const stale = this.now() - this.versionCountsAt >= this.clientVersionsMaxAgeMs;
+    if (stale && !this.versionRefresh) {
+      this.versionRefresh = this.clientVersionCounts()
+        .then((counts) => {
+          this.versionCounts = counts;
+          this.versionCountsAt = this.now();
+          return counts;
+        })
+        .catch((err: unknown) => {
+          this.logger.debug({ err: (err as Error).message }, 'client version counts not refreshed');
+          return this.versionCounts ?? new Map<string, number>();
+        })
+        .finally(() => {
+          this.versionRefresh = null;
+        });
+    }
+    return this.versionCounts ?? this.versionRefresh ?? new Map<string, number>();
+  }
+
+  private hostKey(host: string): string {
+    const c = canonicalHost(host);
+    if (c === null) throw badRequest('invalid_host', 'host must be an IP address or a DNS name', 'host');
+    return c;
+  }
+}

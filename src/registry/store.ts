@@ -1,0 +1,105 @@
+import type {
+  AllocatePortResult,
+  Assignment,
+  Backend,
+  ChangeEvent,
+  ExpireCandidate,
+  TableSnapshot,
+  TableVersion,
+  TokenRecord,
+  UpsertBackendInput,
+  UpsertBackendResult,
+} from './types';
+
+/**
+ * Everything the control plane stores. Two implementations pass one contract suite
+ * (test/contract/store.contract.ts): RedisStore (shared by many processes) and MemoryStore (one process).
+ *
+ * Rules every implementation keeps:
+ * - Each mutation is atomic: observers see the old state or the new one, never half.
+ * - Each mutation that changes routing (a backend appears, disappears or changes url/source; an assignment
+ *   appears or disappears) bumps the table version by exactly one and publishes one ChangeEvent stamped
+ *   with that version. A lease renewal that changes nothing a proxy routes on does not: at fleet scale it
+ *   would be thousands of feed messages a second carrying no routing information.
+ * - Methods reject with StoreUnavailableError when the store cannot be reached; they never hang for long.
+ */
+export interface Store {
+  readonly kind: 'memory' | 'redis';
+
+  // ---- backends and leases ----
+  /**
+   * Heartbeat: create or renew a backend's lease (idempotent). Also, atomically:
+   * - if no assignment holds `host:port`, creates one for `tool`;
+   * - if another tool holds `host:port`, changes nothing and answers `port_conflict`;
+   * - a `registered` upsert removes `discovered` backends of the same tool with the same url (the
+   *   registration supersedes the discovery); a `discovered` upsert is refused when a registered backend
+   *   of the tool has that url.
+   * `registeredAt` is kept across renewals; `expiresAt = now + ttl*1000`.
+   */
+  upsertBackend(input: UpsertBackendInput): Promise<UpsertBackendResult>;
+  /** Deregister. Answers false when there was no such backend. */
+  removeBackend(tool: string, id: string): Promise<boolean>;
+  getBackends(tool: string): Promise<Backend[]>;
+  /** Leases whose expiresAt <= now, oldest first, at most `limit`. */
+  expiredLeases(now: number, limit: number): Promise<ExpireCandidate[]>;
+  /** Number of backends currently stored (live or lapsed-but-held). */
+  backendCount(): Promise<number>;
+  /**
+   * Removes each candidate only if its lease still has the expiresAt given (compare-and-delete), so a
+   * heartbeat that renewed it in the meantime wins. Answers the candidates actually removed.
+   */
+  expireLeases(candidates: ExpireCandidate[]): Promise<ExpireCandidate[]>;
+
+  // ---- port registry ----
+  /**
+   * The tool's assignment on `host`, or a new one on the lowest free port of [min, max] for that host.
+   * Never hands one host:port to two tools, also under concurrent callers.
+   */
+  allocatePort(tool: string, host: string, range: { min: number; max: number }, now: number): Promise<AllocatePortResult>;
+  getAssignment(host: string, port: number): Promise<Assignment | null>;
+  listAssignments(): Promise<Assignment[]>;
+  /** Answers the released assignment, or null when there was none. */
+  releasePort(host: string, port: number): Promise<Assignment | null>;
+
+  // ---- tool tokens (hashes only) ----
+  putToken(record: TokenRecord): Promise<void>;
+  getToken(id: string): Promise<TokenRecord | null>;
+  /** Answers false when the token did not exist or belongs to another tool. */
+  revokeToken(tool: string, id: string): Promise<boolean>;
+
+  // ---- the table and its change feed ----
+  /** Everything a proxy routes on, at one consistent version. */
+  snapshot(): Promise<TableSnapshot>;
+  version(): Promise<TableVersion>;
+  /**
+   * Receive change events as they are published. `onResync` is called when delivery may have had a gap
+   * that versions cannot reveal by themselves (the subscription reconnected). Answers an unsubscribe.
+   */
+  subscribe(onChange: (event: ChangeEvent) => void, onResync: () => void): Promise<() => Promise<void>>;
+
+  // ---- coordination between registry processes ----
+  /** Take or keep a named lock held by `owner` for ttlMs. Answers whether `owner` holds it now. */
+  acquireLock(name: string, owner: string, ttlMs: number): Promise<boolean>;
+  releaseLock(name: string, owner: string): Promise<void>;
+  /** Store `now` under `name` and answer the previous value (null when none). */
+  swapCheckpoint(name: string, now: number): Promise<number | null>;
+
+  /** True when the store answers right now. */
+  ping(): Promise<boolean>;
+  close(): Promise<void>;
+}
+
+export class StoreUnavailableError extends Error {
+  override readonly name = 'StoreUnavailableError';
+  constructor(message: string, cause?: unknown) {
+    super(message, { cause });
+  }
+}
+
+export function backendKey(tool: string, id: string): string {
+  return `${tool}/${id}`;
+}
+
+export function assignmentKey(host: string, port: number): string {
+  return `${host}:${port}`;
+}

@@ -1,0 +1,86 @@
+// The control plane's data model. Times are epoch milliseconds inside the process and in the store;
+// the HTTP API renders them as ISO-8601 strings.
+
+export type BackendSource = 'registered' | 'discovered';
+
+/** One live instance of a tool, held by a lease that its heartbeats renew. */
+export interface Backend {
+  tool: string;
+  id: string;
+  url: string;
+  source: BackendSource;
+  registeredAt: number;
+  lastHeartbeat: number;
+  expiresAt: number;
+  /** Lease length in seconds, as asked by the last heartbeat. */
+  ttl: number;
+  clientVersion?: string;
+}
+
+/** The registry's record that `tool` owns `host:port`. */
+export interface Assignment {
+  tool: string;
+  host: string;
+  port: number;
+  createdAt: number;
+}
+
+/** A tool token as stored: only the hash of its secret is kept. */
+export interface TokenRecord {
+  id: string;
+  tool: string;
+  hash: string;
+  createdAt: number;
+}
+
+/** Identifies one history of the table: a new epoch starts when the store lost its state (e.g. Redis restarted empty). */
+export interface TableVersion {
+  epoch: string;
+  version: number;
+}
+
+/** The full route table at one version, read atomically. */
+export interface TableSnapshot extends TableVersion {
+  backends: Backend[];
+  assignments: Assignment[];
+}
+
+export type Change =
+  | { kind: 'backend.upsert'; backend: Backend }
+  | { kind: 'backend.remove'; tool: string; id: string; reason: 'deregistered' | 'expired' | 'replaced' }
+  | { kind: 'assignment.upsert'; assignment: Assignment }
+  | { kind: 'assignment.remove'; host: string; port: number; tool: string };
+
+/** A message of the change feed: one mutation, stamped with the table version it produced. */
+export type ChangeEvent = TableVersion & { changes: Change[] };
+
+export interface UpsertBackendInput {
+  tool: string;
+  id: string;
+  url: string;
+  /** The assignment key the URL implies (its hostname and port). */
+  host: string;
+  port: number;
+  ttl: number;
+  source: BackendSource;
+  clientVersion?: string;
+  now: number;
+}
+
+export type UpsertBackendResult =
+  | { ok: true; backend: Backend; created: boolean; assignmentCreated: boolean }
+  | { ok: false; reason: 'port_conflict'; holder: string }
+  /** A discovered backend never overwrites a registered one: the registration is the better source. */
+  | { ok: false; reason: 'registered_exists' };
+
+export type AllocatePortResult =
+  | { ok: true; assignment: Assignment; created: boolean }
+  | { ok: false; reason: 'range_exhausted' };
+
+export interface ExpireCandidate {
+  tool: string;
+  id: string;
+  expiresAt: number;
+  /** The lease's ttl in seconds: the self-preservation hard cap is a multiple of it. */
+  ttl: number;
+}

@@ -1,0 +1,169 @@
+import dns from 'node:dns';
+import net from 'node:net';
+import os from 'node:os';
+import type { Config } from '../config';
+import { badRequest } from './errors';
+import { NetworkSet, isLoopback, isNeverAllowed, unmapIPv4 } from './networks';
+
+/** Answers every address a DNS name stands for. */
+export type Lookup = (name: string) => Promise<string[]>;
+
+export const systemLookup: Lookup = async (name) => {
+  const answers = await dns.promises.lookup(name, { all: true, verbatim: true });
+  return answers.map((a) => a.address);
+};
+
+/** Where a backend URL routes: the origin to store and the assignment key (host, port) it implies. */
+export interface BackendTarget {
+  url: string;
+  host: string;
+  port: number;
+}
+
+const DNS_NAME = /^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/;
+const LOOKUP_TIMEOUT_MS = 3000;
+const LOOKUP_CACHE_MS = 5000;
+const LOOKUP_CACHE_MAX = 1024;
+
+type ParsedHost = { kind: 'ip'; address: string } | { kind: 'name'; name: string };
+
+/**
+ * Canonical form of a host, so one host:port has one assignment key however it is spelled: IPv6
+ * compressed, lower-case and without brackets; IPv4-mapped IPv6 as the IPv4 address; names lower-case
+ * without a trailing dot. Null when it is neither an IP address nor a DNS name.
+ */
+export function canonicalHost(raw: string): string | null {
+  const parsed = parseHost(raw);
+  if (!parsed) return null;
+  return parsed.kind === 'ip' ? parsed.address : parsed.name;
+}
+
+function parseHost(raw: string): ParsedHost | null {
+  const bare = raw.startsWith('[') && raw.endsWith(']') ? raw.slice(1, -1) : raw;
+  if (net.isIPv4(bare)) return { kind: 'ip', address: bare };
+  if (net.isIPv6(bare)) {
+    try {
+      // The URL parser compresses and lower-cases IPv6; it also refuses zone ids, which never route here.
+      const compressed = new URL(`http://[${bare}]/`).hostname.slice(1, -1);
+      return { kind: 'ip', address: unmapIPv4(compressed) };
+    } catch {
+      return null;
+    }
+  }
+  if (bare !== raw) return null;
+  const name = raw.toLowerCase().replace(/\.$/, '');
+  return DNS_NAME.test(name) ? { kind: 'name', name } : null;
+}
+
+/**
+ * Decides which backend URLs and hosts may enter the table: only addresses inside allowedNetworks, never
+ * link-local or metadata addresses, never switchboard's own listening sockets (the proxy would route to
+ * itself). Names are resolved and every address they stand for must pass.
+ */
+export class AddressPolicy {
+  private readonly allowed: NetworkSet;
+  private readonly selfPorts: Set<number>;
+  private readonly selfAddresses: Set<string>;
+  private readonly cache = new Map<string, { addresses: string[]; until: number }>();
+
+  constructor(
+    config: Config,
+    private readonly lookup: Lookup = systemLookup,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.allowed = new NetworkSet(config.allowedNetworks);
+    this.selfPorts = new Set([config.control.port, config.proxy.port].filter((p) => p > 0));
+    this.selfAddresses = selfAddresses(config.host);
+  }
+
+  /**
+   * A port switchboard turned out to listen on (configured as 0, picked by the kernel): backends there
+   * would be switchboard itself too.
+   */
+  addSelfPort(port: number): void {
+    if (port > 0) this.selfPorts.add(port);
+  }
+
+  async backendUrl(raw: string): Promise<BackendTarget> {
+    const fail = (code: string, message: string) => badRequest(code, message, 'url');
+    // The URL parser silently drops tabs and newlines and reads "\" as "/": refuse them before it can.
+    if (!/^[\x21-\x7e]+$/.test(raw) || raw.includes('\\')) throw fail('invalid_url', 'url must not contain spaces, control characters or backslashes');
+    let u: URL;
+    try {
+      u = new URL(raw);
+    } catch {
+      throw fail('invalid_url', 'url must be an absolute http:// or https:// URL');
+    }
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') throw fail('unsupported_scheme', `url scheme "${u.protocol.slice(0, -1)}" is not allowed: use http or https`);
+    if (raw.includes('@') || u.username || u.password) throw fail('invalid_url', 'url must not contain user info');
+    if (raw.includes('?') || raw.includes('#')) throw fail('invalid_url', 'url must not have a query or a fragment');
+    if (u.pathname !== '/') throw fail('invalid_url', 'url path must be empty or "/"');
+    const port = u.port ? Number(u.port) : u.protocol === 'https:' ? 443 : 80;
+    if (port < 1 || port > 65535) throw fail('invalid_url', 'url port must be in 1..65535');
+    const host = parseHost(u.hostname);
+    if (!host) throw fail('invalid_url', 'url host must be an IP address or a DNS name');
+
+    const addresses = host.kind === 'ip' ? [host.address] : await this.resolve(host.name, 'url');
+    for (const address of addresses) {
+      const a = unmapIPv4(address);
+      if (isNeverAllowed(a)) throw fail('url_not_allowed', `url address ${a} is link-local, metadata or otherwise never allowed`);
+      if (!this.allowed.has(a)) throw fail('url_not_allowed', `url address ${a} is outside the allowed networks`);
+      if (this.selfPorts.has(port) && (isLoopback(a) || this.selfAddresses.has(a))) {
+        throw fail('url_not_allowed', `url ${a}:${port} is switchboard itself`);
+      }
+    }
+    return { url: u.origin, host: host.kind === 'ip' ? host.address : host.name, port };
+  }
+
+  /** A host a port may be assigned on, in canonical form. */
+  async host(raw: string): Promise<string> {
+    const host = parseHost(raw);
+    if (!host) throw badRequest('invalid_host', 'host must be an IP address or a DNS name', 'host');
+    const addresses = host.kind === 'ip' ? [host.address] : await this.resolve(host.name, 'host');
+    for (const address of addresses) {
+      const a = unmapIPv4(address);
+      if (isNeverAllowed(a) || !this.allowed.has(a)) {
+        throw badRequest('host_not_allowed', `host address ${a} is outside the allowed networks`, 'host');
+      }
+    }
+    return host.kind === 'ip' ? host.address : host.name;
+  }
+
+  private async resolve(name: string, field: string): Promise<string[]> {
+    const now = this.now();
+    const hit = this.cache.get(name);
+    if (hit && hit.until > now) return hit.addresses;
+    let addresses: string[];
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      addresses = await Promise.race([
+        this.lookup(name),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error('timed out')), LOOKUP_TIMEOUT_MS);
+        }),
+      ]);
+    } catch (err) {
+      throw badRequest('unresolvable_host', `${field} host "${name}" does not resolve (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, field);
+    } finally {
+      clearTimeout(timer);
+    }
+    if (addresses.length === 0) throw badRequest('unresolvable_host', `${field} host "${name}" has no addresses`, field);
+    if (this.cache.size >= LOOKUP_CACHE_MAX) this.cache.clear();
+    this.cache.set(name, { addresses, until: now + LOOKUP_CACHE_MS });
+    return addresses;
+  }
+}
+
+/** The addresses switchboard listens on besides loopback: all of this machine's when bound to a wildcard. */
+function selfAddresses(bindHost: string): Set<string> {
+  const out = new Set<string>();
+  if (bindHost === '0.0.0.0' || bindHost === '::') {
+    for (const list of Object.values(os.networkInterfaces())) {
+      for (const info of list ?? []) out.add(canonicalHost(info.address) ?? info.address);
+    }
+  } else {
+    const c = canonicalHost(bindHost);
+    if (c && net.isIP(c)) out.add(c);
+  }
+  return out;
+}

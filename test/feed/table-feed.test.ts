@@ -1,0 +1,147 @@
+import assert from 'node:assert/strict';
+import Redis from 'ioredis';
+import { silentLogger } from '../../src/logger';
+import { TableFeed } from '../../src/proxy/table-feed';
+import { MemoryStore } from '../../src/registry/memory-store';
+import { RedisStore } from '../../src/registry/redis-store';
+import type { Store } from '../../src/registry/store';
+import { RedisServer } from '../support/redis-server';
+import { waitFor } from '../support/process';
+
+async function register(store: Store, tool: string, port: number, id = 'a') {
+  const r = await store.upsertBackend({ tool, id, url: `http://127.0.0.1:${port}`, host: '127.0.0.1', port, ttl: 30, source: 'registered', now: Date.now() });
+  assert.equal(r.ok, true, JSON.stringify(r));
+}
+
+function routed(feed: TableFeed, tool: string): boolean {
+  return (feed.current()?.lookup(tool)?.backends.length ?? 0) > 0;
+}
+
+let redis: RedisServer;
+let prefixN = 0;
+before(async () => {
+  redis = await new RedisServer().start();
+});
+after(async () => {
+  await redis.stop();
+});
+
+const stores: Array<[string, () => Promise<Store>]> = [
+  ['memory', async () => new MemoryStore()],
+  ['redis', async () => RedisStore.connect({ url: redis.url, keyPrefix: `feed${++prefixN}:`, commandTimeoutMs: 1000 })],
+];
+
+for (const [name, make] of stores) {
+  describe(`route table feed (${name} store)`, () => {
+    let store: Store;
+    let feed: TableFeed;
+
+    beforeEach(async () => {
+      store = await make();
+      await register(store, 'before', 30001);
+      feed = new TableFeed(store, { pollMs: 100, carryOverMs: 30_000, logger: silentLogger() });
+      await feed.start();
+    });
+    afterEach(async () => {
+      await feed.stop();
+      await store.close();
+    });
+
+    it('starts from a full snapshot, then follows the change feed in version order', async () => {
+      assert.ok(routed(feed, 'before'));
+      const startVersion = feed.current()!.version;
+      const reloads = feed.reloads;
+      for (let i = 0; i < 20; i++) await register(store, `t${i}`, 30100 + i);
+      await store.removeBackend('before', 'a');
+      await waitFor('all changes applied', async () => feed.current()!.version === startVersion + 21, 3000, 10);
+      for (let i = 0; i < 20; i++) assert.ok(routed(feed, `t${i}`), `t${i} routed`);
+      assert.equal(routed(feed, 'before'), false);
+      assert.equal(feed.reloads, reloads, 'no reload was needed: every message arrived in order');
+    });
+
+    it('each swap publishes a new immutable table and leaves the old one as it was', async () => {
+      const old = feed.current()!;
+      await register(store, 'later', 30200);
+      await waitFor('later routed', async () => routed(feed, 'later'), 3000, 10);
+      assert.notEqual(feed.current(), old);
+      assert.equal(old.lookup('later'), undefined);
+    });
+
+    it('reloads the snapshot when a message reveals a gap', async () => {
+      const t = feed.current()!;
+      const reloads = feed.reloads;
+      // A message from the future: versions in between were never seen.
+      (feed as unknown as { onEvent(ev: unknown): void }).onEvent({ epoch: t.epoch, version: t.version + 5, changes: [] });
+      await waitFor('reload after the gap', async () => feed.reloads > reloads, 3000, 10);
+      assert.equal(feed.gaps >= 1, true);
+      assert.equal(feed.current()!.version, (await store.version()).version);
+    });
+  });
+}
+
+describe('route table feed on a real Redis under faults', function () {
+  this.timeout(30_000);
+  let store: RedisStore;
+  let feed: TableFeed;
+  let raw: Redis;
+  let prefix: string;
+
+  beforeEach(async () => {
+    prefix = `feedfault${++prefixN}:`;
+    store = await RedisStore.connect({ url: redis.url, keyPrefix: prefix, commandTimeoutMs: 1000 });
+    raw = new Redis(redis.url, { lazyConnect: true });
+    raw.on('error', () => undefined);
+    await raw.connect();
+    await register(store, 'steady', 30300);
+    feed = new TableFeed(store, { pollMs: 100, carryOverMs: 3000, logger: silentLogger() });
+    await feed.start();
+  });
+  afterEach(async () => {
+    await feed.stop();
+    await store.close();
+    raw.disconnect();
+    if (!redis.running) await redis.start();
+  });
+
+  it('notices a lost last message by polling the version and reloads', async () => {
+    const t = feed.current()!;
+    const reloads = feed.reloads;
+    // The store moves on without a message reaching us (as if the PUBLISH was lost).
+    await raw.incr(`${prefix}version`);
+    await waitFor('the poll sees the store ahead and reloads', async () => feed.current()!.version === t.version + 1, 5000, 20);
+    assert.ok(feed.reloads > reloads);
+    assert.ok(feed.gaps >= 1);
+  });
+
+  it('resynchronises after its pub/sub connection is killed', async () => {
+    const reloads = feed.reloads;
+    await raw.client('KILL', 'TYPE', 'pubsub');
+    await waitFor('reload after resubscribe', async () => feed.reloads > reloads, 5000, 20);
+    await register(store, 'after-kill', 30302);
+    await waitFor('routed via the feed again', async () => routed(feed, 'after-kill'), 3000, 10);
+  });
+
+  it('keeps serving the last table while Redis is down, and catches up when it returns', async () => {
+    await redis.kill();
+    await waitFor('store marked down', async () => !feed.storeUp, 3000, 20);
+    assert.ok(routed(feed, 'steady'), 'the last known table is still served');
+    await redis.start();
+    await waitFor('store back', async () => feed.storeUp, 10_000, 50);
+    await register(store, 'back', 30303);
+    await waitFor('new registration routed', async () => routed(feed, 'back'), 5000, 20);
+    assert.ok(routed(feed, 'steady'));
+  });
+
+  it('keeps the old routes while a Redis restarted empty is rebuilt by heartbeats, then forgets the dead', async () => {
+    await redis.wipe();
+    await redis.start();
+    await waitFor('store back', async () => feed.storeUp && feed.reloads > 1, 10_000, 50);
+    assert.ok(routed(feed, 'steady'), 'an empty store does not empty the table');
+    await register(store, 'rebuilt', 30304);
+    await waitFor('new epoch followed', async () => routed(feed, 'rebuilt'), 5000, 20);
+    assert.ok(routed(feed, 'steady'), 'still carried over');
+    // Nobody heartbeats "steady" any more: once the carry-over ends it is gone.
+    await waitFor('carry-over ended', async () => !routed(feed, 'steady'), 8000, 50);
+    assert.ok(routed(feed, 'rebuilt'));
+  });
+});

@@ -1,0 +1,106 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { writeFileSync, mkdtempSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { freePort } from './redis-server';
+
+const ROOT = path.join(__dirname, '..', '..');
+export const CLI = path.join(ROOT, 'src', 'cli.ts');
+
+/** Runs the CLI from source through tsx, as `switchboard ARGS` would. */
+export function cliArgs(args: string[]): string[] {
+  return ['--require', 'tsx/cjs', CLI, ...args];
+}
+
+export function writeConfig(config: Record<string, unknown>): string {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'sb-config-'));
+  const file = path.join(dir, 'config.json');
+  writeFileSync(file, JSON.stringify(config));
+  return file;
+}
+
+export interface SwitchboardProcess {
+  proc: ChildProcess;
+  controlPort: number;
+  proxyPort: number;
+  adminToken: string;
+  control: string;
+  proxy: string;
+  output(): string;
+  kill(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+export async function waitFor<T>(what: string, fn: () => Promise<T | null | undefined | false>, timeoutMs = 10_000, everyMs = 50): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastErr: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (err) {
+      lastErr = err;
+    }
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastErr ? `: ${(lastErr as Error).message}` : ''}`);
+}
+
+/** A real switchboard process (serve, proxy or registry) on free loopback ports, ready when this resolves. */
+export async function startProcess(verb: string, opts: { env?: Record<string, string>; config?: Record<string, unknown> } = {}): Promise<SwitchboardProcess> {
+  const controlPort = await freePort();
+  const proxyPort = await freePort();
+  const adminToken = 'test-admin-token-0123456789abcdef';
+  const args = [verb, ...(opts.config ? ['--config', writeConfig(opts.config)] : [])];
+  const proc = spawn(process.execPath, cliArgs(args), {
+    cwd: ROOT,
+    env: {
+      PATH: process.env.PATH ?? '',
+      SWITCHBOARD_CONTROL_PORT: String(controlPort),
+      SWITCHBOARD_PROXY_PORT: String(proxyPort),
+      SWITCHBOARD_ADMIN_TOKEN: adminToken,
+      SWITCHBOARD_LOG_LEVEL: 'info',
+      ...opts.env,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  proc.stdout?.on('data', (d) => (out += d.toString()));
+  proc.stderr?.on('data', (d) => (out += d.toString()));
+  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+  const control = `http://127.0.0.1:${controlPort}`;
+  await waitFor(`${verb} to answer /healthz`, async () => {
+    if (proc.exitCode !== null) throw new Error(`exited ${proc.exitCode}: ${out}`);
+    return (await fetch(`${control}/healthz`)).ok;
+  }, 20_000);
+  return {
+    proc,
+    controlPort,
+    proxyPort,
+    adminToken,
+    control,
+    proxy: `http://127.0.0.1:${proxyPort}`,
+    output: () => out,
+    async kill(signal: NodeJS.Signals = 'SIGKILL') {
+      if (proc.exitCode !== null || proc.signalCode !== null) return proc.exitCode;
+      proc.kill(signal);
+      return exited;
+    },
+  };
+}
+
+/** The value of one sample of a Prometheus text exposition, summed over label sets that match. */
+export function metricValue(text: string, name: string, labels: Record<string, string> = {}): number {
+  let sum = 0;
+  let seen = false;
+  for (const line of text.split('\n')) {
+    if (line.startsWith('#')) continue;
+    const m = /^([a-zA-Z_:][\w:]*)(\{[^}]*\})?\s+(\S+)/.exec(line);
+    if (!m || m[1] !== name) continue;
+    const lbl = m[2] ?? '';
+    if (Object.entries(labels).every(([k, v]) => lbl.includes(`${k}="${v}"`))) {
+      sum += Number(m[3]);
+      seen = true;
+    }
+  }
+  return seen ? sum : NaN;
+}
