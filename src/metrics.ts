@@ -50,6 +50,24 @@ export class Metrics {
     help: '1 when the store answered its last check, 0 when it did not.',
     registers: [this.registry],
   });
+  readonly proxyRequests = new client.Counter({
+    name: 'switchboard_proxy_requests_total',
+    help: 'Requests answered by the proxy, by status code (499: the client left before an answer).',
+    labelNames: ['code'],
+    registers: [this.registry],
+  });
+  readonly proxyRequestDuration = new client.Histogram({
+    name: 'switchboard_proxy_request_duration_seconds',
+    help: 'Time from request to the end of the response, through the proxy.',
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [this.registry],
+  });
+  readonly proxyErrors = new client.Counter({
+    name: 'switchboard_proxy_errors_total',
+    help: 'Proxy failures by kind: no_route, not_running, refused, reset, timeout, bad_gateway (one per failed attempt).',
+    labelNames: ['kind'],
+    registers: [this.registry],
+  });
 
   constructor(opts: { defaultMetrics?: boolean } = {}) {
     if (opts.defaultMetrics) client.collectDefaultMetrics({ register: this.registry });

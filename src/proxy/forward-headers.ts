@@ -88,7 +88,7 @@ export function responseHeaders(proxyRes: http.IncomingMessage): http.OutgoingHt
       if (value === undefined) continue;
       http.validateHeaderName(name);
       if (Array.isArray(value)) for (const v of value) http.validateHeaderValue(name, v);
-      else http.validateHeaderValue(name, value);
+      else http.validateHeaderValue(name, String(value));
     }
   } catch {
     return null;

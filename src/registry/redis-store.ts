@@ -25,6 +25,8 @@ export interface RedisStoreOptions {
   logger?: Logger;
   /** How long connect() waits for a ready connection (default: max(5 s, commandTimeoutMs)). */
   connectTimeoutMs?: number;
+  /** How long snapshot() may take: a whole table outgrows a per-command budget (default: max(10 s, commandTimeoutMs)). */
+  snapshotTimeoutMs?: number;
 }
 
 // Replies that mean "Redis cannot serve this right now" rather than "this request is wrong".
@@ -34,7 +36,7 @@ const CHANGE_KINDS = new Set(['backend.upsert', 'backend.remove', 'assignment.up
 
 type ScriptCommand = (...args: (string | number)[]) => Promise<unknown>;
 
-const SCRIPTS: Record<string, { lua: string; numberOfKeys: number }> = {
+const SCRIPTS = {
   sbUpsertBackend: { lua: scripts.UPSERT_BACKEND, numberOfKeys: 0 },
   sbRemoveBackend: { lua: scripts.REMOVE_BACKEND, numberOfKeys: 0 },
   sbExpireLeases: { lua: scripts.EXPIRE_LEASES, numberOfKeys: 0 },
@@ -45,7 +47,7 @@ const SCRIPTS: Record<string, { lua: string; numberOfKeys: number }> = {
   sbRevokeToken: { lua: scripts.REVOKE_TOKEN, numberOfKeys: 1 },
   sbAcquireLock: { lua: scripts.ACQUIRE_LOCK, numberOfKeys: 1 },
   sbReleaseLock: { lua: scripts.RELEASE_LOCK, numberOfKeys: 1 },
-};
+} satisfies Record<string, { lua: string; numberOfKeys: number }>;
 type ScriptName = keyof typeof SCRIPTS;
 
 function isUnavailableReply(err: Error): boolean {
@@ -154,6 +156,9 @@ export class RedisStore implements Store {
   private readonly channel: string;
   private readonly log: Logger;
   private readonly subscribers = new Set<Redis>();
+  /** Serves snapshot() only, with its own longer timeout; opened on first use. */
+  private bulk: Redis | null = null;
+  private readonly snapshotTimeoutMs: number;
   private connected = false;
   private closed = false;
 
@@ -162,6 +167,7 @@ export class RedisStore implements Store {
     this.prefix = opts.keyPrefix;
     this.channel = `${opts.keyPrefix}changes`;
     this.log = opts.logger ?? silentLogger();
+    this.snapshotTimeoutMs = opts.snapshotTimeoutMs ?? Math.max(10_000, opts.commandTimeoutMs);
 
     // The command connection serves request handlers: it must answer or fail within commandTimeoutMs,
     // never queue work while Redis is away (no offline queue; in-flight commands fail on disconnect).
@@ -267,7 +273,9 @@ export class RedisStore implements Store {
 
   async expiredLeases(now: number, limit: number): Promise<ExpireCandidate[]> {
     if (limit <= 0) return [];
-    const flat = (await this.script('sbExpiredLeases', this.prefix, String(now), String(Math.floor(limit)))) as string[];
+    // LIMIT 0 -1 is Redis for "no limit".
+    const count = Number.isFinite(limit) ? String(Math.floor(limit)) : '-1';
+    const flat = (await this.script('sbExpiredLeases', this.prefix, String(now), count)) as string[];
     const out: ExpireCandidate[] = [];
     for (let i = 0; i < flat.length; i += 3) {
       out.push({ ...splitBackendKey(flat[i]), expiresAt: Number(flat[i + 1]), ttl: Number(flat[i + 2]) });
@@ -330,9 +338,15 @@ export class RedisStore implements Store {
 
   // ---- the table and its change feed ----
 
+  /**
+   * Reads a whole table on its own connection: at 100,000 backends the reply is ~20 MB and takes a good
+   * part of a second, more than the hot path's commandTimeoutMs may allow.
+   */
   async snapshot(): Promise<TableSnapshot> {
     const [epoch, version, backends, assignments] = await this.run('snapshot', async () => {
-      const replies = await this.client
+      // The command connection knows at once whether Redis is there; don't wait on the bulk one to find out.
+      if (this.closed || this.client.status !== 'ready') throw new StoreUnavailableError('redis is not connected');
+      const replies = await this.bulkConnection()
         .multi()
         .set(this.key('epoch'), randomUUID(), 'NX')
         .get(this.key('epoch'))
@@ -363,6 +377,16 @@ export class RedisStore implements Store {
     return { epoch, version: Number(version ?? 0) };
   }
 
+  private bulkConnection(): Redis {
+    if (!this.bulk) {
+      // Its offline queue only covers its own first connect; maxRetriesPerRequest 0 (inherited) fails
+      // queued commands as soon as a connection attempt fails.
+      this.bulk = this.client.duplicate({ enableOfflineQueue: true, commandTimeout: this.snapshotTimeoutMs });
+      this.bulk.on('error', (err: Error) => this.log.debug({ err: err.message }, 'redis snapshot connection error'));
+    }
+    return this.bulk;
+  }
+
   private transactionResults(replies: [Error | null, unknown][] | null): unknown[] {
     if (!replies) throw new StoreUnavailableError('redis transaction was aborted');
     for (const [err] of replies) if (err) throw err;
@@ -370,6 +394,7 @@ export class RedisStore implements Store {
   }
 
   async subscribe(onChange: (event: ChangeEvent) => void, onResync: () => void): Promise<() => Promise<void>> {
+    if (this.closed) throw new StoreUnavailableError('redis store is closed');
     // Subscriber mode blocks other commands, so the feed gets its own connection. It may queue while
     // offline: nothing waits on it, and after a reconnect it must subscribe again.
     const sub = this.client.duplicate({ enableOfflineQueue: true, maxRetriesPerRequest: null });
@@ -460,6 +485,7 @@ export class RedisStore implements Store {
     this.closed = true;
     await Promise.all([...this.subscribers].map((sub) => closeQuietly(sub)));
     this.subscribers.clear();
+    if (this.bulk) await closeQuietly(this.bulk);
     await closeQuietly(this.client);
   }
 }

@@ -24,6 +24,7 @@ const DNS_NAME = /^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a
 const LOOKUP_TIMEOUT_MS = 3000;
 const LOOKUP_CACHE_MS = 5000;
 const LOOKUP_CACHE_MAX = 1024;
+const ACCEPTED_MAX = 10_000;
 
 type ParsedHost = { kind: 'ip'; address: string } | { kind: 'name'; name: string };
 
@@ -65,6 +66,11 @@ export class AddressPolicy {
   private readonly selfPorts: Set<number>;
   private readonly selfAddresses: Set<string>;
   private readonly cache = new Map<string, { addresses: string[]; until: number }>();
+  /**
+   * Verdicts on URLs with an IP-literal host never change under one configuration: a client heartbeating
+   * the same URL every few seconds is judged once, not on every beat.
+   */
+  private readonly accepted = new Map<string, BackendTarget>();
 
   constructor(
     config: Config,
@@ -82,9 +88,12 @@ export class AddressPolicy {
    */
   addSelfPort(port: number): void {
     if (port > 0) this.selfPorts.add(port);
+    this.accepted.clear();
   }
 
   async backendUrl(raw: string): Promise<BackendTarget> {
+    const known = this.accepted.get(raw);
+    if (known) return known;
     const fail = (code: string, message: string) => badRequest(code, message, 'url');
     // The URL parser silently drops tabs and newlines and reads "\" as "/": refuse them before it can.
     if (!/^[\x21-\x7e]+$/.test(raw) || raw.includes('\\')) throw fail('invalid_url', 'url must not contain spaces, control characters or backslashes');
@@ -112,7 +121,12 @@ export class AddressPolicy {
         throw fail('url_not_allowed', `url ${a}:${port} is switchboard itself`);
       }
     }
-    return { url: u.origin, host: host.kind === 'ip' ? host.address : host.name, port };
+    const target = { url: u.origin, host: host.kind === 'ip' ? host.address : host.name, port };
+    if (host.kind === 'ip') {
+      if (this.accepted.size >= ACCEPTED_MAX) this.accepted.clear();
+      this.accepted.set(raw, target);
+    }
+    return target;
   }
 
   /** A host a port may be assigned on, in canonical form. */

@@ -168,6 +168,29 @@ describe('RedisStore', function () {
       assert.equal(lines.filter((l) => l.msg === 'ignoring malformed change event').length, 2);
     });
 
+    it('snapshots a table far larger than one command timeout allows for', async () => {
+      const keyPrefix = `t:${randomUUID()}:`;
+      // 50,000 backends (~10 MB) written straight into the hash: reading them back takes far longer than 20 ms.
+      const writer = rawClient(server);
+      const count = 50_000;
+      for (let start = 0; start < count; start += 1000) {
+        const fields: string[] = [];
+        for (let i = start; i < start + 1000; i++) {
+          const url = `http://10.0.${i >> 8 & 255}.${i & 255}:${20000 + (i % 1000)}`;
+          fields.push(`tool${i % 500}/inst-${i}`, JSON.stringify({
+            tool: `tool${i % 500}`, id: `inst-${i}`, url, source: 'registered',
+            registeredAt: 1_732_540_000_000, lastHeartbeat: 1_732_540_000_000, expiresAt: 1_732_540_030_000, ttl: 30,
+          }));
+        }
+        await writer.hset(`${keyPrefix}backends`, ...fields);
+      }
+      const store = await open(server, { keyPrefix, commandTimeoutMs: 20 });
+      const snap = await store.snapshot();
+      assert.equal(snap.backends.length, count);
+      assert.equal(new Set(snap.backends.map((b) => b.id)).size, count);
+      assert.equal(snap.backends[0].expiresAt, 1_732_540_030_000);
+    });
+
     it('keeps separate tables under separate key prefixes', async () => {
       const a = await open(server);
       const b = await open(server);

@@ -1,0 +1,102 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync, writeFileSync, existsSync } from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+
+export const ROOT = path.join(__dirname, '..');
+export const RESULTS = path.join(ROOT, 'bench', 'RESULTS.md');
+
+export function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+
+export interface LoadResult {
+  requests: number;
+  errors: number;
+  seconds: number;
+  perSecond: number;
+  p50ms: number;
+  p99ms: number;
+}
+
+/**
+ * A closed-loop load: `concurrency` loops each sending its next request when the last one answered.
+ * Bounded by both a request count and a duration, whichever comes first.
+ */
+export async function closedLoop(
+  opts: { concurrency: number; maxRequests: number; durationMs: number; port: number },
+  request: (i: number) => { method: string; path: string; body?: string; headers?: Record<string, string> },
+): Promise<LoadResult> {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: opts.concurrency });
+  const latencies: number[] = [];
+  let sent = 0;
+  let errors = 0;
+  const start = process.hrtime.bigint();
+  const deadline = Date.now() + opts.durationMs;
+  const one = (i: number) =>
+    new Promise<void>((resolve) => {
+      const r = request(i);
+      const t0 = process.hrtime.bigint();
+      const req = http.request(
+        { host: '127.0.0.1', port: opts.port, method: r.method, path: r.path, agent, headers: { ...(r.headers ?? {}), ...(r.body ? { 'content-length': Buffer.byteLength(r.body) } : {}) } },
+        (res) => {
+          res.resume();
+          res.on('end', () => {
+            if (res.statusCode! >= 400) errors++;
+            latencies.push(Number(process.hrtime.bigint() - t0) / 1e6);
+            resolve();
+          });
+        },
+      );
+      req.on('error', () => {
+        errors++;
+        resolve();
+      });
+      req.end(r.body);
+    });
+  await Promise.all(
+    Array.from({ length: opts.concurrency }, async () => {
+      while (sent < opts.maxRequests && Date.now() < deadline) await one(sent++);
+    }),
+  );
+  const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+  agent.destroy();
+  latencies.sort((a, b) => a - b);
+  return { requests: latencies.length, errors, seconds, perSecond: latencies.length / seconds, p50ms: percentile(latencies, 50), p99ms: percentile(latencies, 99) };
+}
+
+export function startChild(args: string[], env: Record<string, string>): ChildProcess {
+  const child = spawn(process.execPath, args, { cwd: ROOT, env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'ignore', 'inherit'] });
+  return child;
+}
+
+export async function waitHttp(url: string, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    try {
+      if ((await fetch(url)).status < 500) return;
+    } catch {
+      /* not yet */
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${url} did not answer within ${timeoutMs} ms`);
+}
+
+export function machine(): string {
+  return `${os.cpus().length} cores (${os.cpus()[0]?.model ?? 'unknown'}), Node ${process.version}`;
+}
+
+/** Replaces the section between `<!-- name:start -->` and `<!-- name:end -->` in bench/RESULTS.md. */
+export function writeSection(name: string, body: string): void {
+  const start = `<!-- ${name}:start -->`;
+  const end = `<!-- ${name}:end -->`;
+  let text = existsSync(RESULTS) ? readFileSync(RESULTS, 'utf8') : '# Benchmark results\n\nRatios are the figures to read: absolute numbers drift 20-40 % between runs on this shared 2-core machine.\n';
+  const block = `${start}\n${body.trim()}\n${end}`;
+  const i = text.indexOf(start);
+  const j = text.indexOf(end);
+  text = i >= 0 && j > i ? text.slice(0, i) + block + text.slice(j + end.length) : `${text.trimEnd()}\n\n${block}\n`;
+  writeFileSync(RESULTS, text);
+}

@@ -1,0 +1,93 @@
+import http from 'node:http';
+
+/** The answers the proxy gives itself, when no backend's answer can be relayed. */
+export type ProxyErrorCode =
+  | 'no_such_tool' // 404: nothing registered under that name
+  | 'not_running' // 503: the tool is known (it holds ports) but no instance is live
+  | 'no_routes' // 503: the proxy has no route table yet
+  | 'bad_gateway' // 502: the backend refused, reset, or answered garbage
+  | 'gateway_timeout' // 504: the backend did not answer in time
+  | 'bad_request'; // 400: the request cannot be forwarded
+
+interface ErrorKind {
+  status: number;
+  title: string;
+  message: (tool: string | undefined) => string;
+  retryAfter?: number;
+}
+
+const KINDS: Record<ProxyErrorCode, ErrorKind> = {
+  no_such_tool: { status: 404, title: 'No such tool', message: (t) => (t ? `no such tool: ${t}` : 'no such tool') },
+  not_running: {
+    status: 503,
+    title: 'Tool is not running',
+    message: (t) => `tool is not running: ${t ?? 'unknown'}; it may be starting, try again shortly`,
+    retryAfter: 5,
+  },
+  no_routes: { status: 503, title: 'Proxy is starting', message: () => 'the proxy has not loaded its routes yet', retryAfter: 1 },
+  bad_gateway: { status: 502, title: 'Bad gateway', message: (t) => `tool ${t ?? 'unknown'} did not answer properly` },
+  gateway_timeout: { status: 504, title: 'Gateway timeout', message: (t) => `tool ${t ?? 'unknown'} did not answer in time` },
+  bad_request: { status: 400, title: 'Bad request', message: () => 'the request cannot be forwarded' },
+};
+
+export interface ErrorPage {
+  status: number;
+  headers: Record<string, string>;
+  body: string;
+}
+
+/** JSON when the client asks for it ahead of HTML (API clients, curl -H 'Accept: application/json'). */
+export function wantsJson(accept: string | undefined): boolean {
+  if (!accept) return false;
+  const a = accept.toLowerCase();
+  const json = a.search(/application\/(?:[\w.+-]*\+)?json/);
+  if (json < 0) return false;
+  const html = a.indexOf('text/html');
+  return html < 0 || json < html;
+}
+
+function escapeHtml(s: string): string {
+  return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+/**
+ * The page for an error. It names the tool and the request id (to find the log line) and nothing else:
+ * never a backend address, port or stack.
+ */
+export function renderError(code: ProxyErrorCode, opts: { tool?: string; requestId: string; json: boolean }): ErrorPage {
+  const k = KINDS[code];
+  const message = k.message(opts.tool);
+  const headers: Record<string, string> = { 'cache-control': 'no-store', 'x-request-id': opts.requestId };
+  if (k.retryAfter !== undefined) headers['retry-after'] = String(k.retryAfter);
+  let body: string;
+  if (opts.json) {
+    headers['content-type'] = 'application/json; charset=utf-8';
+    body = JSON.stringify({ error: { code, message, field: null, tool: opts.tool ?? null, requestId: opts.requestId } });
+  } else {
+    headers['content-type'] = 'text/html; charset=utf-8';
+    const tool = opts.tool ? `<p>Tool: <code>${escapeHtml(opts.tool)}</code></p>` : '';
+    body =
+      `<!doctype html><html><head><meta charset="utf-8"><title>${k.status} ${k.title}</title></head>` +
+      `<body><h1>${k.status} ${k.title}</h1><p>${escapeHtml(message)}</p>${tool}` +
+      `<p><small>Request id: <code>${escapeHtml(opts.requestId)}</code></small></p></body></html>\n`;
+  }
+  headers['content-length'] = String(Buffer.byteLength(body));
+  return { status: k.status, headers, body };
+}
+
+/** Answers on a response that has not started. */
+export function sendError(res: http.ServerResponse, page: ErrorPage): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  res.writeHead(page.status, page.headers);
+  res.end(page.body);
+}
+
+/** The same page as raw HTTP, for a socket taken over by an upgrade request. */
+export function rawErrorResponse(page: ErrorPage): string {
+  const lines = [`HTTP/1.1 ${page.status} ${http.STATUS_CODES[page.status] ?? 'Error'}`, 'connection: close'];
+  for (const [k, v] of Object.entries(page.headers)) lines.push(`${k}: ${v}`);
+  return `${lines.join('\r\n')}\r\n\r\n${page.body}`;
+}

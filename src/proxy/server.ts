@@ -1,0 +1,374 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { performance } from 'node:perf_hooks';
+import type { Config } from '../config';
+import type { Logger } from '../logger';
+import type { Metrics } from '../metrics';
+import { NetworkSet } from '../registry/networks';
+import { Balancer, mayRetry } from './balancer';
+import { rawErrorResponse, renderError, sendError, wantsJson, type ProxyErrorCode } from './error-pages';
+import { requestIdOf, rewriteRequestHeaders } from './forward-headers';
+import { createForwarder, type ForwardFailure, type ForwardResult } from './forwarder';
+import { PassiveHealth, type HealthOptions } from './health';
+import { resolveTool } from './host';
+import type { RouteBackend, RouteSource, ToolRoute } from './route-table';
+
+export interface ProxyHooks {
+  /**
+   * Called when a known tool has no backend in the table, before the proxy answers 503 (the place for
+   * fallback port discovery). A backend it answers serves this request; null means "not running".
+   */
+  onNoLiveBackend?(tool: string, route: ToolRoute): Promise<RouteBackend | null>;
+}
+
+export interface ProxyServerOptions {
+  config: Config;
+  routes: RouteSource;
+  logger: Logger;
+  metrics?: Metrics;
+  hooks?: ProxyHooks;
+  health?: Partial<HealthOptions>;
+  /** Idle limit of an upgraded (WebSocket) connection. Default 10 minutes. */
+  wsIdleTimeoutMs?: number;
+  /** Backends tried for one request, at most. Default 3. */
+  maxAttempts?: number;
+}
+
+export interface ProxyServer {
+  server: http.Server;
+  /** What the proxy learned about its backends from its own traffic. */
+  health: PassiveHealth;
+  listen(port: number, host: string): Promise<number>;
+  /** Stops accepting, lets in-flight requests finish up to config.proxy.drainTimeoutMs, then cuts the rest. */
+  close(): Promise<void>;
+}
+
+/** The access-log record of one request, filled in as it is handled. */
+interface Exchange {
+  requestId: string;
+  started: number;
+  tool?: string;
+  backend?: string;
+  attempts: number;
+  outcome: string;
+}
+
+const FAILURE_PAGE: Record<ForwardFailure['kind'], ProxyErrorCode> = {
+  refused: 'bad_gateway',
+  reset: 'bad_gateway',
+  bad_gateway: 'bad_gateway',
+  timeout: 'gateway_timeout',
+  bad_request: 'bad_request',
+  client_gone: 'bad_gateway',
+};
+
+function hasBody(req: http.IncomingMessage): boolean {
+  const cl = req.headers['content-length'];
+  return req.headers['transfer-encoding'] !== undefined || (cl !== undefined && cl !== '0');
+}
+
+function isWebSocket(req: http.IncomingMessage): boolean {
+  return req.method === 'GET' && typeof req.headers.upgrade === 'string' && req.headers.upgrade.toLowerCase() === 'websocket';
+}
+
+function pathOf(url: string | undefined): string {
+  if (!url) return '';
+  const q = url.indexOf('?');
+  // The query is left out of the log: it is where tokens end up.
+  return (q < 0 ? url : url.slice(0, q)).slice(0, 512);
+}
+
+export function createProxyServer(opts: ProxyServerOptions): ProxyServer {
+  const { config, routes, logger, metrics, hooks } = opts;
+  const pc = config.proxy;
+  const trusted = new NetworkSet(pc.trustedProxies);
+  const health = new PassiveHealth(opts.health);
+  const balancer = new Balancer(health);
+  const maxAttempts = Math.max(1, opts.maxAttempts ?? 3);
+  const forwarder = createForwarder({
+    connectTimeoutMs: pc.connectTimeoutMs,
+    responseTimeoutMs: pc.responseTimeoutMs,
+    wsIdleTimeoutMs: opts.wsIdleTimeoutMs ?? 600_000,
+    agent: pc.agent,
+  });
+
+  // prom-client hashes label values on every call; the children are looked up once per code and kind.
+  const codeCounters = new Map<string, { inc(): void }>();
+  const errorCounters = new Map<string, { inc(): void }>();
+  const countRequest = (code: number) => {
+    if (!metrics) return;
+    const key = String(code);
+    let c = codeCounters.get(key);
+    if (!c) codeCounters.set(key, (c = metrics.proxyRequests.labels(key)));
+    c.inc();
+  };
+  const countError = (kind: string) => {
+    if (!metrics) return;
+    let c = errorCounters.get(kind);
+    if (!c) errorCounters.set(kind, (c = metrics.proxyErrors.labels(kind)));
+    c.inc();
+  };
+
+  let draining = false;
+  const inFlight = new Set<http.ServerResponse>();
+  const upgraded = new Set<Duplex>();
+
+  const headersTimeout = Math.min(pc.headersTimeoutMs, pc.requestTimeoutMs);
+  const server = http.createServer({
+    headersTimeout,
+    requestTimeout: pc.requestTimeoutMs,
+    keepAliveTimeout: pc.keepAliveTimeoutMs,
+    // Node checks the two timeouts above only this often (30 s by default): a slowloris client would get
+    // that much longer than headersTimeout.
+    connectionsCheckingInterval: Math.max(25, Math.min(1000, Math.floor(headersTimeout / 4))),
+  });
+  server.keepAliveTimeout = pc.keepAliveTimeoutMs;
+
+  function record(req: http.IncomingMessage, ex: Exchange, code: number): void {
+    const seconds = (performance.now() - ex.started) / 1000;
+    countRequest(code);
+    metrics?.proxyRequestDuration.observe(seconds);
+    if (pc.accessLog) {
+      logger.info(
+        {
+          event: 'access',
+          requestId: ex.requestId,
+          method: req.method,
+          path: pathOf(req.url),
+          status: code,
+          ms: Math.round(seconds * 1e4) / 10,
+          tool: ex.tool,
+          backend: ex.backend,
+          attempts: ex.attempts,
+          outcome: ex.outcome,
+          remote: req.socket.remoteAddress,
+        },
+        'request',
+      );
+    }
+  }
+
+  function answer(res: http.ServerResponse, req: http.IncomingMessage, ex: Exchange, code: ProxyErrorCode): void {
+    ex.outcome = code;
+    sendError(res, renderError(code, { tool: ex.tool, requestId: ex.requestId, json: wantsJson(req.headers.accept) }));
+  }
+
+  /** The backend for a tool without one in the table, from the hook; null when it has none. */
+  async function fallbackBackend(tool: string, route: ToolRoute, requestId: string): Promise<RouteBackend | null> {
+    if (!hooks?.onNoLiveBackend) return null;
+    try {
+      return await hooks.onNoLiveBackend(tool, route);
+    } catch (err) {
+      logger.warn({ event: 'proxy.hook_failed', tool, requestId, err: (err as Error).message }, 'onNoLiveBackend failed');
+      return null;
+    }
+  }
+
+  function noteFailure(tool: string, backend: RouteBackend, r: ForwardFailure, ex: Exchange): void {
+    if (r.kind === 'client_gone' || r.kind === 'bad_request') return;
+    countError(r.kind);
+    // Refusals and resets say the backend is gone; a slow or garbled answer says nothing about the next.
+    const down = r.kind === 'refused' || r.kind === 'reset' || (r.kind === 'timeout' && r.phase === 'connect');
+    const cooloffMs = down ? health.markFailure(tool, backend) : undefined;
+    logger.warn(
+      { event: 'proxy.backend_failed', requestId: ex.requestId, tool, backend: backend.id, kind: r.kind, phase: r.phase, code: r.code, cooloffMs },
+      'backend failed',
+    );
+  }
+
+  async function handle(req: http.IncomingMessage, res: http.ServerResponse, ex: Exchange): Promise<void> {
+    const table = routes.current();
+    if (!table) {
+      countError('no_route');
+      return answer(res, req, ex, 'no_routes');
+    }
+    const target = resolveTool(req.url ?? '/', req.headers.host, config.domain);
+    ex.tool = target.tool;
+    const route = target.kind === 'none' ? undefined : table.lookup(target.tool);
+    if (!route || (route.backends.length === 0 && route.assignments.length === 0)) {
+      countError('no_route');
+      return answer(res, req, ex, 'no_such_tool');
+    }
+    if (target.kind === 'redirect') {
+      ex.outcome = 'redirect';
+      res.writeHead(301, { location: target.location, 'content-length': '0' });
+      res.end();
+      return;
+    }
+    const tool = route.tool;
+    let only: RouteBackend | null = null;
+    if (route.backends.length === 0) {
+      only = await fallbackBackend(tool, route, ex.requestId);
+      if (!only) {
+        countError('not_running');
+        return answer(res, req, ex, 'not_running');
+      }
+    }
+    rewriteRequestHeaders(req, { requestId: ex.requestId, trusted });
+    const body = hasBody(req);
+    const tried = new Set<string>();
+    let last: ForwardFailure | null = null;
+    for (let attempt = 0; attempt < maxAttempts; attempt++) {
+      const backend = only ?? balancer.pick(route, tried);
+      if (!backend) break;
+      tried.add(backend.id);
+      ex.attempts++;
+      ex.backend = backend.id;
+      const r: ForwardResult = await forwarder.web(req, res, backend, body);
+      if (r.kind === 'ok') {
+        health.markSuccess(tool, backend);
+        ex.outcome = 'ok';
+        return;
+      }
+      if (r.kind === 'client_gone') {
+        ex.outcome = 'client_gone';
+        return;
+      }
+      last = r;
+      noteFailure(tool, backend, r, ex);
+      if (only || !mayRetry(req.method, body, r)) break;
+    }
+    if (!last) {
+      countError('not_running');
+      return answer(res, req, ex, 'not_running');
+    }
+    answer(res, req, ex, FAILURE_PAGE[last.kind]);
+  }
+
+  server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
+    const ex: Exchange = { requestId: requestIdOf(req), started: performance.now(), attempts: 0, outcome: '' };
+    res.setHeader('x-request-id', ex.requestId);
+    if (draining) res.setHeader('connection', 'close');
+    inFlight.add(res);
+    let done = false;
+    const finish = () => {
+      if (done) return;
+      done = true;
+      inFlight.delete(res);
+      record(req, ex, res.headersSent ? res.statusCode : 499);
+      if (draining) setImmediate(() => server.closeIdleConnections());
+    };
+    res.once('finish', finish);
+    res.once('close', finish);
+    handle(req, res, ex).catch((err: Error) => {
+      logger.error({ event: 'proxy.internal_error', requestId: ex.requestId, err: err.message, stack: err.stack }, 'proxy internal error');
+      if (!res.headersSent) answer(res, req, ex, 'bad_gateway');
+      else res.destroy();
+    });
+  });
+
+  server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+    const ex: Exchange = { requestId: requestIdOf(req), started: performance.now(), attempts: 0, outcome: '' };
+    socket.on('error', () => socket.destroy());
+    upgraded.add(socket);
+    let status = 0;
+    socket.once('close', () => {
+      upgraded.delete(socket);
+      record(req, ex, status || 499);
+    });
+    const refuse = (code: ProxyErrorCode) => {
+      ex.outcome = code;
+      const page = renderError(code, { tool: ex.tool, requestId: ex.requestId, json: wantsJson(req.headers.accept) });
+      status = page.status;
+      if (socket.destroyed) return;
+      socket.end(rawErrorResponse(page), () => socket.destroy());
+      // A client that never reads its answer must not hold the socket.
+      setTimeout(() => socket.destroy(), 1000).unref();
+    };
+    void (async () => {
+      if (!isWebSocket(req) || draining) return refuse(draining ? 'no_routes' : 'bad_request');
+      const table = routes.current();
+      if (!table) {
+        countError('no_route');
+        return refuse('no_routes');
+      }
+      const target = resolveTool(req.url ?? '/', req.headers.host, config.domain);
+      ex.tool = target.tool;
+      const route = target.kind === 'none' ? undefined : table.lookup(target.tool);
+      if (!route || (route.backends.length === 0 && route.assignments.length === 0)) {
+        countError('no_route');
+        return refuse('no_such_tool');
+      }
+      const backend = route.backends.length > 0 ? balancer.pick(route) : await fallbackBackend(route.tool, route, ex.requestId);
+      if (!backend) {
+        countError('not_running');
+        return refuse('not_running');
+      }
+      if (socket.destroyed) return;
+      rewriteRequestHeaders(req, { requestId: ex.requestId, trusted, upgrade: true });
+      ex.attempts = 1;
+      ex.backend = backend.id;
+      // No retry: on a failure http-proxy ends the client socket itself.
+      const r = await forwarder.upgrade(req, socket, head, backend, (f) => refuse(FAILURE_PAGE[f.kind]));
+      if (r.kind === 'ok') {
+        status = 101;
+        ex.outcome = 'ok';
+        health.markSuccess(route.tool, backend);
+      } else {
+        if (r.kind === 'client_gone') ex.outcome = 'client_gone';
+        noteFailure(route.tool, backend, r, ex);
+      }
+    })().catch((err: Error) => {
+      logger.error({ event: 'proxy.internal_error', requestId: ex.requestId, err: err.message, stack: err.stack }, 'proxy internal error');
+      socket.destroy();
+    });
+  });
+
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+    const pending = (socket as Duplex & { _httpMessage?: http.ServerResponse })._httpMessage;
+    if (err.code === 'ECONNRESET' || !socket.writable || pending?.headersSent) {
+      socket.destroy();
+      return;
+    }
+    const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+    countRequest(status);
+    const body = JSON.stringify({ error: { code: status === 431 ? 'headers_too_large' : status === 408 ? 'request_timeout' : 'bad_request', message: http.STATUS_CODES[status], field: null } });
+    socket.end(
+      `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nconnection: close\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+      () => socket.destroy(),
+    );
+    setTimeout(() => socket.destroy(), 1000).unref();
+  });
+
+  server.on('error', (err: Error) => logger.error({ event: 'proxy.server_error', err: err.message }, 'proxy server error'));
+
+  let closing: Promise<void> | null = null;
+
+  return {
+    server,
+    health,
+    listen(port: number, host: string): Promise<number> {
+      return new Promise((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(port, host, () => {
+          server.off('error', reject);
+          resolve((server.address() as AddressInfo).port);
+        });
+      });
+    },
+    close(): Promise<void> {
+      closing ??= (async () => {
+        draining = true;
+        // Responses not yet started close their connection when done, instead of inviting another request.
+        for (const res of inFlight) if (!res.headersSent) res.setHeader('connection', 'close');
+        const closed = new Promise<void>((resolve) => {
+          if (!server.listening) return resolve();
+          server.close(() => resolve());
+        });
+        server.closeIdleConnections();
+        let timer: NodeJS.Timeout | undefined;
+        const timedOut = new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, pc.drainTimeoutMs);
+        });
+        await Promise.race([closed, timedOut]);
+        clearTimeout(timer);
+        server.closeAllConnections();
+        for (const s of upgraded) s.destroy();
+        forwarder.close();
+        await closed;
+      })();
+      return closing;
+    },
+  };
+}

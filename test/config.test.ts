@@ -1,0 +1,92 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { ConfigError, loadConfig, redactedConfig } from '../src/config';
+import { cliArgs, writeConfig } from './support/process';
+
+describe('configuration', () => {
+  it('has the documented defaults', () => {
+    const c = loadConfig({ env: {} });
+    assert.equal(c.proxy.port, 8080);
+    assert.equal(c.control.port, 8282);
+    assert.equal(c.host, '127.0.0.1');
+    assert.equal(c.redis.url, null);
+    assert.equal(c.domain, null);
+    assert.equal(c.adminToken, null);
+    assert.equal(c.leases.defaultTtlSeconds, 30);
+    assert.equal(c.leases.minTtlSeconds, 5);
+    assert.equal(c.leases.maxTtlSeconds, 3600);
+    assert.equal(c.leases.selfPreservation.threshold, 0.25);
+    assert.equal(c.leases.selfPreservation.minFleet, 10);
+    assert.equal(c.leases.selfPreservation.hardCapMultiplier, 10);
+  });
+
+  it('applies file, then environment', () => {
+    const file = writeConfig({ proxy: { port: 9000 }, control: { port: 9001 }, domain: 'tools.example.org' });
+    const c = loadConfig({
+      env: {
+        SWITCHBOARD_CONFIG: file,
+        SWITCHBOARD_CONTROL_PORT: '9100',
+        REDIS_URL: 'redis://127.0.0.1:7000/2',
+        SWITCHBOARD_ADMIN_TOKEN: 'a-very-long-admin-token',
+        SWITCHBOARD_HOST: '0.0.0.0',
+      },
+    });
+    assert.equal(c.proxy.port, 9000);
+    assert.equal(c.control.port, 9100);
+    assert.equal(c.domain, 'tools.example.org');
+    assert.equal(c.redis.url, 'redis://127.0.0.1:7000/2');
+    assert.equal(c.host, '0.0.0.0');
+  });
+
+  it('reads a sentinel list from the environment', () => {
+    const c = loadConfig({ env: { SWITCHBOARD_REDIS_SENTINELS: '127.0.0.1:26379, [::1]:26380', SWITCHBOARD_REDIS_SENTINEL_NAME: 'mymaster' } });
+    assert.deepEqual(c.redis.sentinels, [
+      { host: '127.0.0.1', port: 26379 },
+      { host: '::1', port: 26380 },
+    ]);
+    assert.equal(c.redis.sentinelName, 'mymaster');
+  });
+
+  const bad: Array<[string, Record<string, string>, RegExp]> = [
+    ['proxy port', { SWITCHBOARD_PROXY_PORT: 'abc' }, /SWITCHBOARD_PROXY_PORT \(proxy\.port\): must be an integer/],
+    ['control port range', { SWITCHBOARD_CONTROL_PORT: '70000' }, /SWITCHBOARD_CONTROL_PORT \(control\.port\)/],
+    ['redis url scheme', { REDIS_URL: 'http://127.0.0.1:6379' }, /REDIS_URL \(redis\.url\): must be a redis:\/\//],
+    ['domain', { SWITCHBOARD_DOMAIN: 'Not A Domain' }, /SWITCHBOARD_DOMAIN \(domain\)/],
+    ['short admin token', { SWITCHBOARD_ADMIN_TOKEN: 'short' }, /SWITCHBOARD_ADMIN_TOKEN \(adminToken\): must be 16/],
+    ['host', { SWITCHBOARD_HOST: 'bad host!' }, /SWITCHBOARD_HOST \(host\)/],
+    ['sentinels without a name', { SWITCHBOARD_REDIS_SENTINELS: '127.0.0.1:26379' }, /redis\.sentinelName: is required/],
+    ['same ports', { SWITCHBOARD_PROXY_PORT: '9000', SWITCHBOARD_CONTROL_PORT: '9000' }, /control\.port\): must differ/],
+    ['log level', { SWITCHBOARD_LOG_LEVEL: 'loud' }, /SWITCHBOARD_LOG_LEVEL \(log\.level\)/],
+  ];
+  for (const [what, env, re] of bad) {
+    it(`refuses a bad ${what} with a message naming the key`, () => {
+      assert.throws(() => loadConfig({ env }), (err: Error) => err instanceof ConfigError && re.test(err.message));
+    });
+  }
+
+  it('refuses unknown keys and bad values in a file, naming the key', () => {
+    assert.throws(() => loadConfig({ env: {}, file: writeConfig({ proxy: { prot: 1 } }) }), /proxy\.prot .*unknown configuration key/);
+    assert.throws(() => loadConfig({ env: {}, file: writeConfig({ leases: { defaultTtlSeconds: 2 } }) }), /leases\.defaultTtlSeconds: must be an integer in 5\.\.3600/);
+    assert.throws(() => loadConfig({ env: {}, file: writeConfig({ allowedNetworks: ['10.0.0.0/33'] }) }), /allowedNetworks/);
+  });
+
+  it('accepts the example production config', () => {
+    const c = loadConfig({ env: {}, file: 'config/production.example.json' });
+    assert.equal(c.redis.sentinels.length, 3);
+    assert.equal(c.redis.sentinelName, 'switchboard');
+  });
+
+  it('redacts secrets for logging', () => {
+    const c = loadConfig({ env: { SWITCHBOARD_ADMIN_TOKEN: 'a-very-long-admin-token', REDIS_URL: 'redis://:hunter2hunter2@127.0.0.1:6390' } });
+    const text = JSON.stringify(redactedConfig(c));
+    assert.ok(!text.includes('a-very-long-admin-token'));
+    assert.ok(!text.includes('hunter2hunter2'));
+  });
+
+  it('stops the CLI with exit code 2 and the key in the message', function () {
+    this.timeout(20_000);
+    const r = spawnSync(process.execPath, cliArgs(['serve']), { env: { PATH: process.env.PATH, SWITCHBOARD_PROXY_PORT: 'eighty' }, encoding: 'utf8' });
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /configuration error: SWITCHBOARD_PROXY_PORT \(proxy\.port\)/);
+  });
+});
