@@ -32,8 +32,23 @@ export interface RouteSource {
   current(): RouteTable | null;
 }
 
+// The shape nearly every registered URL has: scheme, a dotted-quad address or a lower-case name, a port.
+// Parsed by hand, 100,000 of them cost a fraction of what WHATWG URL objects do; anything else (IPv6,
+// defaults, paths, odd spellings a URL parser would normalise) goes through URL.
+const OCTET = '(?:25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)';
+const PLAIN = new RegExp(
+  `^(https?)://((?:${OCTET}\\.){3}${OCTET}|(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\\.)*[a-z](?:[a-z0-9-]*[a-z0-9])?):([1-9]\\d{0,4})/?$`,
+);
+
 /** The parsed target of an http(s) URL, or null when the URL cannot be routed to. */
 export function parseTarget(url: string): BackendTarget | null {
+  const m = PLAIN.exec(url);
+  if (m) {
+    const port = Number(m[3]);
+    const protocol = m[1] === 'https' ? 'https:' : 'http:';
+    const defaultPort = protocol === 'https:' ? 443 : 80;
+    if (port <= 65535 && port !== defaultPort) return Object.freeze({ protocol, hostname: m[2], host: `${m[2]}:${port}`, port });
+  }
   let u: URL;
   try {
     u = new URL(url);
@@ -111,29 +126,18 @@ export class RouteTable {
   }
 
   static fromSnapshot(s: TableSnapshot): RouteTable {
-    // Index maps keep a tool with very many backends linear to build (no findIndex per insert).
-    const drafts = new Map<string, Draft & { ids: Map<string, number>; keys: Map<string, number> }>();
-    const draft = (tool: string) => {
+    const drafts = new Map<string, SnapshotDraft>();
+    const draft = (tool: string): SnapshotDraft => {
       let d = drafts.get(tool);
-      if (!d) drafts.set(tool, (d = { backends: [], assignments: [], ids: new Map(), keys: new Map() }));
+      if (!d) drafts.set(tool, (d = { backends: [], assignments: [], ids: null, keys: null }));
       return d;
     };
     for (const b of s.backends) {
       const rb = createRouteBackend(b);
       // A URL the proxy cannot parse routes nowhere; the rest of the table must still load.
-      if (!rb) continue;
-      const d = draft(b.tool);
-      const i = d.ids.get(rb.id);
-      if (i === undefined) d.ids.set(rb.id, d.backends.push(rb) - 1);
-      else d.backends[i] = rb;
+      if (rb) addBackend(draft(b.tool), rb);
     }
-    for (const a of s.assignments) {
-      const d = draft(a.tool);
-      const key = `${a.host}:${a.port}`;
-      const i = d.keys.get(key);
-      if (i === undefined) d.keys.set(key, d.assignments.push(freezeAssignment(a)) - 1);
-      else d.assignments[i] = freezeAssignment(a);
-    }
+    for (const a of s.assignments) addAssignment(draft(a.tool), freezeAssignment(a));
     const routes = new Map<string, ToolRoute>();
     const counts: Counts = { routes: 0, backends: 0, assignments: 0 };
     for (const [tool, d] of drafts) {
@@ -211,6 +215,42 @@ export class RouteTable {
   tools(): IterableIterator<ToolRoute> {
     return this.routes.values();
   }
+}
+
+/**
+ * While a snapshot is read. It holds each tool/id and host:port once; duplicates are still handled, and
+ * a tool with thousands of backends must not cost a findIndex per insert, so an index is built only
+ * for lists past a few entries.
+ */
+interface SnapshotDraft extends Draft {
+  ids: Map<string, number> | null;
+  keys: Map<string, number> | null;
+}
+
+const SCAN = 8;
+
+function addBackend(d: SnapshotDraft, rb: RouteBackend): void {
+  const list = d.backends;
+  if (!d.ids && list.length >= SCAN) d.ids = new Map(list.map((b, i) => [b.id, i]));
+  const i = d.ids ? d.ids.get(rb.id) ?? -1 : list.findIndex((b) => b.id === rb.id);
+  if (i >= 0) {
+    list[i] = rb;
+    return;
+  }
+  list.push(rb);
+  d.ids?.set(rb.id, list.length - 1);
+}
+
+function addAssignment(d: SnapshotDraft, a: Assignment): void {
+  const list = d.assignments;
+  if (!d.keys && list.length >= SCAN) d.keys = new Map(list.map((x, i) => [`${x.host}:${x.port}`, i]));
+  const i = d.keys ? d.keys.get(`${a.host}:${a.port}`) ?? -1 : list.findIndex((x) => x.host === a.host && x.port === a.port);
+  if (i >= 0) {
+    list[i] = a;
+    return;
+  }
+  list.push(a);
+  d.keys?.set(`${a.host}:${a.port}`, list.length - 1);
 }
 
 /** Replaces the backend with the same id in place (round-robin order stays stable) or appends it. */

@@ -38,6 +38,7 @@ export class TableFeed extends EventEmitter implements RouteSource {
   private carry: CarryOver | null = null;
   private stopped = false;
   storeUp = false;
+  private storeKnown = false;
   /** Counts, for metrics and tests. */
   reloads = 0;
   gaps = 0;
@@ -175,8 +176,11 @@ export class TableFeed extends EventEmitter implements RouteSource {
   }
 
   private markStore(up: boolean, err?: unknown): void {
-    if (up === this.storeUp) return;
+    if (up === this.storeUp && this.storeKnown) return;
+    const first = !this.storeKnown;
+    this.storeKnown = true;
     this.storeUp = up;
+    if (up && first) return;
     if (up) this.opts.logger.info({ event: 'store.restored' }, 'store reachable again; route table resynchronised');
     else this.opts.logger.warn({ event: 'store.lost', err: (err as Error | undefined)?.message }, 'store unreachable; serving the last known route table');
     this.emit(up ? 'store-up' : 'store-down');

@@ -355,8 +355,14 @@ for (const kind of storeKinds()) {
           await api.close();
           api = await startApi({ store, lookup, logger: pino({ level: 'debug' }, sink) });
           assert.equal((await put('alpha', 'a1', { url: b1.url })).status, 200);
+          const issued = await api.call('POST', '/v1/tools/alpha/tokens');
+          assert.equal(issued.status, 201);
           await kind.redis!.kill();
           try {
+            // A tool token must be looked up in the store: that answer is 503 too, not 401.
+            const viaToken = await api.call('GET', '/v1/tools/alpha', { token: issued.body.token });
+            assert.equal(viaToken.status, 503, viaToken.text);
+            assert.equal(viaToken.body.error.code, 'store_unavailable');
             for (const [method, path, json] of [
               ['PUT', '/v1/tools/alpha/backends/a1', { url: b1.url }],
               ['GET', '/v1/tools', undefined],
@@ -375,6 +381,7 @@ for (const kind of storeKinds()) {
           const logged = lines.join('');
           assert.match(logged, /store unavailable/);
           assert.equal(logged.includes(ADMIN_TOKEN), false);
+          assert.equal(logged.includes(issued.body.token.slice(17)), false);
           assert.equal(/authorization/i.test(logged), false);
         });
       });
