@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { readFileSync, writeFileSync, existsSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
@@ -99,4 +99,45 @@ export function writeSection(name: string, body: string): void {
   const j = text.indexOf(end);
   text = i >= 0 && j > i ? text.slice(0, i) + block + text.slice(j + end.length) : `${text.trimEnd()}\n\n${block}\n`;
   writeFileSync(RESULTS, text);
+}
+
+/** CPU seconds (user + system) a process has used so far, from /proc. */
+export function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // utime and stime are fields 14 and 15 of the line, in clock ticks (100 per second on Linux).
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+export function hasWrk(): boolean {
+  return spawnSync('wrk', ['--version']).error === undefined;
+}
+
+/**
+ * Load from wrk (C, far cheaper per request than a Node client, so the server under test gets the CPU).
+ * `script` is a wrk Lua script; wrk stops itself after `seconds`.
+ */
+export function wrkLoad(opts: { url: string; seconds: number; connections: number; threads?: number; script?: string }): LoadResult {
+  const args = ['-t', String(opts.threads ?? 1), '-c', String(opts.connections), '-d', `${opts.seconds}s`, '--latency'];
+  let scriptFile: string | null = null;
+  if (opts.script) {
+    scriptFile = path.join(os.tmpdir(), `sb-wrk-${process.pid}-${Date.now()}.lua`);
+    writeFileSync(scriptFile, opts.script);
+    args.push('-s', scriptFile);
+  }
+  const r = spawnSync('wrk', [...args, opts.url], { encoding: 'utf8', timeout: (opts.seconds + 30) * 1000 });
+  if (r.status !== 0) throw new Error(`wrk failed: ${r.stderr || r.stdout}`);
+  const out = r.stdout;
+  const ms = (label: string): number => {
+    const m = new RegExp(`\\s${label}%\\s+([\\d.]+)(us|ms|s)`).exec(out);
+    if (!m) return NaN;
+    const v = Number(m[1]);
+    return m[2] === 'us' ? v / 1000 : m[2] === 's' ? v * 1000 : v;
+  };
+  const requests = Number(/(\d+) requests in/.exec(out)?.[1] ?? 0);
+  const seconds = Number(/requests in ([\d.]+)s/.exec(out)?.[1] ?? opts.seconds);
+  const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0);
+  const sockErr = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
+  const errors = non2xx + (sockErr ? sockErr.slice(1).reduce((a, b) => a + Number(b), 0) : 0);
+  return { requests, errors, seconds, perSecond: Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? 0), p50ms: ms('50'), p99ms: ms('99') };
 }

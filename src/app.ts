@@ -30,6 +30,12 @@ export interface StartOptions {
   defaultMetrics?: boolean;
   /** Where the generated admin token is printed when none is configured. */
   tokenOut?: NodeJS.WritableStream;
+  /** False in proxy workers of `--workers N`: the primary owns the control port. */
+  controlPort?: boolean;
+  /** Renders /metrics instead of this process's own registry (the primary sums its workers). */
+  metricsText?: () => Promise<string>;
+  /** Extra readiness checks (the primary reports its workers). */
+  readiness?: Array<() => Promise<Readiness>>;
 }
 
 export interface Switchboard {
@@ -66,7 +72,7 @@ export async function startSwitchboard(opts: StartOptions): Promise<Switchboard>
   const metrics = new Metrics({ defaultMetrics: opts.defaultMetrics ?? true });
   const store = opts.store ?? (await createStore(config, logger));
   const routers: express.Router[] = [];
-  const readiness: Array<() => Promise<Readiness>> = [];
+  const readiness: Array<() => Promise<Readiness>> = [...(opts.readiness ?? [])];
 
   let registry: Registry | null = null;
   let leadership: Leadership | null = null;
@@ -105,21 +111,21 @@ export async function startSwitchboard(opts: StartOptions): Promise<Switchboard>
     });
   }
 
-  const controlServer = http.createServer(createControlApp({ metrics, readiness, routers }));
-  const controlPort = await listen(controlServer, config.control.port, config.host);
+  const controlServer = opts.controlPort === false ? null : http.createServer(createControlApp({ metrics, readiness, routers, metricsText: opts.metricsText }));
+  const controlPort = controlServer ? await listen(controlServer, config.control.port, config.host) : 0;
   logger.info({ event: 'started', roles, proxyPort, controlPort, store: store.kind }, 'switchboard started');
 
   let stopping: Promise<void> | null = null;
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
       logger.info({ event: 'shutdown' }, 'shutting down');
-      const controlClosed = new Promise<void>((r) => controlServer.close(() => r()));
-      controlServer.closeIdleConnections();
+      const controlClosed = new Promise<void>((r) => (controlServer ? controlServer.close(() => r()) : r()));
+      controlServer?.closeIdleConnections();
       if (proxy) await proxy.close();
       await expirer?.stop();
       await leadership?.stop();
       await feed?.stop();
-      controlServer.closeAllConnections();
+      controlServer?.closeAllConnections();
       await controlClosed;
       if (!opts.store) await store.close();
     })();

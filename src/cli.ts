@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
 import { startSwitchboard, type Roles } from './app';
+import { isClusterWorker, startPrimary, startWorker } from './cluster';
 import { ConfigError, loadConfig, redactedConfig } from './config';
 import { createLogger } from './logger';
 import { tokenCommand } from './cli/token';
@@ -8,8 +9,8 @@ import { VERSION } from './version';
 const USAGE = `switchboard ${VERSION}: a self-healing reverse proxy with a port registry
 
 usage:
-  switchboard serve    [--config FILE]   proxy + registry in one process (what npm start runs)
-  switchboard proxy    [--config FILE]   the data plane only (needs REDIS_URL or sentinels)
+  switchboard serve    [--config FILE] [--workers N]   proxy + registry (what npm start runs)
+  switchboard proxy    [--config FILE] [--workers N]   the data plane only (needs REDIS_URL or sentinels)
   switchboard registry [--config FILE]   the control plane only (registration API, leases, expiry)
   switchboard token issue  --tool T [--registry URL] [--token ADMIN]   issue a tool token
   switchboard token revoke --tool T --id ID [--registry URL] [--token ADMIN]
@@ -30,15 +31,23 @@ const ROLES: Record<string, Roles> = {
 };
 
 async function runServer(verb: string, args: string[]): Promise<void> {
-  const { values } = parseArgs({ args, options: { config: { type: 'string' } }, strict: true });
+  const { values } = parseArgs({ args, options: { config: { type: 'string' }, workers: { type: 'string' } }, strict: true });
   const config = loadConfig({ file: values.config });
   const roles = ROLES[verb];
+  const workers = values.workers === undefined ? 0 : Number(values.workers);
+  if (!Number.isInteger(workers) || workers < 0 || workers > 256) throw new UsageError(`--workers: must be an integer in 0..256, got "${values.workers}"`);
+  if (workers > 0 && !roles.proxy) throw new UsageError('--workers: only `serve` and `proxy` run proxy workers');
   if (roles.proxy && !roles.registry && !config.redis.url && config.redis.sentinels.length === 0) {
     throw new ConfigError('REDIS_URL (redis.url): `switchboard proxy` runs apart from the registry and needs a shared Redis; use `switchboard serve` for the embedded store');
   }
   const logger = createLogger(config.log.level);
-  logger.info({ event: 'config.loaded', config: redactedConfig(config) }, 'configuration loaded');
-  const sb = await startSwitchboard({ config, roles, logger });
+  let sb: { stop(): Promise<void> };
+  if (isClusterWorker()) {
+    sb = await startWorker(config, logger);
+  } else {
+    logger.info({ event: 'config.loaded', config: redactedConfig(config) }, 'configuration loaded');
+    sb = workers > 0 ? await startPrimary(config, roles, workers, logger) : await startSwitchboard({ config, roles, logger });
+  }
   const shutdown = (signal: string) => {
     logger.info({ event: 'signal', signal }, 'signal received');
     sb.stop()

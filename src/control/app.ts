@@ -12,6 +12,8 @@ export interface ControlAppOptions {
   readiness: Array<() => Promise<Readiness>>;
   /** Routers of the roles present (the registration API on registry processes). */
   routers: express.Router[];
+  /** Overrides the exposition of `metrics` (the cluster primary renders the sum over its workers). */
+  metricsText?: () => Promise<string>;
 }
 
 /** The operator port: health, readiness, metrics and, on registry processes, the registration API. */
@@ -32,7 +34,7 @@ export function createControlApp(opts: ControlAppOptions): express.Express {
 
   app.get('/metrics', async (_req, res) => {
     res.setHeader('Content-Type', opts.metrics.registry.contentType);
-    res.send(await opts.metrics.registry.metrics());
+    res.send(opts.metricsText ? await opts.metricsText() : await opts.metrics.registry.metrics());
   });
 
   for (const router of opts.routers) app.use(router);

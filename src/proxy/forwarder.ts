@@ -290,6 +290,7 @@ export function createForwarder(opts: ForwarderOptions): Forwarder {
   ): Promise<ForwardResult> {
     return new Promise<ForwardResult>((resolve) => {
       let settled = false;
+      let upgraded = false;
       let upstream: http.ClientRequest | null = null;
       let connected = false;
       let phase: 'connect' | 'request' | 'response' = 'connect';
@@ -351,11 +352,13 @@ export function createForwarder(opts: ForwarderOptions): Forwarder {
             agent: backend.target.protocol === 'https:' ? wsHttpsAgent : wsHttpAgent,
           },
           (err: Error) => {
-            if (settled) {
+            if (upgraded) {
               // An upgraded connection failed on the backend side: close both ends.
               socket.destroy();
               return;
             }
+            // After a failure the caller's answer may still be on its way out: leave the socket to it.
+            if (settled) return;
             const e = err as NodeJS.ErrnoException;
             fail(classify(e), e.code ?? e.message);
           },
@@ -386,6 +389,7 @@ export function createForwarder(opts: ForwarderOptions): Forwarder {
           return;
         }
         settled = true;
+        upgraded = true;
         clearTimer();
         const both = () => {
           socket.destroy();

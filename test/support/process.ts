@@ -46,11 +46,11 @@ export async function waitFor<T>(what: string, fn: () => Promise<T | null | unde
 }
 
 /** A real switchboard process (serve, proxy or registry) on free loopback ports, ready when this resolves. */
-export async function startProcess(verb: string, opts: { env?: Record<string, string>; config?: Record<string, unknown> } = {}): Promise<SwitchboardProcess> {
+export async function startProcess(verb: string, opts: { env?: Record<string, string>; config?: Record<string, unknown>; args?: string[] } = {}): Promise<SwitchboardProcess> {
   const controlPort = await freePort();
   const proxyPort = await freePort();
   const adminToken = 'test-admin-token-0123456789abcdef';
-  const args = [verb, ...(opts.config ? ['--config', writeConfig(opts.config)] : [])];
+  const args = [verb, ...(opts.config ? ['--config', writeConfig(opts.config)] : []), ...(opts.args ?? [])];
   const proc = spawn(process.execPath, cliArgs(args), {
     cwd: ROOT,
     env: {

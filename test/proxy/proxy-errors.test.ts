@@ -1,0 +1,111 @@
+import assert from 'node:assert/strict';
+import type http from 'node:http';
+import {
+  StaticRoutes,
+  assignment,
+  backend,
+  deadPort,
+  request,
+  startBackend,
+  startProxy,
+  startRawBackend,
+  tableOf,
+  testConfig,
+  type Reply,
+  type TestBackend,
+  type TestProxy,
+} from './helpers';
+
+type Raw = Awaited<ReturnType<typeof startRawBackend>>;
+
+/** Checks the page in both formats: status, code, tool and request id named, no internal address. */
+async function expectErrorPage(port: number, path: string, status: number, code: string, tool: string, secrets: string[]): Promise<void> {
+  const check = (r: Reply) => {
+    assert.equal(r.status, status, `${path}: ${r.body}`);
+    for (const s of secrets) assert.ok(!r.body.includes(s), `the page must not reveal ${s}: ${r.body}`);
+    assert.ok(!/\bat .*\.(ts|js):\d+/.test(r.body), 'no stack trace');
+    assert.ok(r.body.includes(String(r.headers['x-request-id'])), 'names the request id');
+    assert.ok(r.body.includes(tool), 'names the tool');
+  };
+  const html = await request(port, path, { headers: { accept: 'text/html,application/xhtml+xml,*/*;q=0.8' } });
+  check(html);
+  assert.match(String(html.headers['content-type']), /^text\/html/);
+  const json = await request(port, path, { headers: { accept: 'application/json' } });
+  check(json);
+  assert.match(String(json.headers['content-type']), /^application\/json/);
+  assert.equal(JSON.parse(json.body).error.code, code);
+}
+
+describe('proxy error answers', () => {
+  let p: TestProxy;
+  let hang: TestBackend;
+  let reset: Raw;
+  let badHeader: Raw;
+  let badValue: Raw;
+  let refusedPort: number;
+  const hanging: http.ServerResponse[] = [];
+
+  before(async () => {
+    refusedPort = await deadPort();
+    hang = await startBackend((_req, res) => {
+      hanging.push(res); // never answers
+    });
+    // Reads the request, then resets the connection without a byte of answer.
+    reset = await startRawBackend((s) => s.once('data', () => s.resetAndDestroy()));
+    badHeader = await startRawBackend((s) =>
+      s.once('data', () => s.end('HTTP/1.1 200 OK\r\nBad Header: x\r\ncontent-length: 2\r\n\r\nok')),
+    );
+    badValue = await startRawBackend((s) =>
+      s.once('data', () => s.end('HTTP/1.1 200 OK\r\nx-bad: a\x01b\r\ncontent-length: 2\r\n\r\nok')),
+    );
+    const routes = new StaticRoutes(
+      tableOf(
+        [
+          backend('refused', 'r1', `http://127.0.0.1:${refusedPort}`),
+          backend('hang', 'h1', hang.url),
+          backend('reset', 'x1', reset.url),
+          backend('badheader', 'b1', badHeader.url),
+          backend('badvalue', 'v1', badValue.url),
+        ],
+        [assignment('refused', refusedPort)],
+      ),
+    );
+    p = await startProxy(routes, testConfig({ connectTimeoutMs: 300, responseTimeoutMs: 300 }), { health: { baseCooloffMs: 1 } });
+  });
+  after(async () => {
+    for (const r of hanging) r.destroy();
+    await p.close();
+    await Promise.all([hang.close(), reset.close(), badHeader.close(), badValue.close()]);
+  });
+
+  it('502 when the backend refuses the connection', async () => {
+    await expectErrorPage(p.port, '/refused/x', 502, 'bad_gateway', 'refused', [String(refusedPort), '127.0.0.1', 'ECONNREFUSED']);
+  });
+
+  it('502 when the backend resets the connection, and the process lives on', async () => {
+    await expectErrorPage(p.port, '/reset/x', 502, 'bad_gateway', 'reset', [String(reset.port), '127.0.0.1', 'ECONNRESET']);
+    // An unhandled 'error' would have thrown out of the event loop and failed this test run.
+    const again = await request(p.port, '/reset/y');
+    assert.equal(again.status, 502);
+  });
+
+  it('504 (not a hang-up) when the backend does not answer in time', async () => {
+    const t0 = Date.now();
+    await expectErrorPage(p.port, '/hang/x', 504, 'gateway_timeout', 'hang', [String(hang.port), '127.0.0.1']);
+    assert.ok(Date.now() - t0 < 5000);
+  });
+
+  it('502 when the backend sends an invalid header name or value', async () => {
+    await expectErrorPage(p.port, '/badheader/x', 502, 'bad_gateway', 'badheader', [String(badHeader.port), '127.0.0.1', 'HPE_']);
+    await expectErrorPage(p.port, '/badvalue/x', 502, 'bad_gateway', 'badvalue', [String(badValue.port), '127.0.0.1', 'HPE_']);
+  });
+
+  it('counts the failures by kind', async () => {
+    const text = await p.metrics.registry.metrics();
+    for (const kind of ['refused', 'reset', 'timeout', 'bad_gateway']) {
+      assert.match(text, new RegExp(`switchboard_proxy_errors_total\\{kind="${kind}"\\} [1-9]`), kind);
+    }
+    assert.match(text, /switchboard_proxy_requests_total\{code="502"\} [1-9]/);
+    assert.match(text, /switchboard_proxy_requests_total\{code="504"\} [1-9]/);
+  });
+});

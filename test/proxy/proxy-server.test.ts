@@ -1,0 +1,121 @@
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { Writable } from 'node:stream';
+import pino from 'pino';
+import {
+  StaticRoutes,
+  backend,
+  rawRequest,
+  request,
+  sleep,
+  startBackend,
+  startProxy,
+  tableOf,
+  testConfig,
+  type TestBackend,
+  type TestProxy,
+} from './helpers';
+
+describe('proxy server', () => {
+  let slow: TestBackend;
+  before(async () => {
+    slow = await startBackend((req, res) => {
+      const ms = Number(new URL(req.url ?? '/', 'http://x').searchParams.get('ms') ?? 0);
+      setTimeout(() => res.end(`done after ${ms}`), ms);
+    });
+  });
+  after(() => slow.close());
+
+  const routes = () => new StaticRoutes(tableOf([backend('slow', 's1', slow.url)]));
+
+  it('close() lets an in-flight request finish, then stops accepting', async () => {
+    const p = await startProxy(routes(), testConfig({ drainTimeoutMs: 5000 }));
+    const inFlight = request(p.port, '/slow/?ms=300');
+    await sleep(50);
+    const t0 = Date.now();
+    const closed = p.close();
+    const r = await inFlight;
+    assert.equal(r.status, 200);
+    assert.equal(r.body, 'done after 300');
+    await closed;
+    assert.ok(Date.now() - t0 < 4000, 'close did not wait for the drain timeout');
+    await assert.rejects(request(p.port, '/slow/'), /ECONNREFUSED/);
+  });
+
+  it('close() cuts requests still running after drainTimeoutMs', async () => {
+    const p = await startProxy(routes(), testConfig({ drainTimeoutMs: 200, responseTimeoutMs: 10000 }));
+    const inFlight = request(p.port, '/slow/?ms=5000').then(
+      (r) => r.status,
+      () => 'cut',
+    );
+    await sleep(50);
+    const t0 = Date.now();
+    await p.close();
+    assert.ok(Date.now() - t0 < 2000);
+    assert.equal(await inFlight, 'cut');
+  });
+
+  it('cuts off a slowloris client that sends its headers byte by byte (headersTimeout)', async () => {
+    const p = await startProxy(routes(), testConfig({ headersTimeoutMs: 300, requestTimeoutMs: 1000 }));
+    try {
+      const s = net.connect(p.port, '127.0.0.1');
+      s.on('error', () => undefined);
+      const received: Buffer[] = [];
+      s.on('data', (c) => received.push(c));
+      const closed = new Promise<number>((resolve) => s.on('close', () => resolve(Date.now())));
+      const t0 = Date.now();
+      const text = 'GET /slow/ HTTP/1.1\r\nHost: x\r\nX-Slow: ' + 'a'.repeat(100);
+      let i = 0;
+      const drip = setInterval(() => {
+        if (s.destroyed || i >= text.length) return clearInterval(drip);
+        s.write(text[i++]);
+      }, 50);
+      const at = await closed;
+      clearInterval(drip);
+      assert.ok(at - t0 < 3000, `cut after ${at - t0} ms`);
+      assert.ok(i < text.length, 'cut before all headers were sent');
+      assert.match(Buffer.concat(received).toString(), /^(HTTP\/1\.1 408 |$)/);
+    } finally {
+      await p.close();
+    }
+  });
+
+  it('answers 400 to garbage and 431 to oversized headers, and keeps serving', async () => {
+    const p = await startProxy(routes());
+    try {
+      assert.match(await rawRequest(p.port, 'THIS IS NOT HTTP\r\n\r\n'), /^HTTP\/1\.1 400 /);
+      assert.match(await rawRequest(p.port, `GET /slow/ HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`), /^HTTP\/1\.1 431 /);
+      assert.equal((await request(p.port, '/slow/')).status, 200);
+    } finally {
+      await p.close();
+    }
+  });
+
+  it('writes one access-log line per request, without the query string', async () => {
+    const lines: Array<Record<string, unknown>> = [];
+    const sink = new Writable({
+      write(chunk: Buffer, _enc, cb) {
+        for (const l of chunk.toString().split('\n')) if (l) lines.push(JSON.parse(l));
+        cb();
+      },
+    });
+    const logger = pino({ level: 'info' }, sink);
+    const p = await startProxy(routes(), testConfig({ accessLog: true }), { logger });
+    try {
+      await request(p.port, '/slow/a?token=secret', { headers: { 'x-request-id': 'log-test-1' } });
+      await request(p.port, '/nope/');
+      await sleep(20);
+      const access = lines.filter((l) => l.event === 'access');
+      assert.equal(access.length, 2);
+      assert.equal(access[0].requestId, 'log-test-1');
+      assert.equal(access[0].status, 200);
+      assert.equal(access[0].path, '/slow/a');
+      assert.equal(access[0].tool, 'slow');
+      assert.equal(access[0].backend, 's1');
+      assert.equal(access[1].status, 404);
+      assert.ok(!JSON.stringify(lines).includes('secret'));
+    } finally {
+      await p.close();
+    }
+  });
+});
