@@ -69,6 +69,45 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  // Route-table gauges: set by whoever holds a snapshot (the proxy's feed, or the registry), read at scrape.
+  readonly routes = new client.Gauge({
+    name: 'switchboard_routes',
+    help: 'Tools with at least one live backend in the route table.',
+    registers: [this.registry],
+  });
+  readonly backends = new client.Gauge({
+    name: 'switchboard_backends',
+    help: 'Live backends in the route table, by source (registered, discovered).',
+    labelNames: ['source'],
+    registers: [this.registry],
+  });
+  readonly assignments = new client.Gauge({
+    name: 'switchboard_assignments',
+    help: 'Port assignments in the port registry.',
+    registers: [this.registry],
+  });
+  readonly assignmentsWithoutBackend = new client.Gauge({
+    name: 'switchboard_assignments_without_backend',
+    help: 'Port assignments whose tool has no live backend (a missed registration, or a tool that is down).',
+    registers: [this.registry],
+  });
+  readonly routeTableVersion = new client.Gauge({
+    name: 'switchboard_route_table_version',
+    help: 'Version of the route table this process holds.',
+    registers: [this.registry],
+  });
+  readonly snapshotAge = new client.Gauge({
+    name: 'switchboard_snapshot_age_seconds',
+    help: 'Seconds since this process last confirmed its route table against the store.',
+    registers: [this.registry],
+  });
+  readonly selfHeals = new client.Counter({
+    name: 'switchboard_selfheal_total',
+    help: 'Backends routed again by fallback port discovery, by trigger (request, reconcile).',
+    labelNames: ['trigger'],
+    registers: [this.registry],
+  });
+
   constructor(opts: { defaultMetrics?: boolean } = {}) {
     if (opts.defaultMetrics) client.collectDefaultMetrics({ register: this.registry });
   }
