@@ -141,3 +141,36 @@ export function wrkLoad(opts: { url: string; seconds: number; connections: numbe
   const errors = non2xx + (sockErr ? sockErr.slice(1).reduce((a, b) => a + Number(b), 0) : 0);
   return { requests, errors, seconds, perSecond: Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? 0), p50ms: ms('50'), p99ms: ms('99') };
 }
+
+/** The pids of a process and all its descendants, from /proc. */
+export function processTree(pid: number): number[] {
+  const out = [pid];
+  for (let i = 0; i < out.length; i++) {
+    let children = '';
+    try {
+      children = readFileSync(`/proc/${out[i]}/task/${out[i]}/children`, 'utf8');
+    } catch {
+      /* gone */
+    }
+    for (const c of children.split(' ').filter(Boolean)) out.push(Number(c));
+  }
+  return out;
+}
+
+/** CPU seconds used so far by a process and its descendants (nginx: master and worker). */
+export function treeCpuSeconds(pid: number): number {
+  return processTree(pid).reduce((sum, p) => {
+    try {
+      return sum + cpuSeconds(p);
+    } catch {
+      return sum;
+    }
+  }, 0);
+}
+
+/** Resident memory now and at its peak (VmRSS, VmHWM), in MiB. */
+export function memoryMiB(pid: number): { rss: number; peak: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kib = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN);
+  return { rss: kib('VmRSS') / 1024, peak: kib('VmHWM') / 1024 };
+}

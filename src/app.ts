@@ -3,11 +3,17 @@ import type { AddressInfo } from 'node:net';
 import type express from 'express';
 import type { Config } from './config';
 import { createControlApp, type Readiness } from './control/app';
+import { controlListener, type FastPath } from './control/fast-paths';
+import { StatusSource } from './control/status-data';
+import { Healer } from './discovery/healer';
+import type { OnDemandDiscovery } from './discovery/on-demand';
+import { Reconciler } from './discovery/reconciler';
+import { discoveryHooks, proxyDiscovery } from './discovery/setup';
 import type { Logger } from './logger';
 import { Metrics } from './metrics';
 import { createProxyServer, type ProxyServer } from './proxy/server';
 import { TableFeed } from './proxy/table-feed';
-import { registryRouter } from './registry/api';
+import { createRegistryApi } from './registry/api';
 import { LeaseExpirer } from './registry/expirer';
 import { Leadership } from './registry/leadership';
 import { Registry } from './registry/registry';
@@ -45,10 +51,16 @@ export interface Switchboard {
   proxyPort: number | null;
   controlPort: number;
   adminToken: string | null;
+  /** The process's route table: proxies route on it; a registry-only process follows it for its metrics. */
   feed: TableFeed | null;
   registry: Registry | null;
   expirer: LeaseExpirer | null;
   leadership: Leadership | null;
+  /** Registry side of fallback discovery: writes and counts heals (null when off or not a registry). */
+  healer: Healer | null;
+  reconciler: Reconciler | null;
+  /** The proxy's on-demand discovery (null when off or not a proxy). */
+  discovery: OnDemandDiscovery | null;
   proxy: ProxyServer | null;
   stop(): Promise<void>;
 }
@@ -69,26 +81,38 @@ function listen(server: http.Server, port: number, host: string): Promise<number
  */
 export async function startSwitchboard(opts: StartOptions): Promise<Switchboard> {
   const { config, roles, logger } = opts;
-  const metrics = new Metrics({ defaultMetrics: opts.defaultMetrics ?? true });
+  const metrics = new Metrics({ defaultMetrics: opts.defaultMetrics ?? true, perToolLabels: config.metrics.perToolLabels });
   const store = opts.store ?? (await createStore(config, logger));
   const routers: express.Router[] = [];
+  const fastPaths: FastPath[] = [];
   const readiness: Array<() => Promise<Readiness>> = [...(opts.readiness ?? [])];
 
   let registry: Registry | null = null;
   let leadership: Leadership | null = null;
   let expirer: LeaseExpirer | null = null;
   let adminToken: string | null = null;
+  let healer: Healer | null = null;
+  let reconciler: Reconciler | null = null;
   if (roles.registry) {
     registry = new Registry({ store, config, metrics, logger });
     adminToken = resolveAdminToken(config, logger, opts.tokenOut);
-    routers.push(registryRouter({ registry, adminToken, store, logger }));
+    if (config.discovery.enabled) healer = new Healer({ registry, config, metrics, logger });
+    const api = createRegistryApi({ registry, adminToken, store, logger, discoveries: healer });
+    routers.push(api.router);
+    fastPaths.push(api.heartbeats.handle);
     leadership = new Leadership(store, 'expiry', config.leases.lockTtlMs, logger);
+    // Only the expiry leader decides self-preservation: a former leader must not keep reporting it active.
+    leadership.on('lost', () => metrics.selfPreservationActive.set(0));
     expirer = new LeaseExpirer(store, leadership, config.leases, logger, metrics);
     leadership.start();
     expirer.start();
+    if (healer) {
+      // The expiry lock doubles as the reconcile lock: one process does all singleton work, at no extra cost.
+      reconciler = new Reconciler({ store, registry, healer, leadership, intervalMs: config.discovery.reconcileIntervalMs, logger });
+      reconciler.start();
+    }
     readiness.push(async () => {
       const up = await store.ping();
-      metrics.storeUp.set(up ? 1 : 0);
       return { ready: up, detail: { registry: { store: store.kind, storeUp: up, expiryLeader: leadership?.isLeader ?? false } } };
     });
   }
@@ -96,11 +120,14 @@ export async function startSwitchboard(opts: StartOptions): Promise<Switchboard>
   let feed: TableFeed | null = null;
   let proxy: ProxyServer | null = null;
   let proxyPort: number | null = null;
+  let discovery: OnDemandDiscovery | null = null;
   if (roles.proxy) {
     feed = new TableFeed(store, { pollMs: config.proxy.feedPollMs, carryOverMs: config.leases.defaultTtlSeconds * 1000, logger });
     await feed.start();
-    proxy = createProxyServer({ config, routes: feed, logger, metrics });
+    discovery = proxyDiscovery({ config, routes: feed, healer, logger });
+    proxy = createProxyServer({ config, routes: feed, logger, metrics, hooks: discoveryHooks(discovery) });
     proxyPort = await proxy.listen(config.proxy.port, config.host);
+    metrics.observeTable(feed);
     const f = feed;
     readiness.push(async () => {
       const table = f.current();
@@ -109,9 +136,22 @@ export async function startSwitchboard(opts: StartOptions): Promise<Switchboard>
         detail: { proxy: { hasSnapshot: table !== null, storeUp: f.storeUp, version: table?.version ?? null, routes: table?.routeCount ?? 0 } },
       };
     });
+  } else if (roles.registry) {
+    // A registry-only process routes nothing, yet its metrics (routes, assignments, store_up) are read at
+    // scrape time and must never wait on the store: it follows the table as a proxy does, one read at start
+    // and then the change feed.
+    feed = new TableFeed(store, { pollMs: config.proxy.feedPollMs, carryOverMs: config.leases.defaultTtlSeconds * 1000, logger });
+    await feed.start();
+    metrics.observeTable(feed);
   }
 
-  const controlServer = opts.controlPort === false ? null : http.createServer(createControlApp({ metrics, readiness, routers, metricsText: opts.metricsText }));
+  const statusSource = new StatusSource({ store, routes: feed, health: proxy?.health ?? null });
+  const controlServer =
+    opts.controlPort === false
+      ? null
+      : http.createServer(
+          controlListener(createControlApp({ metrics, readiness, routers, metricsText: opts.metricsText, status: () => statusSource.report() }), fastPaths),
+        );
   const controlPort = controlServer ? await listen(controlServer, config.control.port, config.host) : 0;
   logger.info({ event: 'started', roles, proxyPort, controlPort, store: store.kind }, 'switchboard started');
 
@@ -122,6 +162,7 @@ export async function startSwitchboard(opts: StartOptions): Promise<Switchboard>
       const controlClosed = new Promise<void>((r) => (controlServer ? controlServer.close(() => r()) : r()));
       controlServer?.closeIdleConnections();
       if (proxy) await proxy.close();
+      await reconciler?.stop();
       await expirer?.stop();
       await leadership?.stop();
       await feed?.stop();
@@ -132,5 +173,5 @@ export async function startSwitchboard(opts: StartOptions): Promise<Switchboard>
     return stopping;
   };
 
-  return { config, store, metrics, proxyPort, controlPort, adminToken, feed, registry, expirer, leadership, proxy, stop };
+  return { config, store, metrics, proxyPort, controlPort, adminToken, feed, registry, expirer, leadership, healer, reconciler, discovery, proxy, stop };
 }

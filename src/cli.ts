@@ -1,8 +1,9 @@
 import { parseArgs } from 'node:util';
-import { startSwitchboard, type Roles } from './app';
-import { isClusterWorker, startPrimary, startWorker } from './cluster';
+import type { Roles } from './app';
 import { ConfigError, loadConfig, redactedConfig } from './config';
 import { createLogger } from './logger';
+import { heartbeatCommand, runCommand } from './launcher/command';
+import { statusCommand } from './cli/status';
 import { tokenCommand } from './cli/token';
 import { VERSION } from './version';
 
@@ -14,6 +15,11 @@ usage:
   switchboard registry [--config FILE]   the control plane only (registration API, leases, expiry)
   switchboard token issue  --tool T [--registry URL] [--token ADMIN]   issue a tool token
   switchboard token revoke --tool T --id ID [--registry URL] [--token ADMIN]
+  switchboard status [--registry URL] [--token ADMIN] [--json]   every tool, its backends and assignments
+  switchboard run --tool T [--registry URL] [--token TOKEN] [--ttl S] [--host H] [--port P] -- COMMAND ARGS...
+                       start COMMAND with PORT = the tool's assigned port, keep it registered while it runs
+  switchboard heartbeat --tool T --url URL [--registry URL] [--token TOKEN] [--ttl S] [--id ID]
+                       keep a service started some other way registered until SIGTERM/SIGINT
   switchboard version
 
 configuration: config/default.json, then --config FILE or SWITCHBOARD_CONFIG, then the environment
@@ -31,6 +37,10 @@ const ROLES: Record<string, Roles> = {
 };
 
 async function runServer(verb: string, args: string[]): Promise<void> {
+  // Loaded here, not at the top: launchers and operator commands start faster and smaller without the
+  // servers. require, not import(): under tsx/cjs a dynamic import() would bypass the TypeScript loader.
+  const { startSwitchboard } = require('./app') as typeof import('./app');
+  const { isClusterWorker, startPrimary, startWorker } = require('./cluster') as typeof import('./cluster');
   const { values } = parseArgs({ args, options: { config: { type: 'string' }, workers: { type: 'string' } }, strict: true });
   const config = loadConfig({ file: values.config });
   const roles = ROLES[verb];
@@ -75,6 +85,12 @@ export async function run(argv: string[]): Promise<number | null> {
       return null; // keeps running until a signal
     case 'token':
       return tokenCommand(rest);
+    case 'run':
+      return runCommand(rest);
+    case 'heartbeat':
+      return heartbeatCommand(rest);
+    case 'status':
+      return statusCommand(rest);
     case 'version':
     case '--version':
       process.stdout.write(`${VERSION}\n`);

@@ -32,6 +32,10 @@ export interface Config {
     sentinelName: string | null;
     keyPrefix: string;
     commandTimeoutMs: number;
+    /** Replicas that must acknowledge each registration API write (Redis WAIT) before it answers; 0: off. */
+    waitReplicas: number;
+    /** How long a write waits for them before the API answers 503 not_replicated. */
+    waitTimeoutMs: number;
   };
   leases: {
     defaultTtlSeconds: number;
@@ -42,8 +46,22 @@ export interface Config {
     selfPreservation: { threshold: number; windowSeconds: number; minFleet: number; hardCapMultiplier: number };
   };
   ports: { min: number; max: number };
+  discovery: {
+    enabled: boolean;
+    /** Path asked with GET after the TCP connect; null: a TCP connect alone proves the tool is up. */
+    healthPath: string | null;
+    probeBudgetMs: number;
+    negativeCacheMs: number;
+    reconcileIntervalMs: number;
+    /** The registry a proxy-only process reports its discoveries to (SWITCHBOARD_REGISTRY). */
+    registry: string | null;
+    /** Bearer token for those reports (SWITCHBOARD_TOKEN); the admin token when unset. */
+    token: string | null;
+  };
   allowedNetworks: string[];
   log: { level: string };
+  /** perToolLabels: a `tool` label on the proxy's request metrics (one series per tool and code). */
+  metrics: { perToolLabels: boolean };
 }
 
 export class ConfigError extends Error {
@@ -62,6 +80,8 @@ export const ENV_KEYS: Record<string, string> = {
   SWITCHBOARD_HOST: 'host',
   SWITCHBOARD_LOG_LEVEL: 'log.level',
   SWITCHBOARD_ACCESS_LOG: 'proxy.accessLog',
+  SWITCHBOARD_REGISTRY: 'discovery.registry',
+  SWITCHBOARD_TOKEN: 'discovery.token',
 };
 
 const DEFAULT_FILE = path.join(__dirname, '..', '..', 'config', 'default.json');
@@ -236,6 +256,12 @@ function validate(c: Json, label: (key: string) => string): void {
   if ((sentinels as unknown[]).length === 0 && get('redis.sentinelName') !== null) fail('redis.sentinels', 'must list at least one sentinel when sentinelName is set');
   nullableString('redis.keyPrefix', /^[\w:.-]{1,64}$/, 'must be 1..64 characters of [A-Za-z0-9_:.-]');
   int('redis.commandTimeoutMs', 50, 60_000);
+  int('redis.waitReplicas', 0, 100);
+  // A write may queue behind one WAIT and then wait in the next: both must fit in one command timeout.
+  int('redis.waitTimeoutMs', 1, Math.max(1, Math.floor((get('redis.commandTimeoutMs') as number) / 2)));
+  if ((get('redis.waitReplicas') as number) > 0 && get('redis.url') === null && (sentinels as unknown[]).length === 0) {
+    fail('redis.waitReplicas', 'needs Redis (redis.url or redis.sentinels): the embedded store has no replicas');
+  }
 
   int('leases.minTtlSeconds', 1, 86_400);
   int('leases.maxTtlSeconds', get('leases.minTtlSeconds') as number, 86_400);
@@ -250,10 +276,29 @@ function validate(c: Json, label: (key: string) => string): void {
   int('ports.min', 1, 65535);
   int('ports.max', get('ports.min') as number, 65535);
 
+  bool('discovery.enabled');
+  nullableString('discovery.healthPath', /^\/[\x21-\x7e]{0,511}$/, 'must be null or a path starting with "/" (printable characters, no spaces)');
+  int('discovery.probeBudgetMs', 10, 60_000);
+  int('discovery.negativeCacheMs', 0, 600_000);
+  int('discovery.reconcileIntervalMs', 100, 3_600_000);
+  const registry = get('discovery.registry');
+  if (registry !== null) {
+    let ok = false;
+    try {
+      const u = new URL(String(registry));
+      ok = typeof registry === 'string' && (u.protocol === 'http:' || u.protocol === 'https:') && u.hostname !== '' && !u.username && !u.password;
+    } catch {
+      ok = false;
+    }
+    if (!ok) fail('discovery.registry', 'must be the registry\'s http:// or https:// URL, such as "http://10.0.0.5:8282"');
+  }
+  nullableString('discovery.token', /^[\x21-\x7e]{16,512}$/, 'must be 16..512 printable characters without spaces');
+
   const nets = get('allowedNetworks');
   if (!Array.isArray(nets) || nets.length === 0 || nets.some((n) => typeof n !== 'string' || !parseCidr(n))) {
     fail('allowedNetworks', 'must be a non-empty list of CIDR ranges such as "10.0.0.0/8"');
   }
+  bool('metrics.perToolLabels');
   const level = get('log.level');
   if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(level as string)) {
     fail('log.level', 'must be one of fatal, error, warn, info, debug, trace, silent');
@@ -264,6 +309,7 @@ function validate(c: Json, label: (key: string) => string): void {
 export function redactedConfig(c: Config): Config {
   const copy = JSON.parse(JSON.stringify(c)) as Config;
   if (copy.adminToken) copy.adminToken = '[redacted]';
+  if (copy.discovery.token) copy.discovery.token = '[redacted]';
   if (copy.redis.url) {
     try {
       const u = new URL(copy.redis.url);

@@ -15,8 +15,9 @@ const REDACT = [
 ];
 
 export function createLogger(level: string, destination?: pino.DestinationStream): Logger {
-  // Asynchronous destination: a log line never blocks the request path on a slow stdout.
-  const dest = destination ?? pino.destination({ dest: 1, sync: false, minLength: 4096 });
+  // Asynchronous destination: a log line never blocks the request path on a slow stdout. The buffer is
+  // flushed every second too: in a quiet process "store lost" must not wait for 4 KiB of other lines.
+  const dest = destination ?? pino.destination({ dest: 1, sync: false, minLength: 4096, periodicFlush: 1000 });
   return pino({ level, base: { pid: process.pid }, redact: { paths: REDACT, censor: '[redacted]' } }, dest);
 }
 

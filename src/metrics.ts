@@ -1,11 +1,39 @@
 import client from 'prom-client';
+import type { RouteTable } from './proxy/route-table';
+import { tableStats } from './table-stats';
+
+/** Where the route-table gauges and switchboard_store_up are read at scrape time: a TableFeed. */
+export interface TableSource {
+  current(): RouteTable | null;
+  readonly storeUp: boolean;
+  /** Epoch ms when the table was last confirmed current against the store (0: never). */
+  readonly confirmedAt: number;
+}
+
+export interface MetricsOptions {
+  defaultMetrics?: boolean;
+  /** Adds a `tool` label to the proxy's request counter and histogram (config metrics.perToolLabels). */
+  perToolLabels?: boolean;
+}
+
+/**
+ * Tools named by switchboard_discovered_backends, at most. In the original incident hundreds of tools
+ * missed their registration at once; the alert needs names, not a series per tool of a whole fleet.
+ */
+export const DISCOVERED_TOOLS_LIMIT = 200;
 
 /**
  * All metrics of one process, in a registry of its own so several roles (or tests) in one process never
  * collide in prom-client's global registry. Names are the public interface alert rules are written against.
+ *
+ * `aggregator` says how `--workers N` combines one value from every process into the one the control port
+ * shows (prom-client's AggregatorRegistry; 'sum' when not given). Events add up; a figure about the route
+ * table is the same table seen by every process, so summing it would multiply it: those report the worst
+ * process instead (fewest routes, oldest snapshot, store down in any).
  */
 export class Metrics {
   readonly registry = new client.Registry();
+  readonly perToolLabels: boolean;
 
   readonly leaseExpirations = new client.Counter({
     name: 'switchboard_lease_expirations_total',
@@ -15,6 +43,7 @@ export class Metrics {
   readonly selfPreservationActive = new client.Gauge({
     name: 'switchboard_self_preservation_active',
     help: '1 while lease expiry is paused because too many leases would lapse at once.',
+    aggregator: 'max',
     registers: [this.registry],
   });
   readonly registrations = new client.Counter({
@@ -32,6 +61,7 @@ export class Metrics {
     name: 'switchboard_client_versions',
     help: 'Stored backends by the client version their last heartbeat reported ("unknown" when absent).',
     labelNames: ['version'],
+    aggregator: 'max',
     registers: [this.registry],
     collect: async () => {
       if (!this.clientVersionsSource) return;
@@ -45,23 +75,15 @@ export class Metrics {
       for (const [version, n] of counts) this.clientVersions.set({ version }, n);
     },
   });
-  readonly storeUp = new client.Gauge({
+  readonly storeUp: client.Gauge = new client.Gauge({
     name: 'switchboard_store_up',
-    help: '1 when the store answered its last check, 0 when it did not.',
+    help: '1 when the store answered this process\'s last check (the route-table feed polls it), 0 when it did not.',
+    aggregator: 'min',
     registers: [this.registry],
+    collect: () => this.collectTable(),
   });
-  readonly proxyRequests = new client.Counter({
-    name: 'switchboard_proxy_requests_total',
-    help: 'Requests answered by the proxy, by status code (499: the client left before an answer).',
-    labelNames: ['code'],
-    registers: [this.registry],
-  });
-  readonly proxyRequestDuration = new client.Histogram({
-    name: 'switchboard_proxy_request_duration_seconds',
-    help: 'Time from request to the end of the response, through the proxy.',
-    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
-    registers: [this.registry],
-  });
+  readonly proxyRequests: client.Counter<string>;
+  readonly proxyRequestDuration: client.Histogram<string>;
   readonly proxyErrors = new client.Counter({
     name: 'switchboard_proxy_errors_total',
     help: 'Proxy failures by kind: no_route, not_running, refused, reset, timeout, bad_gateway (one per failed attempt).',
@@ -69,37 +91,58 @@ export class Metrics {
     registers: [this.registry],
   });
 
-  // Route-table gauges: set by whoever holds a snapshot (the proxy's feed, or the registry), read at scrape.
-  readonly routes = new client.Gauge({
+  // Route-table gauges: read at scrape time from the process's TableFeed (tableSource); absent in a process
+  // that holds no table (the bare primary of `proxy --workers N`, whose workers report them).
+  readonly routes: client.Gauge = new client.Gauge({
     name: 'switchboard_routes',
     help: 'Tools with at least one live backend in the route table.',
+    aggregator: 'min',
     registers: [this.registry],
+    collect: () => this.collectTable(),
   });
-  readonly backends = new client.Gauge({
+  readonly backends: client.Gauge<'source'> = new client.Gauge({
     name: 'switchboard_backends',
     help: 'Live backends in the route table, by source (registered, discovered).',
     labelNames: ['source'],
+    aggregator: 'min',
     registers: [this.registry],
+    collect: () => this.collectTable(),
   });
-  readonly assignments = new client.Gauge({
+  readonly assignments: client.Gauge = new client.Gauge({
     name: 'switchboard_assignments',
     help: 'Port assignments in the port registry.',
+    aggregator: 'max',
     registers: [this.registry],
+    collect: () => this.collectTable(),
   });
-  readonly assignmentsWithoutBackend = new client.Gauge({
+  readonly assignmentsWithoutBackend: client.Gauge = new client.Gauge({
     name: 'switchboard_assignments_without_backend',
     help: 'Port assignments whose tool has no live backend (a missed registration, or a tool that is down).',
+    aggregator: 'max',
     registers: [this.registry],
+    collect: () => this.collectTable(),
   });
-  readonly routeTableVersion = new client.Gauge({
+  readonly discoveredBackends: client.Gauge<'tool'> = new client.Gauge({
+    name: 'switchboard_discovered_backends',
+    help: `Backends routed by fallback port discovery, by tool: these tools are not registering (at most ${DISCOVERED_TOOLS_LIMIT} tools, by name).`,
+    labelNames: ['tool'],
+    aggregator: 'max',
+    registers: [this.registry],
+    collect: () => this.collectTable(),
+  });
+  readonly routeTableVersion: client.Gauge = new client.Gauge({
     name: 'switchboard_route_table_version',
     help: 'Version of the route table this process holds.',
+    aggregator: 'min',
     registers: [this.registry],
+    collect: () => this.collectTable(),
   });
-  readonly snapshotAge = new client.Gauge({
+  readonly snapshotAge: client.Gauge = new client.Gauge({
     name: 'switchboard_snapshot_age_seconds',
     help: 'Seconds since this process last confirmed its route table against the store.',
+    aggregator: 'max',
     registers: [this.registry],
+    collect: () => this.collectTable(),
   });
   readonly selfHeals = new client.Counter({
     name: 'switchboard_selfheal_total',
@@ -108,7 +151,62 @@ export class Metrics {
     registers: [this.registry],
   });
 
-  constructor(opts: { defaultMetrics?: boolean } = {}) {
+  private tableSource: TableSource | null = null;
+  private tableSourceSince = 0;
+
+  constructor(opts: MetricsOptions = {}) {
+    this.perToolLabels = opts.perToolLabels ?? false;
+    this.proxyRequests = new client.Counter({
+      name: 'switchboard_proxy_requests_total',
+      help: `Requests answered by the proxy, by status code${this.perToolLabels ? ' and tool ("" when the request named no known tool)' : ''} (499: the client left before an answer).`,
+      labelNames: this.perToolLabels ? ['code', 'tool'] : ['code'],
+      registers: [this.registry],
+    });
+    this.proxyRequestDuration = new client.Histogram({
+      name: 'switchboard_proxy_request_duration_seconds',
+      help: `Time from request to the end of the response, through the proxy${this.perToolLabels ? ', by tool' : ''}.`,
+      labelNames: this.perToolLabels ? ['tool'] : [],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers: [this.registry],
+    });
+    // Without a table these say nothing: a 0 would read as "every route vanished" and page someone.
+    for (const g of this.tableGauges()) g.remove();
+    this.storeUp.remove();
     if (opts.defaultMetrics) client.collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** Reads the route-table gauges and switchboard_store_up from `source` at every scrape, from memory. */
+  observeTable(source: TableSource): void {
+    this.tableSource = source;
+    this.tableSourceSince = Date.now();
+  }
+
+  private tableGauges(): client.Gauge[] {
+    return [this.routes, this.assignments, this.assignmentsWithoutBackend, this.routeTableVersion, this.snapshotAge];
+  }
+
+  /** Sets every table gauge from the source's current table; each gauge's collect calls it (cheap: memoised). */
+  private collectTable(): void {
+    const src = this.tableSource;
+    if (!src) return;
+    const now = Date.now();
+    this.storeUp.set(src.storeUp ? 1 : 0);
+    this.snapshotAge.set(Math.max(0, now - (src.confirmedAt || this.tableSourceSince)) / 1000);
+    const table = src.current();
+    if (!table) {
+      for (const g of [this.routes, this.assignments, this.assignmentsWithoutBackend, this.routeTableVersion]) g.remove();
+      this.backends.reset();
+      this.discoveredBackends.reset();
+      return;
+    }
+    const s = tableStats(table);
+    this.routes.set(s.routes);
+    this.backends.set({ source: 'registered' }, s.backends.registered);
+    this.backends.set({ source: 'discovered' }, s.backends.discovered);
+    this.assignments.set(s.assignments);
+    this.assignmentsWithoutBackend.set(s.assignmentsWithoutBackend);
+    this.routeTableVersion.set(table.version);
+    this.discoveredBackends.reset();
+    for (const [tool, n] of s.discoveredByTool.slice(0, DISCOVERED_TOOLS_LIMIT)) this.discoveredBackends.set({ tool }, n);
   }
 }

@@ -1,3 +1,4 @@
+import type { StatusReport } from '../control/status-data';
 import { VERSION } from '../version';
 
 export interface ClientOptions {
@@ -13,21 +14,41 @@ export class RegistryHttpError extends Error {
   }
 }
 
+/**
+ * Whether asking again later may succeed: no answer at all (refused, reset, timed out), an answer that is
+ * not the registry's, or a status that says "not now" (408, 429, 5xx). Anything else is a refusal that
+ * repeating the same request will not change (bad token, invalid input, port conflict).
+ */
+export function isTransient(err: unknown): boolean {
+  if (!(err instanceof RegistryHttpError)) return true;
+  return err.code === 'invalid_response' || err.status === 408 || err.status === 429 || err.status >= 500;
+}
+
 export interface BackendView {
   tool: string;
   id: string;
   url: string;
   source: string;
+  registeredAt: string;
+  lastHeartbeat: string;
   expiresAt: string;
+  ttl: number;
   leaseSecondsLeft: number;
+  clientVersion?: string;
   [k: string]: unknown;
+}
+
+export interface ToolListing {
+  tool: string;
+  backends: BackendView[];
+  assignments: Array<{ tool: string; host: string; port: number; createdAt: string }>;
 }
 
 /** The service side of the registration API: what launchers and operator commands call. */
 export class RegistryClient {
   constructor(private readonly opts: ClientOptions) {}
 
-  private async call<T>(method: string, path: string, body?: unknown): Promise<T> {
+  private async call<T>(method: string, path: string, body?: unknown, timeoutMs?: number): Promise<T> {
     const res = await fetch(new URL(path, this.opts.registry), {
       method,
       headers: {
@@ -36,10 +57,16 @@ export class RegistryClient {
         ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
       },
       body: body !== undefined ? JSON.stringify(body) : undefined,
-      signal: AbortSignal.timeout(this.opts.timeoutMs ?? 5000),
+      signal: AbortSignal.timeout(timeoutMs ?? this.opts.timeoutMs ?? 5000),
     });
     const text = await res.text();
-    const json = text ? (JSON.parse(text) as Record<string, unknown>) : {};
+    let json: Record<string, unknown> = {};
+    try {
+      json = text ? (JSON.parse(text) as Record<string, unknown>) : {};
+    } catch {
+      // Something in between (a load balancer's error page) answered: keep the status, it says more.
+      if (res.ok) throw new RegistryHttpError(res.status, 'invalid_response', 'the registry answered with a body that is not JSON');
+    }
     if (!res.ok) {
       const e = (json.error ?? {}) as { code?: string; message?: string; field?: string | null };
       throw new RegistryHttpError(res.status, e.code ?? 'http_error', e.message ?? `HTTP ${res.status}`, e.field);
@@ -55,12 +82,18 @@ export class RegistryClient {
     });
   }
 
-  async deregister(tool: string, id: string): Promise<void> {
-    await this.call('DELETE', `/v1/tools/${encodeURIComponent(tool)}/backends/${encodeURIComponent(id)}`);
+  /** `timeoutMs` overrides the client's limit: a launcher shutting down has a budget of its own. */
+  async deregister(tool: string, id: string, timeoutMs?: number): Promise<void> {
+    await this.call('DELETE', `/v1/tools/${encodeURIComponent(tool)}/backends/${encodeURIComponent(id)}`, undefined, timeoutMs);
   }
 
   allocatePort(tool: string, host: string): Promise<{ tool: string; host: string; port: number }> {
     return this.call('POST', '/v1/ports', { tool, host });
+  }
+
+  /** A proxy's report that the tool answers on its assignment host:port; the registry verifies and heals. */
+  reportDiscovery(tool: string, host: string, port: number, timeoutMs?: number): Promise<BackendView> {
+    return this.call('POST', `/v1/tools/${encodeURIComponent(tool)}/discoveries`, { host, port }, timeoutMs);
   }
 
   issueToken(tool: string): Promise<{ id: string; token: string }> {
@@ -71,7 +104,25 @@ export class RegistryClient {
     await this.call('DELETE', `/v1/tools/${encodeURIComponent(tool)}/tokens/${encodeURIComponent(id)}`);
   }
 
-  listTools(): Promise<{ tools: unknown[] }> {
+  /** Every tool with its backends and assignments (admin token). */
+  listTools(): Promise<{ tools: ToolListing[] }> {
     return this.call('GET', '/v1/tools');
+  }
+
+  /**
+   * GET /status.json of the registry's control port: table version, store state, passive health. It needs
+   * no token, so none is sent.
+   */
+  async status(): Promise<StatusReport> {
+    const res = await fetch(new URL('/status.json', this.opts.registry), {
+      headers: { 'user-agent': `switchboard/${VERSION}`, accept: 'application/json' },
+      signal: AbortSignal.timeout(this.opts.timeoutMs ?? 5000),
+    });
+    if (!res.ok) throw new RegistryHttpError(res.status, 'http_error', `GET /status.json answered ${res.status}`);
+    const json = (await res.json().catch(() => null)) as StatusReport | null;
+    if (!json || typeof json !== 'object' || !Array.isArray(json.tools)) {
+      throw new RegistryHttpError(res.status, 'invalid_response', 'GET /status.json did not answer a status report');
+    }
+    return json;
   }
 }

@@ -19,15 +19,22 @@ const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'te', 'trail
  */
 const PROTECTED = new Set(['host', 'content-length', 'transfer-encoding', 'x-request-id', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host']);
 
-function removeHopByHop(headers: http.IncomingHttpHeaders | http.OutgoingHttpHeaders): void {
-  const listed = headers.connection;
-  if (typeof listed === 'string' && listed) {
-    for (const token of listed.split(',')) {
-      const name = token.trim().toLowerCase();
-      if (name && !PROTECTED.has(name)) delete headers[name];
-    }
+const HOP_BY_HOP_SET = new Set(HOP_BY_HOP);
+
+/** The header names a `Connection:` value lists for removal (never a PROTECTED one). */
+function connectionListed(value: string): Set<string> {
+  const names = new Set<string>();
+  for (const token of value.split(',')) {
+    const name = token.trim().toLowerCase();
+    if (name && !PROTECTED.has(name)) names.add(name);
   }
-  for (const h of HOP_BY_HOP) delete headers[h];
+  return names;
+}
+
+function removeHopByHop(headers: http.IncomingHttpHeaders): void {
+  const listed = headers.connection;
+  if (typeof listed === 'string' && listed) for (const name of connectionListed(listed)) delete headers[name];
+  for (const h of HOP_BY_HOP) if (headers[h] !== undefined) delete headers[h];
 }
 
 export interface ForwardHeaderContext {
@@ -70,6 +77,10 @@ export function rewriteRequestHeaders(req: http.IncomingMessage, ctx: ForwardHea
     delete h.forwarded;
     delete h['x-real-ip'];
   }
+  const te = h['transfer-encoding'];
+  // Node accepted it with chunked last, in any case and spacing; a backend may only know the plain
+  // spelling, and one that misses "CHUNKED" would read the body as the next request on the connection.
+  if (te !== undefined) h['transfer-encoding'] = te.toLowerCase().split(',').map((c) => c.trim()).filter(Boolean).join(', ');
   h['x-request-id'] = ctx.requestId;
 }
 
@@ -79,16 +90,23 @@ export function rewriteRequestHeaders(req: http.IncomingMessage, ctx: ForwardHea
  * response becomes a clean 502 instead of half-set headers or a crash.
  */
 export function responseHeaders(proxyRes: http.IncomingMessage): http.OutgoingHttpHeaders | null {
-  const out: http.OutgoingHttpHeaders = { ...proxyRes.headers };
-  removeHopByHop(out);
-  // Node frames the response to the client itself.
-  delete out['transfer-encoding'];
+  const src = proxyRes.headers;
+  const c = src.connection;
+  // "keep-alive" and "close", nearly every answer's, list nothing that is not dropped anyway.
+  const listed = typeof c === 'string' && c && c !== 'keep-alive' && c !== 'close' ? connectionListed(c) : null;
+  // Copies what may pass instead of spreading and deleting: deletes turn the object into a slow
+  // dictionary, and this runs on every response (bench/proxy.ts).
+  const out: http.OutgoingHttpHeaders = {};
   try {
-    for (const [name, value] of Object.entries(out)) {
+    for (const name of Object.keys(src)) {
+      // Node frames the response to the client itself: transfer-encoding never passes.
+      if (HOP_BY_HOP_SET.has(name) || name === 'transfer-encoding' || listed?.has(name)) continue;
+      const value = src[name];
       if (value === undefined) continue;
       http.validateHeaderName(name);
       if (Array.isArray(value)) for (const v of value) http.validateHeaderValue(name, v);
-      else http.validateHeaderValue(name, String(value));
+      else http.validateHeaderValue(name, value);
+      out[name] = value;
     }
   } catch {
     return null;

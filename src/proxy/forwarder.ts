@@ -1,8 +1,10 @@
 import http from 'node:http';
 import https from 'node:https';
 import type { Duplex } from 'node:stream';
-import { PassThrough, pipeline } from 'node:stream';
+import { PassThrough } from 'node:stream';
+import net from 'node:net';
 import httpProxy from 'http-proxy';
+import { ADDRESS_NOT_ALLOWED, type ConnectGuard } from './connect-guard';
 import { responseHeaders } from './forward-headers';
 import type { RouteBackend } from './route-table';
 
@@ -30,6 +32,11 @@ export type ForwardResult =
       bodyConsumed: boolean;
       /** The underlying error code, for logs only. */
       code: string;
+      /**
+       * Reset before any answer on a pooled connection: the backend closed it as we reused it (its
+       * keep-alive ran out). Says nothing about the backend; a new connection will most likely do.
+       */
+      staleConnection?: boolean;
     };
 
 export type ForwardFailure = Exclude<ForwardResult, { kind: 'ok' }>;
@@ -41,6 +48,8 @@ export interface ForwarderOptions {
   /** An upgraded connection with no traffic either way for this long is closed (http-proxy sets none). */
   wsIdleTimeoutMs: number;
   agent: { maxSockets: number; maxFreeSockets: number; freeSocketTimeoutMs: number };
+  /** Refuses connections to addresses outside allowedNetworks, whatever the table says (none: no check). */
+  guard?: ConnectGuard;
 }
 
 export interface Forwarder {
@@ -49,7 +58,7 @@ export interface Forwarder {
    * to the client (`ok`; the body keeps streaming) or with why nothing was relayed; then the response is
    * untouched and the caller answers. Never rejects.
    */
-  web(req: http.IncomingMessage, res: http.ServerResponse, backend: RouteBackend, hasBody: boolean): Promise<ForwardResult>;
+  web(req: http.IncomingMessage, res: http.ServerResponse, backend: RouteBackend, hasBody: boolean, fresh?: boolean): Promise<ForwardResult>;
   /**
    * Relays a WebSocket handshake. `onFailure` runs synchronously before the client socket is ended, so
    * the caller can still write an error response on it. Resolves `ok` once 101 was relayed.
@@ -86,7 +95,7 @@ function capturing<A extends http.Agent>(agent: A, slot: CaptureSlot): A {
   return agent;
 }
 
-const REFUSED = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'ENOTFOUND', 'EAI_AGAIN', 'EAI_FAIL', 'EAI_NONAME']);
+const REFUSED = new Set([ADDRESS_NOT_ALLOWED, 'ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'ENOTFOUND', 'EAI_AGAIN', 'EAI_FAIL', 'EAI_NONAME']);
 const RESET = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED', 'ERR_STREAM_PREMATURE_CLOSE']);
 
 function classify(err: NodeJS.ErrnoException): ForwardFailureKind {
@@ -110,13 +119,17 @@ export function createForwarder(opts: ForwarderOptions): Forwarder {
     timeout: opts.agent.freeSocketTimeoutMs,
     // Most recently used first: the surplus sockets of a burst idle out instead of being kept warm.
     scheduling: 'lifo',
+    lookup: opts.guard?.lookup,
   };
   const httpAgent = capturing(new http.Agent(agentOpts), slot);
   const httpsAgent = capturing(new https.Agent(agentOpts), slot);
   // Upgraded sockets leave the pool; a separate agent keeps them out of the keep-alive accounting.
-  const wsHttpAgent = capturing(new http.Agent({ keepAlive: false }), slot);
-  const wsHttpsAgent = capturing(new https.Agent({ keepAlive: false }), slot);
-  const agents = [httpAgent, httpsAgent, wsHttpAgent, wsHttpsAgent];
+  const wsHttpAgent = capturing(new http.Agent({ keepAlive: false, lookup: opts.guard?.lookup }), slot);
+  const wsHttpsAgent = capturing(new https.Agent({ keepAlive: false, lookup: opts.guard?.lookup }), slot);
+  // One connection each, never pooled: the retry of a request whose pooled connection turned out closed.
+  const freshHttpAgent = capturing(new http.Agent({ keepAlive: false, lookup: opts.guard?.lookup }), slot);
+  const freshHttpsAgent = capturing(new https.Agent({ keepAlive: false, lookup: opts.guard?.lookup }), slot);
+  const agents = [httpAgent, httpsAgent, wsHttpAgent, wsHttpsAgent, freshHttpAgent, freshHttpsAgent];
 
   const proxy = httpProxy.createProxyServer({ xfwd: false, ws: true, toProxy: true, prependPath: false, changeOrigin: false });
   // Without a listener http-proxy throws and kills the process (FIELD-NOTES 2); every call below also
@@ -129,7 +142,23 @@ export function createForwarder(opts: ForwarderOptions): Forwarder {
   internals.webPasses = internals.webPasses.filter((p) => p.name === 'stream');
   if (internals.webPasses.length !== 1) throw new Error('http-proxy: expected exactly one "stream" pass');
 
-  function web(req: http.IncomingMessage, res: http.ServerResponse, backend: RouteBackend, hasBody: boolean): Promise<ForwardResult> {
+  // RouteBackends live as long as their table entry: each address literal is judged once, not per request.
+  const literalVerdicts = new WeakMap<RouteBackend, boolean>();
+  /** False for an IP-literal target the guard refuses; names are judged by the guard's lookup instead. */
+  function mayConnect(backend: RouteBackend): boolean {
+    const guard = opts.guard;
+    if (!guard) return true;
+    let ok = literalVerdicts.get(backend);
+    if (ok === undefined) {
+      const host = backend.target.hostname;
+      ok = net.isIP(host) === 0 || guard.allows(host);
+      literalVerdicts.set(backend, ok);
+    }
+    return ok;
+  }
+
+  /** `fresh`: on a new connection rather than a pooled one (the retry after a stale pooled connection). */
+  function web(req: http.IncomingMessage, res: http.ServerResponse, backend: RouteBackend, hasBody: boolean, fresh = false): Promise<ForwardResult> {
     return new Promise<ForwardResult>((resolve) => {
       let settled = false;
       let upstream: http.ClientRequest | null = null;
@@ -163,7 +192,8 @@ export function createForwarder(opts: ForwarderOptions): Forwarder {
         res.off('close', onClientClose);
         if (gate) req.unpipe(gate);
         upstream?.destroy();
-        settle({ kind, phase, notSent: !connected, bodyConsumed, code });
+        const stale = kind === 'reset' && phase === 'request' && (upstream as http.ClientRequest | null)?.reusedSocket === true;
+        settle({ kind, phase, notSent: !connected, bodyConsumed, code, staleConnection: stale });
       };
 
       function onTimeout() {
@@ -222,14 +252,30 @@ export function createForwarder(opts: ForwarderOptions): Forwarder {
         settle({ kind: 'ok', status });
         startTimer(opts.responseTimeoutMs);
         proxyRes.on('data', () => timer?.refresh());
-        pipeline(proxyRes, res, (err) => {
+        // pipe and three listeners, not stream.pipeline: pipeline makes an AbortController per call and
+        // aborts it when done, building an AbortError with its stack trace on every request, and its two
+        // end-of-stream watchers add a dozen listeners more (bench/proxy.ts).
+        let relayed = false;
+        const relayDone = (cut: boolean) => {
+          if (relayed) return;
+          relayed = true;
           clearTimer();
           res.off('close', onClientClose);
-          if (err) {
+          if (cut) {
+            proxyRes.unpipe(res);
             upstream?.destroy();
             res.destroy();
           }
+        };
+        // Node destroys a response whose connection closed before its end ("aborted"): a backend that
+        // died or was cut off by the silence timer. The client's copy must end cut short too.
+        proxyRes.on('error', () => relayDone(true));
+        proxyRes.once('close', () => {
+          if (!proxyRes.complete) relayDone(true);
         });
+        // 'close' follows 'finish', or comes alone when the client went away.
+        res.once('close', () => relayDone(!res.writableFinished));
+        proxyRes.pipe(res);
       };
 
       const attach = (cr: http.ClientRequest) => {
@@ -256,6 +302,10 @@ export function createForwarder(opts: ForwarderOptions): Forwarder {
         settle({ kind: 'client_gone', phase: 'connect', notSent: true, bodyConsumed: false, code: 'CLIENT_CLOSED' });
         return;
       }
+      if (!mayConnect(backend)) {
+        settle({ kind: 'refused', phase: 'connect', notSent: true, bodyConsumed: false, code: ADDRESS_NOT_ALLOWED });
+        return;
+      }
       res.on('close', onClientClose);
       startTimer(opts.connectTimeoutMs);
       slot.fn = attach;
@@ -265,7 +315,7 @@ export function createForwarder(opts: ForwarderOptions): Forwarder {
           res,
           {
             target: backend.target as unknown as httpProxy.ProxyTarget,
-            agent: backend.target.protocol === 'https:' ? httpsAgent : httpAgent,
+            agent: backend.target.protocol === 'https:' ? (fresh ? freshHttpsAgent : httpsAgent) : fresh ? freshHttpAgent : httpAgent,
             buffer: gate,
             selfHandleResponse: true,
           },
@@ -340,6 +390,10 @@ export function createForwarder(opts: ForwarderOptions): Forwarder {
         });
       };
 
+      if (!mayConnect(backend)) {
+        fail('refused', ADDRESS_NOT_ALLOWED);
+        return;
+      }
       timer = setTimeout(() => fail('timeout', 'CONNECT_TIMEOUT'), opts.connectTimeoutMs);
       slot.fn = attach;
       try {

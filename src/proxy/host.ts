@@ -63,11 +63,13 @@ export function toolFromHost(host: string | undefined, domain: string | null): s
  * one tool's URL into another's.
  */
 export function resolveTool(url: string, host: string | undefined, domain: string | null): ToolRequest {
+  // Absolute-form ("http://other/x") or "*": the target names its own host, which outranks Host (RFC 9112
+  // 3.2.2); routing by Host would hand the backend a request naming another tool. Not ours to route.
+  if (url.charCodeAt(0) !== 47 /* / */) return NONE;
   const fromHost = toolFromHost(host, domain);
   if (fromHost !== null) {
     return isToolName(fromHost) ? { kind: 'tool', tool: fromHost, via: 'host' } : NONE;
   }
-  if (url.charCodeAt(0) !== 47 /* / */) return NONE; // absolute-form or "*": not ours to route
   let end = 1;
   while (end < url.length) {
     const c = url.charCodeAt(end);

@@ -1,4 +1,5 @@
 import http from 'node:http';
+import type net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { performance } from 'node:perf_hooks';
@@ -9,6 +10,7 @@ import { NetworkSet } from '../registry/networks';
 import { Balancer, mayRetry } from './balancer';
 import { rawErrorResponse, renderError, sendError, wantsJson, type ProxyErrorCode } from './error-pages';
 import { requestIdOf, rewriteRequestHeaders } from './forward-headers';
+import { ConnectGuard } from './connect-guard';
 import { createForwarder, type ForwardFailure, type ForwardResult } from './forwarder';
 import { PassiveHealth, type HealthOptions } from './health';
 import { resolveTool } from './host';
@@ -33,12 +35,16 @@ export interface ProxyServerOptions {
   wsIdleTimeoutMs?: number;
   /** Backends tried for one request, at most. Default 3. */
   maxAttempts?: number;
+  /** The resolver beneath the connect-time address check (tests inject one; default dns.lookup). */
+  lookup?: net.LookupFunction;
 }
 
 export interface ProxyServer {
   server: http.Server;
   /** What the proxy learned about its backends from its own traffic. */
   health: PassiveHealth;
+  /** Open connections to backends, pooled and in use (leak checks, status). */
+  upstreamSockets(): number;
   listen(port: number, host: string): Promise<number>;
   /** Stops accepting, lets in-flight requests finish up to config.proxy.drainTimeoutMs, then cuts the rest. */
   close(): Promise<void>;
@@ -49,6 +55,8 @@ interface Exchange {
   requestId: string;
   started: number;
   tool?: string;
+  /** The tool as found in the table: the only tool name metrics may carry (a URL can name anything). */
+  routeTool?: string;
   backend?: string;
   attempts: number;
   outcome: string;
@@ -63,9 +71,17 @@ const FAILURE_PAGE: Record<ForwardFailure['kind'], ProxyErrorCode> = {
   client_gone: 'bad_gateway',
 };
 
+/** Request head limit; a bigger head is answered 431 (Node's default, set here so a flag cannot raise it). */
+const MAX_HEADER_BYTES = 16 * 1024;
+
 function hasBody(req: http.IncomingMessage): boolean {
   const cl = req.headers['content-length'];
   return req.headers['transfer-encoding'] !== undefined || (cl !== undefined && cl !== '0');
+}
+
+/** RFC 9112 3.2: an HTTP/1.1 request without Host is refused with 400. */
+function missingHost(req: http.IncomingMessage): boolean {
+  return req.headers.host === undefined && req.httpVersionMajor === 1 && req.httpVersionMinor >= 1;
 }
 
 function isWebSocket(req: http.IncomingMessage): boolean {
@@ -81,6 +97,9 @@ function pathOf(url: string | undefined): string {
 
 export function createProxyServer(opts: ProxyServerOptions): ProxyServer {
   const { config, routes, logger, metrics, hooks } = opts;
+  // The access-log record has fixed fields, none of them a secret, and the logger's redaction walk costs
+  // most of a line (~4 of ~5 us per request, bench/proxy.ts): access lines skip it.
+  const accessLog = logger.child({}, { redact: [] });
   const pc = config.proxy;
   const trusted = new NetworkSet(pc.trustedProxies);
   const health = new PassiveHealth(opts.health);
@@ -91,17 +110,26 @@ export function createProxyServer(opts: ProxyServerOptions): ProxyServer {
     responseTimeoutMs: pc.responseTimeoutMs,
     wsIdleTimeoutMs: opts.wsIdleTimeoutMs ?? 600_000,
     agent: pc.agent,
+    guard: new ConnectGuard(config.allowedNetworks, opts.lookup),
   });
 
   // prom-client hashes label values on every call; the children are looked up once per code and kind.
   const codeCounters = new Map<string, { inc(): void }>();
   const errorCounters = new Map<string, { inc(): void }>();
-  const countRequest = (code: number) => {
+  const countRequest = (code: number, tool = '') => {
     if (!metrics) return;
-    const key = String(code);
+    const key = metrics.perToolLabels ? `${code} ${tool}` : String(code);
     let c = codeCounters.get(key);
-    if (!c) codeCounters.set(key, (c = metrics.proxyRequests.labels(key)));
+    if (!c) codeCounters.set(key, (c = metrics.perToolLabels ? metrics.proxyRequests.labels(String(code), tool) : metrics.proxyRequests.labels(String(code))));
     c.inc();
+  };
+  const durations = new Map<string, { observe(seconds: number): void }>();
+  const observeDuration = (seconds: number, tool = '') => {
+    if (!metrics) return;
+    if (!metrics.perToolLabels) return metrics.proxyRequestDuration.observe(seconds);
+    let h = durations.get(tool);
+    if (!h) durations.set(tool, (h = metrics.proxyRequestDuration.labels(tool)));
+    h.observe(seconds);
   };
   const countError = (kind: string) => {
     if (!metrics) return;
@@ -116,6 +144,12 @@ export function createProxyServer(opts: ProxyServerOptions): ProxyServer {
 
   const headersTimeout = Math.min(pc.headersTimeoutMs, pc.requestTimeoutMs);
   const server = http.createServer({
+    // Stated rather than inherited: a lenient parser or a NODE_OPTIONS flag would let ambiguous framing
+    // (CL with TE, bare LF, obfuscated TE) through to backends that may read it differently.
+    insecureHTTPParser: false,
+    maxHeaderSize: MAX_HEADER_BYTES,
+    // Node's own answer to a missing Host is an empty 400; handle() answers it like every other refusal.
+    requireHostHeader: false,
     headersTimeout,
     requestTimeout: pc.requestTimeoutMs,
     keepAliveTimeout: pc.keepAliveTimeoutMs,
@@ -124,13 +158,18 @@ export function createProxyServer(opts: ProxyServerOptions): ProxyServer {
     connectionsCheckingInterval: Math.max(25, Math.min(1000, Math.floor(headersTimeout / 4))),
   });
   server.keepAliveTimeout = pc.keepAliveTimeoutMs;
+  // Node drops headers past maxHeadersCount (2000) from req.headers after its parser framed the body by
+  // them: a Transfer-Encoding at position 2001 would frame the body here but vanish from the forwarded
+  // request, whose body would then reach the backend unframed, as the next request. Keep every header; the
+  // head stays bounded by maxHeaderSize.
+  server.maxHeadersCount = 0;
 
   function record(req: http.IncomingMessage, ex: Exchange, code: number): void {
     const seconds = (performance.now() - ex.started) / 1000;
-    countRequest(code);
-    metrics?.proxyRequestDuration.observe(seconds);
+    countRequest(code, ex.routeTool);
+    observeDuration(seconds, ex.routeTool);
     if (pc.accessLog) {
-      logger.info(
+      accessLog.info(
         {
           event: 'access',
           requestId: ex.requestId,
@@ -169,7 +208,8 @@ export function createProxyServer(opts: ProxyServerOptions): ProxyServer {
     if (r.kind === 'client_gone' || r.kind === 'bad_request') return;
     countError(r.kind);
     // Refusals and resets say the backend is gone; a slow or garbled answer says nothing about the next.
-    const down = r.kind === 'refused' || r.kind === 'reset' || (r.kind === 'timeout' && r.phase === 'connect');
+    // A pooled connection the backend had just closed says nothing about it either.
+    const down = r.kind === 'refused' || (r.kind === 'reset' && !r.staleConnection) || (r.kind === 'timeout' && r.phase === 'connect');
     const cooloffMs = down ? health.markFailure(tool, backend) : undefined;
     logger.warn(
       { event: 'proxy.backend_failed', requestId: ex.requestId, tool, backend: backend.id, kind: r.kind, phase: r.phase, code: r.code, cooloffMs },
@@ -178,6 +218,10 @@ export function createProxyServer(opts: ProxyServerOptions): ProxyServer {
   }
 
   async function handle(req: http.IncomingMessage, res: http.ServerResponse, ex: Exchange): Promise<void> {
+    if (missingHost(req)) {
+      res.setHeader('connection', 'close');
+      return answer(res, req, ex, 'bad_request');
+    }
     const table = routes.current();
     if (!table) {
       countError('no_route');
@@ -190,6 +234,7 @@ export function createProxyServer(opts: ProxyServerOptions): ProxyServer {
       countError('no_route');
       return answer(res, req, ex, 'no_such_tool');
     }
+    ex.routeTool = route.tool;
     if (target.kind === 'redirect') {
       ex.outcome = 'redirect';
       res.writeHead(301, { location: target.location, 'content-length': '0' });
@@ -209,13 +254,16 @@ export function createProxyServer(opts: ProxyServerOptions): ProxyServer {
     const body = hasBody(req);
     const tried = new Set<string>();
     let last: ForwardFailure | null = null;
+    let again: RouteBackend | null = null;
     for (let attempt = 0; attempt < maxAttempts; attempt++) {
-      const backend = only ?? balancer.pick(route, tried);
+      const fresh = again !== null;
+      const backend: RouteBackend | null = again ?? only ?? balancer.pick(route, tried);
+      again = null;
       if (!backend) break;
       tried.add(backend.id);
       ex.attempts++;
       ex.backend = backend.id;
-      const r: ForwardResult = await forwarder.web(req, res, backend, body);
+      const r: ForwardResult = await forwarder.web(req, res, backend, body, fresh);
       if (r.kind === 'ok') {
         health.markSuccess(tool, backend);
         ex.outcome = 'ok';
@@ -226,6 +274,12 @@ export function createProxyServer(opts: ProxyServerOptions): ProxyServer {
         return;
       }
       last = r;
+      if (r.staleConnection && !fresh && mayRetry(req.method, body, r)) {
+        // The backend closed the pooled connection as we reused it: the same backend again, on a new one
+        // (most tools have a single backend, and it is not at fault).
+        again = backend;
+        continue;
+      }
       noteFailure(tool, backend, r, ex);
       if (only || !mayRetry(req.method, body, r)) break;
     }
@@ -277,7 +331,7 @@ export function createProxyServer(opts: ProxyServerOptions): ProxyServer {
       setTimeout(() => socket.destroy(), 1000).unref();
     };
     void (async () => {
-      if (!isWebSocket(req) || draining) return refuse(draining ? 'no_routes' : 'bad_request');
+      if (!isWebSocket(req) || missingHost(req) || draining) return refuse(draining ? 'no_routes' : 'bad_request');
       const table = routes.current();
       if (!table) {
         countError('no_route');
@@ -290,6 +344,7 @@ export function createProxyServer(opts: ProxyServerOptions): ProxyServer {
         countError('no_route');
         return refuse('no_such_tool');
       }
+      ex.routeTool = route.tool;
       const backend = route.backends.length > 0 ? balancer.pick(route) : await fallbackBackend(route.tool, route, ex.requestId);
       if (!backend) {
         countError('not_running');
@@ -338,6 +393,7 @@ export function createProxyServer(opts: ProxyServerOptions): ProxyServer {
   return {
     server,
     health,
+    upstreamSockets: () => forwarder.socketCount(),
     listen(port: number, host: string): Promise<number> {
       return new Promise((resolve, reject) => {
         server.once('error', reject);

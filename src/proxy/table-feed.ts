@@ -148,11 +148,19 @@ export class TableFeed extends EventEmitter implements RouteSource {
     }
     this.markStore(true);
     const old = this.table;
-    if (old && old.epoch && snap.epoch !== old.epoch && !this.carry) {
+    // A new epoch: the store restarted empty. The same epoch at a lower version: it lost its latest
+    // writes (a failover to a replica that had not received them). Either way heartbeats restore what
+    // is missing within one TTL; until then the routes it lost are kept.
+    const lost = old && old.epoch ? (snap.epoch !== old.epoch ? 'epoch' : snap.version < old.version ? 'writes' : null) : null;
+    if (old && lost && !this.carry) {
       this.carry = { backends: [...allBackends(old)], snapshot: snap, until: Date.now() + this.opts.carryOverMs };
       this.opts.logger.warn(
-        { event: 'feed.new_epoch', from: old.epoch, to: snap.epoch, carried: this.carry.backends.length },
-        'the store lost its state; keeping the last known routes while heartbeats rebuild it',
+        lost === 'epoch'
+          ? { event: 'feed.new_epoch', from: old.epoch, to: snap.epoch, carried: this.carry.backends.length }
+          : { event: 'feed.version_back', from: old.version, to: snap.version, carried: this.carry.backends.length },
+        lost === 'epoch'
+          ? 'the store lost its state; keeping the last known routes while heartbeats rebuild it'
+          : 'the store lost its latest writes (failover?); keeping the last known routes while heartbeats restore them',
       );
     }
     this.reloads++;
@@ -206,6 +214,14 @@ export class TableFeed extends EventEmitter implements RouteSource {
     const table = this.table;
     if (wasDown || !table || (this.carry && Date.now() >= this.carry.until)) {
       await this.requestReload(wasDown ? 'store back' : !table ? 'no table yet' : 'carry-over ended');
+      return;
+    }
+    if (v.epoch === table.epoch && v.version < table.version) {
+      // Versions only grow: a store behind us lost writes we applied (a failover to a replica that had
+      // not received them yet). Its table is the truth now; events numbered from its version would
+      // otherwise be taken for ones we already have.
+      this.gaps++;
+      await this.requestReload(`store went back: have ${table.version}, store ${v.version}`);
       return;
     }
     if (v.epoch !== table.epoch || v.version > table.version) {

@@ -1,8 +1,11 @@
 import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import type { Logger } from '../logger';
+import { ApiErrors, BODY_LIMIT, authFailure, forbidden, mayActOn, unsupportedMediaType } from './api-errors';
 import { RegistryError } from './errors';
+import { HeartbeatFastPath } from './heartbeat-fast-path';
 import type { Registry } from './registry';
-import { StoreUnavailableError, type Store } from './store';
+import type { Store } from './store';
+import type { Backend } from './types';
 import { Authenticator, type Principal } from './tokens';
 import { assignmentView, backendView, toolView } from './views';
 
@@ -13,10 +16,14 @@ export interface RegistryApiDeps {
   logger: Logger;
   /** How long a verified tool token is trusted without asking the store again (default 1000 ms). */
   tokenCacheMs?: number;
+  /** Checks and writes discoveries reported by proxies; null or absent: discovery is turned off. */
+  discoveries?: DiscoveryConfirmer | null;
 }
 
-const BODY_LIMIT = '16kb';
-const RETRY_AFTER_SECONDS = '2';
+/** The registry side of fallback discovery (src/discovery/healer.ts). */
+export interface DiscoveryConfirmer {
+  confirm(tool: string, host: string, port: number): Promise<{ backend: Backend; created: boolean }>;
+}
 
 function sendError(res: Response, err: RegistryError): void {
   for (const [k, v] of Object.entries(err.headers)) res.setHeader(k, v);
@@ -32,27 +39,13 @@ function principalOf(res: Response): Principal {
   return res.locals.principal as Principal;
 }
 
-function forbidden(): RegistryError {
-  return new RegistryError(403, 'forbidden', 'this token may not do that', null);
-}
-
-/** Admin may act on every tool, a tool token on its own tool only. */
-function mayActOn(principal: Principal, tool: string): boolean {
-  return principal.kind === 'admin' || principal.tool === tool;
-}
-
 /** Which principal may use a route: everyone authenticated ('any', decided later), the admin, or the tool named by a path parameter. */
 type Rule = 'any' | 'admin' | { toolParam: string };
 
 function authenticate(auth: Authenticator, rule: Rule): RequestHandler {
   return async (req, res, next) => {
     const result = await auth.authenticate(req.headers.authorization);
-    if (!result.ok) {
-      const challenge = result.reason === 'missing' ? 'Bearer realm="switchboard"' : 'Bearer realm="switchboard", error="invalid_token"';
-      const code = result.reason === 'missing' ? 'missing_token' : 'invalid_token';
-      const message = result.reason === 'missing' ? 'send Authorization: Bearer <token>' : 'the bearer token is malformed, unknown or revoked';
-      return sendError(res, new RegistryError(401, code, message, null, { 'WWW-Authenticate': challenge }));
-    }
+    if (!result.ok) return sendError(res, authFailure(result.reason));
     const principal = result.principal;
     if (rule === 'admin' && principal.kind !== 'admin') return sendError(res, forbidden());
     if (typeof rule === 'object' && !mayActOn(principal, param(req, rule.toolParam))) return sendError(res, forbidden());
@@ -65,69 +58,50 @@ function authenticate(auth: Authenticator, rule: Rule): RequestHandler {
 const requireJson: RequestHandler = (req, res, next) => {
   const empty = req.headers['content-length'] === '0' && req.headers['transfer-encoding'] === undefined;
   if (!empty && req.is('application/json') === false) {
-    return sendError(res, new RegistryError(415, 'unsupported_media_type', 'the body must be application/json', null));
+    return sendError(res, unsupportedMediaType());
   }
   next();
 };
 
 const parseJson = express.json({ limit: BODY_LIMIT, type: 'application/json' });
 
-/** Body-parser failures carry a `type`; each becomes a JSON error instead of express's HTML page. */
-function bodyParserError(err: { type?: unknown; status?: unknown }): RegistryError | null {
-  switch (err.type) {
-    case 'entity.parse.failed':
-      return new RegistryError(400, 'malformed_json', 'the body is not valid JSON', null);
-    case 'entity.too.large':
-      return new RegistryError(413, 'body_too_large', `the body is larger than ${BODY_LIMIT}`, null);
-    case 'charset.unsupported':
-    case 'encoding.unsupported':
-      return new RegistryError(415, 'unsupported_media_type', 'the body must be JSON in UTF-8 without content encoding', null);
-    default:
-      if (typeof err.status === 'number' && err.status >= 400 && err.status < 500) {
-        return new RegistryError(err.status, 'bad_request', 'the request body could not be read', null);
-      }
-      return null;
-  }
-}
-
-/** Logs at most one line per interval: a dead store would otherwise produce one line per heartbeat. */
-function throttled(intervalMs: number): () => boolean {
-  let last = 0;
-  return () => {
-    const now = Date.now();
-    if (now - last < intervalMs) return false;
-    last = now;
-    return true;
-  };
-}
-
-function errorHandler(logger: Logger): express.ErrorRequestHandler {
-  const logUnavailable = throttled(5000);
+function errorHandler(errors: ApiErrors): express.ErrorRequestHandler {
   return (err: unknown, req: Request, res: Response, next: NextFunction) => {
     if (res.headersSent) return next(err);
-    if (err instanceof RegistryError) return sendError(res, err);
-    if (err instanceof StoreUnavailableError || (err as Error)?.name === 'StoreUnavailableError') {
-      if (logUnavailable()) logger.warn({ method: req.method, path: req.path, err: (err as Error).message }, 'store unavailable');
-      return sendError(
-        res,
-        new RegistryError(503, 'store_unavailable', 'the registry store cannot be reached; retry later', null, { 'Retry-After': RETRY_AFTER_SECONDS }),
-      );
-    }
-    const parsed = err !== null && typeof err === 'object' ? bodyParserError(err as { type?: unknown; status?: unknown }) : null;
-    if (parsed) return sendError(res, parsed);
-    // Only method and path: headers may carry tokens, bodies may carry anything.
-    logger.error({ method: req.method, path: req.path, err: (err as Error)?.stack ?? String(err) }, 'registry API request failed');
-    sendError(res, new RegistryError(500, 'internal_error', 'internal error', null));
+    sendError(res, errors.answer(err, req.method, req.path));
   };
+}
+
+export interface RegistryApi {
+  router: express.Router;
+  /** Answers heartbeats before express sees them; the router answers everything it leaves. */
+  heartbeats: HeartbeatFastPath;
 }
 
 /**
- * The registration API. Routes here are the ones docs/openapi.json describes (test/registry/openapi.test.ts
- * holds the two together).
+ * The registration API: the express router and the heartbeat fast path, sharing one Authenticator (so a
+ * revocation reaches both at once) and one error mapping.
  */
-export function registryRouter(deps: RegistryApiDeps): express.Router {
-  const { registry, logger } = deps;
+export function createRegistryApi(deps: RegistryApiDeps): RegistryApi {
   const auth = new Authenticator({ adminToken: deps.adminToken, store: deps.store, cacheMs: deps.tokenCacheMs });
+  const errors = new ApiErrors(deps.logger);
+  return {
+    router: buildRouter(deps.registry, auth, errors, deps.discoveries ?? null),
+    heartbeats: new HeartbeatFastPath({ registry: deps.registry, auth, errors }),
+  };
+}
+
+/** The router alone (test/registry/openapi.test.ts reads its route table). */
+export function registryRouter(deps: RegistryApiDeps): express.Router {
+  return createRegistryApi(deps).router;
+}
+
+/**
+ * Routes here are the ones docs/openapi.json describes (test/registry/openapi.test.ts holds the two
+ * together). PUT /v1/tools/{tool}/backends/{id} is usually answered by the fast path; this route answers
+ * the requests the fast path leaves to express, with the same rules.
+ */
+function buildRouter(registry: Registry, auth: Authenticator, errors: ApiErrors, discoveries: DiscoveryConfirmer | null): express.Router {
   const router = express.Router();
   const body = [requireJson, parseJson];
   const now = () => Date.now();
@@ -180,6 +154,13 @@ export function registryRouter(deps: RegistryApiDeps): express.Router {
     res.status(204).end();
   });
 
+  router.post('/v1/tools/:tool/discoveries', authenticate(auth, { toolParam: 'tool' }), ...body, async (req, res) => {
+    const { host, port } = registry.validators.discoveryRequestBody(req.body);
+    if (!discoveries) throw new RegistryError(409, 'discovery_disabled', 'fallback port discovery is turned off on this registry (discovery.enabled)', null);
+    const { backend, created } = await discoveries.confirm(param(req, 'tool'), host, port);
+    res.status(created ? 201 : 200).json(backendView(backend, now()));
+  });
+
   router.post('/v1/tools/:tool/tokens', authenticate(auth, 'admin'), async (req, res) => {
     res.status(201).json(await registry.issueToken(param(req, 'tool')));
   });
@@ -194,6 +175,6 @@ export function registryRouter(deps: RegistryApiDeps): express.Router {
   router.use('/v1', (req, res) => {
     sendError(res, new RegistryError(404, 'not_found', `no route ${req.method} ${req.originalUrl.split('?')[0]}`, null));
   });
-  router.use(errorHandler(logger));
+  router.use(errorHandler(errors));
   return router;
 }

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import Redis, { ReplyError, type RedisOptions } from 'ioredis';
 import { silentLogger, type Logger } from '../logger';
 import * as scripts from './redis-scripts';
+import { ReplicaAck } from './replica-ack';
 import { Store, StoreUnavailableError, assignmentKey } from './store';
 import type {
   AllocatePortResult,
@@ -27,6 +28,10 @@ export interface RedisStoreOptions {
   connectTimeoutMs?: number;
   /** How long snapshot() may take: a whole table outgrows a per-command budget (default: max(10 s, commandTimeoutMs)). */
   snapshotTimeoutMs?: number;
+  /** Replicas that must acknowledge a write of the registration API before it answers (Redis WAIT); 0: off. */
+  waitReplicas?: number;
+  /** How long a write waits for those acknowledgements before it fails with NotReplicatedError. */
+  waitTimeoutMs?: number;
 }
 
 // Replies that mean "Redis cannot serve this right now" rather than "this request is wrong".
@@ -152,6 +157,9 @@ function waitReady(client: Redis, ms: number): Promise<void> {
 export class RedisStore implements Store {
   readonly kind = 'redis' as const;
   private readonly client: Redis;
+  /** Carries the API's writes: the command connection, or with waitReplicas a connection of their own (see ReplicaAck). */
+  private readonly writer: Redis;
+  private readonly ack: ReplicaAck | null = null;
   private readonly prefix: string;
   private readonly channel: string;
   private readonly log: Logger;
@@ -177,7 +185,9 @@ export class RedisStore implements Store {
       autoResendUnfulfilledCommands: false,
       commandTimeout: opts.commandTimeoutMs,
       connectTimeout: Math.max(opts.commandTimeoutMs, 1000),
-      retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2000),
+      // With sentinels a retry asks a sentinel for the master first: retry sooner, so the first retry after a
+      // failover completes finds the new master within half a second.
+      retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), opts.sentinels?.length ? 500 : 2000),
       // After a Sentinel failover the old master turns replica: reconnect to find the new master.
       reconnectOnError: (err) => (err.message.startsWith('READONLY') ? 1 : false),
       disableClientInfo: true,
@@ -186,7 +196,17 @@ export class RedisStore implements Store {
       if (!opts.sentinelName) throw new Error('sentinelName is required with sentinels');
       // A url given next to sentinels still carries the master's credentials and database.
       const credentials = opts.url ? credentialsFrom(opts.url) : {};
-      this.client = new Redis({ ...options, ...credentials, sentinels: opts.sentinels, name: opts.sentinelName });
+      this.client = new Redis({
+        ...options,
+        ...credentials,
+        sentinels: opts.sentinels,
+        name: opts.sentinelName,
+        // A sentinel that hangs must not hold up finding the master (ioredis sets no timeout by default).
+        sentinelCommandTimeout: opts.commandTimeoutMs,
+        // Leave the old master as soon as the sentinels announce a new one (+switch-master), also when it
+        // is still up (a manual failover, or it was cut off from the sentinels): it would take our writes.
+        failoverDetector: true,
+      });
     } else if (opts.url) {
       this.client = new Redis(opts.url, options);
     } else {
@@ -194,17 +214,25 @@ export class RedisStore implements Store {
     }
 
     for (const [name, def] of Object.entries(SCRIPTS)) this.client.defineCommand(name, def);
+    this.writer = this.client;
+    const waitReplicas = opts.waitReplicas ?? 0;
+    if (waitReplicas > 0) {
+      this.writer = this.client.duplicate();
+      for (const [name, def] of Object.entries(SCRIPTS)) this.writer.defineCommand(name, def);
+      this.writer.on('error', (err: Error) => this.log.debug({ event: 'store.error', err: err.message }, 'redis write connection error'));
+      this.ack = new ReplicaAck(this.writer, waitReplicas, opts.waitTimeoutMs ?? 500);
+    }
 
     this.client.on('error', (err: Error) => {
-      if (this.connected) this.log.warn({ err: err.message }, 'redis connection error');
-      else this.log.debug({ err: err.message }, 'redis connection error');
+      if (this.connected) this.log.warn({ event: 'store.error', err: err.message }, 'redis connection error');
+      else this.log.debug({ event: 'store.error', err: err.message }, 'redis connection error');
     });
     this.client.on('ready', () => {
-      if (!this.connected) this.log.info('redis connection ready');
+      if (!this.connected) this.log.info({ event: 'store.connected' }, 'redis connection ready');
       this.connected = true;
     });
     this.client.on('close', () => {
-      if (this.connected && !this.closed) this.log.warn('redis connection lost; calls fail until it is back');
+      if (this.connected && !this.closed) this.log.warn({ event: 'store.connection_lost' }, 'redis connection lost; calls fail until it is back');
       this.connected = false;
     });
   }
@@ -213,7 +241,9 @@ export class RedisStore implements Store {
   static async connect(opts: RedisStoreOptions): Promise<RedisStore> {
     const store = new RedisStore(opts);
     try {
-      await waitReady(store.client, opts.connectTimeoutMs ?? Math.max(5000, opts.commandTimeoutMs));
+      const ms = opts.connectTimeoutMs ?? Math.max(5000, opts.commandTimeoutMs);
+      await waitReady(store.client, ms);
+      if (store.writer !== store.client) await waitReady(store.writer, ms);
     } catch (err) {
       await store.close();
       throw err;
@@ -243,6 +273,24 @@ export class RedisStore implements Store {
     return this.script(name, this.prefix, randomUUID(), ...args);
   }
 
+  /**
+   * A write the registration API answers for: on the writer connection and, with waitReplicas, answered
+   * only once replicated. Lease expiry, locks and checkpoints stay on the command connection: they are
+   * redone by themselves if a failover loses them.
+   */
+  private apiWrite<T>(op: string, call: (conn: Redis) => Promise<T>): Promise<T> {
+    const ack = this.ack;
+    return this.run(op, () => (ack ? ack.write(op, () => call(this.writer)) : call(this.writer)));
+  }
+
+  private apiScript(name: ScriptName, ...args: (string | number)[]): Promise<unknown> {
+    return this.apiWrite(name, (conn) => (conn as unknown as Record<string, ScriptCommand>)[name].apply(conn, args));
+  }
+
+  private apiRoutingScript(name: ScriptName, ...args: (string | number)[]): Promise<unknown> {
+    return this.apiScript(name, this.prefix, randomUUID(), ...args);
+  }
+
   // ---- backends and leases ----
 
   async upsertBackend(input: UpsertBackendInput): Promise<UpsertBackendResult> {
@@ -258,12 +306,12 @@ export class RedisStore implements Store {
       String(input.now + input.ttl * 1000),
     ];
     if (input.clientVersion !== undefined) args.push(input.clientVersion);
-    const raw = (await this.routingScript('sbUpsertBackend', ...args)) as string;
+    const raw = (await this.apiRoutingScript('sbUpsertBackend', ...args)) as string;
     return JSON.parse(raw) as UpsertBackendResult;
   }
 
   async removeBackend(tool: string, id: string): Promise<boolean> {
-    return (await this.routingScript('sbRemoveBackend', tool, id)) === 1;
+    return (await this.apiRoutingScript('sbRemoveBackend', tool, id)) === 1;
   }
 
   async getBackends(tool: string): Promise<Backend[]> {
@@ -302,7 +350,7 @@ export class RedisStore implements Store {
   // ---- port registry ----
 
   async allocatePort(tool: string, host: string, range: { min: number; max: number }, now: number): Promise<AllocatePortResult> {
-    const raw = (await this.routingScript('sbAllocatePort', tool, host, String(range.min), String(range.max), String(now))) as string;
+    const raw = (await this.apiRoutingScript('sbAllocatePort', tool, host, String(range.min), String(range.max), String(now))) as string;
     return JSON.parse(raw) as AllocatePortResult;
   }
 
@@ -317,14 +365,14 @@ export class RedisStore implements Store {
   }
 
   async releasePort(host: string, port: number): Promise<Assignment | null> {
-    const raw = (await this.routingScript('sbReleasePort', host, String(port))) as string | null;
+    const raw = (await this.apiRoutingScript('sbReleasePort', host, String(port))) as string | null;
     return raw === null ? null : (JSON.parse(raw) as Assignment);
   }
 
   // ---- tool tokens ----
 
   async putToken(record: TokenRecord): Promise<void> {
-    await this.run('putToken', () => this.client.hset(this.key('tokens'), record.id, JSON.stringify(record)));
+    await this.apiWrite('putToken', (conn) => conn.hset(this.key('tokens'), record.id, JSON.stringify(record)));
   }
 
   async getToken(id: string): Promise<TokenRecord | null> {
@@ -333,7 +381,7 @@ export class RedisStore implements Store {
   }
 
   async revokeToken(tool: string, id: string): Promise<boolean> {
-    return (await this.script('sbRevokeToken', this.key('tokens'), tool, id)) === 1;
+    return (await this.apiScript('sbRevokeToken', this.key('tokens'), tool, id)) === 1;
   }
 
   // ---- the table and its change feed ----
@@ -382,7 +430,7 @@ export class RedisStore implements Store {
       // Its offline queue only covers its own first connect; maxRetriesPerRequest 0 (inherited) fails
       // queued commands as soon as a connection attempt fails.
       this.bulk = this.client.duplicate({ enableOfflineQueue: true, commandTimeout: this.snapshotTimeoutMs });
-      this.bulk.on('error', (err: Error) => this.log.debug({ err: err.message }, 'redis snapshot connection error'));
+      this.bulk.on('error', (err: Error) => this.log.debug({ event: 'store.error', err: err.message }, 'redis snapshot connection error'));
     }
     return this.bulk;
   }
@@ -402,7 +450,7 @@ export class RedisStore implements Store {
     let active = true;
     let readyBefore = false;
 
-    sub.on('error', (err: Error) => this.log.debug({ err: err.message }, 'redis feed connection error'));
+    sub.on('error', (err: Error) => this.log.debug({ event: 'store.error', err: err.message }, 'redis feed connection error'));
     sub.on('message', (channel: string, message: string) => {
       if (channel !== this.channel) return;
       let event: unknown;
@@ -418,7 +466,7 @@ export class RedisStore implements Store {
       try {
         onChange(event);
       } catch (err) {
-        this.log.error({ err }, 'change listener failed');
+        this.log.error({ event: 'feed.listener_failed', err }, 'change listener failed');
       }
     });
     sub.on('ready', () => {
@@ -431,14 +479,14 @@ export class RedisStore implements Store {
       sub.subscribe(this.channel).then(
         () => {
           if (!active) return;
-          this.log.info('redis feed reconnected; resyncing');
+          this.log.info({ event: 'feed.reconnected' }, 'redis feed reconnected; resyncing');
           try {
             onResync();
           } catch (err) {
-            this.log.error({ err }, 'resync listener failed');
+            this.log.error({ event: 'feed.listener_failed', err }, 'resync listener failed');
           }
         },
-        (err: Error) => this.log.debug({ err: err.message }, 'redis feed resubscribe failed; retrying on next reconnect'),
+        (err: Error) => this.log.debug({ event: 'feed.resubscribe_failed', err: err.message }, 'redis feed resubscribe failed; retrying on next reconnect'),
       );
     });
 
@@ -486,6 +534,7 @@ export class RedisStore implements Store {
     await Promise.all([...this.subscribers].map((sub) => closeQuietly(sub)));
     this.subscribers.clear();
     if (this.bulk) await closeQuietly(this.bulk);
+    if (this.writer !== this.client) await closeQuietly(this.writer);
     await closeQuietly(this.client);
   }
 }

@@ -75,7 +75,12 @@ export class Registry {
   }
 
   /** Create or renew a backend's lease. Throws RegistryError for refused input or a port conflict. */
-  heartbeat(input: HeartbeatInput): Promise<Backend> {
+  async heartbeat(input: HeartbeatInput): Promise<Backend> {
+    return (await this.heartbeatOutcome(input)).backend;
+  }
+
+  /** A heartbeat that also tells whether it created the backend: discovery counts only those as heals. */
+  heartbeatOutcome(input: HeartbeatInput): Promise<{ backend: Backend; created: boolean }> {
     const body: Record<string, unknown> = { url: input.url };
     if (input.ttl !== undefined) body.ttl = input.ttl;
     if (input.clientVersion !== undefined) body.clientVersion = input.clientVersion;
@@ -83,15 +88,17 @@ export class Registry {
   }
 
   /** A heartbeat as the API receives it: the body is whatever the client sent. */
-  heartbeatRequest(tool: string, id: string, body: unknown): Promise<Backend> {
-    return this.upsert(tool, id, body, 'registered');
+  async heartbeatRequest(tool: string, id: string, body: unknown): Promise<Backend> {
+    return (await this.upsert(tool, id, body, 'registered')).backend;
   }
 
-  private async upsert(tool: string, id: string, body: unknown, source: BackendSource): Promise<Backend> {
+  private async upsert(tool: string, id: string, body: unknown, source: BackendSource): Promise<{ backend: Backend; created: boolean }> {
     let result: RegistrationResult = 'rejected';
+    let named = false;
     try {
       this.validators.tool(tool);
       this.validators.id(id);
+      named = true;
       const hb: HeartbeatBody = this.validators.heartbeatBody(body);
       const target = await this.policy.backendUrl(hb.url);
       const answer = await this.store.upsertBackend({
@@ -113,13 +120,32 @@ export class Registry {
         throw new RegistryError(409, 'registered_exists', `a registered backend of "${tool}" already has url ${target.url}`, 'url');
       }
       result = answer.created ? 'created' : 'renewed';
-      return answer.backend;
+      if (answer.created) {
+        this.logger.info({ event: 'registration', result, tool, id, url: target.url, source, ttl: answer.backend.ttl }, 'backend registered');
+      } else if (this.logger.isLevelEnabled('debug')) {
+        // Renewals are the fleet's steady state (thousands a second): a line each only when asked for.
+        this.logger.debug({ event: 'registration', result, tool, id, source, ttl: answer.backend.ttl }, 'lease renewed');
+      }
+      return { backend: answer.backend, created: answer.created };
     } catch (err) {
       if (err instanceof StoreUnavailableError) result = 'unavailable';
+      this.logFailure(result, named ? { tool, id } : {}, source, err);
       throw err;
     } finally {
       this.metrics.registrations.inc({ result });
     }
+  }
+
+  /**
+   * A refused or failed heartbeat. Tool and id are logged only once they passed validation: a path segment
+   * that did not is arbitrary client input. A dead store fails every heartbeat of the fleet; the API logs
+   * that once per interval, so each one is only a debug line.
+   */
+  private logFailure(result: RegistrationResult, who: { tool?: string; id?: string }, source: BackendSource, err: unknown): void {
+    const level = result === 'unavailable' ? 'debug' : result === 'conflict' ? 'warn' : 'info';
+    if (!this.logger.isLevelEnabled(level)) return;
+    const e = err instanceof RegistryError ? { code: err.code, field: err.field } : { code: result, message: (err as Error)?.message };
+    this.logger[level]({ event: 'registration.failed', result, ...who, source, error: e }, 'heartbeat refused');
   }
 
   async deregister(tool: string, id: string): Promise<boolean> {
@@ -220,7 +246,7 @@ export class Registry {
           return counts;
         })
         .catch((err: unknown) => {
-          this.logger.debug({ err: (err as Error).message }, 'client version counts not refreshed');
+          this.logger.debug({ event: 'client_versions.not_refreshed', err: (err as Error).message }, 'client version counts not refreshed');
           return this.versionCounts ?? new Map<string, number>();
         })
         .finally(() => {

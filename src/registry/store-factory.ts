@@ -17,6 +17,8 @@ export async function createStore(config: Config, logger: Logger): Promise<Store
     sentinelName: r.sentinelName ?? undefined,
     keyPrefix: r.keyPrefix,
     commandTimeoutMs: r.commandTimeoutMs,
+    waitReplicas: r.waitReplicas,
+    waitTimeoutMs: r.waitTimeoutMs,
     logger,
   });
 }

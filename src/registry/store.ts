@@ -90,10 +90,18 @@ export interface Store {
 }
 
 export class StoreUnavailableError extends Error {
-  override readonly name = 'StoreUnavailableError';
+  override readonly name: string = 'StoreUnavailableError';
   constructor(message: string, cause?: unknown) {
     super(message, { cause });
   }
+}
+
+/**
+ * The write was applied on the Redis master, but fewer replicas than required acknowledged it in time
+ * (redis.waitReplicas): it may still be lost if the master fails before replicating it.
+ */
+export class NotReplicatedError extends StoreUnavailableError {
+  override readonly name = 'NotReplicatedError';
 }
 
 export function backendKey(tool: string, id: string): string {

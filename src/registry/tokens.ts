@@ -111,6 +111,6 @@ export function resolveAdminToken(config: Config, logger: Logger, out: NodeJS.Wr
     `switchboard: no admin token configured (SWITCHBOARD_ADMIN_TOKEN); generated one for this run:\n` +
       `switchboard: admin token: ${token}\n`,
   );
-  logger.warn('no admin token configured; generated one for this run and printed it on stderr');
+  logger.warn({ event: 'admin_token.generated' }, 'no admin token configured; generated one for this run and printed it on stderr');
   return token;
 }

@@ -53,7 +53,27 @@ function parseHost(raw: string): ParsedHost | null {
   }
   if (bare !== raw) return null;
   const name = raw.toLowerCase().replace(/\.$/, '');
+  if (ENDS_IN_NUMBER.test(name)) return numericIPv4(name);
   return DNS_NAME.test(name) ? { kind: 'name', name } : null;
+}
+
+/** A last label of digits or 0x-hex: URL parsers and resolvers read such a host as an IPv4 address. */
+const ENDS_IN_NUMBER = /(?:^|\.)(?:\d+|0x[0-9a-f]*)$/;
+
+/**
+ * "127.1", "2852039166", "0251.0376.0251.0376", "0xa9fea9fe": each is an IPv4 address to getaddrinfo and
+ * to the WHATWG URL parser. Taken as a name it would be judged by whatever the resolver makes of it and
+ * keyed apart from its dotted form (one port, two assignments); here it becomes the address it spells.
+ * Null when it spells no address ("1.2.3.4.5", "256.1.1.1").
+ */
+function numericIPv4(name: string): ParsedHost | null {
+  if (!/^[0-9a-fx.]+$/.test(name)) return null;
+  try {
+    const hostname = new URL(`http://${name}/`).hostname;
+    return net.isIPv4(hostname) ? { kind: 'ip', address: hostname } : null;
+  } catch {
+    return null;
+  }
 }
 
 /**

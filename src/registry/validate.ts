@@ -33,6 +33,11 @@ export interface PortRequestBody {
   host: string;
 }
 
+export interface DiscoveryRequestBody {
+  host: string;
+  port: number;
+}
+
 const ISO_DATE_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
 
 /** An Ajv holding every component schema of the document; `patch` may adjust copies before they are added. */
@@ -96,6 +101,7 @@ export class Validators {
   private readonly tokenIdFn: ValidateFunction<string>;
   private readonly heartbeat: ValidateFunction<HeartbeatBody>;
   private readonly portRequest: ValidateFunction<PortRequestBody>;
+  private readonly discoveryRequest: ValidateFunction<DiscoveryRequestBody>;
 
   constructor(leases: Config['leases']) {
     const ajv = componentsAjv((schemas) => {
@@ -108,6 +114,7 @@ export class Validators {
     this.tokenIdFn = compileComponent(ajv, 'TokenId');
     this.heartbeat = compileComponent(ajv, 'HeartbeatRequest');
     this.portRequest = compileComponent(ajv, 'PortRequest');
+    this.discoveryRequest = compileComponent(ajv, 'DiscoveryRequest');
   }
 
   tool(value: unknown, field = 'tool'): string {
@@ -137,5 +144,9 @@ export class Validators {
 
   portRequestBody(body: unknown): PortRequestBody {
     return check(this.portRequest, body, 'the port request body');
+  }
+
+  discoveryRequestBody(body: unknown): DiscoveryRequestBody {
+    return check(this.discoveryRequest, body, 'the discovery report body');
   }
 }

@@ -1,11 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import express from 'express';
 import { loadConfig, type Config } from '../../src/config';
 import { silentLogger, type Logger } from '../../src/logger';
 import { Metrics } from '../../src/metrics';
-import { registryRouter } from '../../src/registry/api';
+import { createControlApp } from '../../src/control/app';
+import { controlListener } from '../../src/control/fast-paths';
+import { createRegistryApi } from '../../src/registry/api';
+import type { HeartbeatFastPath } from '../../src/registry/heartbeat-fast-path';
 import { MemoryStore } from '../../src/registry/memory-store';
 import { RedisStore } from '../../src/registry/redis-store';
 import { Registry } from '../../src/registry/registry';
@@ -59,6 +61,8 @@ export interface Api {
   store: Store;
   registry: Registry;
   metrics: Metrics;
+  /** The heartbeat fast path in front of express; null when started with fastPath: false. */
+  heartbeats: HeartbeatFastPath | null;
   call(method: string, path: string, opts?: CallOptions): Promise<Reply>;
   close(): Promise<void>;
 }
@@ -85,9 +89,15 @@ export interface ApiOptions {
   lookup?: Lookup;
   logger?: Logger;
   overrides?: Record<string, unknown>;
+  /** False: express answers every request, as if there were no fast path (to compare the two). */
+  fastPath?: boolean;
 }
 
-/** The registration API on a real loopback socket, listening on the configured control port. */
+/**
+ * The registration API on a real loopback socket, listening on the configured control port, composed as
+ * startSwitchboard composes the control port: the control app with the registry's router behind the
+ * heartbeat fast path.
+ */
 export async function startApi(opts: ApiOptions): Promise<Api> {
   const controlPort = await freePort();
   const config = loadConfig({
@@ -104,9 +114,10 @@ export async function startApi(opts: ApiOptions): Promise<Api> {
   const logger = opts.logger ?? silentLogger();
   const metrics = new Metrics();
   const registry = new Registry({ store: opts.store, config, metrics, logger, lookup: opts.lookup });
-  const app = express();
-  app.use(registryRouter({ registry, adminToken: ADMIN_TOKEN, store: opts.store, logger }));
-  const server = http.createServer(app);
+  const api = createRegistryApi({ registry, adminToken: ADMIN_TOKEN, store: opts.store, logger });
+  const heartbeats = opts.fastPath === false ? null : api.heartbeats;
+  const app = createControlApp({ metrics, readiness: [], routers: [api.router] });
+  const server = http.createServer(controlListener(app, heartbeats ? [heartbeats.handle] : []));
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(controlPort, '127.0.0.1', () => resolve());
@@ -138,6 +149,7 @@ export async function startApi(opts: ApiOptions): Promise<Api> {
     store: opts.store,
     registry,
     metrics,
+    heartbeats,
     call,
     async close() {
       server.closeAllConnections();

@@ -45,9 +45,15 @@ export async function waitFor<T>(what: string, fn: () => Promise<T | null | unde
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastErr ? `: ${(lastErr as Error).message}` : ''}`);
 }
 
-/** A real switchboard process (serve, proxy or registry) on free loopback ports, ready when this resolves. */
-export async function startProcess(verb: string, opts: { env?: Record<string, string>; config?: Record<string, unknown>; args?: string[] } = {}): Promise<SwitchboardProcess> {
-  const controlPort = await freePort();
+/**
+ * A real switchboard process (serve, proxy or registry) on free loopback ports, ready when this resolves.
+ * `controlPort` pins the control port, so a test can restart a registry where its clients already point.
+ */
+export async function startProcess(
+  verb: string,
+  opts: { env?: Record<string, string>; config?: Record<string, unknown>; args?: string[]; controlPort?: number } = {},
+): Promise<SwitchboardProcess> {
+  const controlPort = opts.controlPort ?? (await freePort());
   const proxyPort = await freePort();
   const adminToken = 'test-admin-token-0123456789abcdef';
   const args = [verb, ...(opts.config ? ['--config', writeConfig(opts.config)] : []), ...(opts.args ?? [])];

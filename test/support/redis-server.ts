@@ -106,6 +106,16 @@ export class RedisServer {
     this.proc = null;
   }
 
+  /** SIGSTOP: the server hangs with its connections open, as a stuck or swapping host does. */
+  pause(): void {
+    this.proc?.kill('SIGSTOP');
+  }
+
+  /** SIGCONT after pause(). */
+  resume(): void {
+    this.proc?.kill('SIGCONT');
+  }
+
   /** Stop and forget the data directory's contents: the next start() comes up empty. */
   async wipe(): Promise<void> {
     await this.kill();

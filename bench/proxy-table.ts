@@ -1,0 +1,87 @@
+// The route table of bench/proxy.ts: many tools written through the store as the registry would write
+// them, and the cost of a full reload of that table (store read and table build timed apart).
+import { performance } from 'node:perf_hooks';
+import { silentLogger } from '../src/logger';
+import { RouteTable } from '../src/proxy/route-table';
+import { TableFeed } from '../src/proxy/table-feed';
+import type { Store } from '../src/registry/store';
+import { percentile } from './lib';
+
+/** The tool every load request goes to; the others are there to make the table big. */
+export const HIT_TOOL = 'tool-0';
+
+/**
+ * Tools tool-<from>..tool-<to - 1>, one backend each with its own host:port (the registry assigns each
+ * host:port to one tool). Tool 0 is the real backend; the others are loopback addresses nobody connects to.
+ */
+export async function writeRoutes(store: Store, from: number, to: number, backendPort: number): Promise<void> {
+  const now = Date.now();
+  const one = async (i: number) => {
+    const host = i === 0 ? '127.0.0.1' : `127.${1 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}`;
+    const port = i === 0 ? backendPort : 20000 + (i % 10000);
+    const r = await store.upsertBackend({
+      tool: `tool-${i}`,
+      id: 'a',
+      url: `http://${host}:${port}`,
+      host,
+      port,
+      // Long enough that no lease lapses during the run.
+      ttl: 3600,
+      source: 'registered',
+      clientVersion: 'bench',
+      now,
+    });
+    if (!r.ok) throw new Error(`tool-${i}: ${r.reason}`);
+  };
+  // Batches keep a few thousand commands in flight: pipelined, without queueing 100,000 promises at once.
+  const BATCH = 2000;
+  for (let start = from; start < to; start += BATCH) {
+    const batch: Promise<void>[] = [];
+    for (let i = start; i < Math.min(to, start + BATCH); i++) batch.push(one(i));
+    await Promise.all(batch);
+  }
+}
+
+export interface ReloadTiming {
+  backends: number;
+  /** store.snapshot(): the read from Redis and JSON parsing of every record. */
+  snapshotMs: { p50: number; max: number };
+  /** RouteTable.fromSnapshot: the immutable table built from it. */
+  buildMs: { p50: number; max: number };
+  /** TableFeed's full reload as a proxy runs it (read, build, swap). */
+  reloadMs: { p50: number; max: number };
+}
+
+function stats(xs: number[]): { p50: number; max: number } {
+  const s = [...xs].sort((a, b) => a - b);
+  return { p50: percentile(s, 50), max: s[s.length - 1] };
+}
+
+export async function timeReload(store: Store, repeat: number): Promise<ReloadTiming> {
+  const snapshotMs: number[] = [];
+  const buildMs: number[] = [];
+  const reloadMs: number[] = [];
+  let backends = 0;
+  for (let i = 0; i < repeat; i++) {
+    let t = performance.now();
+    const snap = await store.snapshot();
+    snapshotMs.push(performance.now() - t);
+    backends = snap.backends.length;
+    t = performance.now();
+    RouteTable.fromSnapshot(snap);
+    buildMs.push(performance.now() - t);
+  }
+  const feed = new TableFeed(store, { pollMs: 3_600_000, carryOverMs: 30_000, logger: silentLogger() });
+  await feed.start();
+  try {
+    for (let i = 0; i < repeat; i++) {
+      const t = performance.now();
+      await feed.requestReload('bench');
+      reloadMs.push(performance.now() - t);
+    }
+    if (feed.current()?.backendCount !== backends) throw new Error(`reload built ${feed.current()?.backendCount} backends, expected ${backends}`);
+  } finally {
+    await feed.stop();
+  }
+  return { backends, snapshotMs: stats(snapshotMs), buildMs: stats(buildMs), reloadMs: stats(reloadMs) };
+}

@@ -1,0 +1,332 @@
+// Proxy throughput side by side, in one run, against one backend process and one load generator (wrk):
+// direct to the backend, bare http-proxy (the floor of this library), bare undici, nginx when installed,
+// and the switchboard proxy (real CLI process on a real Redis) with 1, 10,000 and 100,000 routes. Then
+// memory per table size, the full snapshot reload of 100,000 routes, and registration-to-routable
+// through the API with one registry and two proxy processes.
+// Usage: npm run bench:proxy [-- --seconds 10 --connections 64 --registrations 200 --profile --print-only]
+import type { ChildProcess } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { RedisStore } from '../src/registry/redis-store';
+import { RedisServer, freePort } from '../test/support/redis-server';
+import { cpuSeconds, hasWrk, machine, memoryMiB, ROOT, startChild, treeCpuSeconds, waitHttp, wrkLoad, writeSection, type LoadResult } from './lib';
+import { nginxInstalled, startNginx, NGINX_BIN } from './nginx';
+import { measurePropagation, summary } from './proxy-registration';
+import { HIT_TOOL, timeReload, writeRoutes, type ReloadTiming } from './proxy-table';
+
+const { values } = parseArgs({
+  options: {
+    seconds: { type: 'string', default: '10' },
+    warmup: { type: 'string', default: '2' },
+    connections: { type: 'string', default: '64' },
+    registrations: { type: 'string', default: '200' },
+    profile: { type: 'boolean', default: false },
+    'print-only': { type: 'boolean', default: false },
+  },
+});
+const seconds = Number(values.seconds);
+const warmup = Number(values.warmup);
+const connections = Number(values.connections);
+const registrations = Number(values.registrations);
+const TOKEN = 'bench-admin-token-0123456789';
+const SIZES = [1, 10_000, 100_000];
+const PROFILE_DIR = path.join(ROOT, 'bench', '.out', 'profiles');
+
+interface Row {
+  name: string;
+  load: LoadResult;
+  /** CPU time of the proxy process(es) per request, in microseconds; null for the direct run. */
+  cpuUs: number | null;
+}
+
+interface Started {
+  pid: number;
+  port: number;
+  stop(): Promise<void>;
+}
+
+function log(msg: string): void {
+  process.stderr.write(`[bench:proxy] ${msg}\n`);
+}
+
+function stopChild(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM', timeoutMs = 15_000): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    child.kill(signal);
+  });
+}
+
+/** Warm-up (JIT, pools), then the measured run; CPU counted over the measured run only. */
+function measure(name: string, port: number, cpuOf: (() => number) | null): Row {
+  const url = `http://127.0.0.1:${port}/${HIT_TOOL}/`;
+  if (warmup > 0) wrkLoad({ url, seconds: warmup, connections });
+  const cpu0 = cpuOf?.() ?? 0;
+  const load = wrkLoad({ url, seconds, connections });
+  const cpuUs = cpuOf ? ((cpuOf() - cpu0) / Math.max(1, load.requests)) * 1e6 : null;
+  log(`${name}: ${Math.round(load.perSecond)} req/s, p50 ${load.p50ms} ms, p99 ${load.p99ms} ms, ${cpuUs?.toFixed(0) ?? '-'} us CPU/req, ${load.errors} errors`);
+  return { name, load, cpuUs };
+}
+
+async function startNode(script: string, env: Record<string, string>): Promise<Started> {
+  const port = await freePort();
+  const child = startChild(['--require', 'tsx/cjs', path.join(ROOT, 'bench', script)], { PORT: String(port), ...env });
+  await waitHttp(`http://127.0.0.1:${port}/${HIT_TOOL}/`);
+  return { pid: child.pid!, port, stop: () => stopChild(child, 'SIGKILL') };
+}
+
+interface SwitchboardProc extends Started {
+  control: number;
+  /** From spawn to a loaded table (process start, Redis connect, full snapshot). */
+  readyMs: number;
+}
+
+async function readyRoutes(control: number): Promise<number | null> {
+  try {
+    const r = await fetch(`http://127.0.0.1:${control}/readyz`);
+    const body = (await r.json()) as { proxy?: { routes?: number } };
+    return body.proxy?.routes ?? null;
+  } catch {
+    return null;
+  }
+}
+
+/** `switchboard proxy` as operators run it, its table loaded from Redis. */
+async function startSwitchboardProxy(redisUrl: string, routes: number, accessLog: boolean, profileName?: string): Promise<SwitchboardProc> {
+  const port = await freePort();
+  const control = await freePort();
+  const t0 = Date.now();
+  const profile = profileName ? ['--cpu-prof', '--cpu-prof-dir', PROFILE_DIR, '--cpu-prof-name', `${profileName}.cpuprofile`] : [];
+  const child = startChild([...profile, '--require', 'tsx/cjs', path.join(ROOT, 'src', 'cli.ts'), 'proxy'], {
+    REDIS_URL: redisUrl,
+    SWITCHBOARD_PROXY_PORT: String(port),
+    SWITCHBOARD_CONTROL_PORT: String(control),
+    // info: the access log is written at info level.
+    SWITCHBOARD_LOG_LEVEL: 'info',
+    SWITCHBOARD_ACCESS_LOG: String(accessLog),
+  });
+  const deadline = Date.now() + 120_000;
+  while ((await readyRoutes(control)) !== routes) {
+    if (child.exitCode !== null) throw new Error(`switchboard proxy exited ${child.exitCode}`);
+    if (Date.now() > deadline) throw new Error(`switchboard proxy did not load ${routes} routes in time`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return { pid: child.pid!, port, control, readyMs: Date.now() - t0, stop: () => stopChild(child) };
+}
+
+async function startRegistry(redisUrl: string): Promise<{ control: number; stop(): Promise<void> }> {
+  const control = await freePort();
+  const child = startChild(['--require', 'tsx/cjs', path.join(ROOT, 'src', 'cli.ts'), 'registry'], {
+    REDIS_URL: redisUrl,
+    SWITCHBOARD_CONTROL_PORT: String(control),
+    SWITCHBOARD_ADMIN_TOKEN: TOKEN,
+    SWITCHBOARD_LOG_LEVEL: 'warn',
+  });
+  await waitHttp(`http://127.0.0.1:${control}/healthz`);
+  return { control, stop: () => stopChild(child) };
+}
+
+interface Memory {
+  routes: number;
+  readyMs: number;
+  /** After the table loaded and the process settled for a second. */
+  rss: number;
+  /** VmHWM: the peak, reached while the snapshot was parsed. */
+  peak: number;
+  /** After the load run. */
+  rssAfterLoad: number;
+}
+
+const f0 = (n: number) => (Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : '-');
+const f1 = (n: number) => (Number.isFinite(n) ? n.toFixed(1) : '-');
+const f2 = (n: number) => (Number.isFinite(n) ? n.toFixed(2) : '-');
+const verdict = (ok: boolean) => (ok ? '**PASS**' : '**MISS**');
+
+async function main(): Promise<void> {
+  if (!hasWrk()) throw new Error('bench:proxy needs wrk (Debian package wrk) as its load generator');
+  if (values.profile) mkdirSync(PROFILE_DIR, { recursive: true });
+  const started = new Date();
+  const redis = await new RedisServer().start();
+  const store = await RedisStore.connect({ url: redis.url, keyPrefix: 'sb:', commandTimeoutMs: 10_000 });
+  const cleanup: Array<() => Promise<void>> = [];
+  try {
+    const backendPort = await freePort();
+    const regPort = await freePort();
+    const backend = startChild(['--require', 'tsx/cjs', path.join(ROOT, 'bench', 'proxy-backend.ts')], { PORTS: `${backendPort},${regPort}` });
+    cleanup.push(() => stopChild(backend, 'SIGKILL'));
+    await waitHttp(`http://127.0.0.1:${backendPort}/`);
+    const target = `http://127.0.0.1:${backendPort}`;
+    await writeRoutes(store, 0, 1, backendPort);
+
+    const rows: Row[] = [];
+    rows.push(measure('direct to the backend', backendPort, null));
+    for (const [name, script] of [
+      ['bare http-proxy (keep-alive agent)', 'bare-http-proxy.ts'],
+      ['bare undici (Pool + stream)', 'bare-undici.ts'],
+    ] as const) {
+      const p = await startNode(script, { TARGET: target });
+      rows.push(measure(name, p.port, () => cpuSeconds(p.pid)));
+      await p.stop();
+    }
+    let nginxRow: Row | null = null;
+    if (nginxInstalled()) {
+      const port = await freePort();
+      const ngx = await startNginx(port, backendPort);
+      cleanup.push(() => ngx.stop());
+      await waitHttp(`http://127.0.0.1:${port}/${HIT_TOOL}/`);
+      nginxRow = measure('nginx (1 worker, upstream keepalive, access log)', port, () => treeCpuSeconds(ngx.pid));
+      rows.push(nginxRow);
+      await ngx.stop();
+    } else {
+      log(`${NGINX_BIN} not found: nginx skipped`);
+    }
+
+    const memory: Memory[] = [];
+    const sbRows = new Map<number, Row>();
+    let sbNoLog: Row | null = null;
+    let written = 1;
+    for (const size of SIZES) {
+      if (size > written) {
+        const t = Date.now();
+        await writeRoutes(store, written, size, backendPort);
+        log(`wrote routes ${written}..${size - 1} through the store in ${Date.now() - t} ms`);
+        written = size;
+      }
+      const sb = await startSwitchboardProxy(redis.url, size, true, values.profile ? `switchboard-${size}` : undefined);
+      await new Promise((r) => setTimeout(r, 1000));
+      const settled = memoryMiB(sb.pid);
+      const row = measure(`switchboard, ${f0(size)} route${size === 1 ? '' : 's'}`, sb.port, () => cpuSeconds(sb.pid));
+      rows.push(row);
+      sbRows.set(size, row);
+      memory.push({ routes: size, readyMs: sb.readyMs, rss: settled.rss, peak: memoryMiB(sb.pid).peak, rssAfterLoad: memoryMiB(sb.pid).rss });
+      await sb.stop();
+      if (size === 1) {
+        const quiet = await startSwitchboardProxy(redis.url, size, false, values.profile ? 'switchboard-1-nolog' : undefined);
+        sbNoLog = measure('switchboard, 1 route, access log off', quiet.port, () => cpuSeconds(quiet.pid));
+        rows.push(sbNoLog);
+        await quiet.stop();
+      }
+    }
+
+    log('timing full reloads of the 100,000-route table');
+    const reload: ReloadTiming = await timeReload(store, 5);
+
+    log(`registration-to-routable: 1 registry + 2 proxies on the ${f0(written)}-route table`);
+    const registry = await startRegistry(redis.url);
+    cleanup.push(() => registry.stop());
+    const proxies = [await startSwitchboardProxy(redis.url, written, true), await startSwitchboardProxy(redis.url, written, true)];
+    for (const p of proxies) cleanup.push(() => p.stop());
+    const prop = await measurePropagation({
+      control: `http://127.0.0.1:${registry.control}`,
+      token: TOKEN,
+      proxies: proxies.map((p) => `http://127.0.0.1:${p.port}`),
+      tool: 'regbench',
+      backendUrl: `http://127.0.0.1:${regPort}`,
+      iterations: registrations,
+      budgetMs: 90_000,
+    });
+    log(`${prop.iterations} registrations, ${prop.timeouts} timeouts`);
+
+    const body = report({ started, rows, sbRows, sbNoLog, nginxRow, memory, reload, prop });
+    if (!values['print-only']) writeSection('proxy', body);
+    process.stdout.write(`${body}\n`);
+  } finally {
+    for (const c of cleanup.reverse()) await c().catch(() => undefined);
+    await store.close();
+    await redis.stop();
+  }
+}
+
+function report(r: {
+  started: Date;
+  rows: Row[];
+  sbRows: Map<number, Row>;
+  sbNoLog: Row | null;
+  nginxRow: Row | null;
+  memory: Memory[];
+  reload: ReloadTiming;
+  prop: Awaited<ReturnType<typeof measurePropagation>>;
+}): string {
+  const base = r.rows.find((x) => x.name.startsWith('bare http-proxy'))!;
+  const direct = r.rows[0];
+  const line = (x: Row) =>
+    `| ${x.name} | ${f0(x.load.perSecond)} | ${f2(x.load.perSecond / direct.load.perSecond)} | ${f2(x.load.perSecond / base.load.perSecond)} | ${f2(x.load.p50ms)} | ${f2(x.load.p99ms)} | ${f2(x.load.p99ms / base.load.p99ms)} | ${x.cpuUs === null ? '-' : f0(x.cpuUs)} | ${x.load.errors} |`;
+  const opts = [`--seconds ${seconds}`, `--connections ${connections}`, `--registrations ${registrations}`].join(' ');
+  const out: string[] = [
+    '## Proxy: throughput, latency, memory, reload, registration-to-routable',
+    '',
+    `Command: \`npm run bench:proxy -- ${opts}\``,
+    `Run: ${r.started.toISOString()}, ${machine()}. wrk, the backend, the proxy under test and redis-server share the machine, with other work running on it.`,
+    `Load: wrk, 1 thread, ${connections} keep-alive connections, ${seconds} s per row after a ${warmup} s warm-up, \`GET /${HIT_TOOL}/\`; the backend is a node:http server in its own process answering 100 bytes. Each proxy runs in its own process; CPU is that process's user+system time per request (nginx: master + worker).`,
+    'Switchboard: `switchboard proxy` (src/cli.ts) on a redis-server started by the bench, the routes written through RedisStore as the registry writes them, one backend per tool; the requests hit one tool among all of them. Access log on (pino, async, to /dev/null) unless said otherwise.',
+    '',
+    '| proxy | requests/s | vs direct | vs bare http-proxy | p50 ms | p99 ms | p99 vs bare http-proxy | proxy CPU us/request | errors |',
+    '|---|---|---|---|---|---|---|---|---|',
+    ...r.rows.map(line),
+    '',
+  ];
+  if (r.nginxRow) {
+    const n = r.nginxRow.load;
+    out.push(
+      `Switchboard / nginx: ${[...r.sbRows].map(([size, x]) => `${f0(size)} routes ${f2(x.load.perSecond / n.perSecond)}x req/s, p99 ${f2(x.load.p99ms / n.p99ms)}x`).join('; ')}.`,
+      '',
+    );
+  } else {
+    out.push('nginx: not installed, not run.', '');
+  }
+  out.push(
+    '### Memory of the switchboard proxy process',
+    '',
+    '| routes | ready after (ms, spawn to table loaded) | RSS settled (MiB) | peak RSS (MiB) | RSS after load run (MiB) |',
+    '|---|---|---|---|---|',
+    ...r.memory.map((m) => `| ${f0(m.routes)} | ${f0(m.readyMs)} | ${f1(m.rss)} | ${f1(m.peak)} | ${f1(m.rssAfterLoad)} |`),
+    '',
+    '### Full reload of the table (in the bench process, Redis on loopback)',
+    '',
+    `${f0(r.reload.backends)} backends, 5 reloads each: store.snapshot() p50 ${f0(r.reload.snapshotMs.p50)} ms (max ${f0(r.reload.snapshotMs.max)}); RouteTable.fromSnapshot p50 ${f0(r.reload.buildMs.p50)} ms (max ${f0(r.reload.buildMs.max)}); TableFeed full reload (read + build + swap) p50 ${f0(r.reload.reloadMs.p50)} ms (max ${f0(r.reload.reloadMs.max)}).`,
+    '',
+  );
+  const reg = summary(r.prop.register);
+  const dereg = summary(r.prop.deregister);
+  const regAll = summary(r.prop.registerAll);
+  const deregAll = summary(r.prop.deregisterAll);
+  const largest = r.memory[r.memory.length - 1]?.routes ?? 0;
+  out.push(
+    '### Registration-to-routable',
+    '',
+    `1 registry process + 2 \`switchboard proxy\` processes on one redis-server, ${f0(largest)} routes in the table. ${r.prop.iterations} rounds of: PUT a backend through the API, poll both proxies ~1 ms apart until each routes to it; DELETE it, poll until each answers 404/503. Times from the API's answer to the first poll that saw the change (includes that poll's round trip); ${r.prop.timeouts} polls gave up after 2 s.`,
+    '',
+    '| change | p50 ms (per proxy) | p99 ms (per proxy) | max ms | p50 ms (all proxies) | p99 ms (all proxies) |',
+    '|---|---|---|---|---|---|',
+    `| registration to routable | ${f1(reg.p50)} | ${f1(reg.p99)} | ${f1(reg.max)} | ${f1(regAll.p50)} | ${f1(regAll.p99)} |`,
+    `| deregistration to 404/503 | ${f1(dereg.p50)} | ${f1(dereg.p99)} | ${f1(dereg.max)} | ${f1(deregAll.p50)} | ${f1(deregAll.p99)} |`,
+    '',
+    '### Targets (issue 3)',
+    '',
+  );
+  for (const [size, x] of r.sbRows) {
+    const rps = x.load.perSecond / base.load.perSecond;
+    const p99 = x.load.p99ms / base.load.p99ms;
+    out.push(`- ${f0(size)} routes: requests/s ${f2(rps)}x bare http-proxy (target >= 0.9) ${verdict(rps >= 0.9)}; p99 ${f2(p99)}x (target <= 1.2) ${verdict(p99 <= 1.2)}.`);
+  }
+  const mem = r.memory.find((m) => m.routes === 100_000);
+  const mem1 = r.memory.find((m) => m.routes === 1);
+  if (mem) out.push(`- Memory, 100,000 routes: ${f1(mem.rss)} MiB RSS settled, ${f1(mem.peak)} MiB peak (1 route: ${f1(mem1?.rss ?? NaN)} MiB) (target <= 150 MiB) ${verdict(mem.rss <= 150)}${mem.peak > 150 ? ' (the peak while loading is above it)' : ''}.`);
+  out.push(`- Full reload of ${f0(r.reload.backends)} routes: ${f0(r.reload.reloadMs.p50)} ms p50, ${f0(r.reload.reloadMs.max)} ms max (target <= 1000 ms) ${verdict(r.reload.reloadMs.max <= 1000)}.`);
+  out.push(`- Registration-to-routable: p50 ${f1(reg.p50)} ms, p99 ${f1(reg.p99)} ms per proxy, p99 ${f1(regAll.p99)} ms on every proxy (target p99 <= 100 ms) ${verdict(regAll.p99 <= 100 && r.prop.timeouts === 0)}; deregistration p99 ${f1(deregAll.p99)} ms ${verdict(deregAll.p99 <= 100 && r.prop.timeouts === 0)}.`);
+  if (r.sbNoLog) {
+    const on = r.sbRows.get(1)!;
+    out.push(`- Access log: 1 route with the log on ${f0(on.load.perSecond)} req/s, ${f0(on.cpuUs ?? NaN)} us CPU/request; off ${f0(r.sbNoLog.load.perSecond)} req/s, ${f0(r.sbNoLog.cpuUs ?? NaN)} us CPU/request.`);
+  }
+  return out.join('\n');
+}
+
+main().catch((err) => {
+  process.stderr.write(`${(err as Error).stack}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,82 @@
+import type { Config } from '../config';
+import type { Logger } from '../logger';
+import { createRouteBackend, type RouteBackend, type RouteSource, type ToolRoute } from '../proxy/route-table';
+import { assignmentKey } from '../registry/store';
+import type { Assignment } from '../registry/types';
+import { discoveredId, discoveredUrl } from './discovered';
+import { probe, type Prober } from './probe';
+import { ProbeGate } from './probe-gate';
+import { reportFailureLogger, type DiscoveryReporter } from './reporter';
+
+export interface OnDemandOptions {
+  config: Config;
+  /** The proxy's route table: the only source of what may be probed. */
+  routes: RouteSource;
+  /** Where discoveries are written; null: serve the request, let the reconciler write the backend. */
+  reporter: DiscoveryReporter | null;
+  logger: Logger;
+  prober?: Prober;
+  now?: () => number;
+}
+
+/**
+ * Fallback port discovery on the request path (the proxy's onNoLiveBackend hook). A tool with an
+ * assignment but no backend gets its assigned host:port probed; if something answers, the request is
+ * served by it and the discovery is reported to the registry so every proxy routes it.
+ */
+export class OnDemandDiscovery {
+  private readonly gate: ProbeGate<Assignment>;
+  private readonly routes: RouteSource;
+  private readonly reporter: DiscoveryReporter | null;
+  private readonly logReportFailure: (a: Assignment, err: unknown) => void;
+
+  constructor(opts: OnDemandOptions) {
+    const d = opts.config.discovery;
+    const prober = opts.prober ?? ((t) => probe(t, { budgetMs: d.probeBudgetMs, healthPath: d.healthPath }));
+    this.routes = opts.routes;
+    this.reporter = opts.reporter;
+    this.logReportFailure = reportFailureLogger(opts.logger);
+    // The report is part of the single flight: one probe, one report, however many requests waited.
+    this.gate = new ProbeGate(async (a) => {
+      const result = await prober(a);
+      if (result.ok) this.report(a);
+      return result;
+    }, d.negativeCacheMs, opts.now);
+  }
+
+  /** Probes started so far (one per assignment per negative-cache window at most). */
+  get probes(): number {
+    return this.gate.probes;
+  }
+
+  /** The hook: a backend for this request, or null when nothing answers on the tool's assignments. */
+  async backendFor(tool: string, _route: ToolRoute): Promise<RouteBackend | null> {
+    // The hook's argument is trusted no further than the table itself: only assignments the current
+    // table holds for this tool are ever probed.
+    const route = this.routes.current()?.lookup(tool);
+    const assignments = route?.assignments ?? [];
+    if (assignments.length === 0) return null;
+    return new Promise((resolve) => {
+      let pending = assignments.length;
+      let answered = false;
+      for (const a of assignments) {
+        void this.gate.check(assignmentKey(a.host, a.port), a).then((r) => {
+          pending--;
+          if (r.ok && !answered) {
+            const backend = createRouteBackend({ id: discoveredId(a), url: discoveredUrl(a), source: 'discovered' });
+            if (backend) {
+              answered = true;
+              return resolve(backend);
+            }
+          }
+          if (pending === 0 && !answered) resolve(null);
+        });
+      }
+    });
+  }
+
+  private report(a: Assignment): void {
+    if (!this.reporter) return;
+    this.reporter.report(a).catch((err: unknown) => this.logReportFailure(a, err));
+  }
+}

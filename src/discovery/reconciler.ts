@@ -1,0 +1,147 @@
+import type { Logger } from '../logger';
+import { RegistryError } from '../registry/errors';
+import type { Leadership } from '../registry/leadership';
+import type { Registry } from '../registry/registry';
+import { assignmentKey, type Store } from '../registry/store';
+import type { Assignment, Backend } from '../registry/types';
+import { assignmentKeyOfUrl } from './discovered';
+import type { Healer } from './healer';
+import { hostPort } from './probe';
+
+/** Probes of one round in flight at once: bounds sockets and file descriptors on a large fleet. */
+const CONCURRENCY = 64;
+
+export interface ReconcileRound {
+  /** Assignments probed because no backend stands on them. */
+  probed: number;
+  healed: number;
+  /** Discovered backends that still answer and had their lease renewed. */
+  renewed: number;
+  /** Discovered backends dropped: they stopped answering or lost their assignment. */
+  dropped: number;
+}
+
+export interface ReconcilerOptions {
+  store: Store;
+  registry: Registry;
+  healer: Healer;
+  leadership: Leadership;
+  intervalMs: number;
+  logger: Logger;
+}
+
+async function eachLimited<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) await fn(items[next++]);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+}
+
+/**
+ * Heals without traffic. Every interval, in the one registry process holding the leadership lock, it
+ * probes each assignment no backend stands on and heals those that answer; and it probes each discovered
+ * backend, renewing the lease of those that answer and dropping the rest, since nothing else renews them.
+ */
+export class Reconciler {
+  private timer: NodeJS.Timeout | null = null;
+  private running: Promise<ReconcileRound> | null = null;
+  private stopped = true;
+  /** Rounds this process completed as the leader (for benchmarks and status). */
+  rounds = 0;
+
+  constructor(private readonly opts: ReconcilerOptions) {}
+
+  start(): void {
+    this.stopped = false;
+    this.schedule();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    await this.running?.catch(() => undefined);
+  }
+
+  private schedule(): void {
+    if (this.stopped) return;
+    this.timer = setTimeout(() => void this.runOnce().finally(() => this.schedule()), this.opts.intervalMs);
+    this.timer.unref();
+  }
+
+  /** One round, if this process leads; public so tests and benchmarks can drive it without the timer. */
+  runOnce(): Promise<ReconcileRound> {
+    const idle: ReconcileRound = { probed: 0, healed: 0, renewed: 0, dropped: 0 };
+    if (!this.opts.leadership.isLeader) return Promise.resolve(idle);
+    this.running ??= this.round()
+      .catch((err: unknown) => {
+        this.opts.logger.warn({ event: 'reconcile.failed', err: (err as Error).message }, 'reconcile round failed');
+        return idle;
+      })
+      .finally(() => {
+        this.running = null;
+      });
+    return this.running;
+  }
+
+  private async round(): Promise<ReconcileRound> {
+    const { store, healer, logger } = this.opts;
+    const snap = await store.snapshot();
+    const out: ReconcileRound = { probed: 0, healed: 0, renewed: 0, dropped: 0 };
+
+    const standing = new Set<string>();
+    const discovered: Backend[] = [];
+    for (const b of snap.backends) {
+      const key = assignmentKeyOfUrl(b.url);
+      if (key) standing.add(key);
+      if (b.source === 'discovered') discovered.push(b);
+    }
+    const assignments = new Map<string, Assignment>();
+    for (const a of snap.assignments) assignments.set(assignmentKey(a.host, a.port), a);
+    const bare = snap.assignments.filter((a) => !standing.has(assignmentKey(a.host, a.port)));
+
+    await eachLimited(bare, CONCURRENCY, async (a) => {
+      out.probed++;
+      const answer = await healer.prober(a);
+      if (!answer.ok) return;
+      if ((await this.write(a)) === 'created') out.healed++;
+    });
+
+    await eachLimited(discovered, CONCURRENCY, async (b) => {
+      const key = assignmentKeyOfUrl(b.url);
+      const a = key ? assignments.get(key) : undefined;
+      if (!a || a.tool !== b.tool) return this.drop(b, 'its assignment is gone', out);
+      const answer = await healer.prober(a);
+      if (!answer.ok) return this.drop(b, answer.reason, out);
+      const written = await this.write(a);
+      if (written === 'created') out.healed++;
+      else if (written === 'renewed') out.renewed++;
+    });
+
+    this.rounds++;
+    if (out.healed > 0 || out.dropped > 0) logger.info({ event: 'reconcile.round', ...out }, 'reconcile round');
+    return out;
+  }
+
+  private async write(a: Assignment): Promise<'created' | 'renewed' | 'skipped'> {
+    try {
+      return (await this.opts.healer.write(a, 'reconcile')).created ? 'created' : 'renewed';
+    } catch (err) {
+      // Registered meanwhile, or released meanwhile: either way there is nothing to heal.
+      if (err instanceof RegistryError && (err.code === 'registered_exists' || err.code === 'no_such_assignment')) return 'skipped';
+      // Refused by the registry's rules (e.g. a host name that now resolves outside allowedNetworks):
+      // that assignment stays unhealed, the others of the round go on.
+      if (err instanceof RegistryError) {
+        this.opts.logger.warn({ event: 'reconcile.refused', tool: a.tool, address: hostPort(a), code: err.code, err: err.message }, 'discovery refused by the registry');
+        return 'skipped';
+      }
+      throw err;
+    }
+  }
+
+  private async drop(b: Backend, reason: string, out: ReconcileRound): Promise<void> {
+    if (!(await this.opts.registry.deregister(b.tool, b.id))) return;
+    out.dropped++;
+    this.opts.logger.warn({ event: 'discovery.dropped', tool: b.tool, backend: b.id, url: b.url, reason }, `dropped discovered backend of ${b.tool}: ${reason}`);
+  }
+}

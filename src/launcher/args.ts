@@ -1,0 +1,122 @@
+import { parseArgs } from 'node:util';
+import { clientDefaults } from '../cli/token';
+import { canonicalHost } from '../registry/url-policy';
+import { usageError } from './errors';
+
+export interface RegistryTarget {
+  registry: string;
+  token: string;
+}
+
+export interface RunOptions extends RegistryTarget {
+  tool: string;
+  host: string;
+  ttl?: number;
+  fallbackPort?: number;
+  command: string;
+  args: string[];
+}
+
+export interface HeartbeatOptions extends RegistryTarget {
+  tool: string;
+  url: string;
+  id?: string;
+  ttl?: number;
+}
+
+const TOOL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+const ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+
+function integer(flag: string, raw: string | undefined, min: number, max: number): number | undefined {
+  if (raw === undefined) return undefined;
+  const n = Number(raw);
+  if (!/^\d+$/.test(raw) || n < min || n > max) throw usageError(`${flag}: must be an integer in ${min}..${max}, got "${raw}"`);
+  return n;
+}
+
+function tool(raw: string | undefined): string {
+  if (!raw) throw usageError('--tool is required');
+  if (!TOOL.test(raw)) throw usageError(`--tool: "${raw}" is not a lower-case DNS label`);
+  return raw;
+}
+
+function target(values: { registry?: string; token?: string }, env: NodeJS.ProcessEnv): RegistryTarget {
+  const defaults = clientDefaults(env);
+  const registry = values.registry ?? defaults.registry;
+  let parsed: URL;
+  try {
+    parsed = new URL(registry);
+  } catch {
+    throw usageError(`--registry: "${registry}" is not a URL`);
+  }
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw usageError('--registry: must be an http:// or https:// URL');
+  const token = values.token ?? defaults.token;
+  if (!token) throw usageError('--token (or SWITCHBOARD_TOKEN) is required: registration is not optional');
+  return { registry, token };
+}
+
+/** Only a sanity check: the registry enforces its configured bounds (5..3600 s by default) and the launcher adapts to a refusal. */
+const TTL_MIN = 1;
+const TTL_MAX = 86_400;
+
+export function parseRunArgs(argv: string[], env: NodeJS.ProcessEnv = process.env): RunOptions {
+  const sep = argv.indexOf('--');
+  if (sep < 0 || sep === argv.length - 1) throw usageError('run: put the command to start after "--" (switchboard run --tool T -- COMMAND ARGS...)');
+  const { values } = parseArgs({
+    args: argv.slice(0, sep),
+    options: {
+      tool: { type: 'string' },
+      registry: { type: 'string' },
+      token: { type: 'string' },
+      ttl: { type: 'string' },
+      host: { type: 'string' },
+      port: { type: 'string' },
+    },
+    strict: true,
+    allowPositionals: false,
+  });
+  const rawHost = values.host ?? '127.0.0.1';
+  const host = canonicalHost(rawHost);
+  if (host === null) throw usageError(`--host: "${rawHost}" is not an IP address or a DNS name`);
+  return {
+    tool: tool(values.tool),
+    ...target(values, env),
+    host,
+    ttl: integer('--ttl', values.ttl, TTL_MIN, TTL_MAX),
+    fallbackPort: integer('--port', values.port, 1, 65535),
+    command: argv[sep + 1],
+    args: argv.slice(sep + 2),
+  };
+}
+
+export function parseHeartbeatArgs(argv: string[], env: NodeJS.ProcessEnv = process.env): HeartbeatOptions {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      tool: { type: 'string' },
+      url: { type: 'string' },
+      id: { type: 'string' },
+      registry: { type: 'string' },
+      token: { type: 'string' },
+      ttl: { type: 'string' },
+    },
+    strict: true,
+    allowPositionals: false,
+  });
+  if (!values.url) throw usageError('--url is required');
+  let url: URL;
+  try {
+    url = new URL(values.url);
+  } catch {
+    throw usageError(`--url: "${values.url}" is not a URL`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw usageError('--url: must be an http:// or https:// URL');
+  if (values.id !== undefined && !ID.test(values.id)) throw usageError(`--id: "${values.id}" must match ${ID.source}`);
+  return {
+    tool: tool(values.tool),
+    ...target(values, env),
+    url: values.url,
+    id: values.id,
+    ttl: integer('--ttl', values.ttl, TTL_MIN, TTL_MAX),
+  };
+}

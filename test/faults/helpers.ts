@@ -1,0 +1,194 @@
+import { readdirSync, readlinkSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { SwitchboardProcess } from '../support/process';
+
+/** A real HTTP backend on loopback answering "<name> <url>", one per tool (one tool per host:port). */
+export interface Backend {
+  name: string;
+  server: http.Server;
+  port: number;
+  close(): Promise<void>;
+}
+
+export async function startBackend(name: string): Promise<Backend> {
+  const server = http.createServer((req, res) => res.end(`${name} ${req.url}`));
+  server.keepAliveTimeout = 30_000;
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const port = (server.address() as AddressInfo).port;
+  return {
+    name,
+    server,
+    port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+export function adminHeaders(p: SwitchboardProcess): Record<string, string> {
+  return { authorization: `Bearer ${p.adminToken}`, 'content-type': 'application/json' };
+}
+
+/** PUT /v1/tools/{tool}/backends/b1: a launcher's heartbeat. */
+export function heartbeat(registry: SwitchboardProcess, tool: string, port: number, ttl: number): Promise<Response> {
+  return fetch(`${registry.control}/v1/tools/${tool}/backends/b1`, {
+    method: 'PUT',
+    headers: adminHeaders(registry),
+    body: JSON.stringify({ url: `http://127.0.0.1:${port}`, ttl }),
+    signal: AbortSignal.timeout(10_000),
+  });
+}
+
+export function allocatePort(registry: SwitchboardProcess, tool: string): Promise<Response> {
+  return fetch(`${registry.control}/v1/ports`, {
+    method: 'POST',
+    headers: adminHeaders(registry),
+    body: JSON.stringify({ tool, host: '127.0.0.1' }),
+    signal: AbortSignal.timeout(10_000),
+  });
+}
+
+/** Tools that have at least one backend, as the registry lists them. */
+export async function toolsWithBackends(registry: SwitchboardProcess): Promise<Set<string>> {
+  const res = await fetch(`${registry.control}/v1/tools`, { headers: adminHeaders(registry), signal: AbortSignal.timeout(5000) });
+  if (res.status !== 200) throw new Error(`GET /v1/tools: ${res.status}`);
+  const body = (await res.json()) as { tools: Array<{ tool: string; backends: unknown[] }> };
+  return new Set(body.tools.filter((t) => t.backends.length > 0).map((t) => t.tool));
+}
+
+export async function readyz(p: SwitchboardProcess): Promise<Record<string, Record<string, unknown>>> {
+  const res = await fetch(`${p.control}/readyz`, { signal: AbortSignal.timeout(5000) });
+  return (await res.json()) as Record<string, Record<string, unknown>>;
+}
+
+/**
+ * What a launcher does for each of its backends: a heartbeat every ttl/3, and after a failure a retry
+ * soon (the real launcher backs off from 500 ms). Bounded: stops when told, never more than maxBeats.
+ */
+export class Heartbeats {
+  private stopped = false;
+  private readonly loops: Promise<void>[] = [];
+  /** Heartbeats answered 200, and the others by status (0: no answer). */
+  ok = 0;
+  failed = new Map<number, number>();
+
+  constructor(
+    private readonly registry: () => SwitchboardProcess,
+    private readonly ttl: number,
+    private readonly maxBeats = 10_000,
+  ) {}
+
+  add(tool: string, port: number): void {
+    this.loops.push(this.loop(tool, port));
+  }
+
+  private async loop(tool: string, port: number): Promise<void> {
+    for (let i = 0; !this.stopped && i < this.maxBeats; i++) {
+      let status = 0;
+      try {
+        const res = await heartbeat(this.registry(), tool, port, this.ttl);
+        status = res.status;
+        await res.arrayBuffer();
+      } catch {
+        status = 0;
+      }
+      if (status === 200) this.ok++;
+      else this.failed.set(status, (this.failed.get(status) ?? 0) + 1);
+      await sleep(status === 200 ? (this.ttl * 1000) / 3 : 300);
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await Promise.all(this.loops);
+  }
+}
+
+export interface Failure {
+  at: number;
+  proxy: string;
+  tool: string;
+  status: number;
+  body: string;
+}
+
+/**
+ * Steady traffic: `concurrency` clients per proxy, each requesting the tools in turn over keep-alive
+ * connections. Bounded in count (maxRequests per client) and stopped by stop().
+ */
+export class Traffic {
+  private stopped = false;
+  private readonly loops: Promise<void>[] = [];
+  private readonly agents: http.Agent[] = [];
+  ok = 0;
+  readonly failures: Failure[] = [];
+
+  constructor(
+    proxies: SwitchboardProcess[],
+    private readonly tools: () => string[],
+    concurrency = 4,
+    private readonly maxRequests = 20_000,
+  ) {
+    for (const p of proxies) {
+      const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
+      this.agents.push(agent);
+      for (let c = 0; c < concurrency; c++) this.loops.push(this.loop(p, agent, c));
+    }
+  }
+
+  private async loop(p: SwitchboardProcess, agent: http.Agent, offset: number): Promise<void> {
+    for (let i = 0; !this.stopped && i < this.maxRequests; i++) {
+      const list = this.tools();
+      const tool = list[(i + offset) % list.length];
+      const r = await get(p.proxyPort, `/${tool}/t${i}`, agent).catch((err: Error) => ({ status: 0, body: err.message }));
+      if (r.status === 200 && r.body === `${tool} /${tool}/t${i}`) this.ok++;
+      else this.failures.push({ at: Date.now(), proxy: p.proxy, tool, status: r.status, body: r.body.slice(0, 200) });
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await Promise.all(this.loops);
+    for (const a of this.agents) a.destroy();
+  }
+}
+
+export function get(port: number, path: string, agent: http.Agent | false = false, timeoutMs = 5000): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.get({ host: '127.0.0.1', port, path, agent, timeout: timeoutMs }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+  });
+}
+
+/** Open file descriptors of a process (Linux /proc), and how many of them are sockets. */
+export function fds(pid: number): { total: number; sockets: number } {
+  const dir = `/proc/${pid}/fd`;
+  let total = 0;
+  let sockets = 0;
+  for (const fd of readdirSync(dir)) {
+    total++;
+    try {
+      if (readlinkSync(`${dir}/${fd}`).startsWith('socket:')) sockets++;
+    } catch {
+      /* closed while we looked */
+    }
+  }
+  return { total, sockets };
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+export function alive(p: SwitchboardProcess): boolean {
+  return p.proc.exitCode === null && p.proc.signalCode === null;
+}

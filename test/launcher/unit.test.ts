@@ -1,0 +1,128 @@
+import assert from 'node:assert/strict';
+import { isTransient, RegistryHttpError } from '../../src/client/registry-client';
+import { parseHeartbeatArgs, parseRunArgs } from '../../src/launcher/args';
+import { Backoff, jittered } from '../../src/launcher/backoff';
+import { exitStatus } from '../../src/launcher/child';
+import { idForUrl } from '../../src/launcher/heartbeat-command';
+import { backendId, backendUrl } from '../../src/launcher/identity';
+import { sleep } from '../../src/launcher/sleep';
+
+function usage(fn: () => unknown, re: RegExp): void {
+  assert.throws(fn, (err: Error & { code?: string }) => {
+    assert.equal(err.code, 'ERR_PARSE_ARGS_USAGE');
+    assert.match(err.message, re);
+    return true;
+  });
+}
+
+describe('launcher parts', () => {
+  describe('Backoff', () => {
+    it('doubles from the base up to the cap, each delay jittered within [d/2, d]', () => {
+      for (const r of [0, 0.5, 0.999]) {
+        const b = new Backoff(500, 4000, () => r);
+        const delays = Array.from({ length: 7 }, () => b.next());
+        const ceilings = [500, 1000, 2000, 4000, 4000, 4000, 4000];
+        delays.forEach((d, i) => assert.ok(d >= ceilings[i] / 2 && d <= ceilings[i], `delay ${i} = ${d}`));
+        b.reset();
+        assert.ok(b.next() <= 500);
+      }
+    });
+
+    it('a new cap applies to later delays, never below the base', () => {
+      const b = new Backoff(500, 60_000, () => 1);
+      for (let i = 0; i < 10; i++) b.next();
+      b.setCap(1667);
+      assert.equal(b.next(), 1667);
+      b.setCap(10);
+      assert.equal(b.next(), 500);
+    });
+
+    it('jittered stays within ±fraction', () => {
+      assert.equal(jittered(1000, 0.1, () => 0), 900);
+      assert.equal(jittered(1000, 0.1, () => 1), 1100);
+      assert.equal(jittered(1000, 0.1, () => 0.5), 1000);
+    });
+  });
+
+  it('sleep ends early, answering false, when its signal aborts', async () => {
+    const ac = new AbortController();
+    const p = sleep(60_000, ac.signal);
+    ac.abort();
+    assert.equal(await p, false);
+    assert.equal(await sleep(1), true);
+  });
+
+  it('exit status: the code, or 128 + the signal number', () => {
+    assert.equal(exitStatus({ code: 0, signal: null }), 0);
+    assert.equal(exitStatus({ code: 7, signal: null }), 7);
+    assert.equal(exitStatus({ code: null, signal: 'SIGTERM' }), 143);
+    assert.equal(exitStatus({ code: null, signal: 'SIGINT' }), 130);
+    assert.equal(exitStatus({ code: null, signal: 'SIGKILL' }), 137);
+  });
+
+  it('backend ids and urls: stable per host and port, valid for the API, IPv6 bracketed', () => {
+    assert.equal(backendId('127.0.0.1', 20000), '127.0.0.1-20000');
+    assert.equal(backendId('::1', 20000), '1-20000');
+    assert.match(backendId('fd00::a:1', 8080), /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/);
+    assert.equal(backendUrl('::1', 20000), 'http://[::1]:20000');
+    assert.equal(backendUrl('node7.internal', 80), 'http://node7.internal:80');
+    assert.equal(idForUrl('http://127.0.0.1:8080'), '127.0.0.1-8080');
+    assert.equal(idForUrl('https://[::1]/'), '1-443');
+  });
+
+  it('isTransient: no answer, 408, 429 and 5xx are worth retrying; refusals are not', () => {
+    assert.equal(isTransient(new TypeError('fetch failed')), true);
+    assert.equal(isTransient(new RegistryHttpError(503, 'store_unavailable', 'x')), true);
+    assert.equal(isTransient(new RegistryHttpError(429, 'x', 'x')), true);
+    assert.equal(isTransient(new RegistryHttpError(200, 'invalid_response', 'x')), true);
+    assert.equal(isTransient(new RegistryHttpError(401, 'invalid_token', 'x')), false);
+    assert.equal(isTransient(new RegistryHttpError(409, 'port_conflict', 'x')), false);
+  });
+
+  describe('run arguments', () => {
+    const env = { SWITCHBOARD_REGISTRY: 'http://10.0.0.5:8282', SWITCHBOARD_TOKEN: 'sbt_x' };
+
+    it('splits options from the command at "--" and takes registry and token from the environment', () => {
+      const o = parseRunArgs(['--tool', 'hello', '--ttl', '15', '--', 'python3', '-m', 'http.server', '--bind', '127.0.0.1'], env);
+      assert.deepEqual(o, {
+        tool: 'hello',
+        registry: 'http://10.0.0.5:8282',
+        token: 'sbt_x',
+        host: '127.0.0.1',
+        ttl: 15,
+        fallbackPort: undefined,
+        command: 'python3',
+        args: ['-m', 'http.server', '--bind', '127.0.0.1'],
+      });
+      const flags = parseRunArgs(['--tool', 'hello', '--registry', 'http://127.0.0.1:1', '--token', 't', '--host', '[::1]', '--port', '20001', '--', 'x'], env);
+      assert.equal(flags.registry, 'http://127.0.0.1:1');
+      assert.equal(flags.token, 't');
+      assert.equal(flags.host, '::1');
+      assert.equal(flags.fallbackPort, 20001);
+    });
+
+    it('refuses what it cannot run with a usage error naming the flag', () => {
+      usage(() => parseRunArgs(['--tool', 'hello', 'node', 'x.js'], env), /after "--"/);
+      usage(() => parseRunArgs(['--tool', 'hello', '--'], env), /after "--"/);
+      usage(() => parseRunArgs(['--', 'x'], env), /--tool is required/);
+      usage(() => parseRunArgs(['--tool', 'Hello', '--', 'x'], env), /--tool/);
+      usage(() => parseRunArgs(['--tool', 'hello', '--ttl', '2.5', '--', 'x'], env), /--ttl/);
+      usage(() => parseRunArgs(['--tool', 'hello', '--port', '70000', '--', 'x'], env), /--port/);
+      usage(() => parseRunArgs(['--tool', 'hello', '--host', 'not a host', '--', 'x'], env), /--host/);
+      usage(() => parseRunArgs(['--tool', 'hello', '--registry', 'ftp://x', '--', 'x'], env), /--registry/);
+      usage(() => parseRunArgs(['--tool', 'hello', '--', 'x'], {}), /registration is not optional/);
+      assert.throws(() => parseRunArgs(['--tool', 'hello', '--no-register', '--', 'x'], env), /no-register/);
+    });
+  });
+
+  describe('heartbeat arguments', () => {
+    it('needs --tool and an http(s) --url; --id must be a valid backend id', () => {
+      const o = parseHeartbeatArgs(['--tool', 'hello', '--url', 'http://127.0.0.1:9000', '--id', 'web-1'], { SWITCHBOARD_TOKEN: 't' });
+      assert.equal(o.id, 'web-1');
+      assert.equal(o.registry, 'http://127.0.0.1:8282');
+      usage(() => parseHeartbeatArgs(['--tool', 'hello'], { SWITCHBOARD_TOKEN: 't' }), /--url is required/);
+      usage(() => parseHeartbeatArgs(['--tool', 'hello', '--url', 'tcp://x:1'], { SWITCHBOARD_TOKEN: 't' }), /--url/);
+      usage(() => parseHeartbeatArgs(['--tool', 'hello', '--url', 'http://x:1', '--id', '.bad'], { SWITCHBOARD_TOKEN: 't' }), /--id/);
+    });
+  });
+});

@@ -1,0 +1,98 @@
+import assert from 'node:assert/strict';
+import { AggregatorRegistry, type MetricObjectWithValues, type MetricValue } from 'prom-client';
+import { DISCOVERED_TOOLS_LIMIT, Metrics, type TableSource } from '../../src/metrics';
+import { RouteTable } from '../../src/proxy/route-table';
+import type { Assignment, Backend } from '../../src/registry/types';
+import { metricValue } from '../support/process';
+import { checkMetrics } from './promtool';
+
+function backend(tool: string, id: string, port: number, source: Backend['source'] = 'registered'): Backend {
+  return { tool, id, url: `http://127.0.0.1:${port}`, source, registeredAt: 1, lastHeartbeat: 1, expiresAt: 9e15, ttl: 30 };
+}
+
+function assignment(tool: string, port: number): Assignment {
+  return { tool, host: '127.0.0.1', port, createdAt: 1 };
+}
+
+function source(table: RouteTable | null, storeUp = true, confirmedAt = Date.now()): TableSource {
+  return { current: () => table, storeUp, confirmedAt };
+}
+
+type Json = MetricObjectWithValues<MetricValue<string>>[];
+
+describe('Metrics: route-table gauges', () => {
+  const table = RouteTable.fromSnapshot({
+    epoch: 'e1',
+    version: 42,
+    backends: [backend('alpha', 'a1', 20001), backend('alpha', 'a2', 20002), backend('beta', 'b1', 20003, 'discovered')],
+    assignments: [assignment('alpha', 20001), assignment('beta', 20003), assignment('idle', 20004), assignment('idle2', 20005)],
+  });
+
+  it('are absent, not 0, in a process without a table', async () => {
+    const m = new Metrics();
+    const text = await m.registry.metrics();
+    for (const name of ['switchboard_routes', 'switchboard_store_up', 'switchboard_assignments', 'switchboard_route_table_version', 'switchboard_snapshot_age_seconds']) {
+      assert.ok(Number.isNaN(metricValue(text, name)), `${name} should have no sample`);
+    }
+    await checkMetrics(text);
+  });
+
+  it('are read from the table source at scrape time', async () => {
+    const m = new Metrics();
+    m.observeTable(source(table));
+    const text = await m.registry.metrics();
+    assert.equal(metricValue(text, 'switchboard_routes'), 2);
+    assert.equal(metricValue(text, 'switchboard_backends', { source: 'registered' }), 2);
+    assert.equal(metricValue(text, 'switchboard_backends', { source: 'discovered' }), 1);
+    assert.equal(metricValue(text, 'switchboard_discovered_backends', { tool: 'beta' }), 1);
+    assert.ok(Number.isNaN(metricValue(text, 'switchboard_discovered_backends', { tool: 'alpha' })));
+    assert.equal(metricValue(text, 'switchboard_assignments'), 4);
+    assert.equal(metricValue(text, 'switchboard_assignments_without_backend'), 2);
+    assert.equal(metricValue(text, 'switchboard_route_table_version'), 42);
+    assert.equal(metricValue(text, 'switchboard_store_up'), 1);
+    await checkMetrics(text);
+  });
+
+  it('follow the source: store down, snapshot age, a table swapped for an empty one', async () => {
+    let current: RouteTable | null = table;
+    const src = { current: () => current, storeUp: true, confirmedAt: Date.now() - 90_000 };
+    const m = new Metrics();
+    m.observeTable(src);
+    let text = await m.registry.metrics();
+    assert.ok(metricValue(text, 'switchboard_snapshot_age_seconds') >= 90);
+    src.storeUp = false;
+    current = RouteTable.empty();
+    text = await m.registry.metrics();
+    assert.equal(metricValue(text, 'switchboard_store_up'), 0);
+    assert.equal(metricValue(text, 'switchboard_routes'), 0);
+    assert.ok(Number.isNaN(metricValue(text, 'switchboard_discovered_backends', { tool: 'beta' })), 'a tool no longer discovered has no series');
+  });
+
+  it(`name at most ${DISCOVERED_TOOLS_LIMIT} discovered tools`, async () => {
+    const many = Array.from({ length: DISCOVERED_TOOLS_LIMIT + 50 }, (_, i) => backend(`tool-${String(i).padStart(4, '0')}`, 'd', 21000 + i, 'discovered'));
+    const m = new Metrics();
+    m.observeTable(source(RouteTable.fromSnapshot({ epoch: 'e', version: 1, backends: many, assignments: [] })));
+    const text = await m.registry.metrics();
+    assert.equal(text.match(/^switchboard_discovered_backends\{/gm)?.length, DISCOVERED_TOOLS_LIMIT);
+    assert.equal(metricValue(text, 'switchboard_backends', { source: 'discovered' }), DISCOVERED_TOOLS_LIMIT + 50, 'the total still counts all');
+  });
+
+  it('aggregate over --workers without multiplying the table: counters sum, table gauges take the worst', async () => {
+    const behind = RouteTable.fromSnapshot({ epoch: 'e1', version: 40, backends: [backend('alpha', 'a1', 20001)], assignments: [assignment('alpha', 20001)] });
+    const primary = new Metrics(); // the bare primary of `proxy --workers`: no table
+    const w1 = new Metrics();
+    const w2 = new Metrics();
+    w1.observeTable(source(table));
+    w2.observeTable(source(behind, false));
+    w1.proxyRequests.labels('200').inc(3);
+    w2.proxyRequests.labels('200').inc(4);
+    const json = await Promise.all([primary, w1, w2].map(async (m) => (await m.registry.getMetricsAsJSON()) as Json));
+    const text = await AggregatorRegistry.aggregate(json).metrics();
+    assert.equal(metricValue(text, 'switchboard_proxy_requests_total', { code: '200' }), 7);
+    assert.equal(metricValue(text, 'switchboard_routes'), 1, 'fewest routes of any worker, not 2 + 1');
+    assert.equal(metricValue(text, 'switchboard_store_up'), 0, 'down in any worker');
+    assert.equal(metricValue(text, 'switchboard_route_table_version'), 40);
+    assert.equal(metricValue(text, 'switchboard_assignments_without_backend'), 2);
+    await checkMetrics(text);
+  });
+});

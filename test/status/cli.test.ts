@@ -1,0 +1,182 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import { renderStatusText } from '../../src/cli/status';
+import type { StatusReport } from '../../src/control/status-data';
+import { silentLogger } from '../../src/logger';
+import { RedisStore } from '../../src/registry/redis-store';
+import { cliArgs } from '../support/process';
+import { RedisServer } from '../support/redis-server';
+import { ADMIN_TOKEN, api, deadPort, register, startBackend, startInProcess, type Backend } from './helpers';
+
+const ROOT = path.join(__dirname, '..', '..');
+
+function runCli(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const proc = spawn(process.execPath, cliArgs(args), { cwd: ROOT, env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    proc.stdout.on('data', (d) => (stdout += d.toString()));
+    proc.stderr.on('data', (d) => (stderr += d.toString()));
+    const timer = setTimeout(() => proc.kill('SIGKILL'), 30_000);
+    proc.once('error', reject);
+    proc.once('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+const HEADER = ['TOOL', 'BACKEND', 'URL', 'SOURCE', 'LEASE LEFT', 'HEALTH', 'CLIENT', 'ASSIGNMENT'];
+
+/** Cuts each row at the offsets where the header's column names start: aligned columns cut cleanly. */
+function cutColumns(lines: string[]): string[][] {
+  const header = lines[0];
+  const starts = HEADER.map((h) => header.indexOf(h));
+  assert.ok(starts.every((s, i) => s >= 0 && (i === 0 || s > starts[i - 1])), `header has every column in order: ${header}`);
+  return lines.slice(1).map((line) =>
+    starts.map((s, i) => {
+      // Every column but the first starts after a gap of at least two spaces.
+      if (i > 0) assert.equal(line.slice(s - 2, s), '  ', `column ${HEADER[i]} starts at ${s} in "${line}"`);
+      return line.slice(s, i + 1 < starts.length ? starts[i + 1] : undefined).trim();
+    }),
+  );
+}
+
+describe('switchboard status', function () {
+  this.timeout(90_000);
+
+  describe('against a serve process', () => {
+    let sb: Awaited<ReturnType<typeof startInProcess>>;
+    let web: Backend;
+    let found: Backend;
+    let dead: number;
+    let idlePort: number;
+
+    before(async () => {
+      sb = await startInProcess({ proxy: true, registry: true });
+      web = await startBackend('web');
+      found = await startBackend('found');
+      dead = await deadPort();
+      await register(sb.control, 'web', 'b1', web.url, { ttl: 90, clientVersion: 'launcher/1.4.2' });
+      await register(sb.control, 'web', 'b2', `http://127.0.0.1:${dead}`, { ttl: 90 });
+      await sb.registry!.heartbeat({ tool: 'found', id: 'probe-1', url: found.url, source: 'discovered' });
+      idlePort = (await api(sb.control, 'POST', '/v1/ports', { tool: 'idle', host: '127.0.0.1' })).body.port;
+    });
+    after(async () => {
+      await sb?.stop();
+      await web?.close();
+      await found?.close();
+    });
+
+    it('prints the summary and the table in aligned columns', async () => {
+      const version = (await sb.store.version()).version;
+      const r = await runCli(['status', '--registry', sb.control, '--token', ADMIN_TOKEN]);
+      assert.equal(r.code, 0, r.stderr);
+      const lines = r.stdout.split('\n');
+      assert.match(lines.find((l) => l.startsWith('Store:')) ?? '', /^Store: +memory, reachable$/);
+      assert.match(lines.find((l) => l.startsWith('Table version:')) ?? '', new RegExp(`^Table version: +${version} \\(epoch `));
+      const start = lines.findIndex((l) => l.startsWith('TOOL'));
+      assert.ok(start > 0, r.stdout);
+      const table = lines.slice(start).filter((l) => l !== '');
+      assert.ok(table.every((l) => l === l.trimEnd()), 'no trailing spaces');
+      const rows = cutColumns(table);
+      const byBackend = new Map(rows.map((c) => [`${c[0]}/${c[1]}`, c]));
+      const b1 = byBackend.get('web/b1')!;
+      assert.deepEqual([b1[2], b1[3], b1[5], b1[6]], [web.url, 'registered', 'ok', 'launcher/1.4.2']);
+      assert.match(b1[4], /^\d+ s$/);
+      assert.ok(Number(b1[4].split(' ')[0]) > 0 && Number(b1[4].split(' ')[0]) <= 90);
+      assert.ok(b1[7].includes(`127.0.0.1:${web.port}`) && b1[7].includes(`127.0.0.1:${dead}`));
+      assert.equal(byBackend.get('web/b2')![2], `http://127.0.0.1:${dead}`);
+      assert.deepEqual(byBackend.get('found/probe-1')!.slice(2, 4), [found.url, 'discovered']);
+      assert.deepEqual(byBackend.get('idle/(no live backend)'), ['idle', '(no live backend)', '-', '-', '-', '-', '-', `127.0.0.1:${idlePort}`]);
+      assert.deepEqual(rows.map((c) => c[0]), ['found', 'idle', 'web', 'web']);
+    });
+
+    it('--json prints a report that matches the API, with defaults from SWITCHBOARD_REGISTRY and SWITCHBOARD_TOKEN', async () => {
+      const r = await runCli(['status', '--json'], { SWITCHBOARD_REGISTRY: sb.control, SWITCHBOARD_TOKEN: ADMIN_TOKEN });
+      assert.equal(r.code, 0, r.stderr);
+      const report = JSON.parse(r.stdout) as StatusReport;
+      const listed = (await api(sb.control, 'GET', '/v1/tools')).body as { tools: Array<{ tool: string; backends: any[]; assignments: any[] }> };
+      assert.deepEqual(
+        report.tools.map((t) => ({ tool: t.tool, backends: t.backends.map((b) => [b.id, b.url, b.source, b.clientVersion]), assignments: t.assignments })),
+        listed.tools.map((t) => ({
+          tool: t.tool,
+          backends: t.backends.map((b) => [b.id, b.url, b.source, b.clientVersion]),
+          assignments: t.assignments.map((a) => ({ host: a.host, port: a.port })),
+        })),
+      );
+      for (const t of listed.tools) {
+        for (const b of t.backends) {
+          const mine = report.tools.find((x) => x.tool === t.tool)!.backends.find((x) => x.id === b.id)!;
+          assert.equal(mine.expiresAt, b.expiresAt);
+          assert.ok(Math.abs((mine.leaseSecondsLeft ?? -100) - b.leaseSecondsLeft) <= 5);
+          assert.ok(['ok', 'down'].includes(mine.health), 'a serve process runs a proxy: health is known');
+        }
+      }
+      assert.deepEqual(report.table, await sb.store.version());
+      assert.deepEqual(report.store, { ...report.store, kind: 'memory', state: 'reachable' });
+      assert.deepEqual(report.counts, { tools: 3, routes: 2, backends: 3, assignments: 4, assignmentsWithoutBackend: 1 });
+      assert.ok(!r.stdout.includes(ADMIN_TOKEN));
+    });
+
+    it('fails clearly: no token (usage, 2), a wrong token (1), no registry there (1)', async () => {
+      const none = await runCli(['status', '--registry', sb.control]);
+      assert.equal(none.code, 2);
+      assert.match(none.stderr, /--token/);
+
+      const wrong = await runCli(['status', '--registry', sb.control, '--token', 'not-the-admin-token-0123456789abcdef']);
+      assert.equal(wrong.code, 1);
+      assert.match(wrong.stderr, /401 invalid_token/);
+      assert.equal(wrong.stdout, '');
+
+      const nowhere = await runCli(['status', '--registry', `http://127.0.0.1:${dead}`, '--token', ADMIN_TOKEN]);
+      assert.equal(nowhere.code, 1);
+      assert.match(nowhere.stderr, /cannot reach the registry at http:\/\/127\.0\.0\.1:\d+/);
+    });
+  });
+
+  it('never writes a control character a registry sent into the terminal', () => {
+    const report: StatusReport = {
+      generatedAt: '2026-11-26T00:00:00.000Z',
+      store: { kind: 'redis', state: 'reachable', dataFrom: 'store', dataAt: '2026-11-26T00:00:00.000Z' },
+      table: { epoch: 'e\u001b]0;owned\u0007', version: 7 },
+      snapshot: null,
+      counts: { tools: 1, routes: 1, backends: 1, assignments: 0, assignmentsWithoutBackend: 0 },
+      tools: [
+        {
+          tool: 'web',
+          backends: [{ id: 'b1', url: 'http://127.0.0.1:1', source: 'registered', leaseSecondsLeft: 3, expiresAt: null, health: 'ok', clientVersion: '\u001b[2J\u009bx\r\n' }],
+          assignments: [],
+        },
+      ],
+    };
+    const text = renderStatusText(report);
+    assert.doesNotMatch(text.replace(/\n/g, ''), /[\u0000-\u001f\u007f-\u009f]/);
+    assert.match(text, /\?\[2J\?x\?\?/);
+    assert.match(text, /^Table version: 7 \(epoch e\?\]0;owned\?\)$/m);
+  });
+
+  it('with the store down: still prints the last known tools and says "store unreachable"', async () => {
+    const redis = await new RedisServer().start();
+    const store = await RedisStore.connect({ url: redis.url, keyPrefix: 'status-cli:', commandTimeoutMs: 500, logger: silentLogger() });
+    const sb = await startInProcess({ proxy: false, registry: true }, store);
+    const web = await startBackend('web');
+    try {
+      await register(sb.control, 'web', 'b1', web.url, { ttl: 120 });
+      await fetch(`${sb.control}/status.json`).then((r) => r.arrayBuffer()); // the page was looked at once
+      await redis.kill();
+      const r = await runCli(['status', '--registry', sb.control, '--token', ADMIN_TOKEN]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /^Store: +redis, store unreachable: /m);
+      const lines = r.stdout.split('\n');
+      const rows = cutColumns(lines.slice(lines.findIndex((l) => l.startsWith('TOOL'))).filter((l) => l !== ''));
+      assert.deepEqual(rows.map((c) => [c[0], c[1], c[2], c[5]]), [['web', 'b1', web.url, 'unknown']], 'a registry-only process has no passive health');
+    } finally {
+      await sb.stop();
+      await store.close();
+      await web.close();
+      await redis.stop();
+    }
+  });
+});

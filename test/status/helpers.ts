@@ -1,0 +1,65 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { startSwitchboard, type Roles, type Switchboard } from '../../src/app';
+import { loadConfig } from '../../src/config';
+import { silentLogger } from '../../src/logger';
+import type { Store } from '../../src/registry/store';
+
+export const ADMIN_TOKEN = 'status-admin-token-0123456789abcdef';
+
+/** A switchboard in this process on free loopback ports. */
+export async function startInProcess(roles: Roles, store?: Store, env: Record<string, string> = {}): Promise<Switchboard & { control: string; proxyUrl: string }> {
+  const config = loadConfig({
+    env,
+    overrides: { adminToken: ADMIN_TOKEN, proxy: { port: 0, accessLog: false, feedPollMs: 200 }, control: { port: 0 } },
+  });
+  const sb = await startSwitchboard({ config, roles, logger: silentLogger(), store, defaultMetrics: false });
+  return Object.assign(sb, { control: `http://127.0.0.1:${sb.controlPort}`, proxyUrl: `http://127.0.0.1:${sb.proxyPort ?? 0}` });
+}
+
+export interface Backend {
+  server: http.Server;
+  port: number;
+  url: string;
+  close(): Promise<void>;
+}
+
+export async function startBackend(name: string): Promise<Backend> {
+  const server = http.createServer((req, res) => res.end(`${name} ${req.url}`));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const port = (server.address() as AddressInfo).port;
+  return {
+    server,
+    port,
+    url: `http://127.0.0.1:${port}`,
+    close: () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
+  };
+}
+
+/** A loopback port nothing listens on: bound, noted, closed. */
+export async function deadPort(): Promise<number> {
+  const b = await startBackend('dead');
+  await b.close();
+  return b.port;
+}
+
+export async function api(control: string, method: string, path: string, body?: unknown, token = ADMIN_TOKEN): Promise<{ status: number; body: any }> {
+  const res = await fetch(`${control}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+    body: body !== undefined ? JSON.stringify(body) : undefined,
+    signal: AbortSignal.timeout(10_000),
+  });
+  const text = await res.text();
+  return { status: res.status, body: text ? JSON.parse(text) : null };
+}
+
+export async function register(control: string, tool: string, id: string, url: string, extra: Record<string, unknown> = {}): Promise<any> {
+  const r = await api(control, 'PUT', `/v1/tools/${tool}/backends/${id}`, { url, ...extra });
+  if (r.status !== 200) throw new Error(`register ${tool}/${id}: ${r.status} ${JSON.stringify(r.body)}`);
+  return r.body;
+}
