@@ -153,6 +153,10 @@ export async function startSwitchboard(opts: StartOptions): Promise<Switchboard>
           controlListener(createControlApp({ metrics, readiness, routers, metricsText: opts.metricsText, status: () => statusSource.report() }), fastPaths),
         );
   const controlPort = controlServer ? await listen(controlServer, config.control.port, config.host) : 0;
+  // With port 0 in the config the kernel picks the ports: only now does the URL policy know them, and a
+  // backend URL pointing at switchboard itself would loop requests through the proxy.
+  registry?.policy.addSelfPort(controlPort);
+  if (proxyPort) registry?.policy.addSelfPort(proxyPort);
   logger.info({ event: 'started', roles, proxyPort, controlPort, store: store.kind }, 'switchboard started');
 
   let stopping: Promise<void> | null = null;

@@ -68,15 +68,52 @@ export function parseTarget(url: string): BackendTarget | null {
 export function createRouteBackend(b: Pick<Backend, 'id' | 'url' | 'source'>): RouteBackend | null {
   const target = parseTarget(b.url);
   if (!target) return null;
-  return Object.freeze({ id: b.id, url: b.url, source: b.source, target });
+  return Object.freeze({ id: b.id, url: b.url, source: sourceLiteral(b.source), target });
 }
 
-function freezeAssignment(a: Assignment): Assignment {
-  return Object.freeze({ tool: a.tool, host: a.host, port: a.port, createdAt: a.createdAt });
+/** The constant string rather than the copy each parsed record carries: one less string per backend. */
+function sourceLiteral(s: BackendSource): BackendSource {
+  return s === 'registered' ? 'registered' : s === 'discovered' ? 'discovered' : s;
+}
+
+/** `tool`: the route's own name string, shared rather than the record's copy of it. */
+function freezeAssignment(a: Assignment, tool = a.tool): Assignment {
+  return Object.freeze({ tool, host: a.host, port: a.port, createdAt: a.createdAt });
+}
+
+const NO_BACKENDS: readonly RouteBackend[] = Object.freeze([]);
+const NO_ASSIGNMENTS: readonly Assignment[] = Object.freeze([]);
+
+/**
+ * Exact-length arrays: one grown by push keeps spare slots, which were most of a route's memory at
+ * 100,000 tools (bench/proxy.ts). A list of one was made as a literal or by map(), exact already.
+ */
+function exact<T>(list: T[]): T[] {
+  return list.length <= 1 ? list : list.slice();
 }
 
 function freezeRoute(tool: string, backends: RouteBackend[], assignments: Assignment[]): ToolRoute {
-  return Object.freeze({ tool, backends: Object.freeze(backends), assignments: Object.freeze(assignments) });
+  return Object.freeze({
+    tool,
+    backends: backends.length === 0 ? NO_BACKENDS : Object.freeze(backends),
+    assignments: assignments.length === 0 ? NO_ASSIGNMENTS : Object.freeze(assignments),
+  });
+}
+
+/**
+ * The table's tools are spread over this many maps by a hash of the name: an update copies the shards
+ * of the tools it changes, not one map of every tool (at 100,000 tools that copy took tens of ms per
+ * change, on the event loop, between the API's answer and the route: bench/proxy.ts).
+ */
+const SHARD_BITS = 8;
+const SHARDS = 1 << SHARD_BITS;
+const EMPTY_SHARD: ReadonlyMap<string, ToolRoute> = new Map();
+
+/** FNV-1a of the tool name; its top bits pick the shard. */
+function shardOf(tool: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < tool.length; i++) h = Math.imul(h ^ tool.charCodeAt(i), 0x01000193);
+  return h >>> (32 - SHARD_BITS);
 }
 
 interface Counts {
@@ -110,7 +147,8 @@ export class RouteTable {
   readonly assignmentCount: number;
 
   private constructor(
-    private readonly routes: ReadonlyMap<string, ToolRoute>,
+    /** SHARDS maps, never changed once the table is built; EMPTY_SHARD stands for every empty one. */
+    private readonly shards: readonly ReadonlyMap<string, ToolRoute>[],
     readonly epoch: string,
     readonly version: number,
     counts: Counts,
@@ -122,14 +160,14 @@ export class RouteTable {
   }
 
   static empty(): RouteTable {
-    return new RouteTable(new Map(), '', 0, { routes: 0, backends: 0, assignments: 0 });
+    return new RouteTable(new Array<ReadonlyMap<string, ToolRoute>>(SHARDS).fill(EMPTY_SHARD), '', 0, { routes: 0, backends: 0, assignments: 0 });
   }
 
   static fromSnapshot(s: TableSnapshot): RouteTable {
     const drafts = new Map<string, SnapshotDraft>();
     const draft = (tool: string): SnapshotDraft => {
       let d = drafts.get(tool);
-      if (!d) drafts.set(tool, (d = { backends: [], assignments: [], ids: null, keys: null }));
+      if (!d) drafts.set(tool, (d = { backends: null, assignments: null, ids: null, keys: null }));
       return d;
     };
     for (const b of s.backends) {
@@ -137,15 +175,17 @@ export class RouteTable {
       // A URL the proxy cannot parse routes nowhere; the rest of the table must still load.
       if (rb) addBackend(draft(b.tool), rb);
     }
-    for (const a of s.assignments) addAssignment(draft(a.tool), freezeAssignment(a));
-    const routes = new Map<string, ToolRoute>();
+    for (const a of s.assignments) addAssignment(draft(a.tool), a);
+    const shards = new Array<ReadonlyMap<string, ToolRoute>>(SHARDS).fill(EMPTY_SHARD);
     const counts: Counts = { routes: 0, backends: 0, assignments: 0 };
     for (const [tool, d] of drafts) {
-      const r = freezeRoute(tool, d.backends, d.assignments);
-      routes.set(tool, r);
+      const r = freezeRoute(tool, d.backends ? exact(d.backends) : [], d.assignments ? d.assignments.map((a) => freezeAssignment(a, tool)) : []);
+      const i = shardOf(tool);
+      if (shards[i] === EMPTY_SHARD) shards[i] = new Map();
+      (shards[i] as Map<string, ToolRoute>).set(tool, r);
       countInto(counts, r, 1);
     }
-    return new RouteTable(routes, s.epoch, s.version, counts);
+    return new RouteTable(shards, s.epoch, s.version, counts);
   }
 
   /** A new table with the events applied in order; epoch and version are those of the last event. */
@@ -155,7 +195,7 @@ export class RouteTable {
     const draft = (tool: string): Draft => {
       let d = drafts.get(tool);
       if (!d) {
-        const old = this.routes.get(tool);
+        const old = this.lookup(tool);
         d = { backends: old ? [...old.backends] : [], assignments: old ? [...old.assignments] : [] };
         drafts.set(tool, d);
       }
@@ -192,28 +232,36 @@ export class RouteTable {
         }
       }
     }
-    const routes = new Map(this.routes);
+    const shards = this.shards.slice();
+    const copied = new Set<number>();
     const counts: Counts = { routes: this.routeCount, backends: this.backendCount, assignments: this.assignmentCount };
     for (const [tool, d] of drafts) {
-      countInto(counts, routes.get(tool), -1);
+      const i = shardOf(tool);
+      if (!copied.has(i)) {
+        copied.add(i);
+        shards[i] = new Map(shards[i]);
+      }
+      const shard = shards[i] as Map<string, ToolRoute>;
+      countInto(counts, shard.get(tool), -1);
       if (d.backends.length === 0 && d.assignments.length === 0) {
-        routes.delete(tool);
+        shard.delete(tool);
         continue;
       }
-      const r = freezeRoute(tool, d.backends, d.assignments);
-      routes.set(tool, r);
+      const r = freezeRoute(tool, d.backends.slice(), d.assignments.slice());
+      shard.set(tool, r);
       countInto(counts, r, 1);
     }
+    for (const i of copied) if (shards[i].size === 0) shards[i] = EMPTY_SHARD;
     const last = events[events.length - 1];
-    return new RouteTable(routes, last.epoch, last.version, counts);
+    return new RouteTable(shards, last.epoch, last.version, counts);
   }
 
   lookup(tool: string): ToolRoute | undefined {
-    return this.routes.get(tool);
+    return this.shards[shardOf(tool)].get(tool);
   }
 
-  tools(): IterableIterator<ToolRoute> {
-    return this.routes.values();
+  *tools(): IterableIterator<ToolRoute> {
+    for (const shard of this.shards) yield* shard.values();
   }
 }
 
@@ -222,7 +270,10 @@ export class RouteTable {
  * a tool with thousands of backends must not cost a findIndex per insert, so an index is built only
  * for lists past a few entries.
  */
-interface SnapshotDraft extends Draft {
+interface SnapshotDraft {
+  /** null until the first one: most tools have one backend, held in an exact one-element array. */
+  backends: RouteBackend[] | null;
+  assignments: Assignment[] | null;
   ids: Map<string, number> | null;
   keys: Map<string, number> | null;
 }
@@ -231,6 +282,10 @@ const SCAN = 8;
 
 function addBackend(d: SnapshotDraft, rb: RouteBackend): void {
   const list = d.backends;
+  if (!list) {
+    d.backends = [rb];
+    return;
+  }
   if (!d.ids && list.length >= SCAN) d.ids = new Map(list.map((b, i) => [b.id, i]));
   const i = d.ids ? d.ids.get(rb.id) ?? -1 : list.findIndex((b) => b.id === rb.id);
   if (i >= 0) {
@@ -243,6 +298,10 @@ function addBackend(d: SnapshotDraft, rb: RouteBackend): void {
 
 function addAssignment(d: SnapshotDraft, a: Assignment): void {
   const list = d.assignments;
+  if (!list) {
+    d.assignments = [a];
+    return;
+  }
   if (!d.keys && list.length >= SCAN) d.keys = new Map(list.map((x, i) => [`${x.host}:${x.port}`, i]));
   const i = d.keys ? d.keys.get(`${a.host}:${a.port}`) ?? -1 : list.findIndex((x) => x.host === a.host && x.port === a.port);
   if (i >= 0) {

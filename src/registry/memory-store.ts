@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { assignmentKey, backendKey, Store, StoreUnavailableError } from './store';
 import type {
+  AllocateOptions,
   AllocatePortResult,
   Assignment,
   Backend,
@@ -59,14 +60,16 @@ export class MemoryStore implements Store {
     const holder = this.assignments.get(assignmentKey(host, port));
     if (holder && holder.tool !== tool) return { ok: false, reason: 'port_conflict', holder: holder.tool };
 
+    // A discovery may take the place of a registration only once that registration's lease has lapsed.
+    const liveRegistration = (b: Backend | undefined) => b?.source === 'registered' && b.expiresAt > now;
     if (source === 'discovered') {
-      if (existing?.source === 'registered') return { ok: false, reason: 'registered_exists' };
+      if (liveRegistration(existing)) return { ok: false, reason: 'registered_exists' };
       for (const otherId of this.idsByToolUrl.get(toolUrlKey(tool, url)) ?? []) {
-        if (this.backends.get(backendKey(tool, otherId))?.source === 'registered') {
-          return { ok: false, reason: 'registered_exists' };
-        }
+        if (liveRegistration(this.backends.get(backendKey(tool, otherId)))) return { ok: false, reason: 'registered_exists' };
       }
     }
+    // Same id, lapsed registration: the discovered backend is a new one, not a renewal of it.
+    const renewal = existing !== undefined && !(source === 'discovered' && existing.source === 'registered');
 
     const changes: Change[] = [];
     let assignmentCreated = false;
@@ -77,14 +80,15 @@ export class MemoryStore implements Store {
       changes.push({ kind: 'assignment.upsert', assignment: { ...assignment } });
     }
 
-    if (source === 'registered') {
-      for (const otherId of [...(this.idsByToolUrl.get(toolUrlKey(tool, url)) ?? [])]) {
-        if (otherId === id) continue;
-        const other = this.backends.get(backendKey(tool, otherId));
-        if (other?.source !== 'discovered') continue;
-        this.deleteBackend(other);
-        changes.push({ kind: 'backend.remove', tool, id: otherId, reason: 'replaced' });
-      }
+    // A registration supersedes discoveries of its url; a discovery supersedes lapsed registrations of it
+    // (the checks above left no live one).
+    const superseded = source === 'registered' ? 'discovered' : 'registered';
+    for (const otherId of [...(this.idsByToolUrl.get(toolUrlKey(tool, url)) ?? [])]) {
+      if (otherId === id) continue;
+      const other = this.backends.get(backendKey(tool, otherId));
+      if (other?.source !== superseded) continue;
+      this.deleteBackend(other);
+      changes.push({ kind: 'backend.remove', tool, id: otherId, reason: 'replaced' });
     }
 
     const backend: Backend = {
@@ -92,7 +96,7 @@ export class MemoryStore implements Store {
       id,
       url,
       source,
-      registeredAt: existing ? existing.registeredAt : now,
+      registeredAt: renewal && existing ? existing.registeredAt : now,
       lastHeartbeat: now,
       expiresAt: now + ttl * 1000,
       ttl,
@@ -106,7 +110,7 @@ export class MemoryStore implements Store {
       changes.push({ kind: 'backend.upsert', backend: { ...backend } });
     }
     if (changes.length > 0) this.publish(changes);
-    return { ok: true, backend: { ...backend }, created: !existing, assignmentCreated };
+    return { ok: true, backend: { ...backend }, created: !renewal, assignmentCreated };
   }
 
   async removeBackend(tool: string, id: string): Promise<boolean> {
@@ -167,6 +171,7 @@ export class MemoryStore implements Store {
     host: string,
     range: { min: number; max: number },
     now: number,
+    opts: AllocateOptions = {},
   ): Promise<AllocatePortResult> {
     this.assertOpen();
     const held = this.portsByToolHost.get(toolHostKey(tool, host));
@@ -174,14 +179,18 @@ export class MemoryStore implements Store {
       const port = Math.min(...held);
       return { ok: true, assignment: { ...this.assignments.get(assignmentKey(host, port))! }, created: false };
     }
-    for (let port = range.min; port <= range.max; port++) {
-      if (this.assignments.has(assignmentKey(host, port))) continue;
-      const assignment: Assignment = { tool, host, port, createdAt: now };
-      this.putAssignment(assignment);
-      this.publish([{ kind: 'assignment.upsert', assignment: { ...assignment } }]);
-      return { ok: true, assignment: { ...assignment }, created: true };
+    const free = (port: number) => !this.assignments.has(assignmentKey(host, port));
+    const { prefer } = opts;
+    let port: number | null = prefer !== undefined && prefer >= range.min && prefer <= range.max && free(prefer) ? prefer : null;
+    if (port === null) {
+      const excluded = new Set(opts.exclude ?? []);
+      for (let p = range.min; p <= range.max && port === null; p++) if (free(p) && !excluded.has(p)) port = p;
     }
-    return { ok: false, reason: 'range_exhausted' };
+    if (port === null) return { ok: false, reason: 'range_exhausted' };
+    const assignment: Assignment = { tool, host, port, createdAt: now };
+    this.putAssignment(assignment);
+    this.publish([{ kind: 'assignment.upsert', assignment: { ...assignment } }]);
+    return { ok: true, assignment: { ...assignment }, created: true };
   }
 
   async getAssignment(host: string, port: number): Promise<Assignment | null> {

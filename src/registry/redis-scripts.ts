@@ -99,8 +99,14 @@ local prev = prevJson and cjson.decode(prevJson) or nil
 local routingChanged = (not prev) or prev.url ~= url or prev.source ~= source
 local changes = {}
 
+-- A discovery may take the place of a registration only once that registration's lease has lapsed
+-- (expiresAt <= now, as the expirer decides): then it is a new backend, not a renewal.
+local renewal = prev ~= nil
 if source == 'discovered' and prev and prev.source == 'registered' then
-  return cjson.encode({ ok = false, reason = 'registered_exists' })
+  if prev.expiresAt > now then
+    return cjson.encode({ ok = false, reason = 'registered_exists' })
+  end
+  renewal = false
 end
 
 -- A renewal (same url and source) needs no scan: the create or change that produced it already settled
@@ -115,7 +121,10 @@ if routingChanged then
         local other = cjson.decode(otherJson)
         if other.url == url then
           if source == 'discovered' and other.source == 'registered' then
-            return cjson.encode({ ok = false, reason = 'registered_exists' })
+            if other.expiresAt > now then
+              return cjson.encode({ ok = false, reason = 'registered_exists' })
+            end
+            replaced[#replaced + 1] = otherId
           end
           if source == 'registered' and other.source == 'discovered' then
             replaced[#replaced + 1] = otherId
@@ -139,7 +148,7 @@ end
 
 local backend = {
   tool = tool, id = id, url = url, source = source,
-  registeredAt = prev and prev.registeredAt or now,
+  registeredAt = renewal and prev.registeredAt or now,
   lastHeartbeat = now, expiresAt = expiresAt, ttl = ttl,
   clientVersion = clientVersion,
 }
@@ -154,7 +163,7 @@ if routingChanged then
 end
 if #changes > 0 then publish(changes) end
 
-return cjson.encode({ ok = true, backend = backend, created = (prev == nil), assignmentCreated = assignmentCreated })
+return cjson.encode({ ok = true, backend = backend, created = not renewal, assignmentCreated = assignmentCreated })
 `;
 
 /** ARGV[3..]: tool, id. Answers 1 when removed, 0 when there was no such backend. */
@@ -206,10 +215,14 @@ end
 return out
 `;
 
-/** ARGV[3..]: tool, host, min, max, now. Answers AllocatePortResult JSON. */
+/**
+ * ARGV[3..]: tool, host, min, max, now, prefer ('' for none), then the excluded ports (none or more).
+ * Answers AllocatePortResult JSON.
+ */
 export const ALLOCATE_PORT = `${PRELUDE}
 local tool, host = ARGV[3], ARGV[4]
 local min, max, now = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+local prefer = tonumber(ARGV[8])
 
 local indexed = redis.call('HGET', P .. 'assign:tool', toolHostField(tool, host))
 if indexed then
@@ -220,13 +233,23 @@ if indexed then
 end
 
 local candidate = min
-local taken = redis.call('ZRANGEBYSCORE', P .. 'host:' .. host, min, max)
-for _, p in ipairs(taken) do
-  local n = tonumber(p)
-  if n == candidate then
-    candidate = candidate + 1
-  elseif n > candidate then
-    break
+if prefer and prefer >= min and prefer <= max and redis.call('HEXISTS', P .. 'assign', host .. ':' .. prefer) == 0 then
+  candidate = prefer
+elseif #ARGV > 8 then
+  -- Ports of the previous table's tools are out of bounds as well as the assigned ones.
+  local blocked = {}
+  for i = 9, #ARGV do blocked[tonumber(ARGV[i])] = true end
+  for _, p in ipairs(redis.call('ZRANGEBYSCORE', P .. 'host:' .. host, min, max)) do blocked[tonumber(p)] = true end
+  while candidate <= max and blocked[candidate] do candidate = candidate + 1 end
+else
+  local taken = redis.call('ZRANGEBYSCORE', P .. 'host:' .. host, min, max)
+  for _, p in ipairs(taken) do
+    local n = tonumber(p)
+    if n == candidate then
+      candidate = candidate + 1
+    elseif n > candidate then
+      break
+    end
   end
 end
 if candidate > max then

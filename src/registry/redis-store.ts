@@ -5,6 +5,7 @@ import * as scripts from './redis-scripts';
 import { ReplicaAck } from './replica-ack';
 import { Store, StoreUnavailableError, assignmentKey } from './store';
 import type {
+  AllocateOptions,
   AllocatePortResult,
   Assignment,
   Backend,
@@ -349,8 +350,11 @@ export class RedisStore implements Store {
 
   // ---- port registry ----
 
-  async allocatePort(tool: string, host: string, range: { min: number; max: number }, now: number): Promise<AllocatePortResult> {
-    const raw = (await this.apiRoutingScript('sbAllocatePort', tool, host, String(range.min), String(range.max), String(now))) as string;
+  async allocatePort(tool: string, host: string, range: { min: number; max: number }, now: number, opts: AllocateOptions = {}): Promise<AllocatePortResult> {
+    const prefer = opts.prefer === undefined ? '' : String(opts.prefer);
+    // Only exclusions within the range can matter to the search.
+    const exclude = (opts.exclude ?? []).filter((p) => p >= range.min && p <= range.max).map(String);
+    const raw = (await this.apiRoutingScript('sbAllocatePort', tool, host, String(range.min), String(range.max), String(now), prefer, ...exclude)) as string;
     return JSON.parse(raw) as AllocatePortResult;
   }
 

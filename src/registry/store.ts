@@ -1,4 +1,5 @@
 import type {
+  AllocateOptions,
   AllocatePortResult,
   Assignment,
   Backend,
@@ -32,8 +33,11 @@ export interface Store {
    * - if no assignment holds `host:port`, creates one for `tool`;
    * - if another tool holds `host:port`, changes nothing and answers `port_conflict`;
    * - a `registered` upsert removes `discovered` backends of the same tool with the same url (the
-   *   registration supersedes the discovery); a `discovered` upsert is refused when a registered backend
-   *   of the tool has that url.
+   *   registration supersedes the discovery); a `discovered` upsert is refused when a live registered
+   *   backend of the tool has that url (or its id), and replaces (reason `replaced`) registered backends of
+   *   that url (or id) whose lease has lapsed (`expiresAt <= now`, the expirer's own test). Self-preservation
+   *   keeps lapsed leases in the store; without this a tool restarted without its launcher could not be
+   *   healed until the hard cap, while its stale registration is all that routes it.
    * `registeredAt` is kept across renewals; `expiresAt = now + ttl*1000`.
    */
   upsertBackend(input: UpsertBackendInput): Promise<UpsertBackendResult>;
@@ -52,10 +56,11 @@ export interface Store {
 
   // ---- port registry ----
   /**
-   * The tool's assignment on `host`, or a new one on the lowest free port of [min, max] for that host.
+   * The tool's assignment on `host`, or a new one: `opts.prefer` when it is free and within [min, max],
+   * else the lowest port of [min, max] that is neither assigned on that host nor in `opts.exclude`.
    * Never hands one host:port to two tools, also under concurrent callers.
    */
-  allocatePort(tool: string, host: string, range: { min: number; max: number }, now: number): Promise<AllocatePortResult>;
+  allocatePort(tool: string, host: string, range: { min: number; max: number }, now: number, opts?: AllocateOptions): Promise<AllocatePortResult>;
   getAssignment(host: string, port: number): Promise<Assignment | null>;
   listAssignments(): Promise<Assignment[]>;
   /** Answers the released assignment, or null when there was none. */

@@ -70,8 +70,23 @@ export interface UpsertBackendInput {
 export type UpsertBackendResult =
   | { ok: true; backend: Backend; created: boolean; assignmentCreated: boolean }
   | { ok: false; reason: 'port_conflict'; holder: string }
-  /** A discovered backend never overwrites a registered one: the registration is the better source. */
+  /**
+   * A discovered backend never overwrites a live registered one: the registration is the better source.
+   * A registered backend whose lease has lapsed (kept only by self-preservation, or not swept yet) is
+   * replaced instead: its heartbeats stopped, and the discovery proves something answers there now.
+   */
   | { ok: false; reason: 'registered_exists' };
+
+/**
+ * What allocatePort must respect besides the store's own assignments: after the store lost its state, the
+ * registry still knows the ports tools held before (see src/registry/recovery.ts).
+ */
+export interface AllocateOptions {
+  /** Ports of the host not to hand out: still held, as far as anyone knows, by running tools of the old table. */
+  exclude?: readonly number[];
+  /** The asking tool's own port of the old table: answered when it is free and within the range. */
+  prefer?: number;
+}
 
 export type AllocatePortResult =
   | { ok: true; assignment: Assignment; created: boolean }

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { startProcess, waitFor, type SwitchboardProcess } from '../support/process';
 import { SentinelCluster, command, commands } from '../support/sentinel';
-import { Heartbeats, Traffic, alive, get, heartbeat, readyz, sleep, startBackend, toolsWithBackends, type Backend } from './helpers';
+import { Heartbeats, Traffic, alive, fds, get, heartbeat, readyz, sleep, startBackend, toolsWithBackends, type Backend } from './helpers';
 
 const TTL = 9;
 const INTERVAL_MS = (TTL * 1000) / 3;
@@ -66,6 +66,8 @@ describe('Redis Sentinel failover under load (1 master, 1 replica, 3 sentinels; 
 
     const traffic = new Traffic(proxies, () => [...steady, ...lost], 3);
     await sleep(500);
+    const processes = [registry, ...proxies];
+    const fdsBefore = processes.map((p) => fds(p.proc.pid!).total);
     await master.kill();
     const killedAt = Date.now();
 
@@ -96,6 +98,13 @@ describe('Redis Sentinel failover under load (1 master, 1 replica, 3 sentinels; 
     await waitFor('a registration after the failover routed on both proxies', () => routedEverywhere('after'), 10_000);
     await sleep(500);
     await traffic.stop();
+    // Connections to the old master and to the sentinels are replaced while reconnecting: let it settle.
+    const fdsAfter = await Promise.all(
+      processes.map((p, i) => waitFor('descriptors back to what they were', async () => {
+        const n = fds(p.proc.pid!).total;
+        return n <= fdsBefore[i] + 2 ? n : null;
+      }, 10_000, 100).catch(() => fds(p.proc.pid!).total)),
+    );
 
     // Both proxies reloaded the new master's table (its version may be below the one they had).
     const storeVersion = Number(await command(promoted.port, ['GET', 'sb:version']));
@@ -114,6 +123,8 @@ describe('Redis Sentinel failover under load (1 master, 1 replica, 3 sentinels; 
       newMasterVersion: storeVersion,
       requestsOk: traffic.ok,
       requestsFailed: traffic.failures.length,
+      fdsBefore,
+      fdsAfter,
     };
     console.log(`      figures: ${JSON.stringify(figures)}`);
     assert.equal(traffic.failures.length, 0, `no failed request for a live route; first ones: ${JSON.stringify(traffic.failures.slice(0, 5))}`);
@@ -121,7 +132,11 @@ describe('Redis Sentinel failover under load (1 master, 1 replica, 3 sentinels; 
     assert.equal(lostOnFailover, LOST, 'the writes made after the replica was cut off were lost by the failover');
     clearTimeout(lostBeats);
     await beats.stop();
-    for (const p of [registry, ...proxies]) assert.ok(alive(p), 'no process died');
+    for (const [i, p] of processes.entries()) {
+      assert.ok(alive(p), 'no process died');
+      // The old master's connections and their failover detectors' sentinel connections are let go.
+      assert.ok(fdsAfter[i] <= fdsBefore[i] + 2, `descriptors of ${p.proc.pid}: ${fdsBefore[i]} -> ${fdsAfter[i]}`);
+    }
 
     // Logs are flushed on a clean exit: the proxies say they resynchronised and kept the lost routes.
     for (const p of proxies) {

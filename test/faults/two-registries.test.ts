@@ -13,7 +13,11 @@ describe('two registry processes and two proxy processes on one Redis', function
   const backends: Backend[] = [];
   const started: SwitchboardProcess[] = [];
   // Self-preservation would pause expiry when most of this small fleet lapses at once: not what is tested here.
-  const config = { leases: { minTtlSeconds: 1, lockTtlMs: LOCK_TTL_MS, expiryIntervalMs: 100, selfPreservation: { minFleet: 1000 } }, proxy: { feedPollMs: 500 } };
+  const config = {
+    leases: { minTtlSeconds: 1, lockTtlMs: LOCK_TTL_MS, expiryIntervalMs: 100, selfPreservation: { minFleet: 1000 } },
+    proxy: { feedPollMs: 500 },
+    discovery: { reconcileIntervalMs: 300 },
+  };
   const env = () => ({ REDIS_URL: redis.url, SWITCHBOARD_ACCESS_LOG: 'false' });
   const startRegistry = async () => {
     const p = await startProcess('registry', { env: env(), config });
@@ -24,7 +28,8 @@ describe('two registry processes and two proxy processes on one Redis', function
   before(async () => {
     redis = await new RedisServer().start();
     registries = await Promise.all([startRegistry(), startRegistry()]);
-    proxies = await Promise.all([startProcess('proxy', { env: env(), config }), startProcess('proxy', { env: env(), config })]);
+    // Each proxy reports what it discovers to a different registry: both may see the same tool at once.
+    proxies = await Promise.all(registries.map((r) => startProcess('proxy', { env: { ...env(), SWITCHBOARD_REGISTRY: r.control }, config })));
     started.push(...proxies);
     for (let i = 0; i < 4; i++) backends.push(await startBackend(`both${i}`));
   });
@@ -37,6 +42,24 @@ describe('two registry processes and two proxy processes on one Redis', function
   async function expirations(p: SwitchboardProcess): Promise<number> {
     const v = metricValue(await (await fetch(`${p.control}/metrics`)).text(), 'switchboard_lease_expirations_total');
     return Number.isNaN(v) ? 0 : v;
+  }
+  async function heals(p: SwitchboardProcess): Promise<number> {
+    const v = metricValue(await (await fetch(`${p.control}/metrics`)).text(), 'switchboard_selfheal_total');
+    return Number.isNaN(v) ? 0 : v;
+  }
+  /** A tool that runs and holds its port but never registered (its one heartbeat was deregistered). */
+  async function unregisteredTool(name: string, via: SwitchboardProcess): Promise<Backend> {
+    const b = await startBackend(name);
+    backends.push(b);
+    assert.equal((await heartbeat(via, name, b.port, 30)).status, 200);
+    const del = await fetch(`${via.control}/v1/tools/${name}/backends/b1`, { method: 'DELETE', headers: { authorization: `Bearer ${via.adminToken}` } });
+    assert.equal(del.status, 204);
+    return b;
+  }
+  async function discoveredBackends(p: SwitchboardProcess, tool: string): Promise<number> {
+    const res = await fetch(`${p.control}/v1/tools/${tool}`, { headers: { authorization: `Bearer ${p.adminToken}` } });
+    if (res.status !== 200) return 0;
+    return ((await res.json()) as { backends: Array<{ source: string }> }).backends.filter((b) => b.source === 'discovered').length;
   }
   async function leaderOf(list: SwitchboardProcess[]): Promise<SwitchboardProcess[]> {
     const out: SwitchboardProcess[] = [];
@@ -59,6 +82,22 @@ describe('two registry processes and two proxy processes on one Redis', function
     }
   });
 
+  it('a running tool without a registration is healed once, though both proxies and the reconciler find it at the same time', async () => {
+    const before = (await heals(registries[0])) + (await heals(registries[1]));
+    const tools: Backend[] = [];
+    for (let i = 0; i < 5; i++) tools.push(await unregisteredTool(`heal${i}`, registries[i % 2]));
+    // Requests on both proxies at once: each probes, serves, and reports to its own registry.
+    const served = await Promise.all(tools.flatMap((t) => proxies.flatMap((p) => [1, 2, 3].map(() => get(p.proxyPort, `/${t.name}/x`)))));
+    assert.ok(served.every((r) => r.status === 200 && r.body.startsWith('heal')), JSON.stringify(served.filter((r) => r.status !== 200).slice(0, 3)));
+    for (const t of tools) await waitFor(`${t.name} healed`, async () => (await discoveredBackends(registries[0], t.name)) === 1, 10_000, 50);
+    // Let the reconciler run a few rounds over them too.
+    await sleep(1000);
+    const total = (await heals(registries[0])) + (await heals(registries[1])) - before;
+    console.log(`      figures: ${JSON.stringify({ healsCounted: total, toolsHealed: tools.length })}`);
+    assert.equal(total, tools.length, 'one heal per tool across both registries');
+    for (const t of tools) assert.equal(await discoveredBackends(registries[1], t.name), 1);
+  });
+
   it(`killing the expiry leader hands leadership over within twice the lock TTL (${LOCK_TTL_MS} ms); every lapsed lease is expired once`, async () => {
     await waitFor('exactly one leader', async () => (await leaderOf(registries)).length === 1, 5000);
     const [leader] = await leaderOf(registries);
@@ -72,6 +111,12 @@ describe('two registry processes and two proxy processes on one Redis', function
     const takeoverMs = Date.now() - killedAt;
     await waitFor('the lapsed leases expired', async () => [...(await toolsWithBackends(survivor))].every((t) => !t.startsWith('lapse')), 10_000, 50);
     assert.equal((await expirations(survivor)) - before, 5, 'five lapses, five expirations');
+    // The reconciler moved with the lock: a tool found now is healed by the survivor, once.
+    const healsBefore = await heals(survivor);
+    const late = await unregisteredTool('heal-late', survivor);
+    await waitFor('healed by the new leader', async () => (await discoveredBackends(survivor, late.name)) === 1, 10_000, 50);
+    await sleep(1000);
+    assert.equal((await heals(survivor)) - healsBefore, 1);
     console.log(`      figures: ${JSON.stringify({ lockTtlMs: LOCK_TTL_MS, takeoverMs })}`);
     registries = [survivor, await startRegistry()];
   });

@@ -9,13 +9,17 @@ describe('switchboard heartbeat, and clients old and new', function () {
   this.timeout(40_000);
   let sb: SwitchboardProcess;
   let service: ChildProcess | null = null;
-  let hb: CliProcess | null = null;
+  const procs: CliProcess[] = [];
+  const started = (p: CliProcess) => {
+    procs.push(p);
+    return p;
+  };
 
   before(async () => {
     sb = await startProcess('serve', { config: await registryConfig(), env: { SWITCHBOARD_ACCESS_LOG: 'false' } });
   });
   after(async () => {
-    await hb?.stop('SIGKILL');
+    await Promise.all(procs.map((p) => p.cleanup()));
     service?.kill('SIGKILL');
     await sb?.kill('SIGTERM');
   });
@@ -25,10 +29,10 @@ describe('switchboard heartbeat, and clients old and new', function () {
     service = spawn(process.execPath, [SERVICE], { env: { PORT: String(port) }, stdio: 'ignore' });
     await waitFor('the service', () => accepts(port));
     // Registry and token from the environment, as an operator's unit file would set them.
-    hb = spawnCli(['heartbeat', '--tool', 'legacy', '--url', `http://127.0.0.1:${port}`, '--ttl', '5'], {
+    const hb = started(spawnCli(['heartbeat', '--tool', 'legacy', '--url', `http://127.0.0.1:${port}`, '--ttl', '5'], {
       SWITCHBOARD_REGISTRY: sb.control,
       SWITCHBOARD_TOKEN: sb.adminToken,
-    });
+    }));
     const first = await waitForBackend(sb, 'legacy');
     assert.equal(first.id, `127.0.0.1-${port}`);
     assert.equal(first.clientVersion, VERSION);
@@ -41,8 +45,7 @@ describe('switchboard heartbeat, and clients old and new', function () {
 
   it('takes --id, and SIGINT ends it the same way', async () => {
     const port = await freePort();
-    const p = spawnCli(['heartbeat', '--tool', 'legacy2', '--url', `http://127.0.0.1:${port}`, '--id', 'web-1', '--registry', sb.control, '--token', sb.adminToken], {});
-    hb = p;
+    const p = started(spawnCli(['heartbeat', '--tool', 'legacy2', '--url', `http://127.0.0.1:${port}`, '--id', 'web-1', '--registry', sb.control, '--token', sb.adminToken], {}));
     const b = await waitForBackend(sb, 'legacy2');
     assert.equal(b.id, 'web-1');
     assert.equal(b.ttl, 30, 'no --ttl: the registry default');

@@ -23,6 +23,11 @@ export interface CliProcess {
   events(name: string): LogLine[];
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   stop(signal?: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /**
+   * For after hooks: SIGTERM, then SIGKILL if it lingers, and SIGKILL to every child it reported, since a
+   * launcher killed outright leaves its child running (as it should: that is the incident being tested).
+   */
+  cleanup(): Promise<void>;
 }
 
 export function spawnCli(args: string[], env: Record<string, string>): CliProcess {
@@ -53,6 +58,22 @@ export function spawnCli(args: string[], env: Record<string, string>): CliProces
     async stop(signal: NodeJS.Signals = 'SIGTERM') {
       if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
       return exited;
+    },
+    async cleanup() {
+      if (proc.exitCode === null && proc.signalCode === null) {
+        proc.kill('SIGTERM');
+        const timer = setTimeout(() => proc.kill('SIGKILL'), 5000);
+        await exited;
+        clearTimeout(timer);
+      }
+      for (const l of logs()) {
+        if (l.event !== 'child.started' || typeof l.childPid !== 'number') continue;
+        try {
+          process.kill(l.childPid, 'SIGKILL');
+        } catch {
+          /* already gone */
+        }
+      }
     },
   };
 }

@@ -22,7 +22,7 @@ describe('switchboard run', function () {
   });
   afterEach(async function () {
     if (this.currentTest?.state === 'failed') for (const p of running) process.stderr.write(`launcher output:\n${p.stdout()}${p.stderr()}\n`);
-    await Promise.all(running.splice(0).map((p) => p.stop('SIGKILL')));
+    await Promise.all(running.splice(0).map((p) => p.cleanup()));
   });
   after(async () => {
     await sb?.kill('SIGTERM');
@@ -117,6 +117,14 @@ describe('switchboard run', function () {
     assert.deepEqual((await getTool(sb, 'delta'))?.backends, []);
   });
 
+  it('falls back to the registry default lease when the registry refuses --ttl', async () => {
+    const l = started(launch(sb.control, sb.adminToken, 'eta', ['--ttl', '3']));
+    const b = await waitForBackend(sb, 'eta');
+    assert.equal(b.ttl, 30);
+    assert.equal(l.events('ttl.refused').length, 1);
+    assert.equal(l.events('ttl.refused')[0].level, 50);
+  });
+
   it('exits 1 without starting the child when the registry refuses the port request', async () => {
     const l = started(launch(sb.control, 'sbt_not-a-real-token', 'epsilon'));
     assert.equal((await l.exited).code, 1);
@@ -146,7 +154,7 @@ describe('switchboard run while the registry is down', function () {
     if (this.currentTest?.state === 'failed') for (const p of running) process.stderr.write(`launcher output:\n${p.stdout()}${p.stderr()}\n`);
   });
   after(async () => {
-    await Promise.all(running.map((p) => p.stop('SIGKILL')));
+    await Promise.all(running.map((p) => p.cleanup()));
     await sb?.kill('SIGTERM');
   });
 

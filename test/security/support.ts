@@ -166,36 +166,40 @@ export interface Target {
   name: string;
   base: string;
   store: Store;
+  /** Requests the heartbeat fast path answered (null: not known for this composition). */
+  fastPathAnswered(): number | null;
   close(): Promise<void>;
 }
 
 /** The registry test harness (test/registry/harness.ts), the composition the registry tests use. */
 export async function harnessTarget(store: Store, overrides: Record<string, unknown> = {}, logger?: Logger): Promise<Target> {
   const api = await startApi({ store, overrides, logger });
-  return { name: 'harness', base: api.base, store, close: () => api.close() };
+  return { name: 'harness', base: api.base, store, fastPathAnswered: () => api.heartbeats?.answered ?? null, close: () => api.close() };
 }
 
 /** The production composition: startSwitchboard, as `switchboard serve` runs it, on the given store. */
 export async function appTarget(
   store: Store,
-  opts: { overrides?: Record<string, unknown>; logger?: Logger; proxy?: boolean } = {},
+  opts: { overrides?: Record<string, unknown>; logger?: Logger; proxy?: boolean; registry?: boolean } = {},
 ): Promise<Target & { proxyPort: number | null; controlPort: number; stop(): Promise<void> }> {
   const controlPort = await freePort();
   const proxyPort = opts.proxy ? await freePort() : 18080;
-  const config = loadConfig({
-    env: {},
-    overrides: {
-      adminToken: ADMIN_TOKEN,
-      host: '127.0.0.1',
-      control: { port: controlPort },
-      proxy: { port: proxyPort },
-      log: { level: 'silent' },
-      ...opts.overrides,
-    },
-  });
+  const base: Record<string, unknown> = {
+    adminToken: ADMIN_TOKEN,
+    host: '127.0.0.1',
+    control: { port: controlPort },
+    proxy: { port: proxyPort },
+    log: { level: 'silent' },
+  };
+  const overrides: Record<string, unknown> = { ...base };
+  for (const [k, v] of Object.entries(opts.overrides ?? {})) {
+    const b = base[k];
+    overrides[k] = b && typeof b === 'object' && v && typeof v === 'object' ? { ...b, ...v } : v;
+  }
+  const config = loadConfig({ env: {}, overrides });
   const sb = await startSwitchboard({
     config,
-    roles: { registry: true, proxy: opts.proxy ?? false },
+    roles: { registry: opts.registry ?? true, proxy: opts.proxy ?? false },
     logger: opts.logger ?? silentLogger(),
     store,
     defaultMetrics: false,
@@ -206,6 +210,7 @@ export async function appTarget(
     store,
     proxyPort: sb.proxyPort,
     controlPort: sb.controlPort,
+    fastPathAnswered: () => null,
     stop: () => sb.stop(),
     close: () => sb.stop(),
   };
