@@ -1,11 +1,18 @@
 // The route table of bench/proxy.ts: many tools written through the store as the registry would write
 // them, and the cost of a full reload of that table (store read and table build timed apart).
+import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { silentLogger } from '../src/logger';
-import { RouteTable } from '../src/proxy/route-table';
-import { TableFeed } from '../src/proxy/table-feed';
+import type * as LoggerModule from '../src/logger';
+import type * as RouteTableModule from '../src/proxy/route-table';
+import type * as TableFeedModule from '../src/proxy/table-feed';
+import type * as RedisStoreModule from '../src/registry/redis-store';
 import type { Store } from '../src/registry/store';
-import { percentile } from './lib';
+import { percentile, ROOT } from './lib';
+
+/** The compiled module, as a proxy process runs it (tsx's transform is slower on this path). */
+function compiled<T>(rel: string): T {
+  return require(path.join(ROOT, 'dist', 'src', rel)) as T;
+}
 
 /** The tool every load request goes to; the others are there to make the table big. */
 export const HIT_TOOL = 'tool-0';
@@ -57,7 +64,26 @@ function stats(xs: number[]): { p50: number; max: number } {
   return { p50: percentile(s, 50), max: s[s.length - 1] };
 }
 
-export async function timeReload(store: Store, repeat: number): Promise<ReloadTiming> {
+export async function timeReload(redisUrl: string, repeat: number): Promise<ReloadTiming> {
+  const { silentLogger } = compiled<typeof LoggerModule>('logger.js');
+  const { RouteTable } = compiled<typeof RouteTableModule>('proxy/route-table.js');
+  const { TableFeed } = compiled<typeof TableFeedModule>('proxy/table-feed.js');
+  const { RedisStore } = compiled<typeof RedisStoreModule>('registry/redis-store.js');
+  const store = await RedisStore.connect({ url: redisUrl, keyPrefix: 'sb:', commandTimeoutMs: 10_000 });
+  try {
+    return await timeWith(store, repeat, RouteTable, TableFeed, silentLogger);
+  } finally {
+    await store.close();
+  }
+}
+
+async function timeWith(
+  store: Store,
+  repeat: number,
+  RouteTable: typeof RouteTableModule.RouteTable,
+  TableFeed: typeof TableFeedModule.TableFeed,
+  silentLogger: typeof LoggerModule.silentLogger,
+): Promise<ReloadTiming> {
   const snapshotMs: number[] = [];
   const buildMs: number[] = [];
   const reloadMs: number[] = [];

@@ -3,9 +3,12 @@
 // and the switchboard proxy (real CLI process on a real Redis) with 1, 10,000 and 100,000 routes. Then
 // memory per table size, the full snapshot reload of 100,000 routes, and registration-to-routable
 // through the API with one registry and two proxy processes.
-// Usage: npm run bench:proxy [-- --seconds 10 --connections 64 --registrations 200 --profile --print-only]
+// Usage: npm run build && npm run bench:proxy [-- --seconds 10 --connections 64 --registrations 200 --profile --print-only]
+// Switchboard runs from dist/ (what `switchboard` runs in production): tsx's transform adds per-closure
+// work on the hot path that compiled code does not have.
 import type { ChildProcess } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { RedisStore } from '../src/registry/redis-store';
@@ -32,12 +35,43 @@ const registrations = Number(values.registrations);
 const TOKEN = 'bench-admin-token-0123456789';
 const SIZES = [1, 10_000, 100_000];
 const PROFILE_DIR = path.join(ROOT, 'bench', '.out', 'profiles');
+const CLI = path.join(ROOT, 'dist', 'src', 'cli.js');
+
+/** Refuses to measure a build older than the source: the numbers would be of other code. */
+function checkBuild(): void {
+  let built: number;
+  try {
+    built = statSync(CLI).mtimeMs;
+  } catch {
+    throw new Error(`${CLI} is missing: run \`npm run build\` first`);
+  }
+  const newer = (dir: string): string | null => {
+    for (const e of readdirSync(dir, { withFileTypes: true })) {
+      const p = path.join(dir, e.name);
+      const hit = e.isDirectory() ? newer(p) : e.name.endsWith('.ts') && statSync(p).mtimeMs > built ? p : null;
+      if (hit) return hit;
+    }
+    return null;
+  };
+  const stale = newer(path.join(ROOT, 'src'));
+  if (stale) throw new Error(`${path.relative(ROOT, stale)} is newer than dist/: run \`npm run build\` first`);
+}
+
+/** A --config file for the processes of the registration part. */
+function configFile(config: Record<string, unknown>): string {
+  const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'sb-bench-')), 'config.json');
+  writeFileSync(file, JSON.stringify(config));
+  return file;
+}
 
 interface Row {
   name: string;
   load: LoadResult;
   /** CPU time of the proxy process(es) per request, in microseconds; null for the direct run. */
   cpuUs: number | null;
+  /** The bare http-proxy run made just before this one, which its ratios are to (the machine's load drifts). */
+  ref?: LoadResult;
+  refCpuUs?: number | null;
 }
 
 interface Started {
@@ -97,12 +131,12 @@ async function readyRoutes(control: number): Promise<number | null> {
 }
 
 /** `switchboard proxy` as operators run it, its table loaded from Redis. */
-async function startSwitchboardProxy(redisUrl: string, routes: number, accessLog: boolean, profileName?: string): Promise<SwitchboardProc> {
+async function startSwitchboardProxy(redisUrl: string, routes: number, accessLog: boolean, profileName?: string, config?: string): Promise<SwitchboardProc> {
   const port = await freePort();
   const control = await freePort();
   const t0 = Date.now();
   const profile = profileName ? ['--cpu-prof', '--cpu-prof-dir', PROFILE_DIR, '--cpu-prof-name', `${profileName}.cpuprofile`] : [];
-  const child = startChild([...profile, '--require', 'tsx/cjs', path.join(ROOT, 'src', 'cli.ts'), 'proxy'], {
+  const child = startChild([...profile, CLI, 'proxy', ...(config ? ['--config', config] : [])], {
     REDIS_URL: redisUrl,
     SWITCHBOARD_PROXY_PORT: String(port),
     SWITCHBOARD_CONTROL_PORT: String(control),
@@ -119,9 +153,9 @@ async function startSwitchboardProxy(redisUrl: string, routes: number, accessLog
   return { pid: child.pid!, port, control, readyMs: Date.now() - t0, stop: () => stopChild(child) };
 }
 
-async function startRegistry(redisUrl: string): Promise<{ control: number; stop(): Promise<void> }> {
+async function startRegistry(redisUrl: string, config: string): Promise<{ control: number; stop(): Promise<void> }> {
   const control = await freePort();
-  const child = startChild(['--require', 'tsx/cjs', path.join(ROOT, 'src', 'cli.ts'), 'registry'], {
+  const child = startChild([CLI, 'registry', '--config', config], {
     REDIS_URL: redisUrl,
     SWITCHBOARD_CONTROL_PORT: String(control),
     SWITCHBOARD_ADMIN_TOKEN: TOKEN,
@@ -149,6 +183,7 @@ const verdict = (ok: boolean) => (ok ? '**PASS**' : '**MISS**');
 
 async function main(): Promise<void> {
   if (!hasWrk()) throw new Error('bench:proxy needs wrk (Debian package wrk) as its load generator');
+  checkBuild();
   if (values.profile) mkdirSync(PROFILE_DIR, { recursive: true });
   const started = new Date();
   const redis = await new RedisServer().start();
@@ -165,14 +200,15 @@ async function main(): Promise<void> {
 
     const rows: Row[] = [];
     rows.push(measure('direct to the backend', backendPort, null));
-    for (const [name, script] of [
-      ['bare http-proxy (keep-alive agent)', 'bare-http-proxy.ts'],
-      ['bare undici (Pool + stream)', 'bare-undici.ts'],
-    ] as const) {
-      const p = await startNode(script, { TARGET: target });
-      rows.push(measure(name, p.port, () => cpuSeconds(p.pid)));
-      await p.stop();
-    }
+    // Kept running: each switchboard row is paired with a bare http-proxy run right before it.
+    const bare = await startNode('bare-http-proxy.ts', { TARGET: target });
+    cleanup.push(() => bare.stop());
+    const bareRun = () => measure('bare http-proxy (keep-alive agent)', bare.port, () => cpuSeconds(bare.pid));
+    rows.push(bareRun());
+    const undici = await startNode('bare-undici.ts', { TARGET: target });
+    cleanup.push(() => undici.stop());
+    rows.push(measure('bare undici (Pool + stream)', undici.port, () => cpuSeconds(undici.pid)));
+    await undici.stop();
     let nginxRow: Row | null = null;
     if (nginxInstalled()) {
       const port = await freePort();
@@ -198,28 +234,37 @@ async function main(): Promise<void> {
         written = size;
       }
       const sb = await startSwitchboardProxy(redis.url, size, true, values.profile ? `switchboard-${size}` : undefined);
-      await new Promise((r) => setTimeout(r, 1000));
+      cleanup.push(() => sb.stop());
+      await new Promise((r) => setTimeout(r, 2000));
       const settled = memoryMiB(sb.pid);
-      const row = measure(`switchboard, ${f0(size)} route${size === 1 ? '' : 's'}`, sb.port, () => cpuSeconds(sb.pid));
+      const pair = bareRun();
+      const row: Row = { ...measure(`switchboard, ${f0(size)} route${size === 1 ? '' : 's'}`, sb.port, () => cpuSeconds(sb.pid)), ref: pair.load, refCpuUs: pair.cpuUs };
       rows.push(row);
       sbRows.set(size, row);
-      memory.push({ routes: size, readyMs: sb.readyMs, rss: settled.rss, peak: memoryMiB(sb.pid).peak, rssAfterLoad: memoryMiB(sb.pid).rss });
+      const after = memoryMiB(sb.pid);
+      memory.push({ routes: size, readyMs: sb.readyMs, rss: settled.rss, peak: after.peak, rssAfterLoad: after.rss });
       await sb.stop();
       if (size === 1) {
         const quiet = await startSwitchboardProxy(redis.url, size, false, values.profile ? 'switchboard-1-nolog' : undefined);
-        sbNoLog = measure('switchboard, 1 route, access log off', quiet.port, () => cpuSeconds(quiet.pid));
+        cleanup.push(() => quiet.stop());
+        sbNoLog = { ...measure('switchboard, 1 route, access log off', quiet.port, () => cpuSeconds(quiet.pid)), ref: row.ref, refCpuUs: row.refCpuUs };
         rows.push(sbNoLog);
         await quiet.stop();
       }
     }
 
     log('timing full reloads of the 100,000-route table');
-    const reload: ReloadTiming = await timeReload(store, 5);
+    const reload: ReloadTiming = await timeReload(redis.url, 5);
 
     log(`registration-to-routable: 1 registry + 2 proxies on the ${f0(written)}-route table`);
-    const registry = await startRegistry(redis.url);
+    // Fallback discovery off here: it would find the deregistered backend, still running on its assigned
+    // port, and route it again, by design; the point is the change feed.
+    await bare.stop();
+    const noDiscovery = configFile({ discovery: { enabled: false } });
+    cleanup.push(async () => rmSync(path.dirname(noDiscovery), { recursive: true, force: true }));
+    const registry = await startRegistry(redis.url, noDiscovery);
     cleanup.push(() => registry.stop());
-    const proxies = [await startSwitchboardProxy(redis.url, written, true), await startSwitchboardProxy(redis.url, written, true)];
+    const proxies = [await startSwitchboardProxy(redis.url, written, true, undefined, noDiscovery), await startSwitchboardProxy(redis.url, written, true, undefined, noDiscovery)];
     for (const p of proxies) cleanup.push(() => p.stop());
     const prop = await measurePropagation({
       control: `http://127.0.0.1:${registry.control}`,
@@ -254,16 +299,18 @@ function report(r: {
 }): string {
   const base = r.rows.find((x) => x.name.startsWith('bare http-proxy'))!;
   const direct = r.rows[0];
+  const refOf = (x: Row) => x.ref ?? base.load;
   const line = (x: Row) =>
-    `| ${x.name} | ${f0(x.load.perSecond)} | ${f2(x.load.perSecond / direct.load.perSecond)} | ${f2(x.load.perSecond / base.load.perSecond)} | ${f2(x.load.p50ms)} | ${f2(x.load.p99ms)} | ${f2(x.load.p99ms / base.load.p99ms)} | ${x.cpuUs === null ? '-' : f0(x.cpuUs)} | ${x.load.errors} |`;
+    `| ${x.name} | ${f0(x.load.perSecond)} | ${f2(x.load.perSecond / direct.load.perSecond)} | ${f2(x.load.perSecond / refOf(x).perSecond)}${x.ref ? ` (${f0(x.ref.perSecond)})` : ''} | ${f2(x.load.p50ms)} | ${f2(x.load.p99ms)} | ${f2(x.load.p99ms / refOf(x).p99ms)}${x.ref ? ` (${f2(x.ref.p99ms)})` : ''} | ${x.cpuUs === null ? '-' : f0(x.cpuUs)} | ${x.load.errors} |`;
   const opts = [`--seconds ${seconds}`, `--connections ${connections}`, `--registrations ${registrations}`].join(' ');
   const out: string[] = [
     '## Proxy: throughput, latency, memory, reload, registration-to-routable',
     '',
-    `Command: \`npm run bench:proxy -- ${opts}\``,
+    `Command: \`npm run build && npm run bench:proxy -- ${opts}\``,
     `Run: ${r.started.toISOString()}, ${machine()}. wrk, the backend, the proxy under test and redis-server share the machine, with other work running on it.`,
     `Load: wrk, 1 thread, ${connections} keep-alive connections, ${seconds} s per row after a ${warmup} s warm-up, \`GET /${HIT_TOOL}/\`; the backend is a node:http server in its own process answering 100 bytes. Each proxy runs in its own process; CPU is that process's user+system time per request (nginx: master + worker).`,
-    'Switchboard: `switchboard proxy` (src/cli.ts) on a redis-server started by the bench, the routes written through RedisStore as the registry writes them, one backend per tool; the requests hit one tool among all of them. Access log on (pino, async, to /dev/null) unless said otherwise.',
+    'Each switchboard row is paired with a bare http-proxy run made just before it (same process, in brackets): its ratios are to that run, so a drift in the machine\'s load between rows does not show as a difference.',
+    'Switchboard: `switchboard proxy` (dist/src/cli.js, the compiled CLI) on a redis-server started by the bench, the routes written through RedisStore as the registry writes them, one backend per tool; the requests hit one tool among all of them. Access log on (pino, async, to /dev/null) unless said otherwise.',
     '',
     '| proxy | requests/s | vs direct | vs bare http-proxy | p50 ms | p99 ms | p99 vs bare http-proxy | proxy CPU us/request | errors |',
     '|---|---|---|---|---|---|---|---|---|',
@@ -282,9 +329,9 @@ function report(r: {
   out.push(
     '### Memory of the switchboard proxy process',
     '',
-    '| routes | ready after (ms, spawn to table loaded) | RSS settled (MiB) | peak RSS (MiB) | RSS after load run (MiB) |',
+    '| routes | ready after (ms, spawn to table loaded) | RSS 2 s after ready (MiB) | RSS after the load run (MiB) | peak RSS (MiB) |',
     '|---|---|---|---|---|',
-    ...r.memory.map((m) => `| ${f0(m.routes)} | ${f0(m.readyMs)} | ${f1(m.rss)} | ${f1(m.peak)} | ${f1(m.rssAfterLoad)} |`),
+    ...r.memory.map((m) => `| ${f0(m.routes)} | ${f0(m.readyMs)} | ${f1(m.rss)} | ${f1(m.rssAfterLoad)} | ${f1(m.peak)} |`),
     '',
     '### Full reload of the table (in the bench process, Redis on loopback)',
     '',
@@ -299,7 +346,7 @@ function report(r: {
   out.push(
     '### Registration-to-routable',
     '',
-    `1 registry process + 2 \`switchboard proxy\` processes on one redis-server, ${f0(largest)} routes in the table. ${r.prop.iterations} rounds of: PUT a backend through the API, poll both proxies ~1 ms apart until each routes to it; DELETE it, poll until each answers 404/503. Times from the API's answer to the first poll that saw the change (includes that poll's round trip); ${r.prop.timeouts} polls gave up after 2 s.`,
+    `1 registry process + 2 \`switchboard proxy\` processes on one redis-server, ${f0(largest)} routes in the table, fallback discovery off (it would route the deregistered but still running backend again through its port assignment, by design). ${r.prop.iterations} rounds of: PUT a backend through the API, poll both proxies ~1 ms apart until each routes to it; DELETE it, poll until each answers 404/503. Times from the API's answer to the first poll that saw the change (includes that poll's round trip); ${r.prop.timeouts} polls gave up after 2 s.`,
     '',
     '| change | p50 ms (per proxy) | p99 ms (per proxy) | max ms | p50 ms (all proxies) | p99 ms (all proxies) |',
     '|---|---|---|---|---|---|',
@@ -310,13 +357,14 @@ function report(r: {
     '',
   );
   for (const [size, x] of r.sbRows) {
-    const rps = x.load.perSecond / base.load.perSecond;
-    const p99 = x.load.p99ms / base.load.p99ms;
-    out.push(`- ${f0(size)} routes: requests/s ${f2(rps)}x bare http-proxy (target >= 0.9) ${verdict(rps >= 0.9)}; p99 ${f2(p99)}x (target <= 1.2) ${verdict(p99 <= 1.2)}.`);
+    const rps = x.load.perSecond / refOf(x).perSecond;
+    const p99 = x.load.p99ms / refOf(x).p99ms;
+    const cpu = x.cpuUs !== null && x.refCpuUs ? ` CPU per request ${f2(x.cpuUs / x.refCpuUs)}x.` : '';
+    out.push(`- ${f0(size)} routes: requests/s ${f2(rps)}x bare http-proxy (target >= 0.9) ${verdict(rps >= 0.9)}; p99 ${f2(p99)}x (target <= 1.2) ${verdict(p99 <= 1.2)}.${cpu}`);
   }
   const mem = r.memory.find((m) => m.routes === 100_000);
   const mem1 = r.memory.find((m) => m.routes === 1);
-  if (mem) out.push(`- Memory, 100,000 routes: ${f1(mem.rss)} MiB RSS settled, ${f1(mem.peak)} MiB peak (1 route: ${f1(mem1?.rss ?? NaN)} MiB) (target <= 150 MiB) ${verdict(mem.rss <= 150)}${mem.peak > 150 ? ' (the peak while loading is above it)' : ''}.`);
+  if (mem) out.push(`- Memory, 100,000 routes: ${f1(mem.rss)} MiB RSS after loading, ${f1(mem.rssAfterLoad)} MiB after the load run (1 route: ${f1(mem1?.rss ?? NaN)} / ${f1(mem1?.rssAfterLoad ?? NaN)} MiB) (target <= 150 MiB) ${verdict(Math.max(mem.rss, mem.rssAfterLoad) <= 150)}.`);
   out.push(`- Full reload of ${f0(r.reload.backends)} routes: ${f0(r.reload.reloadMs.p50)} ms p50, ${f0(r.reload.reloadMs.max)} ms max (target <= 1000 ms) ${verdict(r.reload.reloadMs.max <= 1000)}.`);
   out.push(`- Registration-to-routable: p50 ${f1(reg.p50)} ms, p99 ${f1(reg.p99)} ms per proxy, p99 ${f1(regAll.p99)} ms on every proxy (target p99 <= 100 ms) ${verdict(regAll.p99 <= 100 && r.prop.timeouts === 0)}; deregistration p99 ${f1(deregAll.p99)} ms ${verdict(deregAll.p99 <= 100 && r.prop.timeouts === 0)}.`);
   if (r.sbNoLog) {

@@ -21,10 +21,14 @@ const SAMPLE_MS = 5000;
 /** Requests in flight beyond which the load generator counts a request as not sent instead of piling up. */
 const MAX_IN_FLIGHT = 4000;
 const REQUEST_TIMEOUT_MS = 10_000;
-/** Churn backends point at ports nothing listens on, outside the assignment range (config ports.min..max). */
-const CHURN_PORT_BASE = 40_000;
-const CHURN_PORTS = 20_000;
-const CHURN_TOOLS = 1000;
+/**
+ * Churn tool k always registers port CHURN_PORT_BASE + k, as a restarted tool comes back on its assigned
+ * port: every registration creates an assignment, so new ports each time would grow the table without
+ * bound and show as a leak. Above the kernel's ephemeral range (32768-60999) and the assignment range, so
+ * nothing listens there (fallback discovery probes them and finds nothing).
+ */
+const CHURN_PORT_BASE = 61_000;
+const CHURN_PORT_MAX = 65_535;
 /** A churn backend is deregistered this long after its registration: ~churn x lifetime routes come and go. */
 const CHURN_LIFETIME_S = 5;
 
@@ -97,10 +101,17 @@ interface Sample {
   at: number;
   rss: number[];
   fds: number[];
+  /** Connections the load generator itself holds to each process: descriptors that come and go with load. */
+  own: number[];
 }
 
 function newMinute(): Minute {
   return { latencies: [], ok: 0, liveFailures: 0, notSent: 0, regOk: 0, deregOk: 0, writeFailed: new Map(), deregGone: 0, beatsOk: 0, beatsFailed: 0, lagMaxMs: 0, minRoutes: Infinity, events: [] };
+}
+
+function openSockets(agent: http.Agent): number {
+  const count = (m: NodeJS.ReadOnlyDict<unknown[]>) => Object.values(m).reduce((a, l) => a + (l?.length ?? 0), 0);
+  return count(agent.sockets) + count(agent.freeSockets);
 }
 
 function fdCount(pid: number): number {
@@ -165,6 +176,9 @@ async function main(): Promise<void> {
     if (!Number.isFinite(v) || v <= 0) throw new Error(`--${k} must be a positive number`);
   }
   const durationMs = minutes * 60_000;
+  // Twice the churn routes alive at once: a tool's next backend comes long after its last one went.
+  const churnTools = Math.max(1000, 2 * churnRate * CHURN_LIFETIME_S);
+  if (CHURN_PORT_BASE + churnTools > CHURN_PORT_MAX) throw new Error(`--churn ${churnRate} needs more churn ports than ${CHURN_PORT_BASE}..${CHURN_PORT_MAX}`);
   const command = `npm run bench:soak -- --minutes ${minutes} --rate ${rate} --tools ${toolCount} --churn ${churnRate} --ttl ${ttl} --outage-seconds ${outageMs / 1000}`;
   const log = (msg: string) => process.stdout.write(`[soak ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
 
@@ -230,7 +244,17 @@ async function main(): Promise<void> {
       }
       const pi = n % proxies.length;
       const { tool, port } = tools[Math.floor(n / proxies.length) % tools.length];
-      const fail = (kind: string) => {
+      // Exactly one outcome per request, whichever of answer, error or abort comes first.
+      let settled = false;
+      const settle = (kind: string | null) => {
+        if (settled) return;
+        settled = true;
+        inFlight--;
+        if (kind === null) {
+          m.ok++;
+          m.latencies.push(Date.now() - due);
+          return;
+        }
         m.liveFailures++;
         if (failures.length < 10_000) failures.push({ at: Date.now() - tStart, proxy: names[pi + 1], tool, kind });
       };
@@ -239,22 +263,13 @@ async function main(): Promise<void> {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('end', () => {
-          inFlight--;
           const body = Buffer.concat(chunks).toString();
-          if (res.statusCode === 200 && body === String(port)) {
-            m.ok++;
-            m.latencies.push(Date.now() - due);
-          } else {
-            fail(`${res.statusCode} ${body.slice(0, 120).replace(/\s+/g, ' ')}`);
-          }
+          settle(res.statusCode === 200 && body === String(port) ? null : `${res.statusCode} ${body.slice(0, 120).replace(/\s+/g, ' ')}`);
         });
-        res.on('error', () => undefined);
+        res.on('error', (err: NodeJS.ErrnoException) => settle(`${res.statusCode} body cut: ${err.code ?? err.message}`));
       });
       req.on('timeout', () => req.destroy(new Error('client timeout')));
-      req.on('error', (err: NodeJS.ErrnoException) => {
-        inFlight--;
-        fail(`error ${err.code ?? err.message}`);
-      });
+      req.on('error', (err: NodeJS.ErrnoException) => settle(`error ${err.code ?? err.message}`));
     };
 
     // Churn: registration i, and the deregistration of registration i - churn x lifetime, `churn` a second.
@@ -265,30 +280,34 @@ async function main(): Promise<void> {
     const api = (method: string, apiPath: string, body: string | null, done: (status: number) => void) => {
       if (churnInFlight >= MAX_IN_FLIGHT) return done(-1);
       churnInFlight++;
+      let settled = false;
+      const settle = (status: number) => {
+        if (settled) return;
+        settled = true;
+        churnInFlight--;
+        done(status);
+      };
       const headers: Record<string, string | number> = { authorization: `Bearer ${registry.adminToken}` };
       if (body) Object.assign(headers, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
       const req = http.request({ host: '127.0.0.1', port: registry.controlPort, method, path: apiPath, agent: apiAgent, headers, timeout: REQUEST_TIMEOUT_MS }, (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('end', () => {
-          churnInFlight--;
           const status = res.statusCode ?? 0;
           // The first answer of each unexpected kind, to say in the report what it was.
           const key = `${method} ${status}`;
           if (status !== 200 && status !== 204 && status !== 404 && status !== 503 && !oddAnswers.has(key)) {
             oddAnswers.set(key, `${apiPath}: ${Buffer.concat(chunks).toString().slice(0, 300)}`);
           }
-          done(status);
+          settle(status);
         });
+        res.on('error', () => settle(0));
       });
       req.on('timeout', () => req.destroy(new Error('client timeout')));
-      req.on('error', () => {
-        churnInFlight--;
-        done(0);
-      });
+      req.on('error', () => settle(0));
       req.end(body ?? undefined);
     };
-    const churnRoute = (i: number) => ({ path: `/v1/tools/churn${i % CHURN_TOOLS}/backends/c${i}`, url: `http://127.0.0.1:${CHURN_PORT_BASE + (i % CHURN_PORTS)}` });
+    const churnRoute = (i: number) => ({ path: `/v1/tools/churn${i % churnTools}/backends/c${i}`, url: `http://127.0.0.1:${CHURN_PORT_BASE + (i % churnTools)}` });
     const failedWrite = (m: Minute, status: number) => m.writeFailed.set(status, (m.writeFailed.get(status) ?? 0) + 1);
     let churned = 0;
     const churnOne = (i: number) => {
@@ -319,7 +338,12 @@ async function main(): Promise<void> {
       const at = samples.length === 0 ? 0 : Date.now() - tStart;
       const live = processes.filter((p) => p.proc.exitCode === null && p.proc.signalCode === null);
       if (live.length === processes.length) {
-        samples.push({ at, rss: processes.map((p) => memoryMiB(p.proc.pid!).rss), fds: processes.map((p) => fdCount(p.proc.pid!)) });
+        samples.push({
+          at,
+          rss: processes.map((p) => memoryMiB(p.proc.pid!).rss),
+          fds: processes.map((p) => fdCount(p.proc.pid!)),
+          own: [apiAgent, ...proxyAgents].map(openSockets),
+        });
       }
       const m = minuteOf(Date.now());
       m.lagMaxMs = Math.max(m.lagMaxMs, lag.max / 1e6);
@@ -377,7 +401,7 @@ async function main(): Promise<void> {
     const badLogs = processes.map((p, i) => (/uncaught|unhandled|"level":60/i.test(p.output()) ? names[i] : null)).filter(Boolean);
 
     const body = report({
-      command, minutes, rate, toolCount, churnRate, ttl, outageMs, names, runMinutes: minuteList, samples, failures, rebuilds, crashed, badLogs,
+      command, minutes, rate, toolCount, churnRate, churnTools, ttl, outageMs, names, runMinutes: minuteList, samples, failures, rebuilds, crashed, badLogs,
       oddAnswers,
     });
     if (!values['print-only']) writeSection('soak', body);
@@ -398,6 +422,7 @@ interface ReportInput {
   rate: number;
   toolCount: number;
   churnRate: number;
+  churnTools: number;
   ttl: number;
   outageMs: number;
   names: string[];
@@ -429,8 +454,9 @@ function report(r: ReportInput): string {
     const rss = r.samples.map((s) => s.rss[p]);
     const fd = r.samples.map((s) => s.fds[p]);
     const later = (ys: number[]) => (laterIdx.length >= 2 ? slope(laterIdx.map((i) => xs[i]), laterIdx.map((i) => ys[i])) : NaN);
+    const base = r.samples.map((s) => s.fds[p] - s.own[p]);
     const f2 = (v: number) => (Number.isFinite(v) ? v.toFixed(2) : '-');
-    return `| ${name} | ${rss[0]?.toFixed(1)} | ${Math.max(...rss).toFixed(1)} | ${rss[rss.length - 1]?.toFixed(1)} | ${f2(slope(xs, rss))} | ${f2(later(rss))} | ${fd[0]} | ${Math.max(...fd)} | ${fd[fd.length - 1]} | ${f2(slope(xs, fd))} | ${f2(later(fd))} |`;
+    return `| ${name} | ${rss[0]?.toFixed(1)} / ${Math.max(...rss).toFixed(1)} / ${rss[rss.length - 1]?.toFixed(1)} | ${f2(slope(xs, rss))} / ${f2(later(rss))} | ${fd[0]} / ${Math.max(...fd)} / ${fd[fd.length - 1]} | ${f2(slope(xs, fd))} / ${f2(later(fd))} | ${base[0]} / ${Math.max(...base)} / ${base[base.length - 1]} | ${f2(slope(xs, base))} / ${f2(later(base))} |`;
   });
   // RSS and descriptors over time: the last sample of each minute (and the first one).
   const timeline: Sample[] = r.samples.slice(0, 1);
@@ -460,7 +486,7 @@ function report(r: ReportInput): string {
     '',
     `Command: \`${r.command}\``,
     `Run: ${new Date().toISOString()}, ${machine()}. Everything shares the machine (load generator, 1 registry, 2 proxies, backends, redis-server), and other work ran on it at the same time: latencies are an upper bound.`,
-    `Setup: one \`switchboard registry\` and two \`switchboard proxy\` processes (run from source through tsx, log level warn, access log off, otherwise default config) on one redis-server (no persistence). ${r.toolCount} stable routes (one backend each, in a separate backend process), heartbeated by the real launcher loop (src/launcher/heartbeat-loop.ts: every ttl/3 = ${(r.ttl / 3).toFixed(0)} s, backoff from 500 ms after a failure) through the registration API. Churn: ${r.churnRate} registrations and ${r.churnRate} deregistrations a second through the API (each churn backend lives ${CHURN_LIFETIME_S} s, over ${CHURN_TOOLS} tools, so routes appear and vanish). Load: open loop at ${r.rate} requests/s (keep-alive, alternating the two proxies, only stable routes); a request fails unless it answers 200 with the body of the tool's own backend. Latency counts from when a request was due, so any backlog shows. Redis killed (SIGKILL) at 30 % and 70 % of the run and restarted empty ${r.outageMs / 1000} s later.`,
+    `Setup: one \`switchboard registry\` and two \`switchboard proxy\` processes (run from source through tsx, log level warn, access log off, otherwise default config) on one redis-server (no persistence). ${r.toolCount} stable routes (one backend each, in a separate backend process), heartbeated by the real launcher loop (src/launcher/heartbeat-loop.ts: every ttl/3 = ${(r.ttl / 3).toFixed(0)} s, backoff from 500 ms after a failure) through the registration API. Churn: ${r.churnRate} registrations and ${r.churnRate} deregistrations a second through the API (each churn backend lives ${CHURN_LIFETIME_S} s, over ${r.churnTools} tools, tool k always on port ${CHURN_PORT_BASE}+k, so routes appear and vanish while the assignments stay). Load: open loop at ${r.rate} requests/s (keep-alive, alternating the two proxies, only stable routes); a request fails unless it answers 200 with the body of the tool's own backend. Latency counts from when a request was due, so any backlog shows. Redis killed (SIGKILL) at 30 % and 70 % of the run and restarted empty ${r.outageMs / 1000} s later.`,
     '',
     `**Failed requests for live routes: ${liveFailures}** of ${ok + liveFailures} (target 0). Requests not sent because ${MAX_IN_FLIGHT} were in flight: ${sum((m) => m.notSent)}. Processes that died: ${r.crashed.length ? r.crashed.join(', ') : 'none'}. Fatal/uncaught lines in their logs: ${r.badLogs.length ? r.badLogs.join(', ') : 'none'}.`,
     `Redis outages: ${r.rebuilds.map((b) => `killed at ${(b.killedAt / 1000).toFixed(0)} s, every stable route back in the store ${b.seconds === null ? 'NOT within 60 s' : `${b.seconds.toFixed(1)} s after the restart`}`).join('; ')} (heartbeat interval ${(r.ttl / 3).toFixed(0)} s; the proxies keep the old table's routes for the default TTL meanwhile).`,
@@ -478,10 +504,10 @@ function report(r: ReportInput): string {
     '',
     '### Memory and descriptors',
     '',
-    `Sampled every ${SAMPLE_MS / 1000} s from /proc (VmRSS, entries of /proc/<pid>/fd). Slope: least-squares line through the samples, per minute; "after minute 1" leaves out warm-up (JIT, heap sizing, pools filling).`,
+    `Sampled every ${SAMPLE_MS / 1000} s from /proc (VmRSS, entries of /proc/<pid>/fd). Slope: least-squares line through the samples, per minute; "after minute 1" leaves out warm-up (JIT, heap sizing, pools filling). The first sample is taken before load and churn start. A proxy\'s descriptors include the load generator\'s keep-alive connections, whose number follows the load\'s burstiness (up to 64 per proxy); the last two columns subtract the connections the generator held at each sample (for the registry: the churn client\'s, not the launchers\' fetch pool), which is what a leak would show in.`,
     '',
-    '| process | RSS first MiB | RSS max MiB | RSS last MiB | RSS slope MiB/min | RSS slope after minute 1 | fds first | fds max | fds last | fds slope /min | fds slope after minute 1 |',
-    '|---|---|---|---|---|---|---|---|---|---|---|',
+    '| process | RSS MiB first / max / last | RSS slope MiB/min: all / after minute 1 | fds first / max / last | fds slope /min: all / after minute 1 | fds less the generator\'s connections: first / max / last | their slope /min: all / after minute 1 |',
+    '|---|---|---|---|---|---|---|',
     ...resourceRows,
     '',
     `Over time (first sample, then the last of each minute):`,

@@ -1,4 +1,6 @@
 import http from 'node:http';
+import type { Duplex } from 'node:stream';
+import { answerClientError } from './client-error';
 import type { AddressInfo } from 'node:net';
 import type express from 'express';
 import type { Config } from './config';
@@ -16,6 +18,7 @@ import { TableFeed } from './proxy/table-feed';
 import { createRegistryApi } from './registry/api';
 import { LeaseExpirer } from './registry/expirer';
 import { Leadership } from './registry/leadership';
+import { EpochRecovery } from './registry/recovery';
 import { Registry } from './registry/registry';
 import type { Store } from './registry/store';
 import { createStore } from './registry/store-factory';
@@ -145,6 +148,10 @@ export async function startSwitchboard(opts: StartOptions): Promise<Switchboard>
     metrics.observeTable(feed);
   }
 
+  // The registry allocates ports with the table it follows in mind: after the store lost its state, the
+  // previous table's ports stay reserved for their tools until their heartbeats re-create them.
+  if (registry && feed) registry.useRecovery(new EpochRecovery(store, feed));
+
   const statusSource = new StatusSource({ store, routes: feed, health: proxy?.health ?? null });
   const controlServer =
     opts.controlPort === false
@@ -152,6 +159,7 @@ export async function startSwitchboard(opts: StartOptions): Promise<Switchboard>
       : http.createServer(
           controlListener(createControlApp({ metrics, readiness, routers, metricsText: opts.metricsText, status: () => statusSource.report() }), fastPaths),
         );
+  controlServer?.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => void answerClientError(err, socket));
   const controlPort = controlServer ? await listen(controlServer, config.control.port, config.host) : 0;
   // With port 0 in the config the kernel picks the ports: only now does the URL policy know them, and a
   // backend URL pointing at switchboard itself would loop requests through the proxy.

@@ -40,8 +40,9 @@ async function eachLimited<T>(items: T[], limit: number, fn: (item: T) => Promis
 
 /**
  * Heals without traffic. Every interval, in the one registry process holding the leadership lock, it
- * probes each assignment no backend stands on and heals those that answer; and it probes each discovered
- * backend, renewing the lease of those that answer and dropping the rest, since nothing else renews them.
+ * probes each assignment no live backend stands on (none at all, or only registrations whose lease lapsed)
+ * and heals those that answer; and it probes each discovered backend, renewing the lease of those that
+ * answer and dropping the rest, since nothing else renews them.
  */
 export class Reconciler {
   private timer: NodeJS.Timeout | null = null;
@@ -89,12 +90,17 @@ export class Reconciler {
     const snap = await store.snapshot();
     const out: ReconcileRound = { probed: 0, healed: 0, renewed: 0, dropped: 0 };
 
+    const now = Date.now();
     const standing = new Set<string>();
     const discovered: Backend[] = [];
     for (const b of snap.backends) {
+      if (b.source === 'discovered') discovered.push(b);
+      // A registration whose lease lapsed stands on nothing: its heartbeats stopped, and self-preservation
+      // may keep it stored (and routed) for up to its hard cap. If its assignment answers, the heal replaces
+      // it with a discovered backend of a fresh lease (the store allows that for lapsed registrations only).
+      else if (b.expiresAt <= now) continue;
       const key = assignmentKeyOfUrl(b.url);
       if (key) standing.add(key);
-      if (b.source === 'discovered') discovered.push(b);
     }
     const assignments = new Map<string, Assignment>();
     for (const a of snap.assignments) assignments.set(assignmentKey(a.host, a.port), a);

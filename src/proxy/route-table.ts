@@ -164,10 +164,13 @@ export class RouteTable {
   }
 
   static fromSnapshot(s: TableSnapshot): RouteTable {
-    const drafts = new Map<string, SnapshotDraft>();
+    // Drafts go straight into their shards and are replaced there by the finished routes: one small map
+    // per shard instead of one map of every tool grown (and rehashed) to full size first.
+    const shards = Array.from({ length: SHARDS }, () => new Map<string, SnapshotDraft | ToolRoute>());
     const draft = (tool: string): SnapshotDraft => {
-      let d = drafts.get(tool);
-      if (!d) drafts.set(tool, (d = { backends: null, assignments: null, ids: null, keys: null }));
+      const shard = shards[shardOf(tool)];
+      let d = shard.get(tool) as SnapshotDraft | undefined;
+      if (!d) shard.set(tool, (d = { backends: null, assignments: null, ids: null, keys: null }));
       return d;
     };
     for (const b of s.backends) {
@@ -176,16 +179,18 @@ export class RouteTable {
       if (rb) addBackend(draft(b.tool), rb);
     }
     for (const a of s.assignments) addAssignment(draft(a.tool), a);
-    const shards = new Array<ReadonlyMap<string, ToolRoute>>(SHARDS).fill(EMPTY_SHARD);
     const counts: Counts = { routes: 0, backends: 0, assignments: 0 };
-    for (const [tool, d] of drafts) {
-      const r = freezeRoute(tool, d.backends ? exact(d.backends) : [], d.assignments ? d.assignments.map((a) => freezeAssignment(a, tool)) : []);
-      const i = shardOf(tool);
-      if (shards[i] === EMPTY_SHARD) shards[i] = new Map();
-      (shards[i] as Map<string, ToolRoute>).set(tool, r);
-      countInto(counts, r, 1);
-    }
-    return new RouteTable(shards, s.epoch, s.version, counts);
+    const done = shards.map((shard): ReadonlyMap<string, ToolRoute> => {
+      if (shard.size === 0) return EMPTY_SHARD;
+      for (const [tool, entry] of shard) {
+        const d = entry as SnapshotDraft;
+        const r = freezeRoute(tool, d.backends ? exact(d.backends) : [], d.assignments ? d.assignments.map((a) => freezeAssignment(a, tool)) : []);
+        shard.set(tool, r);
+        countInto(counts, r, 1);
+      }
+      return shard as Map<string, ToolRoute>;
+    });
+    return new RouteTable(done, s.epoch, s.version, counts);
   }
 
   /** A new table with the events applied in order; epoch and version are those of the last event. */

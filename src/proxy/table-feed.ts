@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from '../logger';
 import type { Store } from '../registry/store';
-import type { Backend, ChangeEvent, TableSnapshot } from '../registry/types';
+import type { Assignment, Backend, ChangeEvent, TableSnapshot } from '../registry/types';
 import { RouteTable, type RouteSource } from './route-table';
 
 export interface TableFeedOptions {
@@ -17,6 +17,8 @@ export interface TableFeedOptions {
 
 interface CarryOver {
   backends: Backend[];
+  /** Not routed on: the registry reserves these ports for their old tools (src/registry/recovery.ts). */
+  assignments: Assignment[];
   snapshot: TableSnapshot;
   until: number;
 }
@@ -51,6 +53,12 @@ export class TableFeed extends EventEmitter implements RouteSource {
 
   current(): RouteTable | null {
     return this.table;
+  }
+
+  /** The assignments of the table before the store lost its state, while the carry-over lasts. */
+  carriedAssignments(): readonly Assignment[] {
+    const carry = this.carry;
+    return carry && Date.now() < carry.until ? carry.assignments : [];
   }
 
   /** Resolves once a first snapshot is loaded, or after the first failure (the feed keeps trying). */
@@ -150,10 +158,13 @@ export class TableFeed extends EventEmitter implements RouteSource {
     const old = this.table;
     // A new epoch: the store restarted empty. The same epoch at a lower version: it lost its latest
     // writes (a failover to a replica that had not received them). Either way heartbeats restore what
-    // is missing within one TTL; until then the routes it lost are kept.
+    // is missing within one TTL; until then the routes it lost are kept. A loss while an earlier carry-over
+    // still runs starts a new one from the table we serve: the routes still carried and those registered
+    // since, which this loss took from the store as well.
     const lost = old && old.epoch ? (snap.epoch !== old.epoch ? 'epoch' : snap.version < old.version ? 'writes' : null) : null;
-    if (old && lost && !this.carry) {
-      this.carry = { backends: [...allBackends(old)], snapshot: snap, until: Date.now() + this.opts.carryOverMs };
+    if (old && lost) {
+      const assignments = [...allAssignments(old), ...this.carriedAssignments()];
+      this.carry = { backends: [...allBackends(old)], assignments, snapshot: snap, until: Date.now() + this.opts.carryOverMs };
       this.opts.logger.warn(
         lost === 'epoch'
           ? { event: 'feed.new_epoch', from: old.epoch, to: snap.epoch, carried: this.carry.backends.length }
@@ -246,4 +257,8 @@ function* allBackends(table: RouteTable): Generator<Backend> {
       yield { tool: route.tool, id: b.id, url: b.url, source: b.source, registeredAt: 0, lastHeartbeat: 0, expiresAt: 0, ttl: 0 };
     }
   }
+}
+
+function* allAssignments(table: RouteTable): Generator<Assignment> {
+  for (const route of table.tools()) yield* route.assignments;
 }

@@ -204,9 +204,11 @@ export class RedisStore implements Store {
         name: opts.sentinelName,
         // A sentinel that hangs must not hold up finding the master (ioredis sets no timeout by default).
         sentinelCommandTimeout: opts.commandTimeoutMs,
-        // Leave the old master as soon as the sentinels announce a new one (+switch-master), also when it
-        // is still up (a manual failover, or it was cut off from the sentinels): it would take our writes.
-        failoverDetector: true,
+        // ioredis's failoverDetector stays off: a +switch-master arriving while a reconnect asks a sentinel
+        // ends that connection for good ("Connection is closed", seen in test/faults/sentinel-failover).
+        // A demoted master drops its clients itself (Sentinel sends CLIENT KILL), and a write that still
+        // reaches it gets READONLY, which reconnects (above).
+        failoverDetector: false,
       });
     } else if (opts.url) {
       this.client = new Redis(opts.url, options);

@@ -3,6 +3,7 @@ import type { Logger } from '../logger';
 import type { Metrics } from '../metrics';
 import { RegistryError, badRequest } from './errors';
 import { StoreUnavailableError, type Store } from './store';
+import type { EpochRecovery } from './recovery';
 import { generateToken } from './tokens';
 import type { Assignment, Backend, BackendSource } from './types';
 import { AddressPolicy, canonicalHost, type Lookup } from './url-policy';
@@ -61,6 +62,7 @@ export class Registry {
   private versionCounts: ReadonlyMap<string, number> | null = null;
   private versionCountsAt = 0;
   private versionRefresh: Promise<ReadonlyMap<string, number>> | null = null;
+  private recovery: EpochRecovery | null = null;
 
   constructor(opts: RegistryOptions) {
     this.store = opts.store;
@@ -180,11 +182,24 @@ export class Registry {
     return list;
   }
 
-  /** The tool's port on `host`: its existing assignment, or the lowest free port of the range. */
+  /**
+   * Ports are allocated with what this process remembers of the table before the store lost its state
+   * (set once the process follows the table; it does so after the registry is built).
+   */
+  useRecovery(recovery: EpochRecovery): void {
+    this.recovery = recovery;
+  }
+
+  /**
+   * The tool's port on `host`: its existing assignment, or the lowest free port of the range; after the
+   * store lost its state, never a port the previous table gave another tool, and the tool's own old port
+   * when it is free.
+   */
   async allocatePort(tool: string, host: string): Promise<Assignment> {
     this.validators.tool(tool);
     const canonical = await this.policy.host(host);
-    const answer = await this.store.allocatePort(tool, canonical, this.config.ports, this.now());
+    const opts = this.recovery ? await this.recovery.allocateOptions(tool, canonical) : undefined;
+    const answer = await this.store.allocatePort(tool, canonical, this.config.ports, this.now(), opts);
     if (!answer.ok) {
       throw new RegistryError(
         503,

@@ -284,6 +284,70 @@ export function storeContract(name: string, factory: StoreFactory): void {
         assert.equal(await versionNumber(), v);
       });
 
+      it('lets a discovered backend replace a registered one of the same url whose lease lapsed, in one event', async () => {
+        okResult(await store.upsertBackend(input({ tool: 'alpha', id: 'r1', port: 5001, ttl: 30 })));
+        okResult(await store.upsertBackend(input({ tool: 'alpha', id: 'r2', port: 5002, ttl: 30 })));
+        // One millisecond before the lease lapses the registration still stands.
+        assert.deepEqual(
+          await store.upsertBackend(input({ tool: 'alpha', id: 'd1', port: 5001, source: 'discovered', now: T + 29_999 })),
+          { ok: false, reason: 'registered_exists' },
+        );
+        const { events } = await collect();
+        const v = await versionNumber();
+        const r = okResult(
+          await store.upsertBackend(input({ tool: 'alpha', id: 'd1', port: 5001, ttl: 5, source: 'discovered', now: T + 30_000 })),
+        );
+        assert.equal(r.created, true);
+        assert.equal(r.assignmentCreated, false);
+        assert.deepEqual(
+          (await store.getBackends('alpha')).sort(byId).map((b) => `${b.id}:${b.source}`),
+          ['d1:discovered', 'r2:registered'],
+        );
+        assert.equal(await versionNumber(), v + 1);
+        await waitFor('the replace event', () => events.length >= 1);
+        await sleep(30);
+        assert.equal(events.length, 1);
+        assert.deepEqual(
+          events[0].changes.map((c) => (c.kind === 'backend.upsert' ? `upsert ${c.backend.id}` : c.kind === 'backend.remove' ? `remove ${c.id} ${c.reason}` : c.kind)).sort(),
+          ['remove r1 replaced', 'upsert d1'],
+        );
+        // The replaced lease is gone from the expiry index too: the sweep finds only the other lapsed one,
+        // and compare-and-delete of a stale candidate for it removes nothing.
+        assert.deepEqual(
+          (await store.expiredLeases(T + 30_000, 10)).map((c) => c.id),
+          ['r2'],
+        );
+        assert.deepEqual(await store.expireLeases([{ tool: 'alpha', id: 'r1', expiresAt: T + 30_000, ttl: 30 }]), []);
+        // The discovered backend holds a fresh lease of its own.
+        const [d1] = (await store.getBackends('alpha')).filter((b) => b.id === 'd1');
+        assert.equal(d1.expiresAt, T + 35_000);
+      });
+
+      it('lets a discovered upsert take over a lapsed registered backend of the same id as a new backend', async () => {
+        okResult(await store.upsertBackend(input({ tool: 'alpha', id: 'a1', port: 5001, ttl: 10 })));
+        const r = okResult(
+          await store.upsertBackend(input({ tool: 'alpha', id: 'a1', port: 5001, source: 'discovered', now: T + 10_000 })),
+        );
+        assert.equal(r.created, true);
+        assert.equal(r.backend.source, 'discovered');
+        assert.equal(r.backend.registeredAt, T + 10_000);
+        assert.equal(await store.backendCount(), 1);
+      });
+
+      it('never lets a discovered backend replace a lapsed registration of another url, or a live one', async () => {
+        okResult(await store.upsertBackend(input({ tool: 'alpha', id: 'r1', port: 5001, ttl: 5 })));
+        okResult(await store.upsertBackend(input({ tool: 'alpha', id: 'r2', port: 5002, ttl: 60 })));
+        okResult(await store.upsertBackend(input({ tool: 'alpha', id: 'd3', port: 5003, source: 'discovered', now: T + 10_000 })));
+        assert.deepEqual(
+          await store.upsertBackend(input({ tool: 'alpha', id: 'd2', port: 5002, source: 'discovered', now: T + 10_000 })),
+          { ok: false, reason: 'registered_exists' },
+        );
+        assert.deepEqual(
+          (await store.getBackends('alpha')).sort(byId).map((b) => b.id),
+          ['d3', 'r1', 'r2'],
+        );
+      });
+
       it('accepts a discovered backend whose url no registered backend has', async () => {
         okResult(await store.upsertBackend(input({ tool: 'alpha', id: 'r1', port: 5001 })));
         const r = okResult(
@@ -480,6 +544,39 @@ export function storeContract(name: string, factory: StoreFactory): void {
         const one = await store.allocatePort('late', HOST2, { min: 7003, max: 7003 }, T);
         assert.ok(one.ok);
         assert.equal(one.assignment.port, 7003);
+      });
+
+      it('never hands out an excluded port, and exhausts the range when only excluded ones are left', async () => {
+        const a = await store.allocatePort('alpha', HOST, range, T, { exclude: [7000, 7002, 9999] });
+        const b = await store.allocatePort('beta', HOST, range, T, { exclude: [7000, 7002] });
+        assert.ok(a.ok && b.ok);
+        assert.equal(a.assignment.port, 7001);
+        assert.equal(b.assignment.port, 7003);
+        // Exclusions bind only the call that gives them.
+        const c = await store.allocatePort('gamma', HOST, range, T);
+        assert.ok(c.ok);
+        assert.equal(c.assignment.port, 7000);
+        const v = await versionNumber();
+        assert.deepEqual(await store.allocatePort('late', HOST, range, T, { exclude: [7002, 7004] }), { ok: false, reason: 'range_exhausted' });
+        assert.equal(await versionNumber(), v);
+        // A tool's existing assignment is answered even when its port is excluded.
+        const again = await store.allocatePort('alpha', HOST, range, T, { exclude: [7001] });
+        assert.ok(again.ok);
+        assert.equal(again.created, false);
+        assert.equal(again.assignment.port, 7001);
+      });
+
+      it('answers the preferred port when it is free and in range, otherwise the lowest free one', async () => {
+        const a = await store.allocatePort('alpha', HOST, range, T, { prefer: 7003, exclude: [7000] });
+        assert.ok(a.ok);
+        assert.equal(a.assignment.port, 7003);
+        assert.equal((await store.getAssignment(HOST, 7003))?.tool, 'alpha');
+        const taken = await store.allocatePort('beta', HOST, range, T, { prefer: 7003, exclude: [7000] });
+        assert.ok(taken.ok);
+        assert.equal(taken.assignment.port, 7001);
+        const outside = await store.allocatePort('gamma', HOST, range, T, { prefer: 7100 });
+        assert.ok(outside.ok);
+        assert.equal(outside.assignment.port, 7000);
       });
 
       it('gives 20 concurrent tools 20 distinct ports', async () => {

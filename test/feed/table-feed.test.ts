@@ -144,4 +144,23 @@ describe('route table feed on a real Redis under faults', function () {
     await waitFor('carry-over ended', async () => !routed(feed, 'steady'), 8000, 50);
     assert.ok(routed(feed, 'rebuilt'));
   });
+
+  it('a second empty restart during the carry-over keeps the routes registered since the first', async () => {
+    // A feed whose carry-over outlasts both restarts, as the default (one TTL) does when Redis restarts
+    // twice within 30 s (bench/soak.ts found it).
+    await feed.stop();
+    feed = new TableFeed(store, { pollMs: 100, carryOverMs: 20_000, logger: silentLogger() });
+    await feed.start();
+    await redis.wipe();
+    await redis.start();
+    await waitFor('store back', async () => feed.storeUp && feed.reloads > 1, 10_000, 50);
+    await register(store, 'newcomer', 30305);
+    await waitFor('newcomer routed', async () => routed(feed, 'newcomer'), 5000, 20);
+    const reloads = feed.reloads;
+    await redis.wipe();
+    await redis.start();
+    await waitFor('store back again', async () => feed.storeUp && feed.reloads > reloads, 10_000, 50);
+    assert.ok(routed(feed, 'steady'), 'carried since the first restart');
+    assert.ok(routed(feed, 'newcomer'), 'live when the second restart emptied the store: carried as well');
+  });
 });
