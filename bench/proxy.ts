@@ -176,6 +176,7 @@ interface Memory {
   rssAfterLoad: number;
 }
 
+const routesLabel = (n: number) => `${Math.round(n).toLocaleString('en-US')} route${n === 1 ? '' : 's'}`;
 const f0 = (n: number) => (Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : '-');
 const f1 = (n: number) => (Number.isFinite(n) ? n.toFixed(1) : '-');
 const f2 = (n: number) => (Number.isFinite(n) ? n.toFixed(2) : '-');
@@ -320,7 +321,7 @@ function report(r: {
   if (r.nginxRow) {
     const n = r.nginxRow.load;
     out.push(
-      `Switchboard / nginx: ${[...r.sbRows].map(([size, x]) => `${f0(size)} routes ${f2(x.load.perSecond / n.perSecond)}x req/s, p99 ${f2(x.load.p99ms / n.p99ms)}x`).join('; ')}.`,
+      `Switchboard / nginx: ${[...r.sbRows].map(([size, x]) => `${routesLabel(size)} ${f2(x.load.perSecond / n.perSecond)}x req/s, p99 ${f2(x.load.p99ms / n.p99ms)}x`).join('; ')}.`,
       '',
     );
   } else {
@@ -360,12 +361,12 @@ function report(r: {
     const rps = x.load.perSecond / refOf(x).perSecond;
     const p99 = x.load.p99ms / refOf(x).p99ms;
     const cpu = x.cpuUs !== null && x.refCpuUs ? ` CPU per request ${f2(x.cpuUs / x.refCpuUs)}x.` : '';
-    out.push(`- ${f0(size)} routes: requests/s ${f2(rps)}x bare http-proxy (target >= 0.9) ${verdict(rps >= 0.9)}; p99 ${f2(p99)}x (target <= 1.2) ${verdict(p99 <= 1.2)}.${cpu}`);
+    out.push(`- ${routesLabel(size)}: requests/s ${f2(rps)}x bare http-proxy (target >= 0.9) ${verdict(rps >= 0.9)}; p99 ${f2(p99)}x (target <= 1.2) ${verdict(p99 <= 1.2)}.${cpu}`);
   }
   const mem = r.memory.find((m) => m.routes === 100_000);
   const mem1 = r.memory.find((m) => m.routes === 1);
   if (mem) out.push(`- Memory, 100,000 routes: ${f1(mem.rss)} MiB RSS after loading, ${f1(mem.rssAfterLoad)} MiB after the load run (1 route: ${f1(mem1?.rss ?? NaN)} / ${f1(mem1?.rssAfterLoad ?? NaN)} MiB) (target <= 150 MiB) ${verdict(Math.max(mem.rss, mem.rssAfterLoad) <= 150)}.`);
-  out.push(`- Full reload of ${f0(r.reload.backends)} routes: ${f0(r.reload.reloadMs.p50)} ms p50, ${f0(r.reload.reloadMs.max)} ms max (target <= 1000 ms) ${verdict(r.reload.reloadMs.max <= 1000)}.`);
+  out.push(`- Full reload of ${f0(r.reload.backends)} routes: ${f0(r.reload.reloadMs.p50)} ms p50 (target <= 1000 ms) ${verdict(r.reload.reloadMs.p50 <= 1000)}; slowest of 5: ${f0(r.reload.reloadMs.max)} ms ${verdict(r.reload.reloadMs.max <= 1000)}.`);
   out.push(`- Registration-to-routable: p50 ${f1(reg.p50)} ms, p99 ${f1(reg.p99)} ms per proxy, p99 ${f1(regAll.p99)} ms on every proxy (target p99 <= 100 ms) ${verdict(regAll.p99 <= 100 && r.prop.timeouts === 0)}; deregistration p99 ${f1(deregAll.p99)} ms ${verdict(deregAll.p99 <= 100 && r.prop.timeouts === 0)}.`);
   if (r.sbNoLog) {
     const on = r.sbRows.get(1)!;

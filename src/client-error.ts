@@ -14,7 +14,10 @@ export function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): n
   }
   const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
   const code = status === 431 ? 'headers_too_large' : status === 408 ? 'request_timeout' : 'bad_request';
-  const body = JSON.stringify({ error: { code, message: http.STATUS_CODES[status], field: null } });
+  // The answer to a HEAD has no body whatever its headers say: a client would read ours as garbage.
+  const raw = (err as NodeJS.ErrnoException & { rawPacket?: Buffer }).rawPacket;
+  const head = raw !== undefined && raw.subarray(0, 5).toString('latin1') === 'HEAD ';
+  const body = head ? '' : JSON.stringify({ error: { code, message: http.STATUS_CODES[status], field: null } });
   socket.end(
     `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nconnection: close\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
     () => socket.destroy(),

@@ -7,6 +7,7 @@ import { discoveredId, discoveredUrl } from './discovered';
 import { probe, type Prober } from './probe';
 import { ProbeGate } from './probe-gate';
 import { reportFailureLogger, type DiscoveryReporter } from './reporter';
+import { ConnectGuard } from '../proxy/connect-guard';
 
 export interface OnDemandOptions {
   config: Config;
@@ -32,7 +33,8 @@ export class OnDemandDiscovery {
 
   constructor(opts: OnDemandOptions) {
     const d = opts.config.discovery;
-    const prober = opts.prober ?? ((t) => probe(t, { budgetMs: d.probeBudgetMs, healthPath: d.healthPath }));
+    const guard = new ConnectGuard(opts.config.allowedNetworks);
+    const prober = opts.prober ?? ((t) => probe(t, { budgetMs: d.probeBudgetMs, healthPath: d.healthPath, guard }));
     this.routes = opts.routes;
     this.reporter = opts.reporter;
     this.logReportFailure = reportFailureLogger(opts.logger);

@@ -1,4 +1,5 @@
 import net from 'node:net';
+import type { ConnectGuard } from '../proxy/connect-guard';
 
 /** Where a probe knocks: an assignment's host and port. */
 export interface ProbeTarget {
@@ -11,6 +12,11 @@ export interface ProbeOptions {
   budgetMs: number;
   /** GET this path after connecting and want a 2xx or 3xx status; null: the connect alone is the answer. */
   healthPath: string | null;
+  /**
+   * The proxy's connect-time address rule: an assignment's host was judged when it was made, and a name
+   * may resolve elsewhere now (rebinding). A probe must not knock where the proxy would refuse to connect.
+   */
+  guard?: ConnectGuard;
 }
 
 export type ProbeResult = { ok: true } | { ok: false; reason: string };
@@ -35,7 +41,11 @@ export function probe(target: ProbeTarget, opts: ProbeOptions): Promise<ProbeRes
   return new Promise((resolve) => {
     let settled = false;
     let head = '';
-    const socket = net.connect({ host: target.host, port: target.port });
+    if (opts.guard && net.isIP(target.host) !== 0 && !opts.guard.allows(target.host)) {
+      resolve({ ok: false, reason: 'address not allowed' });
+      return;
+    }
+    const socket = net.connect({ host: target.host, port: target.port, ...(opts.guard ? { lookup: opts.guard.lookup } : {}) });
     const finish = (result: ProbeResult) => {
       if (settled) return;
       settled = true;

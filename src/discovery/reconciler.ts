@@ -64,9 +64,18 @@ export class Reconciler {
     await this.running?.catch(() => undefined);
   }
 
-  private schedule(): void {
+  /**
+   * Rounds start every interval, not an interval after the last one ended: at fleet scale a round takes
+   * seconds, and a tool coming up just after its probe would otherwise wait an interval plus a round. A
+   * round longer than the interval is still followed by a pause (a quarter interval): the reconciler must
+   * not run back to back when a store or a fleet of dead tools slows it down.
+   */
+  private schedule(delayMs = this.opts.intervalMs): void {
     if (this.stopped) return;
-    this.timer = setTimeout(() => void this.runOnce().finally(() => this.schedule()), this.opts.intervalMs);
+    this.timer = setTimeout(() => {
+      const started = Date.now();
+      void this.runOnce().finally(() => this.schedule(Math.max(this.opts.intervalMs / 4, this.opts.intervalMs - (Date.now() - started))));
+    }, delayMs);
     this.timer.unref();
   }
 

@@ -28,3 +28,16 @@ describe('control port: requests the HTTP parser refuses', () => {
     }
   });
 });
+
+describe('control port: a HEAD request the HTTP parser refuses', () => {
+  it('gets a 400 without a body (a HEAD answer never has one)', async () => {
+    const sb = await startInProcess({ proxy: false, registry: true });
+    try {
+      const r = await raw(sb.controlPort, 'HEAD /v1/tools/\u00ff HTTP/1.1\r\nHost: x\r\n\r\n');
+      assert.match(r, /^HTTP\/1\.1 400 /);
+      assert.equal(r.slice(r.indexOf('\r\n\r\n') + 4), '');
+    } finally {
+      await sb.stop();
+    }
+  });
+});
