@@ -111,7 +111,7 @@ export async function startSwitchboard(opts: StartOptions): Promise<Switchboard>
     expirer.start();
     if (healer) {
       // The expiry lock doubles as the reconcile lock: one process does all singleton work, at no extra cost.
-      reconciler = new Reconciler({ store, registry, healer, leadership, intervalMs: config.discovery.reconcileIntervalMs, logger });
+      reconciler = new Reconciler({ store, registry, healer, leadership, intervalMs: config.discovery.reconcileIntervalMs, settleMs: config.discovery.settleMs, logger });
       reconciler.start();
     }
     readiness.push(async () => {

@@ -53,6 +53,7 @@ export interface Config {
     probeBudgetMs: number;
     negativeCacheMs: number;
     reconcileIntervalMs: number;
+    settleMs: number;
     /** The registry a proxy-only process reports its discoveries to (SWITCHBOARD_REGISTRY). */
     registry: string | null;
     /** Bearer token for those reports (SWITCHBOARD_TOKEN); the admin token when unset. */
@@ -281,6 +282,7 @@ function validate(c: Json, label: (key: string) => string): void {
   int('discovery.probeBudgetMs', 10, 60_000);
   int('discovery.negativeCacheMs', 0, 600_000);
   int('discovery.reconcileIntervalMs', 100, 3_600_000);
+  int('discovery.settleMs', 0, 60_000);
   const registry = get('discovery.registry');
   if (registry !== null) {
     let ok = false;

@@ -6,6 +6,7 @@ import type { Assignment } from '../registry/types';
 import { discoveredId, discoveredUrl } from './discovered';
 import { probe, type Prober } from './probe';
 import { ProbeGate } from './probe-gate';
+import { ReportQueue } from './report-queue';
 import { reportFailureLogger, type DiscoveryReporter } from './reporter';
 import { ConnectGuard } from '../proxy/connect-guard';
 
@@ -28,16 +29,14 @@ export interface OnDemandOptions {
 export class OnDemandDiscovery {
   private readonly gate: ProbeGate<Assignment>;
   private readonly routes: RouteSource;
-  private readonly reporter: DiscoveryReporter | null;
-  private readonly logReportFailure: (a: Assignment, err: unknown) => void;
+  private readonly reports: ReportQueue | null;
 
   constructor(opts: OnDemandOptions) {
     const d = opts.config.discovery;
     const guard = new ConnectGuard(opts.config.allowedNetworks);
     const prober = opts.prober ?? ((t) => probe(t, { budgetMs: d.probeBudgetMs, healthPath: d.healthPath, guard }));
     this.routes = opts.routes;
-    this.reporter = opts.reporter;
-    this.logReportFailure = reportFailureLogger(opts.logger);
+    this.reports = opts.reporter ? new ReportQueue(opts.reporter, reportFailureLogger(opts.logger)) : null;
     // The report is part of the single flight: one probe, one report, however many requests waited.
     this.gate = new ProbeGate(async (a) => {
       const result = await prober(a);
@@ -78,7 +77,6 @@ export class OnDemandDiscovery {
   }
 
   private report(a: Assignment): void {
-    if (!this.reporter) return;
-    this.reporter.report(a).catch((err: unknown) => this.logReportFailure(a, err));
+    this.reports?.add(a);
   }
 }

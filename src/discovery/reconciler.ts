@@ -27,6 +27,12 @@ export interface ReconcilerOptions {
   healer: Healer;
   leadership: Leadership;
   intervalMs: number;
+  /**
+   * How long an answering assignment must stay without a live backend before the reconciler heals it
+   * (capped at a quarter interval). A launcher registers a moment after its child starts listening; a
+   * probe landing in that moment would count a heal that never was and page someone for nothing.
+   */
+  settleMs?: number;
   logger: Logger;
 }
 
@@ -115,10 +121,15 @@ export class Reconciler {
     for (const a of snap.assignments) assignments.set(assignmentKey(a.host, a.port), a);
     const bare = snap.assignments.filter((a) => !standing.has(assignmentKey(a.host, a.port)));
 
+    const answering: Assignment[] = [];
     await eachLimited(bare, CONCURRENCY, async (a) => {
       out.probed++;
-      const answer = await healer.prober(a);
-      if (!answer.ok) return;
+      if ((await healer.prober(a)).ok) answering.push(a);
+    });
+    const settleMs = Math.min(this.opts.settleMs ?? 0, this.opts.intervalMs / 4);
+    if (answering.length > 0 && settleMs > 0) await new Promise((r) => setTimeout(r, settleMs));
+    await eachLimited(answering, CONCURRENCY, async (a) => {
+      if (settleMs > 0 && (await this.standsNow(a))) return;
       if ((await this.write(a)) === 'created') out.healed++;
     });
 
@@ -152,6 +163,17 @@ export class Reconciler {
       }
       throw err;
     }
+  }
+
+  /** Did a live backend (a registration that arrived while we settled) take this assignment meanwhile? */
+  private async standsNow(a: Assignment): Promise<boolean> {
+    const now = Date.now();
+    const key = assignmentKey(a.host, a.port);
+    for (const b of await this.opts.store.getBackends(a.tool)) {
+      if (b.source === 'registered' && b.expiresAt <= now) continue;
+      if (assignmentKeyOfUrl(b.url) === key) return true;
+    }
+    return false;
   }
 
   private async drop(b: Backend, reason: string, out: ReconcileRound): Promise<void> {

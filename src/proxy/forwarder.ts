@@ -167,6 +167,8 @@ export function createForwarder(opts: ForwarderOptions): Forwarder {
       let phase: 'connect' | 'request' | 'response' = 'connect';
       let timedOut = false;
       let timer: NodeJS.Timeout | null = null;
+      /** Set once the answer streams: what a close of the client's response then has to undo. */
+      let relayDone: ((cut: boolean) => void) | null = null;
       // A body is held back until the backend connection is up: a refused connection then has consumed
       // nothing, and the request can go to another backend whatever its method.
       const gate = hasBody ? new PassThrough() : undefined;
@@ -207,7 +209,13 @@ export function createForwarder(opts: ForwarderOptions): Forwarder {
         }
       }
 
+      // The one 'close' listener of the response for the whole exchange, relay included: a listener more
+      // per phase cost its add and removal on every request (bench/proxy.ts).
       function onClientClose() {
+        if (relayDone) {
+          relayDone(!res.writableFinished);
+          return;
+        }
         if (res.writableFinished) return;
         // The client went away: abort the upstream request, or it and its socket leak (FIELD-NOTES 4:
         // http-proxy's `aborted` path is broken on Node >= 15.5).
@@ -250,31 +258,33 @@ export function createForwarder(opts: ForwarderOptions): Forwarder {
           return;
         }
         settle({ kind: 'ok', status });
-        startTimer(opts.responseTimeoutMs);
+        // The response timer, running since the connection was up, now times the body's silences.
+        if (timer) timer.refresh();
+        else startTimer(opts.responseTimeoutMs);
         proxyRes.on('data', () => timer?.refresh());
-        // pipe and three listeners, not stream.pipeline: pipeline makes an AbortController per call and
+        // pipe and two listeners, not stream.pipeline: pipeline makes an AbortController per call and
         // aborts it when done, building an AbortError with its stack trace on every request, and its two
         // end-of-stream watchers add a dozen listeners more (bench/proxy.ts).
         let relayed = false;
-        const relayDone = (cut: boolean) => {
+        const done = (cut: boolean) => {
           if (relayed) return;
           relayed = true;
           clearTimer();
-          res.off('close', onClientClose);
           if (cut) {
             proxyRes.unpipe(res);
             upstream?.destroy();
             res.destroy();
           }
         };
+        // The response's 'close' (onClientClose) ends the relay from here on: it follows 'finish', or
+        // comes alone when the client went away.
+        relayDone = done;
         // Node destroys a response whose connection closed before its end ("aborted"): a backend that
         // died or was cut off by the silence timer. The client's copy must end cut short too.
-        proxyRes.on('error', () => relayDone(true));
+        proxyRes.on('error', () => done(true));
         proxyRes.once('close', () => {
-          if (!proxyRes.complete) relayDone(true);
+          if (!proxyRes.complete) done(true);
         });
-        // 'close' follows 'finish', or comes alone when the client went away.
-        res.once('close', () => relayDone(!res.writableFinished));
         proxyRes.pipe(res);
       };
 

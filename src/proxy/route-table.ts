@@ -1,4 +1,4 @@
-import type { Assignment, Backend, BackendSource, ChangeEvent, TableSnapshot } from '../registry/types';
+import type { Assignment, Backend, BackendSource, ChangeEvent, RouteRecord, RouteSink, TableVersion } from '../registry/types';
 
 /**
  * Where a backend is reached, parsed once when the table is built. http-proxy re-parses a target given
@@ -27,6 +27,14 @@ export interface ToolRoute {
   readonly assignments: readonly Assignment[];
 }
 
+/** Builds a RouteTable from a store's records as they are read (RouteTable.builder()). */
+export interface RouteTableBuilder extends RouteSink {
+  /** Whether a backend of `tool` with this id or this url was received. */
+  hasBackend(tool: string, id: string, url: string): boolean;
+  /** The table of what was received; the builder is empty again afterwards. */
+  build(v: TableVersion): RouteTable;
+}
+
 /** Where a proxy reads its routes from. null: no snapshot has been loaded yet. */
 export interface RouteSource {
   current(): RouteTable | null;
@@ -47,7 +55,10 @@ export function parseTarget(url: string): BackendTarget | null {
     const port = Number(m[3]);
     const protocol = m[1] === 'https' ? 'https:' : 'http:';
     const defaultPort = protocol === 'https:' ? 443 : 80;
-    if (port <= 65535 && port !== defaultPort) return Object.freeze({ protocol, hostname: m[2], host: `${m[2]}:${port}`, port });
+    // host is the URL's own text after "scheme://" (the port has no leading zero, so it reads as written):
+    // a slice of the URL the table keeps anyway, where a concatenation would be two more strings per backend.
+    const from = m[1].length + 3;
+    if (port <= 65535 && port !== defaultPort) return Object.freeze({ protocol, hostname: m[2], host: url.slice(from, from + m[2].length + 1 + m[3].length), port });
   }
   let u: URL;
   try {
@@ -76,9 +87,18 @@ function sourceLiteral(s: BackendSource): BackendSource {
   return s === 'registered' ? 'registered' : s === 'discovered' ? 'discovered' : s;
 }
 
-/** `tool`: the route's own name string, shared rather than the record's copy of it. */
-function freezeAssignment(a: Assignment, tool = a.tool): Assignment {
-  return Object.freeze({ tool, host: a.host, port: a.port, createdAt: a.createdAt });
+/** `tool`, `host`: strings the table holds already, shared rather than the record's copies of them. */
+function freezeAssignment(a: Assignment, tool = a.tool, host = a.host): Assignment {
+  return Object.freeze({ tool, host, port: a.port, createdAt: a.createdAt });
+}
+
+/**
+ * A backend's hostname string equal to `host`, else `host`: most assignments are their backend's address.
+ * Only short lists are searched: a tool with thousands of backends must not cost a scan per assignment.
+ */
+function sharedHost(d: RouteDraft, host: string): string {
+  if (d.backends.length < SCAN) for (const b of d.backends) if (b.target.hostname === host) return b.target.hostname;
+  return host;
 }
 
 const NO_BACKENDS: readonly RouteBackend[] = Object.freeze([]);
@@ -163,34 +183,63 @@ export class RouteTable {
     return new RouteTable(new Array<ReadonlyMap<string, ToolRoute>>(SHARDS).fill(EMPTY_SHARD), '', 0, { routes: 0, backends: 0, assignments: 0 });
   }
 
-  static fromSnapshot(s: TableSnapshot): RouteTable {
-    // Drafts go straight into their shards and are replaced there by the finished routes: one small map
-    // per shard instead of one map of every tool grown (and rehashed) to full size first.
-    const shards = Array.from({ length: SHARDS }, () => new Map<string, SnapshotDraft | ToolRoute>());
-    const draft = (tool: string): SnapshotDraft => {
+  /** A table from every record at once (a TableSnapshot will do). */
+  static fromSnapshot(s: TableVersion & { backends: readonly RouteRecord[]; assignments: readonly Assignment[] }): RouteTable {
+    const b = RouteTable.builder();
+    for (const r of s.backends) b.backend(r);
+    for (const a of s.assignments) b.assignment(a);
+    return b.build(s);
+  }
+
+  /**
+   * A table built from records handed one at a time, e.g. by Store.routeSnapshot as it reads them: each
+   * record is garbage once handed over, so a reload of 100,000 routes never holds them all at once.
+   */
+  static builder(): RouteTableBuilder {
+    // Each tool's draft is the very object that becomes its ToolRoute (frozen by build()), in its shard's
+    // map: no second object per tool, and one small map per shard rather than one of every tool.
+    let shards = draftShards();
+    let indexes = new Map<RouteDraft, DraftIndex>();
+    const draft = (tool: string): RouteDraft => {
       const shard = shards[shardOf(tool)];
-      let d = shard.get(tool) as SnapshotDraft | undefined;
-      if (!d) shard.set(tool, (d = { backends: null, assignments: null, ids: null, keys: null }));
+      let d = shard.get(tool);
+      if (!d) shard.set(tool, (d = { tool, backends: NO_BACKENDS as RouteBackend[], assignments: NO_ASSIGNMENTS as Assignment[] }));
       return d;
     };
-    for (const b of s.backends) {
-      const rb = createRouteBackend(b);
-      // A URL the proxy cannot parse routes nowhere; the rest of the table must still load.
-      if (rb) addBackend(draft(b.tool), rb);
-    }
-    for (const a of s.assignments) addAssignment(draft(a.tool), a);
-    const counts: Counts = { routes: 0, backends: 0, assignments: 0 };
-    const done = shards.map((shard): ReadonlyMap<string, ToolRoute> => {
-      if (shard.size === 0) return EMPTY_SHARD;
-      for (const [tool, entry] of shard) {
-        const d = entry as SnapshotDraft;
-        const r = freezeRoute(tool, d.backends ? exact(d.backends) : [], d.assignments ? d.assignments.map((a) => freezeAssignment(a, tool)) : []);
-        shard.set(tool, r);
-        countInto(counts, r, 1);
-      }
-      return shard as Map<string, ToolRoute>;
-    });
-    return new RouteTable(done, s.epoch, s.version, counts);
+    return {
+      backend(r: RouteRecord): void {
+        const rb = createRouteBackend(r);
+        // A URL the proxy cannot parse routes nowhere; the rest of the table must still load.
+        if (rb) addBackend(draft(r.tool), rb, indexes);
+      },
+      assignment(a: Assignment): void {
+        const d = draft(a.tool);
+        addAssignment(d, freezeAssignment(a, d.tool, sharedHost(d, a.host)), indexes);
+      },
+      restart(): void {
+        shards = draftShards();
+        indexes = new Map();
+      },
+      hasBackend(tool: string, id: string, url: string): boolean {
+        const d = shards[shardOf(tool)].get(tool);
+        return !!d && d.backends.some((b) => b.id === id || b.url === url);
+      },
+      build(v: TableVersion): RouteTable {
+        const counts: Counts = { routes: 0, backends: 0, assignments: 0 };
+        const done = shards.map((shard): ReadonlyMap<string, ToolRoute> => {
+          if (shard.size === 0) return EMPTY_SHARD;
+          for (const d of shard.values()) {
+            if (d.backends.length > 0) d.backends = Object.freeze(exact(d.backends)) as RouteBackend[];
+            if (d.assignments.length > 0) d.assignments = Object.freeze(exact(d.assignments)) as Assignment[];
+            countInto(counts, Object.freeze(d), 1);
+          }
+          return shard;
+        });
+        shards = draftShards();
+        indexes = new Map();
+        return new RouteTable(done, v.epoch, v.version, counts);
+      },
+    };
   }
 
   /** A new table with the events applied in order; epoch and version are those of the last event. */
@@ -275,46 +324,64 @@ export class RouteTable {
  * a tool with thousands of backends must not cost a findIndex per insert, so an index is built only
  * for lists past a few entries.
  */
-interface SnapshotDraft {
-  /** null until the first one: most tools have one backend, held in an exact one-element array. */
-  backends: RouteBackend[] | null;
-  assignments: Assignment[] | null;
+interface RouteDraft {
+  /** The first record's string of the name: the map key, the route's and its assignments' name. */
+  tool: string;
+  /** NO_BACKENDS until the first one: most tools have one backend, held in an exact one-element array. */
+  backends: RouteBackend[];
+  assignments: Assignment[];
+}
+
+/** Lookups by id and by host:port, built only for the lists of a tool past a few entries. */
+interface DraftIndex {
   ids: Map<string, number> | null;
   keys: Map<string, number> | null;
 }
 
+function draftShards(): Map<string, RouteDraft>[] {
+  return Array.from({ length: SHARDS }, () => new Map<string, RouteDraft>());
+}
+
 const SCAN = 8;
 
-function addBackend(d: SnapshotDraft, rb: RouteBackend): void {
+function indexOf(indexes: Map<RouteDraft, DraftIndex>, d: RouteDraft): DraftIndex {
+  let x = indexes.get(d);
+  if (!x) indexes.set(d, (x = { ids: null, keys: null }));
+  return x;
+}
+
+function addBackend(d: RouteDraft, rb: RouteBackend, indexes: Map<RouteDraft, DraftIndex>): void {
   const list = d.backends;
-  if (!list) {
+  if (list.length === 0) {
     d.backends = [rb];
     return;
   }
-  if (!d.ids && list.length >= SCAN) d.ids = new Map(list.map((b, i) => [b.id, i]));
-  const i = d.ids ? d.ids.get(rb.id) ?? -1 : list.findIndex((b) => b.id === rb.id);
+  const x = list.length >= SCAN ? indexOf(indexes, d) : null;
+  if (x && !x.ids) x.ids = new Map(list.map((b, i) => [b.id, i]));
+  const i = x?.ids ? x.ids.get(rb.id) ?? -1 : list.findIndex((b) => b.id === rb.id);
   if (i >= 0) {
     list[i] = rb;
     return;
   }
   list.push(rb);
-  d.ids?.set(rb.id, list.length - 1);
+  x?.ids?.set(rb.id, list.length - 1);
 }
 
-function addAssignment(d: SnapshotDraft, a: Assignment): void {
+function addAssignment(d: RouteDraft, a: Assignment, indexes: Map<RouteDraft, DraftIndex>): void {
   const list = d.assignments;
-  if (!list) {
+  if (list.length === 0) {
     d.assignments = [a];
     return;
   }
-  if (!d.keys && list.length >= SCAN) d.keys = new Map(list.map((x, i) => [`${x.host}:${x.port}`, i]));
-  const i = d.keys ? d.keys.get(`${a.host}:${a.port}`) ?? -1 : list.findIndex((x) => x.host === a.host && x.port === a.port);
+  const x = list.length >= SCAN ? indexOf(indexes, d) : null;
+  if (x && !x.keys) x.keys = new Map(list.map((y, i) => [`${y.host}:${y.port}`, i]));
+  const i = x?.keys ? x.keys.get(`${a.host}:${a.port}`) ?? -1 : list.findIndex((y) => y.host === a.host && y.port === a.port);
   if (i >= 0) {
     list[i] = a;
     return;
   }
   list.push(a);
-  d.keys?.set(`${a.host}:${a.port}`, list.length - 1);
+  x?.keys?.set(`${a.host}:${a.port}`, list.length - 1);
 }
 
 /** Replaces the backend with the same id in place (round-robin order stays stable) or appends it. */

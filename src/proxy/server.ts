@@ -253,7 +253,8 @@ export function createProxyServer(opts: ProxyServerOptions): ProxyServer {
     }
     rewriteRequestHeaders(req, { requestId: ex.requestId, trusted });
     const body = hasBody(req);
-    const tried = new Set<string>();
+    // Made on the first failure: most requests are answered by the first backend picked.
+    let tried: Set<string> | undefined;
     let last: ForwardFailure | null = null;
     let again: RouteBackend | null = null;
     for (let attempt = 0; attempt < maxAttempts; attempt++) {
@@ -261,7 +262,6 @@ export function createProxyServer(opts: ProxyServerOptions): ProxyServer {
       const backend: RouteBackend | null = again ?? only ?? balancer.pick(route, tried);
       again = null;
       if (!backend) break;
-      tried.add(backend.id);
       ex.attempts++;
       ex.backend = backend.id;
       const r: ForwardResult = await forwarder.web(req, res, backend, body, fresh);
@@ -275,6 +275,7 @@ export function createProxyServer(opts: ProxyServerOptions): ProxyServer {
         return;
       }
       last = r;
+      (tried ??= new Set()).add(backend.id);
       if (r.staleConnection && !fresh && mayRetry(req.method, body, r)) {
         // The backend closed the pooled connection as we reused it: the same backend again, on a new one
         // (most tools have a single backend, and it is not at fault).
@@ -296,16 +297,13 @@ export function createProxyServer(opts: ProxyServerOptions): ProxyServer {
     res.setHeader('x-request-id', ex.requestId);
     if (draining) res.setHeader('connection', 'close');
     inFlight.add(res);
-    let done = false;
-    const finish = () => {
-      if (done) return;
-      done = true;
+    // 'close' alone: Node emits it after 'finish' too, so one listener sees every end (a second on
+    // 'finish' cost its wrapper and removal on every request).
+    res.once('close', () => {
       inFlight.delete(res);
       record(req, ex, res.headersSent ? res.statusCode : 499);
       if (draining) setImmediate(() => server.closeIdleConnections());
-    };
-    res.once('finish', finish);
-    res.once('close', finish);
+    });
     handle(req, res, ex).catch((err: Error) => {
       logger.error({ event: 'proxy.internal_error', requestId: ex.requestId, err: err.message, stack: err.stack }, 'proxy internal error');
       if (!res.headersSent) answer(res, req, ex, 'bad_gateway');

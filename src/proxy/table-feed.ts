@@ -1,8 +1,8 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from '../logger';
 import type { Store } from '../registry/store';
-import type { Assignment, Backend, ChangeEvent, TableSnapshot } from '../registry/types';
-import { RouteTable, type RouteSource } from './route-table';
+import type { Assignment, ChangeEvent, RouteRecord, TableVersion } from '../registry/types';
+import { RouteTable, type RouteSource, type RouteTableBuilder } from './route-table';
 
 export interface TableFeedOptions {
   /** How often the store's version is compared with ours: catches a lost last message. */
@@ -16,10 +16,9 @@ export interface TableFeedOptions {
 }
 
 interface CarryOver {
-  backends: Backend[];
+  backends: RouteRecord[];
   /** Not routed on: the registry reserves these ports for their old tools (src/registry/recovery.ts). */
   assignments: Assignment[];
-  snapshot: TableSnapshot;
   until: number;
 }
 
@@ -147,9 +146,11 @@ export class TableFeed extends EventEmitter implements RouteSource {
   }
 
   private async reload(reason: string): Promise<void> {
-    let snap: TableSnapshot;
+    // Built as the store reads: the records themselves are never all held at once (bench/proxy.ts).
+    const builder = RouteTable.builder();
+    let snap: TableVersion;
     try {
-      snap = await this.store.snapshot();
+      snap = await this.store.routeSnapshot(builder);
     } catch (err) {
       this.markStore(false, err);
       return;
@@ -164,7 +165,7 @@ export class TableFeed extends EventEmitter implements RouteSource {
     const lost = old && old.epoch ? (snap.epoch !== old.epoch ? 'epoch' : snap.version < old.version ? 'writes' : null) : null;
     if (old && lost) {
       const assignments = [...allAssignments(old), ...this.carriedAssignments()];
-      this.carry = { backends: [...allBackends(old)], assignments, snapshot: snap, until: Date.now() + this.opts.carryOverMs };
+      this.carry = { backends: [...allBackends(old)], assignments, until: Date.now() + this.opts.carryOverMs };
       this.opts.logger.warn(
         lost === 'epoch'
           ? { event: 'feed.new_epoch', from: old.epoch, to: snap.epoch, carried: this.carry.backends.length }
@@ -175,23 +176,23 @@ export class TableFeed extends EventEmitter implements RouteSource {
       );
     }
     this.reloads++;
-    const table = RouteTable.fromSnapshot(this.withCarryOver(snap));
-    this.opts.logger.debug({ event: 'feed.reload', reason, version: snap.version, backends: snap.backends.length }, 'route table reloaded');
+    this.addCarryOver(builder);
+    const table = builder.build(snap);
+    this.opts.logger.debug({ event: 'feed.reload', reason, version: snap.version, backends: table.backendCount }, 'route table reloaded');
     this.pending = this.pending.filter((ev) => ev.epoch === snap.epoch && ev.version > snap.version);
     this.swap(table);
   }
 
-  private withCarryOver(snap: TableSnapshot): TableSnapshot {
+  /** The carried routes the store does not have (by tool and id, or by tool and url). */
+  private addCarryOver(builder: RouteTableBuilder): void {
     const carry = this.carry;
-    if (!carry) return snap;
+    if (!carry) return;
     if (Date.now() >= carry.until) {
       this.carry = null;
-      return snap;
+      return;
     }
-    const have = new Set(snap.backends.map((b) => `${b.tool}/${b.id}`));
-    const haveUrl = new Set(snap.backends.map((b) => `${b.tool} ${b.url}`));
-    const extra = carry.backends.filter((b) => !have.has(`${b.tool}/${b.id}`) && !haveUrl.has(`${b.tool} ${b.url}`));
-    return { ...snap, backends: [...snap.backends, ...extra] };
+    const extra = carry.backends.filter((b) => !builder.hasBackend(b.tool, b.id, b.url));
+    for (const b of extra) builder.backend(b);
   }
 
   private markStore(up: boolean, err?: unknown): void {
@@ -251,10 +252,10 @@ export class TableFeed extends EventEmitter implements RouteSource {
   }
 }
 
-function* allBackends(table: RouteTable): Generator<Backend> {
+function* allBackends(table: RouteTable): Generator<RouteRecord> {
   for (const route of table.tools()) {
     for (const b of route.backends) {
-      yield { tool: route.tool, id: b.id, url: b.url, source: b.source, registeredAt: 0, lastHeartbeat: 0, expiresAt: 0, ttl: 0 };
+      yield { tool: route.tool, id: b.id, url: b.url, source: b.source };
     }
   }
 }

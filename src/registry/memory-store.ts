@@ -8,6 +8,7 @@ import type {
   Change,
   ChangeEvent,
   ExpireCandidate,
+  RouteSink,
   TableSnapshot,
   TableVersion,
   TokenRecord,
@@ -249,6 +250,14 @@ export class MemoryStore implements Store {
       backends: [...this.backends.values()].map((b) => ({ ...b })),
       assignments: [...this.assignments.values()].map((a) => ({ ...a })),
     };
+  }
+
+  async routeSnapshot(sink: RouteSink): Promise<TableVersion> {
+    this.assertOpen();
+    // Synchronous: no mutation can run in between, so this is one version.
+    for (const b of this.backends.values()) sink.backend({ tool: b.tool, id: b.id, url: b.url, source: b.source });
+    for (const a of this.assignments.values()) sink.assignment({ ...a });
+    return { epoch: this.epoch, version: this.tableVersion };
   }
 
   async version(): Promise<TableVersion> {

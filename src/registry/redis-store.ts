@@ -11,6 +11,7 @@ import type {
   Backend,
   ChangeEvent,
   ExpireCandidate,
+  RouteSink,
   TableSnapshot,
   TableVersion,
   TokenRecord,
@@ -98,6 +99,11 @@ function splitBackendKey(key: string): { tool: string; id: string } {
   const slash = key.indexOf('/');
   return { tool: key.slice(0, slash), id: key.slice(slash + 1) };
 }
+
+/** Attempts at a paged read before routeSnapshot falls back to the atomic one. */
+const PAGED_ATTEMPTS = 3;
+/** HSCAN's COUNT: small enough that a page's strings die in the young generation, large enough for few round trips. */
+const SCAN_PAGE = 1000;
 
 function byHostPort(a: Assignment, b: Assignment): number {
   return a.host < b.host ? -1 : a.host > b.host ? 1 : a.port - b.port;
@@ -418,16 +424,68 @@ export class RedisStore implements Store {
     };
   }
 
+  /**
+   * Read in pages (HSCAN) between two reads of the version, rather than in one reply: at 100,000
+   * backends that reply and its parsed records (~80 MiB) were all alive at once, so the proxy's heap
+   * grew by that much and an idle proxy kept it (bench/proxy.ts); a page's records die young. Every
+   * routing mutation bumps the version, so the same version before and after means no backend or
+   * assignment came or went in between: the pages are one table (HSCAN returns every field present
+   * throughout, some twice while a hash rehashes). Under churn that keeps moving the version, the
+   * atomic read of snapshot() answers instead.
+   */
+  async routeSnapshot(sink: RouteSink): Promise<TableVersion> {
+    for (let attempt = 0; attempt < PAGED_ATTEMPTS; attempt++) {
+      if (attempt > 0) sink.restart();
+      const v = await this.run('routeSnapshot', () => this.pagedRoutes(sink));
+      if (v) return v;
+    }
+    sink.restart();
+    const s = await this.snapshot();
+    for (const b of s.backends) sink.backend(b);
+    for (const a of s.assignments) sink.assignment(a);
+    return { epoch: s.epoch, version: s.version };
+  }
+
+  /** null when the version moved during the read. */
+  private async pagedRoutes(sink: RouteSink): Promise<TableVersion | null> {
+    if (this.closed || this.client.status !== 'ready') throw new StoreUnavailableError('redis is not connected');
+    const conn = this.bulkConnection();
+    const before = await this.versionOn(conn);
+    await this.scanValues(conn, 'backends', (json) => sink.backend(JSON.parse(json) as Backend));
+    await this.scanValues(conn, 'assign', (json) => sink.assignment(JSON.parse(json) as Assignment));
+    const after = await this.versionOn(conn);
+    return after.epoch === before.epoch && after.version === before.version ? before : null;
+  }
+
+  /** Every value of a hash, page by page (HSCAN). */
+  private async scanValues(conn: Redis, name: string, each: (value: string) => void): Promise<void> {
+    const key = this.key(name);
+    let next = conn.hscan(key, '0', 'COUNT', SCAN_PAGE);
+    for (;;) {
+      const [cursor, flat] = await next;
+      // Ask for the next page before handing this one over: Redis works on it meanwhile. Should the sink
+      // throw, that page's failure must not surface as an unhandled rejection.
+      if (cursor !== '0') {
+        next = conn.hscan(key, cursor, 'COUNT', SCAN_PAGE);
+        next.catch(() => undefined);
+      }
+      for (let i = 1; i < flat.length; i += 2) each(flat[i]);
+      if (cursor === '0') return;
+    }
+  }
+
   async version(): Promise<TableVersion> {
-    const [epoch, version] = await this.run('version', async () => {
-      const replies = await this.client
-        .multi()
-        .set(this.key('epoch'), randomUUID(), 'NX')
-        .get(this.key('epoch'))
-        .get(this.key('version'))
-        .exec();
-      return this.transactionResults(replies).slice(1) as [string, string | null];
-    });
+    return this.run('version', () => this.versionOn(this.client));
+  }
+
+  private async versionOn(conn: Redis): Promise<TableVersion> {
+    const replies = await conn
+      .multi()
+      .set(this.key('epoch'), randomUUID(), 'NX')
+      .get(this.key('epoch'))
+      .get(this.key('version'))
+      .exec();
+    const [epoch, version] = this.transactionResults(replies).slice(1) as [string, string | null];
     return { epoch, version: Number(version ?? 0) };
   }
 

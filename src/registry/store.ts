@@ -5,6 +5,7 @@ import type {
   Backend,
   ChangeEvent,
   ExpireCandidate,
+  RouteSink,
   TableSnapshot,
   TableVersion,
   TokenRecord,
@@ -75,6 +76,14 @@ export interface Store {
   // ---- the table and its change feed ----
   /** Everything a proxy routes on, at one consistent version. */
   snapshot(): Promise<TableSnapshot>;
+  /**
+   * What a proxy routes on, handed to `sink` as it is read: every backend (its RouteRecord) and every
+   * assignment of the table at one version, which it answers. The store may restart the read
+   * (sink.restart()); once it resolves, what the sink received since the last restart is that table. A
+   * record may arrive twice (Redis HSCAN while its hash rehashes); the last one counts. When it rejects,
+   * what the sink holds is partial.
+   */
+  routeSnapshot(sink: RouteSink): Promise<TableVersion>;
   version(): Promise<TableVersion>;
   /**
    * Receive change events as they are published. `onResync` is called when delivery may have had a gap

@@ -45,6 +45,20 @@ export interface TableSnapshot extends TableVersion {
   assignments: Assignment[];
 }
 
+/** Of a backend's record, what a proxy routes on; lease times and client version it never reads. */
+export type RouteRecord = Pick<Backend, 'tool' | 'id' | 'url' | 'source'>;
+
+/**
+ * Receives the route table record by record as a store reads it (Store.routeSnapshot): a proxy builds its
+ * table from records that are garbage a moment later, instead of holding every one of them at once.
+ */
+export interface RouteSink {
+  backend(record: RouteRecord): void;
+  assignment(assignment: Assignment): void;
+  /** The read starts over: forget what was received so far. */
+  restart(): void;
+}
+
 export type Change =
   | { kind: 'backend.upsert'; backend: Backend }
   | { kind: 'backend.remove'; tool: string; id: string; reason: 'deregistered' | 'expired' | 'replaced' }

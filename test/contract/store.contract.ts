@@ -6,6 +6,8 @@ import type {
   BackendSource,
   Change,
   ChangeEvent,
+  RouteRecord,
+  RouteSink,
   UpsertBackendInput,
   UpsertBackendResult,
 } from '../../src/registry/types';
@@ -50,6 +52,37 @@ async function waitFor(what: string, pred: () => boolean, timeoutMs = 3000): Pro
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
+}
+
+/** A RouteSink that keeps what it is handed, and forgets it when the read starts over. */
+function collectingSink(): RouteSink & { backends: RouteRecord[]; assignments: Assignment[] } {
+  return {
+    backends: [],
+    assignments: [],
+    backend(r) {
+      this.backends.push(r);
+    },
+    assignment(a) {
+      this.assignments.push(a);
+    },
+    restart() {
+      this.backends = [];
+      this.assignments = [];
+    },
+  };
+}
+
+function routeFields(r: RouteRecord): RouteRecord {
+  return { tool: r.tool, id: r.id, url: r.url, source: r.source };
+}
+
+/** The tools named, each once: a record handed twice counts once (the contract allows it). */
+function toolSet(list: { tool: string }[]): Set<string> {
+  return new Set(list.map((x) => x.tool));
+}
+
+function expectedTools(prefix: string, n: number): Set<string> {
+  return new Set(Array.from({ length: n }, (_, i) => `${prefix}-${i}`));
 }
 
 function okResult(r: UpsertBackendResult): Extract<UpsertBackendResult, { ok: true }> {
@@ -106,6 +139,17 @@ export function storeContract(name: string, factory: StoreFactory): void {
 
     async function versionNumber(): Promise<number> {
       return (await store.version()).version;
+    }
+
+    /** Tools `${prefix}-${from}`..: one backend each, on its own port of HOST. */
+    async function writeTools(prefix: string, from: number, to: number): Promise<void> {
+      for (let start = from; start < to; start += 250) {
+        const batch: Promise<UpsertBackendResult>[] = [];
+        for (let i = start; i < Math.min(to, start + 250); i++) {
+          batch.push(store.upsertBackend(input({ tool: `${prefix}-${i}`, id: 'x', port: 30000 + i })));
+        }
+        for (const r of await Promise.all(batch)) okResult(r);
+      }
     }
 
     describe('backends and leases', () => {
@@ -765,6 +809,72 @@ export function storeContract(name: string, factory: StoreFactory): void {
         const snap = await store.snapshot();
         assert.deepEqual(snap.backends, []);
         assert.deepEqual(snap.assignments, []);
+      });
+
+      it('hands every backend (as its route record) and assignment of one version to a routeSnapshot sink', async () => {
+        okResult(await store.upsertBackend(input({ tool: 'alpha', id: 'a1', port: 5001, clientVersion: 'v1' })));
+        okResult(await store.upsertBackend(input({ tool: 'beta', id: 'b1', port: 5002, source: 'discovered' })));
+        await store.allocatePort('gamma', HOST2, { min: 9000, max: 9000 }, T);
+        const sink = collectingSink();
+        const v = await store.routeSnapshot(sink);
+        assert.deepEqual(v, await store.version());
+        assert.deepEqual(sink.backends.map(routeFields).sort(byId), [
+          { tool: 'alpha', id: 'a1', url: `http://${HOST}:5001`, source: 'registered' },
+          { tool: 'beta', id: 'b1', url: `http://${HOST}:5002`, source: 'discovered' },
+        ]);
+        assert.deepEqual(plain(sink.assignments.sort(byHostPort)), [
+          { tool: 'alpha', host: HOST, port: 5001, createdAt: T },
+          { tool: 'beta', host: HOST, port: 5002, createdAt: T },
+          { tool: 'gamma', host: HOST2, port: 9000, createdAt: T },
+        ]);
+      });
+
+      it('hands nothing to a routeSnapshot sink for an empty store', async () => {
+        const sink = collectingSink();
+        const v = await store.routeSnapshot(sink);
+        assert.deepEqual(v, await store.version());
+        assert.deepEqual(sink.backends, []);
+        assert.deepEqual(sink.assignments, []);
+      });
+
+      it('hands a table of several thousand routes to a routeSnapshot sink whole', async () => {
+        // More than one page of a store that reads in pages.
+        const n = 2500;
+        await writeTools('t', 0, n);
+        const sink = collectingSink();
+        const v = await store.routeSnapshot(sink);
+        assert.equal(v.version, await versionNumber());
+        assert.deepEqual(toolSet(sink.backends), expectedTools('t', n));
+        assert.deepEqual(toolSet(sink.assignments), expectedTools('t', n));
+      });
+
+      it('answers the table of the version it reports while routes are being written', async () => {
+        await writeTools('base', 0, 2500);
+        const v0 = await versionNumber();
+        // Each write adds one backend and its assignment: one version step. The table at version v has
+        // the first v - v0 of them, and exactly those.
+        const total = 400;
+        let writing = true;
+        const writer = (async () => {
+          try {
+            for (let i = 0; i < total; i++) okResult(await store.upsertBackend(input({ tool: `w-${i}`, id: 'x', port: 20000 + i })));
+          } finally {
+            writing = false;
+          }
+        })();
+        let reads = 0;
+        const deadline = Date.now() + 15_000;
+        while ((writing || reads < 2) && reads < 30 && Date.now() < deadline) {
+          const sink = collectingSink();
+          const v = await store.routeSnapshot(sink);
+          reads++;
+          const written = v.version - v0;
+          assert.ok(written >= 0 && written <= total, `version ${v.version} outside [${v0}, ${v0 + total}]`);
+          const want = new Set([...expectedTools('base', 2500), ...expectedTools('w', written)]);
+          assert.deepEqual(toolSet(sink.backends), want, `backends at version ${v.version}`);
+          assert.deepEqual(toolSet(sink.assignments), want, `assignments at version ${v.version}`);
+        }
+        await writer;
       });
     });
 
