@@ -440,7 +440,10 @@ async function main(): Promise<void> {
     `| ${name} | ${s.tools} | ${s.failed} | ${round1(s.coldP50)} | ${round1(s.coldP99)} | ${round1(s.warmP50)} | ${round1(s.extraP50)} | ${round1(s.extraP99)} | ${round1(s.extraMax)} | ${verdict(s.failed === 0 && s.extraP99 <= 300)} |`;
   // Healed by the first round after the tool came up: rounds start every interval, and within a round the
   // probe of one assignment may come later than in the round before by up to a probe budget (300 ms).
-  const withinOneRound = (r: ReconcileOnly, interval: number) => r.healed === r.tools && r.max <= interval + 300;
+  // The first round after a tool comes up heals it: at most an interval, plus the probe budget, plus the settle
+  // the reconciler waits before healing (discovery.settleMs, 500 ms capped at an eighth of the interval).
+  const settleOf = (interval: number) => Math.min(500, interval / 8);
+  const withinOneRound = (r: ReconcileOnly, interval: number) => r.healed === r.tools && r.max <= interval + 300 + settleOf(interval);
   const reconcileOk = withinOneRound(rc, INTERVAL);
   const steady = pc.runs[0];
   const body = [
@@ -464,7 +467,7 @@ async function main(): Promise<void> {
     '',
     '### The reconciler alone (no traffic, `registry` process)',
     '',
-    `${rc.tools} tools come up at random moments over three reconcile intervals of ${INTERVAL} ms; time from each one listening to its discovered backend's change event (the moment every proxy learns the route): p50 ${rc.p50} ms (${round2(rc.p50 / INTERVAL)} interval), max ${rc.max} ms (${round2(rc.max / INTERVAL)} interval); ${rc.healed}/${rc.tools} healed. Target: within one interval, i.e. by the first round after the tool came up (at most an interval plus the probe budget, 300 ms, by which a probe may come later in its round than in the round before): ${verdict(reconcileOk)}.`,
+    `${rc.tools} tools come up at random moments over three reconcile intervals of ${INTERVAL} ms; time from each one listening to its discovered backend's change event (the moment every proxy learns the route): p50 ${rc.p50} ms (${round2(rc.p50 / INTERVAL)} interval), max ${rc.max} ms (${round2(rc.max / INTERVAL)} interval); ${rc.healed}/${rc.tools} healed. Target: within one interval, i.e. by the first round after the tool came up (at most an interval plus the probe budget, 300 ms, by which a probe may come later in its round than in the round before, plus the reconciler's settle of ${settleOf(INTERVAL)} ms before it heals): ${verdict(reconcileOk)}.`,
     '',
     `### Probe cost: ${ASSIGNMENTS} assignments, 1 % dead (\`registry\` process, reconcile interval ${CPU_INTERVAL} ms, ${ROUNDS} rounds)`,
     '',

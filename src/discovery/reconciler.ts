@@ -29,7 +29,7 @@ export interface ReconcilerOptions {
   intervalMs: number;
   /**
    * How long an answering assignment must stay without a live backend before the reconciler heals it
-   * (capped at a quarter interval). A launcher registers a moment after its child starts listening; a
+   * (capped at an eighth of the interval, so a heal still comes with the first round after the tool is up). A launcher registers a moment after its child starts listening; a
    * probe landing in that moment would count a heal that never was and page someone for nothing.
    */
   settleMs?: number;
@@ -126,7 +126,7 @@ export class Reconciler {
       out.probed++;
       if ((await healer.prober(a)).ok) answering.push(a);
     });
-    const settleMs = Math.min(this.opts.settleMs ?? 0, this.opts.intervalMs / 4);
+    const settleMs = Math.min(this.opts.settleMs ?? 0, this.opts.intervalMs / 8);
     if (answering.length > 0 && settleMs > 0) await new Promise((r) => setTimeout(r, settleMs));
     await eachLimited(answering, CONCURRENCY, async (a) => {
       if (settleMs > 0 && (await this.standsNow(a))) return;

@@ -10,7 +10,7 @@ describe('discovery configuration', () => {
       probeBudgetMs: 300,
       negativeCacheMs: 2000,
       reconcileIntervalMs: 10_000,
-      settleMs: 1000,
+      settleMs: 500,
       registry: null,
       token: null,
     });
