@@ -124,13 +124,19 @@ export async function startSwitchboard(opts: StartOptions): Promise<Switchboard>
   let proxy: ProxyServer | null = null;
   let proxyPort: number | null = null;
   let discovery: OnDemandDiscovery | null = null;
-  if (roles.proxy) {
+  if (roles.proxy || roles.registry) {
+    // A proxy routes on this table. A registry-only process routes nothing, yet its metrics (routes,
+    // assignments, store_up) are read at scrape time and must never wait on the store, and its port
+    // allocation must remember the last table after the store lost its state: it follows the table too,
+    // one read at start and then the change feed.
     feed = new TableFeed(store, { pollMs: config.proxy.feedPollMs, carryOverMs: config.leases.defaultTtlSeconds * 1000, logger });
     await feed.start();
+    metrics.observeTable(feed);
+  }
+  if (roles.proxy && feed) {
     discovery = proxyDiscovery({ config, routes: feed, healer, logger });
     proxy = createProxyServer({ config, routes: feed, logger, metrics, hooks: discoveryHooks(discovery) });
     proxyPort = await proxy.listen(config.proxy.port, config.host);
-    metrics.observeTable(feed);
     const f = feed;
     readiness.push(async () => {
       const table = f.current();
@@ -139,13 +145,6 @@ export async function startSwitchboard(opts: StartOptions): Promise<Switchboard>
         detail: { proxy: { hasSnapshot: table !== null, storeUp: f.storeUp, version: table?.version ?? null, routes: table?.routeCount ?? 0 } },
       };
     });
-  } else if (roles.registry) {
-    // A registry-only process routes nothing, yet its metrics (routes, assignments, store_up) are read at
-    // scrape time and must never wait on the store: it follows the table as a proxy does, one read at start
-    // and then the change feed.
-    feed = new TableFeed(store, { pollMs: config.proxy.feedPollMs, carryOverMs: config.leases.defaultTtlSeconds * 1000, logger });
-    await feed.start();
-    metrics.observeTable(feed);
   }
 
   // The registry allocates ports with the table it follows in mind: after the store lost its state, the

@@ -123,13 +123,11 @@ export function createForwarder(opts: ForwarderOptions): Forwarder {
   };
   const httpAgent = capturing(new http.Agent(agentOpts), slot);
   const httpsAgent = capturing(new https.Agent(agentOpts), slot);
-  // Upgraded sockets leave the pool; a separate agent keeps them out of the keep-alive accounting.
-  const wsHttpAgent = capturing(new http.Agent({ keepAlive: false, lookup: opts.guard?.lookup }), slot);
-  const wsHttpsAgent = capturing(new https.Agent({ keepAlive: false, lookup: opts.guard?.lookup }), slot);
-  // One connection each, never pooled: the retry of a request whose pooled connection turned out closed.
-  const freshHttpAgent = capturing(new http.Agent({ keepAlive: false, lookup: opts.guard?.lookup }), slot);
-  const freshHttpsAgent = capturing(new https.Agent({ keepAlive: false, lookup: opts.guard?.lookup }), slot);
-  const agents = [httpAgent, httpsAgent, wsHttpAgent, wsHttpsAgent, freshHttpAgent, freshHttpsAgent];
+  // A new connection per request, never pooled: upgraded sockets (they leave the pool, and must stay out of
+  // its keep-alive accounting) and the retry of a request whose pooled connection turned out closed.
+  const unpooledHttpAgent = capturing(new http.Agent({ keepAlive: false, lookup: opts.guard?.lookup }), slot);
+  const unpooledHttpsAgent = capturing(new https.Agent({ keepAlive: false, lookup: opts.guard?.lookup }), slot);
+  const agents = [httpAgent, httpsAgent, unpooledHttpAgent, unpooledHttpsAgent];
 
   const proxy = httpProxy.createProxyServer({ xfwd: false, ws: true, toProxy: true, prependPath: false, changeOrigin: false });
   // Without a listener http-proxy throws and kills the process (FIELD-NOTES 2); every call below also
@@ -325,7 +323,7 @@ export function createForwarder(opts: ForwarderOptions): Forwarder {
           res,
           {
             target: backend.target as unknown as httpProxy.ProxyTarget,
-            agent: backend.target.protocol === 'https:' ? (fresh ? freshHttpsAgent : httpsAgent) : fresh ? freshHttpAgent : httpAgent,
+            agent: backend.target.protocol === 'https:' ? (fresh ? unpooledHttpsAgent : httpsAgent) : fresh ? unpooledHttpAgent : httpAgent,
             buffer: gate,
             selfHandleResponse: true,
           },
@@ -413,7 +411,7 @@ export function createForwarder(opts: ForwarderOptions): Forwarder {
           head,
           {
             target: backend.target as unknown as httpProxy.ProxyTarget,
-            agent: backend.target.protocol === 'https:' ? wsHttpsAgent : wsHttpAgent,
+            agent: backend.target.protocol === 'https:' ? unpooledHttpsAgent : unpooledHttpAgent,
           },
           (err: Error) => {
             if (upgraded) {

@@ -140,6 +140,8 @@ describe('metrics of a serve process (embedded store)', function () {
     const before = await scrape(sb);
     assert.ok(!/tool="healme"/.test(before));
     assert.equal((await assignPort(sb, 'healme')).status, 200);
+    // The proxy learns the assignment through the change feed: wait for it, or the request is a 404.
+    await waitMetric(sb, 'switchboard_assignments', {}, (v) => v === metricValue(before, 'switchboard_assignments') + 1);
     // healme answers on its assigned port without ever registering: the request heals it.
     assert.equal(await viaProxy(sb, '/healme/'), 200);
     const text = await waitMetric(sb, 'switchboard_discovered_backends', { tool: 'healme' }, (v) => v === 1);
@@ -154,6 +156,9 @@ describe('metrics of a serve process (embedded store)', function () {
     const b = await startBackend('brief');
     try {
       assert.equal((await heartbeat(sb, 'brief', 'x1', { url: b.url, ttl: 1 })).status, 200);
+      // Down before its lease lapses: a server still answering on its (heartbeat-created) assignment would
+      // rightly be healed by the reconciler, and the route would not go.
+      await b.close();
       await waitMetric(sb, 'switchboard_lease_expirations_total', {}, (v) => v >= before + 1);
       await waitMetric(sb, 'switchboard_routes', {}, (v) => v === 4, 'the expired route gone from the table');
     } finally {
