@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import type { Roles } from './app';
 import { ConfigError, loadConfig, redactedConfig } from './config';
-import { createLogger } from './logger';
+import { createLogger, flushLogsSync } from './logger';
 import { heartbeatCommand, runCommand } from './launcher/command';
 import { statusCommand } from './cli/status';
 import { tokenCommand } from './cli/token';
@@ -60,15 +60,15 @@ async function runServer(verb: string, args: string[]): Promise<void> {
   }
   const shutdown = (signal: string) => {
     logger.info({ event: 'signal', signal }, 'signal received');
+    const exit = (code: number) => {
+      flushLogsSync(logger);
+      process.exit(code);
+    };
     sb.stop()
-      .then(() => {
-        logger.flush();
-        process.exit(0);
-      })
+      .then(() => exit(0))
       .catch((err) => {
         logger.error({ event: 'shutdown.failed', err: (err as Error).message }, 'shutdown failed');
-        logger.flush();
-        process.exit(1);
+        exit(1);
       });
   };
   process.once('SIGTERM', () => shutdown('SIGTERM'));

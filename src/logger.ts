@@ -1,4 +1,5 @@
 import pino from 'pino';
+import { TurnBatchedDestination } from './log-batch';
 
 export type Logger = pino.Logger;
 
@@ -17,10 +18,19 @@ const REDACT = [
 export function createLogger(level: string, destination?: pino.DestinationStream): Logger {
   // Asynchronous destination: a log line never blocks the request path on a slow stdout. The buffer is
   // flushed every second too: in a quiet process "store lost" must not wait for 4 KiB of other lines.
-  // 4 KiB stays: a bigger buffer makes fewer thread-pool writes but sonic-boom measures the whole pending
-  // buffer on every line (Buffer.byteLength), which cost the access log more than it saved (bench/proxy.ts).
-  const dest = destination ?? pino.destination({ dest: 1, sync: false, minLength: 4096, periodicFlush: 1000 });
+  // Lines reach it one event-loop turn at a time (TurnBatchedDestination), not one by one.
+  const dest = destination ?? new TurnBatchedDestination(pino.destination({ dest: 1, sync: false, minLength: 4096, periodicFlush: 1000 }));
   return pino({ level, base: { pid: process.pid }, redact: { paths: REDACT, censor: '[redacted]' } }, dest);
+}
+
+/** Writes out every line still buffered, before the process exits (an asynchronous flush would be cut off). */
+export function flushLogsSync(logger: Logger): void {
+  const stream = (logger as unknown as Record<symbol, { flushSync?(): void }>)[pino.symbols.streamSym];
+  try {
+    stream?.flushSync?.();
+  } catch {
+    // stdout is gone: nothing left to write to.
+  }
 }
 
 /** A logger that writes nothing (tests that do not read logs). */

@@ -1,13 +1,30 @@
-import { randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import { NetworkSet, unmapIPv4 } from '../registry/networks';
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,128}$/;
 
+// Generated ids are UUIDv8 (RFC 9562's custom layout): 74 random bits drawn once per process, then a
+// 48-bit counter. Unique across processes and restarts like a random UUID, at a fraction of
+// randomUUID's cost per request (~0.1 of ~0.8 us, bench/proxy.ts); a request id is a correlation key,
+// not a secret.
+const ID_PREFIX = ((): string => {
+  const h = randomBytes(10).toString('hex');
+  const variant = ((parseInt(h[12], 16) & 0x3) | 0x8).toString(16);
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-8${h.slice(13, 16)}-${variant}${h.slice(16, 19)}-`;
+})();
+let idCounter = 0;
+
+/** A new request id (UUIDv8 layout, see ID_PREFIX). */
+export function newRequestId(): string {
+  idCounter = (idCounter + 1) % 0x1000000000000;
+  return ID_PREFIX + idCounter.toString(16).padStart(12, '0');
+}
+
 /** The client's X-Request-Id when it is well formed (so traces can be joined), else a new one. */
 export function requestIdOf(req: http.IncomingMessage): string {
   const given = req.headers['x-request-id'];
-  return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+  return typeof given === 'string' && REQUEST_ID.test(given) ? given : newRequestId();
 }
 
 /** Hop-by-hop headers (RFC 9110 7.6.1, plus the legacy ones still seen): they never cross the proxy. */

@@ -50,6 +50,8 @@ export interface ForwarderOptions {
   agent: { maxSockets: number; maxFreeSockets: number; freeSocketTimeoutMs: number };
   /** Refuses connections to addresses outside allowedNetworks, whatever the table says (none: no check). */
   guard?: ConnectGuard;
+  /** Adds the proxy's own headers to a relayed answer's head, after the backend's (so they win). */
+  responseHead?(req: http.IncomingMessage, headers: http.OutgoingHttpHeaders): void;
 }
 
 export interface Forwarder {
@@ -248,6 +250,7 @@ export function createForwarder(opts: ForwarderOptions): Forwarder {
           fail('bad_gateway', 'INVALID_RESPONSE');
           return;
         }
+        opts.responseHead?.(req, headers);
         try {
           res.writeHead(status, headers);
         } catch (err) {

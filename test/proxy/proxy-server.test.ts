@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import net from 'node:net';
 import { Writable } from 'node:stream';
 import pino from 'pino';
@@ -30,16 +31,42 @@ describe('proxy server', () => {
 
   it('close() lets an in-flight request finish, then stops accepting', async () => {
     const p = await startProxy(routes(), testConfig({ drainTimeoutMs: 5000 }));
-    const inFlight = request(p.port, '/slow/?ms=300');
+    // Keep-alive, so that a `connection: close` below is the proxy's doing, not the client's.
+    const agent = new http.Agent({ keepAlive: true });
+    const inFlight = request(p.port, '/slow/?ms=300', { agent });
     await sleep(50);
     const t0 = Date.now();
     const closed = p.close();
     const r = await inFlight;
     assert.equal(r.status, 200);
     assert.equal(r.body, 'done after 300');
+    // Its head was written after the drain began: it tells the client not to reuse the connection.
+    assert.equal(r.headers.connection, 'close');
+    assert.ok(r.headers['x-request-id']);
     await closed;
+    agent.destroy();
     assert.ok(Date.now() - t0 < 4000, 'close did not wait for the drain timeout');
     await assert.rejects(request(p.port, '/slow/'), /ECONNREFUSED/);
+  });
+
+  it("answers with the request's own id, over one the backend set", async () => {
+    const echo = await startBackend((_req, res) => {
+      res.setHeader('x-request-id', 'from-the-backend');
+      res.end('ok');
+    });
+    const p = await startProxy(new StaticRoutes(tableOf([backend('echo', 'e1', echo.url)])), testConfig());
+    const agent = new http.Agent({ keepAlive: true });
+    try {
+      const given = await request(p.port, '/echo/', { headers: { 'x-request-id': 'client-id-1' }, agent });
+      assert.equal(given.headers['x-request-id'], 'client-id-1');
+      const generated = await request(p.port, '/echo/', { agent });
+      assert.match(String(generated.headers['x-request-id']), /^[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+      assert.notEqual(generated.headers.connection, 'close');
+    } finally {
+      agent.destroy();
+      await p.close();
+      await echo.close();
+    }
   });
 
   it('close() cuts requests still running after drainTimeoutMs', async () => {

@@ -1,0 +1,50 @@
+import type pino from 'pino';
+
+type SonicBoom = ReturnType<typeof pino.destination>;
+
+/**
+ * A log destination that hands all the lines of one event-loop turn to sonic-boom as a single write.
+ * sonic-boom appends each line to its pending buffer and measures that whole buffer again
+ * (Buffer.byteLength) on every write: with the access log on, that copy of up to 4 KiB per line was a
+ * third of the log's cost per request (bench/proxy.ts). Joined here, it measures once per turn.
+ */
+export class TurnBatchedDestination {
+  private readonly lines: string[] = [];
+  private scheduled = false;
+
+  constructor(private readonly dest: SonicBoom) {}
+
+  write(line: string): boolean {
+    this.lines.push(line);
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(this.drain);
+    }
+    return true;
+  }
+
+  /** Hands the pending lines over, then flushes sonic-boom (logger.flush() ends up here). */
+  flush(cb?: (err?: Error) => void): void {
+    this.handOver();
+    this.dest.flush(cb);
+  }
+
+  /** Writes everything out before returning (process exit). */
+  flushSync(): void {
+    this.handOver();
+    this.dest.flushSync();
+  }
+
+  private readonly drain = (): void => {
+    this.scheduled = false;
+    this.handOver();
+  };
+
+  private handOver(): void {
+    const n = this.lines.length;
+    if (n === 0) return;
+    const chunk = n === 1 ? this.lines[0] : this.lines.join('');
+    this.lines.length = 0;
+    this.dest.write(chunk);
+  }
+}
