@@ -7,12 +7,6 @@ import path from 'node:path';
 export const ROOT = path.join(__dirname, '..');
 export const RESULTS = path.join(ROOT, 'bench', 'RESULTS.md');
 
-/** The Node flags bin/switchboard.js runs with (its shebang), so that benchmarks run the CLI as operators do. */
-export function cliNodeFlags(): string[] {
-  const first = readFileSync(path.join(ROOT, 'bin', 'switchboard.js'), 'utf8').split('\n')[0];
-  return first.replace(/^#!\/usr\/bin\/env\s+(-S\s+)?node\s*/, '').split(/\s+/).filter(Boolean);
-}
-
 export function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return NaN;
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];

@@ -13,7 +13,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { RedisStore } from '../src/registry/redis-store';
 import { RedisServer, freePort } from '../test/support/redis-server';
-import { cliNodeFlags, cpuSeconds, hasWrk, machine, memoryMiB, ROOT, startChild, treeCpuSeconds, waitHttp, wrkLoad, writeSection, type LoadResult } from './lib';
+import { cpuSeconds, hasWrk, machine, memoryMiB, ROOT, startChild, treeCpuSeconds, waitHttp, wrkLoad, writeSection, type LoadResult } from './lib';
 import { nginxInstalled, startNginx, NGINX_BIN } from './nginx';
 import { measurePropagation, summary } from './proxy-registration';
 import { HIT_TOOL, timeReload, writeRoutes, type ReloadTiming } from './proxy-table';
@@ -136,7 +136,7 @@ async function startSwitchboardProxy(redisUrl: string, routes: number, accessLog
   const control = await freePort();
   const t0 = Date.now();
   const profile = profileName ? ['--cpu-prof', '--cpu-prof-dir', PROFILE_DIR, '--cpu-prof-name', `${profileName}.cpuprofile`] : [];
-  const child = startChild([...cliNodeFlags(), ...profile, CLI, 'proxy', ...(config ? ['--config', config] : [])], {
+  const child = startChild([...profile, CLI, 'proxy', ...(config ? ['--config', config] : [])], {
     REDIS_URL: redisUrl,
     SWITCHBOARD_PROXY_PORT: String(port),
     SWITCHBOARD_CONTROL_PORT: String(control),
@@ -155,7 +155,7 @@ async function startSwitchboardProxy(redisUrl: string, routes: number, accessLog
 
 async function startRegistry(redisUrl: string, config: string): Promise<{ control: number; stop(): Promise<void> }> {
   const control = await freePort();
-  const child = startChild([...cliNodeFlags(), CLI, 'registry', '--config', config], {
+  const child = startChild([CLI, 'registry', '--config', config], {
     REDIS_URL: redisUrl,
     SWITCHBOARD_CONTROL_PORT: String(control),
     SWITCHBOARD_ADMIN_TOKEN: TOKEN,
@@ -311,7 +311,7 @@ function report(r: {
     `Run: ${r.started.toISOString()}, ${machine()}. wrk, the backend, the proxy under test and redis-server share the machine, with other work running on it.`,
     `Load: wrk, 1 thread, ${connections} keep-alive connections, ${seconds} s per row after a ${warmup} s warm-up, \`GET /${HIT_TOOL}/\`; the backend is a node:http server in its own process answering 100 bytes. Each proxy runs in its own process; CPU is that process's user+system time per request (nginx: master + worker).`,
     'Each switchboard row is paired with a bare http-proxy run made just before it (same process, in brackets): its ratios are to that run, so a drift in the machine\'s load between rows does not show as a difference.',
-    `Switchboard: \`switchboard proxy\` (dist/src/cli.js, the compiled CLI, with the Node flags of bin/switchboard.js: ${cliNodeFlags().join(' ') || 'none'}) on a redis-server started by the bench, the routes written through RedisStore as the registry writes them, one backend per tool; the requests hit one tool among all of them. Access log on (pino, async, to /dev/null) unless said otherwise.`,
+    'Switchboard: `switchboard proxy` (dist/src/cli.js, the compiled CLI) on a redis-server started by the bench, the routes written through RedisStore as the registry writes them, one backend per tool; the requests hit one tool among all of them. Access log on (pino, async, to /dev/null) unless said otherwise.',
     '',
     '| proxy | requests/s | vs direct | vs bare http-proxy | p50 ms | p99 ms | p99 vs bare http-proxy | proxy CPU us/request | errors |',
     '|---|---|---|---|---|---|---|---|---|',
