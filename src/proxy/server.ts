@@ -80,9 +80,20 @@ function hasBody(req: http.IncomingMessage): boolean {
   return req.headers['transfer-encoding'] !== undefined || (cl !== undefined && cl !== '0');
 }
 
-/** RFC 9112 3.2: an HTTP/1.1 request without Host is refused with 400. */
-function missingHost(req: http.IncomingMessage): boolean {
-  return req.headers.host === undefined && req.httpVersionMajor === 1 && req.httpVersionMinor >= 1;
+/**
+ * RFC 9112 3.2: an HTTP/1.1 request without Host, and any request with more than one Host line, is refused
+ * with 400. Node keeps the first of two Host lines; a server behind that kept the last would route the
+ * request somewhere else than this proxy judged it.
+ */
+function badHost(req: http.IncomingMessage): boolean {
+  if (req.headers.host === undefined) return req.httpVersionMajor === 1 && req.httpVersionMinor >= 1;
+  const raw = req.rawHeaders;
+  let seen = 0;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i];
+    if (name.length === 4 && name.toLowerCase() === 'host' && ++seen > 1) return true;
+  }
+  return false;
 }
 
 function isWebSocket(req: http.IncomingMessage): boolean {
@@ -224,7 +235,7 @@ export function createProxyServer(opts: ProxyServerOptions): ProxyServer {
   }
 
   async function handle(req: http.IncomingMessage, res: http.ServerResponse, ex: Exchange): Promise<void> {
-    if (missingHost(req)) {
+    if (badHost(req)) {
       res.setHeader('connection', 'close');
       return answer(res, req, ex, 'bad_request');
     }
@@ -338,7 +349,7 @@ export function createProxyServer(opts: ProxyServerOptions): ProxyServer {
       setTimeout(() => socket.destroy(), 1000).unref();
     };
     void (async () => {
-      if (!isWebSocket(req) || missingHost(req) || draining) return refuse(draining ? 'no_routes' : 'bad_request');
+      if (!isWebSocket(req) || badHost(req) || draining) return refuse(draining ? 'no_routes' : 'bad_request');
       const table = routes.current();
       if (!table) {
         countError('no_route');

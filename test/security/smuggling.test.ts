@@ -80,7 +80,9 @@ const CASES: Case[] = [
   { name: 'chunk size overflow', bytes: post(['Transfer-Encoding: chunked'], `fffffffffffffffffff\r\nabc\r\n0\r\n\r\n`), expect: 'either' },
   { name: 'chunk with bare LF', bytes: post(['Transfer-Encoding: chunked'], `3\nabc\n0\n\n${SMUGGLED}`), expect: 'either' },
   { name: 'missing Host in HTTP/1.1', bytes: `GET /alpha/in HTTP/1.1\r\nAccept: application/json\r\n\r\n`, expect: 'reject' },
-  { name: 'two Host headers', bytes: `GET /alpha/in HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n`, expect: 'either' },
+  { name: 'two Host headers', bytes: `GET /alpha/in HTTP/1.1\r\nHost: x\r\nHost: y\r\nAccept: application/json\r\n\r\n`, expect: 'reject', status: 400 },
+  { name: 'two Host headers, same value, other case', bytes: `GET /alpha/in HTTP/1.1\r\nHost: x\r\nhOST: x\r\nAccept: application/json\r\n\r\n`, expect: 'reject', status: 400 },
+  { name: 'two Host headers in HTTP/1.0', bytes: `GET /alpha/in HTTP/1.0\r\nHost: x\r\nHost: y\r\nAccept: application/json\r\n\r\n`, expect: 'reject', status: 400 },
   // A head over Node's 16 KiB limit, in one header, in many, and in the request line.
   { name: 'one header of 20 KiB', bytes: `GET /alpha/in HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20 * 1024)}\r\n\r\n`, expect: 'reject', status: 431 },
   { name: '2,000 headers, 40 KiB', bytes: `GET /alpha/in HTTP/1.1\r\nHost: x\r\n${Array.from({ length: 2000 }, (_, i) => `X-Header-${i}: value-${i}\r\n`).join('')}\r\n`, expect: 'reject', status: 431 },
