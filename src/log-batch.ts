@@ -13,7 +13,17 @@ export class TurnBatchedDestination {
   private readonly lines: string[] = [];
   private scheduled = false;
 
-  constructor(private readonly dest: SonicBoom) {}
+  constructor(private readonly dest: SonicBoom) {
+    // A process.exit() right after a log line (a failed start) must not lose the lines of this turn:
+    // pino flushes its sonic-boom at exit, but knows nothing of the lines still held here.
+    process.once('exit', () => {
+      try {
+        this.flushSync();
+      } catch {
+        // stdout is gone: nothing left to write to.
+      }
+    });
+  }
 
   write(line: string): boolean {
     this.lines.push(line);

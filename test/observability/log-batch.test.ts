@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -46,6 +47,15 @@ describe('TurnBatchedDestination', () => {
     batched.write('last words\n');
     batched.flushSync();
     assert.equal(readFileSync(file, 'utf8'), 'last words\n');
+  });
+
+  it("createLogger's lines logged just before process.exit() still reach stdout", function () {
+    this.timeout(20_000);
+    const script = "const { createLogger } = require('./src/logger'); const l = createLogger('info'); l.info({ event: 'last' }, 'bye'); process.exit(3);";
+    const r = spawnSync(process.execPath, ['--require', 'tsx/cjs', '-e', script], { cwd: path.join(__dirname, '..', '..'), encoding: 'utf8' });
+    assert.equal(r.status, 3);
+    const lines = r.stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as { event?: string; msg?: string });
+    assert.deepEqual(lines.map((l) => [l.event, l.msg]), [['last', 'bye']]);
   });
 
   it('a pino logger on it writes every line, whole, once per turn', async () => {
