@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import type { Roles } from './app';
 import { ConfigError, loadConfig, redactedConfig } from './config';
-import { createLogger, flushLogsSync } from './logger';
+import { createLogger } from './logger';
 import { heartbeatCommand, runCommand } from './launcher/command';
 import { statusCommand } from './cli/status';
 import { tokenCommand } from './cli/token';
@@ -60,15 +60,12 @@ async function runServer(verb: string, args: string[]): Promise<void> {
   }
   const shutdown = (signal: string) => {
     logger.info({ event: 'signal', signal }, 'signal received');
-    const exit = (code: number) => {
-      flushLogsSync(logger);
-      process.exit(code);
-    };
+    // Log lines still buffered are written out on 'exit' (src/log-batch.ts, pino's sonic-boom).
     sb.stop()
-      .then(() => exit(0))
+      .then(() => process.exit(0))
       .catch((err) => {
         logger.error({ event: 'shutdown.failed', err: (err as Error).message }, 'shutdown failed');
-        exit(1);
+        process.exit(1);
       });
   };
   process.once('SIGTERM', () => shutdown('SIGTERM'));

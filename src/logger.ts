@@ -26,16 +26,6 @@ export function createLogger(level: string, destination?: pino.DestinationStream
   return pino({ level, base: { pid: process.pid }, redact: { paths: REDACT, censor: '[redacted]' } }, dest);
 }
 
-/** Writes out every line still buffered, before the process exits (an asynchronous flush would be cut off). */
-export function flushLogsSync(logger: Logger): void {
-  const stream = (logger as unknown as Record<symbol, { flushSync?(): void }>)[pino.symbols.streamSym];
-  try {
-    stream?.flushSync?.();
-  } catch {
-    // stdout is gone: nothing left to write to.
-  }
-}
-
 /** A logger that writes nothing (tests that do not read logs). */
 export function silentLogger(): Logger {
   return pino({ level: 'silent' });
