@@ -5,9 +5,8 @@ import { RegistryError } from '../registry/errors';
 import type { Registry } from '../registry/registry';
 import type { Assignment, Backend } from '../registry/types';
 import { discoveredId, discoveredUrl } from './discovered';
-import { hostPort, probe, type Prober } from './probe';
+import { configuredProber, hostPort, type Prober } from './probe';
 import { ProbeGate } from './probe-gate';
-import { ConnectGuard } from '../proxy/connect-guard';
 
 export type HealTrigger = 'request' | 'reconcile';
 
@@ -45,8 +44,7 @@ export class Healer {
     this.metrics = opts.metrics;
     this.logger = opts.logger;
     const d = opts.config.discovery;
-    const guard = new ConnectGuard(opts.config.allowedNetworks);
-    this.prober = opts.prober ?? ((t) => probe(t, { budgetMs: d.probeBudgetMs, healthPath: d.healthPath, guard }));
+    this.prober = opts.prober ?? configuredProber(opts.config);
     this.verifications = new ProbeGate((a) => this.prober(a), 0);
     // A normal lease, but one that outlives a few reconcile rounds: the reconciler renews discovered
     // backends that still answer, and one slow round must not let a live one lapse.

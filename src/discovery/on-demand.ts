@@ -4,11 +4,10 @@ import { createRouteBackend, type RouteBackend, type RouteSource, type ToolRoute
 import { assignmentKey } from '../registry/store';
 import type { Assignment } from '../registry/types';
 import { discoveredId, discoveredUrl } from './discovered';
-import { probe, type Prober } from './probe';
+import { configuredProber, type Prober } from './probe';
 import { ProbeGate } from './probe-gate';
 import { ReportQueue } from './report-queue';
 import { reportFailureLogger, type DiscoveryReporter } from './reporter';
-import { ConnectGuard } from '../proxy/connect-guard';
 
 export interface OnDemandOptions {
   config: Config;
@@ -33,8 +32,7 @@ export class OnDemandDiscovery {
 
   constructor(opts: OnDemandOptions) {
     const d = opts.config.discovery;
-    const guard = new ConnectGuard(opts.config.allowedNetworks);
-    const prober = opts.prober ?? ((t) => probe(t, { budgetMs: d.probeBudgetMs, healthPath: d.healthPath, guard }));
+    const prober = opts.prober ?? configuredProber(opts.config);
     this.routes = opts.routes;
     this.reports = opts.reporter ? new ReportQueue(opts.reporter, reportFailureLogger(opts.logger)) : null;
     // The report is part of the single flight: one probe, one report, however many requests waited.

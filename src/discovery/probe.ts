@@ -1,5 +1,6 @@
 import net from 'node:net';
-import type { ConnectGuard } from '../proxy/connect-guard';
+import type { Config } from '../config';
+import { ConnectGuard } from '../proxy/connect-guard';
 
 /** Where a probe knocks: an assignment's host and port. */
 export interface ProbeTarget {
@@ -72,4 +73,11 @@ export function probe(target: ProbeTarget, opts: ProbeOptions): Promise<ProbeRes
       finish(status >= 200 && status < 400 ? { ok: true } : { ok: false, reason: `status ${status}` });
     });
   });
+}
+
+/** The prober the configuration asks for: its budget and health path, and the proxy's address rule. */
+export function configuredProber(config: Config): Prober {
+  const d = config.discovery;
+  const guard = new ConnectGuard(config.allowedNetworks);
+  return (t) => probe(t, { budgetMs: d.probeBudgetMs, healthPath: d.healthPath, guard });
 }

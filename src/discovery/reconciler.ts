@@ -29,8 +29,9 @@ export interface ReconcilerOptions {
   intervalMs: number;
   /**
    * How long an answering assignment must stay without a live backend before the reconciler heals it
-   * (capped at an eighth of the interval, so a heal still comes with the first round after the tool is up). A launcher registers a moment after its child starts listening; a
-   * probe landing in that moment would count a heal that never was and page someone for nothing.
+   * (capped at an eighth of the interval, so a heal still comes with the first round after the tool is
+   * up). A launcher registers a moment after its child starts listening; a probe landing in that moment
+   * would count a heal that never was and page someone for nothing.
    */
   settleMs?: number;
   logger: Logger;
