@@ -3,7 +3,7 @@ import type { Logger } from '../logger';
 import type { Metrics } from '../metrics';
 import { RegistryError } from '../registry/errors';
 import type { Registry } from '../registry/registry';
-import type { Assignment, Backend } from '../registry/types';
+import type { Assignment, Backend, RouteAssignment } from '../registry/types';
 import { discoveredId, discoveredUrl } from './discovered';
 import { configuredProber, hostPort, type Prober } from './probe';
 import { ProbeGate } from './probe-gate';
@@ -75,7 +75,7 @@ export class Healer {
    * Writes (or renews) the discovered backend of an assignment known to answer. The assignment is read
    * again first: one released since it was seen must not be recreated by a discovered backend.
    */
-  async write(a: Assignment, trigger: HealTrigger): Promise<HealOutcome> {
+  async write(a: RouteAssignment, trigger: HealTrigger): Promise<HealOutcome> {
     const held = await this.registry.getAssignment(a.host, a.port);
     if (!held || held.tool !== a.tool) {
       throw new RegistryError(404, 'no_such_assignment', `tool "${a.tool}" no longer holds ${hostPort(a)}`, 'port');

@@ -2,7 +2,7 @@ import type { Config } from '../config';
 import type { Logger } from '../logger';
 import { createRouteBackend, type RouteBackend, type RouteSource, type ToolRoute } from '../proxy/route-table';
 import { assignmentKey } from '../registry/store';
-import type { Assignment } from '../registry/types';
+import type { RouteAssignment } from '../registry/types';
 import { discoveredId, discoveredUrl } from './discovered';
 import { configuredProber, type Prober } from './probe';
 import { ProbeGate } from './probe-gate';
@@ -26,7 +26,7 @@ export interface OnDemandOptions {
  * served by it and the discovery is reported to the registry so every proxy routes it.
  */
 export class OnDemandDiscovery {
-  private readonly gate: ProbeGate<Assignment>;
+  private readonly gate: ProbeGate<RouteAssignment>;
   private readonly routes: RouteSource;
   private readonly reports: ReportQueue | null;
 
@@ -74,7 +74,7 @@ export class OnDemandDiscovery {
     });
   }
 
-  private report(a: Assignment): void {
+  private report(a: RouteAssignment): void {
     this.reports?.add(a);
   }
 }

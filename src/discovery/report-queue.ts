@@ -1,5 +1,5 @@
 import { assignmentKey } from '../registry/store';
-import type { Assignment } from '../registry/types';
+import type { RouteAssignment } from '../registry/types';
 import type { DiscoveryReporter } from './reporter';
 
 /**
@@ -10,12 +10,12 @@ import type { DiscoveryReporter } from './reporter';
  * reported again while still queued is sent once.
  */
 export class ReportQueue {
-  private readonly queued = new Map<string, Assignment>();
+  private readonly queued = new Map<string, RouteAssignment>();
   private inFlight = 0;
 
   constructor(
     private readonly reporter: DiscoveryReporter,
-    private readonly onFailure: (a: Assignment, err: unknown) => void,
+    private readonly onFailure: (a: RouteAssignment, err: unknown) => void,
     private readonly concurrency = 4,
   ) {}
 
@@ -24,14 +24,14 @@ export class ReportQueue {
     return this.queued.size + this.inFlight;
   }
 
-  add(a: Assignment): void {
+  add(a: RouteAssignment): void {
     this.queued.set(assignmentKey(a.host, a.port), a);
     this.drain();
   }
 
   private drain(): void {
     while (this.inFlight < this.concurrency && this.queued.size > 0) {
-      const [key, a] = this.queued.entries().next().value as [string, Assignment];
+      const [key, a] = this.queued.entries().next().value as [string, RouteAssignment];
       this.queued.delete(key);
       this.inFlight++;
       this.reporter

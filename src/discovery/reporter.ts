@@ -1,7 +1,7 @@
 import { RegistryClient, RegistryHttpError } from '../client/registry-client';
 import type { Logger } from '../logger';
 import { RegistryError } from '../registry/errors';
-import type { Assignment } from '../registry/types';
+import type { RouteAssignment } from '../registry/types';
 import type { Healer } from './healer';
 import { hostPort } from './probe';
 
@@ -10,14 +10,14 @@ import { hostPort } from './probe';
  * `serve` the registry is in the same process; a proxy-only process goes through the registration API.
  */
 export interface DiscoveryReporter {
-  report(a: Assignment): Promise<void>;
+  report(a: RouteAssignment): Promise<void>;
 }
 
 /** `serve`: the proxy and the registry share one process, and the proxy's probe is the registry's. */
 export class LocalReporter implements DiscoveryReporter {
   constructor(private readonly healer: Healer) {}
 
-  async report(a: Assignment): Promise<void> {
+  async report(a: RouteAssignment): Promise<void> {
     try {
       await this.healer.write(a, 'request');
     } catch (err) {
@@ -36,7 +36,7 @@ export class HttpReporter implements DiscoveryReporter {
     this.client = new RegistryClient({ registry, token, timeoutMs });
   }
 
-  async report(a: Assignment): Promise<void> {
+  async report(a: RouteAssignment): Promise<void> {
     try {
       await this.client.reportDiscovery(a.tool, a.host, a.port);
     } catch (err) {
@@ -48,7 +48,7 @@ export class HttpReporter implements DiscoveryReporter {
 }
 
 /** Failed reports are logged at most once per interval: a registry outage under load is one line, not thousands. */
-export function reportFailureLogger(logger: Logger, intervalMs = 5000): (a: Assignment, err: unknown) => void {
+export function reportFailureLogger(logger: Logger, intervalMs = 5000): (a: RouteAssignment, err: unknown) => void {
   let last = 0;
   let suppressed = 0;
   return (a, err) => {

@@ -1,16 +1,17 @@
-import type { Assignment, Backend, BackendSource, ChangeEvent, RouteRecord, RouteSink, TableVersion } from '../registry/types';
+import type { Backend, BackendSource, ChangeEvent, RouteAssignment, RouteRecord, RouteSink, TableVersion } from '../registry/types';
+
+export type { RouteAssignment };
 
 /**
- * Where a backend is reached, parsed once when the table is built. http-proxy re-parses a target given
- * as a string on every request (FIELD-NOTES); this object is handed to it as is. The fields are those
- * of a parsed URL that an HTTP client needs, so another engine can use it just as well.
+ * Where a backend is reached, parsed once per backend. http-proxy re-parses a target given as a string
+ * on every request (FIELD-NOTES); this object is handed to it as is. The fields are those of a parsed URL
+ * that an HTTP client connects with, so another engine can use it just as well. (No `host`: Node's client
+ * connects to `hostname` and overwrites `host` with it.)
  */
 export interface BackendTarget {
   readonly protocol: 'http:' | 'https:';
   /** Name or address to connect to; an IPv6 address without brackets. */
   readonly hostname: string;
-  /** hostname:port as written in a URL (IPv6 in brackets). */
-  readonly host: string;
   readonly port: number;
 }
 
@@ -24,11 +25,13 @@ export interface RouteBackend {
 export interface ToolRoute {
   readonly tool: string;
   readonly backends: readonly RouteBackend[];
-  readonly assignments: readonly Assignment[];
+  readonly assignments: readonly RouteAssignment[];
 }
 
 /** Builds a RouteTable from a store's records as they are read (RouteTable.builder()). */
 export interface RouteTableBuilder extends RouteSink {
+  /** Any assignment will do: the table keeps no creation time. */
+  assignment(a: RouteAssignment): void;
   /** Whether a backend of `tool` with this id or this url was received. */
   hasBackend(tool: string, id: string, url: string): boolean;
   /** The table of what was received; the builder is empty again afterwards. */
@@ -55,10 +58,7 @@ export function parseTarget(url: string): BackendTarget | null {
     const port = Number(m[3]);
     const protocol = m[1] === 'https' ? 'https:' : 'http:';
     const defaultPort = protocol === 'https:' ? 443 : 80;
-    // host is the URL's own text after "scheme://" (the port has no leading zero, so it reads as written):
-    // a slice of the URL the table keeps anyway, where a concatenation would be two more strings per backend.
-    const from = m[1].length + 3;
-    if (port <= 65535 && port !== defaultPort) return Object.freeze({ protocol, hostname: m[2], host: url.slice(from, from + m[2].length + 1 + m[3].length), port });
+    if (port <= 65535 && port !== defaultPort) return Object.freeze({ protocol, hostname: m[2], port });
   }
   let u: URL;
   try {
@@ -69,7 +69,30 @@ export function parseTarget(url: string): BackendTarget | null {
   if ((u.protocol !== 'http:' && u.protocol !== 'https:') || !u.hostname) return null;
   const port = u.port ? Number(u.port) : u.protocol === 'https:' ? 443 : 80;
   const hostname = u.hostname.startsWith('[') ? u.hostname.slice(1, -1) : u.hostname;
-  return Object.freeze({ protocol: u.protocol, hostname, host: `${u.hostname}:${port}`, port });
+  return Object.freeze({ protocol: u.protocol, hostname, port });
+}
+
+/**
+ * A table's backend. Its target is parsed on the first request that goes to it, not when the table is
+ * built: of 100,000 tools few get traffic, and a parsed target (an object and its hostname string) was
+ * ~90 of ~530 bytes a route (bench/proxy.ts, heap measured after a full reload). The URL was checked
+ * when the backend was made, so the parse cannot fail. Immutable from outside; the private cache is
+ * derived from `url` and never changes once set (private fields are not properties: freeze leaves them).
+ */
+class TableBackend implements RouteBackend {
+  #target: BackendTarget | null = null;
+
+  constructor(
+    readonly id: string,
+    readonly url: string,
+    readonly source: BackendSource,
+  ) {
+    Object.freeze(this);
+  }
+
+  get target(): BackendTarget {
+    return (this.#target ??= parseTarget(this.url)!);
+  }
 }
 
 /**
@@ -77,9 +100,8 @@ export function parseTarget(url: string): BackendTarget | null {
  * finds a backend outside the table (fallback discovery) and wants to hand it to the proxy.
  */
 export function createRouteBackend(b: Pick<Backend, 'id' | 'url' | 'source'>): RouteBackend | null {
-  const target = parseTarget(b.url);
-  if (!target) return null;
-  return Object.freeze({ id: b.id, url: b.url, source: sourceLiteral(b.source), target });
+  if (!parseTarget(b.url)) return null;
+  return new TableBackend(b.id, b.url, sourceLiteral(b.source));
 }
 
 /** The constant string rather than the copy each parsed record carries: one less string per backend. */
@@ -87,22 +109,16 @@ function sourceLiteral(s: BackendSource): BackendSource {
   return s === 'registered' ? 'registered' : s === 'discovered' ? 'discovered' : s;
 }
 
-/** `tool`, `host`: strings the table holds already, shared rather than the record's copies of them. */
-function freezeAssignment(a: Assignment, tool = a.tool, host = a.host): Assignment {
-  return Object.freeze({ tool, host, port: a.port, createdAt: a.createdAt });
-}
-
 /**
- * A backend's hostname string equal to `host`, else `host`: most assignments are their backend's address.
- * Only short lists are searched: a tool with thousands of backends must not cost a scan per assignment.
+ * `tool`, `host`: strings the table holds already, shared rather than the record's copies of them. The
+ * creation time is left out: nothing on the proxy side reads it, and it was a boxed number per route.
  */
-function sharedHost(d: RouteDraft, host: string): string {
-  if (d.backends.length < SCAN) for (const b of d.backends) if (b.target.hostname === host) return b.target.hostname;
-  return host;
+function freezeAssignment(a: RouteAssignment, tool = a.tool, host = a.host): RouteAssignment {
+  return Object.freeze({ tool, host, port: a.port });
 }
 
 const NO_BACKENDS: readonly RouteBackend[] = Object.freeze([]);
-const NO_ASSIGNMENTS: readonly Assignment[] = Object.freeze([]);
+const NO_ASSIGNMENTS: readonly RouteAssignment[] = Object.freeze([]);
 
 /**
  * Exact-length arrays: one grown by push keeps spare slots, which were most of a route's memory at
@@ -112,7 +128,7 @@ function exact<T>(list: T[]): T[] {
   return list.length <= 1 ? list : list.slice();
 }
 
-function freezeRoute(tool: string, backends: RouteBackend[], assignments: Assignment[]): ToolRoute {
+function freezeRoute(tool: string, backends: RouteBackend[], assignments: RouteAssignment[]): ToolRoute {
   return Object.freeze({
     tool,
     backends: backends.length === 0 ? NO_BACKENDS : Object.freeze(backends),
@@ -152,7 +168,7 @@ function countInto(c: Counts, r: ToolRoute | undefined, sign: 1 | -1): void {
 /** A tool's route being edited by withChanges: copies of the arrays, the old route's objects reused. */
 interface Draft {
   backends: RouteBackend[];
-  assignments: Assignment[];
+  assignments: RouteAssignment[];
 }
 
 /**
@@ -184,7 +200,7 @@ export class RouteTable {
   }
 
   /** A table from every record at once (a TableSnapshot will do). */
-  static fromSnapshot(s: TableVersion & { backends: readonly RouteRecord[]; assignments: readonly Assignment[] }): RouteTable {
+  static fromSnapshot(s: TableVersion & { backends: readonly RouteRecord[]; assignments: readonly RouteAssignment[] }): RouteTable {
     const b = RouteTable.builder();
     for (const r of s.backends) b.backend(r);
     for (const a of s.assignments) b.assignment(a);
@@ -200,10 +216,18 @@ export class RouteTable {
     // map: no second object per tool, and one small map per shard rather than one of every tool.
     let shards = draftShards();
     let indexes = new Map<RouteDraft, DraftIndex>();
+    // One string per host for the whole table: a platform runs many tools on each of a few hosts.
+    let hosts = new Map<string, string>();
+    const sharedHost = (host: string): string => {
+      const held = hosts.get(host);
+      if (held !== undefined) return held;
+      hosts.set(host, host);
+      return host;
+    };
     const draft = (tool: string): RouteDraft => {
       const shard = shards[shardOf(tool)];
       let d = shard.get(tool);
-      if (!d) shard.set(tool, (d = { tool, backends: NO_BACKENDS as RouteBackend[], assignments: NO_ASSIGNMENTS as Assignment[] }));
+      if (!d) shard.set(tool, (d = { tool, backends: NO_BACKENDS as RouteBackend[], assignments: NO_ASSIGNMENTS as RouteAssignment[] }));
       return d;
     };
     return {
@@ -212,13 +236,14 @@ export class RouteTable {
         // A URL the proxy cannot parse routes nowhere; the rest of the table must still load.
         if (rb) addBackend(draft(r.tool), rb, indexes);
       },
-      assignment(a: Assignment): void {
+      assignment(a: RouteAssignment): void {
         const d = draft(a.tool);
-        addAssignment(d, freezeAssignment(a, d.tool, sharedHost(d, a.host)), indexes);
+        addAssignment(d, freezeAssignment(a, d.tool, sharedHost(a.host)), indexes);
       },
       restart(): void {
         shards = draftShards();
         indexes = new Map();
+        hosts = new Map();
       },
       hasBackend(tool: string, id: string, url: string): boolean {
         const d = shards[shardOf(tool)].get(tool);
@@ -230,13 +255,14 @@ export class RouteTable {
           if (shard.size === 0) return EMPTY_SHARD;
           for (const d of shard.values()) {
             if (d.backends.length > 0) d.backends = Object.freeze(exact(d.backends)) as RouteBackend[];
-            if (d.assignments.length > 0) d.assignments = Object.freeze(exact(d.assignments)) as Assignment[];
+            if (d.assignments.length > 0) d.assignments = Object.freeze(exact(d.assignments)) as RouteAssignment[];
             countInto(counts, Object.freeze(d), 1);
           }
           return shard;
         });
         shards = draftShards();
         indexes = new Map();
+        hosts = new Map();
         return new RouteTable(done, v.epoch, v.version, counts);
       },
     };
@@ -329,7 +355,7 @@ interface RouteDraft {
   tool: string;
   /** NO_BACKENDS until the first one: most tools have one backend, held in an exact one-element array. */
   backends: RouteBackend[];
-  assignments: Assignment[];
+  assignments: RouteAssignment[];
 }
 
 /** Lookups by id and by host:port, built only for the lists of a tool past a few entries. */
@@ -367,7 +393,7 @@ function addBackend(d: RouteDraft, rb: RouteBackend, indexes: Map<RouteDraft, Dr
   x?.ids?.set(rb.id, list.length - 1);
 }
 
-function addAssignment(d: RouteDraft, a: Assignment, indexes: Map<RouteDraft, DraftIndex>): void {
+function addAssignment(d: RouteDraft, a: RouteAssignment, indexes: Map<RouteDraft, DraftIndex>): void {
   const list = d.assignments;
   if (list.length === 0) {
     d.assignments = [a];
@@ -391,7 +417,7 @@ function upsertBackend(list: RouteBackend[], rb: RouteBackend): void {
   else list.push(rb);
 }
 
-function upsertAssignment(list: Assignment[], a: Assignment): void {
+function upsertAssignment(list: RouteAssignment[], a: RouteAssignment): void {
   const i = list.findIndex((x) => x.host === a.host && x.port === a.port);
   if (i >= 0) list[i] = a;
   else list.push(a);

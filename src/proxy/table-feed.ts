@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from '../logger';
 import type { Store } from '../registry/store';
-import type { Assignment, ChangeEvent, RouteRecord, TableVersion } from '../registry/types';
+import type { Assignment, ChangeEvent, RouteAssignment, RouteRecord, TableVersion } from '../registry/types';
 import { RouteTable, type RouteSource, type RouteTableBuilder } from './route-table';
 
 export interface TableFeedOptions {
@@ -18,7 +18,7 @@ export interface TableFeedOptions {
 interface CarryOver {
   backends: RouteRecord[];
   /** Not routed on: the registry reserves these ports for their old tools (src/registry/recovery.ts). */
-  assignments: Assignment[];
+  assignments: RouteAssignment[];
   until: number;
 }
 
@@ -56,7 +56,7 @@ export class TableFeed extends EventEmitter implements RouteSource {
   }
 
   /** The assignments of the table before the store lost its state, while the carry-over lasts. */
-  carriedAssignments(): readonly Assignment[] {
+  carriedAssignments(): readonly RouteAssignment[] {
     const carry = this.carry;
     return carry && Date.now() < carry.until ? carry.assignments : [];
   }
@@ -266,6 +266,6 @@ function* allBackends(table: RouteTable): Generator<RouteRecord> {
   }
 }
 
-function* allAssignments(table: RouteTable): Generator<Assignment> {
+function* allAssignments(table: RouteTable): Generator<RouteAssignment> {
   for (const route of table.tools()) yield* route.assignments;
 }

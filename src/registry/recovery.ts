@@ -1,5 +1,5 @@
 import type { Store } from './store';
-import type { AllocateOptions, Assignment, TableVersion } from './types';
+import type { AllocateOptions, RouteAssignment, TableVersion } from './types';
 
 /**
  * What the registry remembers of the table before the store lost its state: its own TableFeed, which
@@ -11,7 +11,7 @@ export interface PreviousTable {
   /** Reload from the store now; resolves once the reload (and any carry-over it starts) is done. */
   requestReload(reason: string): Promise<void>;
   /** The previous table's assignments while the carry-over lasts; empty otherwise. */
-  carriedAssignments(): readonly Assignment[];
+  carriedAssignments(): readonly RouteAssignment[];
 }
 
 /**

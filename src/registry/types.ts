@@ -48,6 +48,9 @@ export interface TableSnapshot extends TableVersion {
 /** Of a backend's record, what a proxy routes on; lease times and client version it never reads. */
 export type RouteRecord = Pick<Backend, 'tool' | 'id' | 'url' | 'source'>;
 
+/** Of a port assignment, what a proxy routes on: where the tool should be listening, not since when. */
+export type RouteAssignment = Readonly<Pick<Assignment, 'tool' | 'host' | 'port'>>;
+
 /**
  * Receives the route table record by record as a store reads it (Store.routeSnapshot): a proxy builds its
  * table from records that are garbage a moment later, instead of holding every one of them at once.

@@ -18,7 +18,7 @@ describe('RouteTable.builder (a table built as a store reads it)', () => {
     const a = t.lookup('a')!;
     assert.ok(Object.isFrozen(a) && Object.isFrozen(a.backends) && Object.isFrozen(a.assignments) && Object.isFrozen(a.assignments[0]));
     assert.deepEqual(a.backends.map((x) => `${x.id} ${x.url} ${x.source}`), ['a1 http://127.0.0.1:5001 registered']);
-    assert.deepEqual({ ...a.assignments[0] }, { tool: 'a', host: '127.0.0.1', port: 5001, createdAt: 1 });
+    assert.deepEqual({ ...a.assignments[0] }, { tool: 'a', host: '127.0.0.1', port: 5001 });
     assert.equal(t.lookup('b')!.backends[0].source, 'discovered');
     assert.deepEqual(t.lookup('b')!.assignments, []);
     assert.deepEqual(t.lookup('c')!.backends, []);
@@ -60,10 +60,22 @@ describe('RouteTable.builder (a table built as a store reads it)', () => {
     assert.equal(b.hasBackend('other', 'a', 'http://127.0.0.1:5001'), false);
   });
 
-  it('parses the host:port of a plain URL exactly as written', () => {
-    for (const url of ['http://127.0.0.1:5001', 'http://127.0.0.1:5001/', 'https://svc.example:8443', 'http://a:1']) {
-      const t = parseTarget(url)!;
-      assert.equal(t.host, `${t.hostname}:${t.port}`, url);
+  it("parses a backend's target once, when it is first read, and keeps it", () => {
+    const b = RouteTable.builder();
+    for (const [i, url] of ['http://127.0.0.1:5001', 'http://127.0.0.1:5002/', 'https://svc.example:8443', 'http://[::1]:80'].entries()) {
+      b.backend({ tool: `t${i}`, id: 'a', url, source: 'registered' });
     }
+    const t = b.build({ epoch: 'e', version: 1 });
+    for (const [i, url] of ['http://127.0.0.1:5001', 'http://127.0.0.1:5002/', 'https://svc.example:8443', 'http://[::1]:80'].entries()) {
+      const backend = t.lookup(`t${i}`)!.backends[0];
+      assert.ok(Object.isFrozen(backend), url);
+      // Not an own property: nothing of the target is held until a request goes to the backend.
+      assert.deepEqual(Object.keys(backend).sort(), ['id', 'source', 'url'], url);
+      const target = backend.target;
+      assert.deepEqual({ ...target }, { ...parseTarget(url)! }, url);
+      assert.ok(Object.isFrozen(target), url);
+      assert.equal(backend.target, target, `${url}: the same object on every read`);
+    }
+    assert.deepEqual({ ...t.lookup('t3')!.backends[0].target }, { protocol: 'http:', hostname: '::1', port: 80 });
   });
 });
