@@ -67,6 +67,22 @@ export async function closedLoop(
   return { requests: latencies.length, errors, seconds, perSecond: latencies.length / seconds, p50ms: percentile(latencies, 50), p99ms: percentile(latencies, 99) };
 }
 
+/**
+ * The node flags bin/switchboard.js starts the CLI with (its shebang line), so that a bench measures the
+ * process operators run: the young generation's size there is a memory-against-CPU choice (README).
+ */
+export const SWITCHBOARD_NODE_FLAGS: readonly string[] = (() => {
+  const first = readFileSync(path.join(ROOT, 'bin', 'switchboard.js'), 'utf8').split('\n', 1)[0];
+  const m = /^#!\S*env -S node((?: --\S+)*)\s*$/.exec(first);
+  if (!m) throw new Error(`bin/switchboard.js: unexpected shebang ${first}`);
+  return m[1].split(' ').filter(Boolean);
+})();
+
+/** Node's arguments for the compiled CLI run as bin/switchboard.js runs it (node flags, then the CLI). */
+export function switchboardArgs(...args: string[]): string[] {
+  return [...SWITCHBOARD_NODE_FLAGS, path.join(ROOT, 'dist', 'src', 'cli.js'), ...args];
+}
+
 export function startChild(args: string[], env: Record<string, string>): ChildProcess {
   const child = spawn(process.execPath, args, { cwd: ROOT, env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'ignore', 'inherit'] });
   return child;

@@ -13,7 +13,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { RedisStore } from '../src/registry/redis-store';
 import { RedisServer, freePort } from '../test/support/redis-server';
-import { cpuSeconds, hasWrk, machine, memoryMiB, ROOT, startChild, treeCpuSeconds, waitHttp, wrkLoad, writeSection, type LoadResult } from './lib';
+import { cpuSeconds, hasWrk, machine, memoryMiB, ROOT, startChild, switchboardArgs, treeCpuSeconds, waitHttp, wrkLoad, writeSection, type LoadResult } from './lib';
 import { nginxInstalled, startNginx, NGINX_BIN } from './nginx';
 import { measurePropagation, summary } from './proxy-registration';
 import { HIT_TOOL, timeReload, writeRoutes, type ReloadTiming } from './proxy-table';
@@ -139,7 +139,7 @@ async function startSwitchboardProxy(redisUrl: string, routes: number, accessLog
   const control = await freePort();
   const t0 = Date.now();
   const profile = profileName ? ['--cpu-prof', '--cpu-prof-dir', PROFILE_DIR, '--cpu-prof-name', `${profileName}.cpuprofile`] : [];
-  const child = startChild([...profile, CLI, 'proxy', ...(config ? ['--config', config] : [])], {
+  const child = startChild([...profile, ...switchboardArgs('proxy', ...(config ? ['--config', config] : []))], {
     REDIS_URL: redisUrl,
     SWITCHBOARD_PROXY_PORT: String(port),
     SWITCHBOARD_CONTROL_PORT: String(control),
@@ -158,7 +158,7 @@ async function startSwitchboardProxy(redisUrl: string, routes: number, accessLog
 
 async function startRegistry(redisUrl: string, config: string): Promise<{ control: number; stop(): Promise<void> }> {
   const control = await freePort();
-  const child = startChild([CLI, 'registry', '--config', config], {
+  const child = startChild(switchboardArgs('registry', '--config', config), {
     REDIS_URL: redisUrl,
     SWITCHBOARD_CONTROL_PORT: String(control),
     SWITCHBOARD_ADMIN_TOKEN: TOKEN,

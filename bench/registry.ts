@@ -6,7 +6,7 @@
 import { parseArgs } from 'node:util';
 import path from 'node:path';
 import { RedisServer, freePort } from '../test/support/redis-server';
-import { closedLoop, cpuSeconds, hasWrk, machine, ROOT, startChild, waitHttp, wrkLoad, writeSection, type LoadResult } from './lib';
+import { closedLoop, cpuSeconds, hasWrk, machine, ROOT, startChild, switchboardArgs, waitHttp, wrkLoad, writeSection, type LoadResult } from './lib';
 
 const { values } = parseArgs({
   options: {
@@ -71,7 +71,7 @@ async function main(): Promise<void> {
     base.kill('SIGKILL');
 
     const controlPort = await freePort();
-    const registry = startChild([path.join(ROOT, 'dist', 'src', 'cli.js'), 'registry'], {
+    const registry = startChild(switchboardArgs('registry'), {
       REDIS_URL: redis.url,
       SWITCHBOARD_CONTROL_PORT: String(controlPort),
       SWITCHBOARD_ADMIN_TOKEN: TOKEN,
