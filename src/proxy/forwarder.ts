@@ -6,7 +6,7 @@ import net from 'node:net';
 import httpProxy from 'http-proxy';
 import { ADDRESS_NOT_ALLOWED, type ConnectGuard } from './connect-guard';
 import { responseHeaders } from './forward-headers';
-import type { RouteBackend } from './route-table';
+import type { BackendTarget, RouteBackend } from './route-table';
 
 // The only module that knows http-proxy. Everything above it speaks ForwardResult, so the engine can be
 // replaced (undici, a hand-written client) without touching routing, health or error pages.
@@ -72,6 +72,27 @@ export interface Forwarder {
   close(): void;
 }
 
+/** What http-proxy's "stream" web pass is given by proxy.web() once the options are merged. */
+interface StreamOptions {
+  target: BackendTarget;
+  agent: http.Agent;
+  buffer: PassThrough | undefined;
+  selfHandleResponse: true;
+  toProxy: true;
+  prependPath: false;
+  changeOrigin: false;
+}
+
+type StreamPass = ((req: http.IncomingMessage, res: http.ServerResponse, options: StreamOptions, head: undefined, server: httpProxy, callback: (err: Error) => void) => unknown) & {
+  name: string;
+};
+
+function streamPassOf(proxy: httpProxy): StreamPass {
+  const found = (proxy as unknown as { webPasses: StreamPass[] }).webPasses.find((p) => p.name === 'stream');
+  if (!found) throw new Error('http-proxy: no "stream" web pass');
+  return found;
+}
+
 interface AgentInternals {
   addRequest(req: http.ClientRequest, options: unknown): void;
 }
@@ -119,8 +140,8 @@ export function createForwarder(opts: ForwarderOptions): Forwarder {
     // Node's agent applies `timeout` to idle pooled sockets: keep it below the backends' keep-alive so we
     // never write on a socket the backend is closing.
     timeout: opts.agent.freeSocketTimeoutMs,
-    // Most recently used first: the surplus sockets of a burst idle out instead of being kept warm.
-    scheduling: 'lifo',
+    // No `scheduling`: Node's default is already 'lifo' (the surplus sockets of a burst idle out instead of
+    // being kept warm), and every key here is copied into each request's options by the agent.
     lookup: opts.guard?.lookup,
   };
   const httpAgent = capturing(new http.Agent(agentOpts), slot);
@@ -135,12 +156,12 @@ export function createForwarder(opts: ForwarderOptions): Forwarder {
   // Without a listener http-proxy throws and kills the process (FIELD-NOTES 2); every call below also
   // passes its own callback, so this only catches what slips past them.
   proxy.on('error', noop);
-  // Keep only the pass that streams. `deleteLength` rewrites a chunked DELETE/OPTIONS to Content-Length 0
-  // and then still streams its body: the backend connection would read the body as the next request.
-  // `timeout` and `XHeaders` are replaced by our own timers and headers.
-  const internals = proxy as unknown as { webPasses: Array<{ name: string }> };
-  internals.webPasses = internals.webPasses.filter((p) => p.name === 'stream');
-  if (internals.webPasses.length !== 1) throw new Error('http-proxy: expected exactly one "stream" pass');
+  // Of the web passes only the one that streams is run. `deleteLength` rewrites a chunked DELETE/OPTIONS to
+  // Content-Length 0 and then still streams its body: the backend connection would read the body as the
+  // next request. `timeout` and `XHeaders` are replaced by our own timers and headers. The pass is called
+  // directly: proxy.web() would copy the server's and the request's options into a new object on every
+  // request (two util._extend calls through a deprecation wrapper, an arguments copy, a closure).
+  const streamPass = streamPassOf(proxy);
 
   // RouteBackends live as long as their table entry: each address literal is judged once, not per request.
   const literalVerdicts = new WeakMap<RouteBackend, boolean>();
@@ -321,17 +342,18 @@ export function createForwarder(opts: ForwarderOptions): Forwarder {
       startTimer(opts.connectTimeoutMs);
       slot.fn = attach;
       try {
-        proxy.web(
-          req,
-          res,
-          {
-            target: backend.target as unknown as httpProxy.ProxyTarget,
-            agent: backend.target.protocol === 'https:' ? (fresh ? unpooledHttpsAgent : httpsAgent) : fresh ? unpooledHttpAgent : httpAgent,
-            buffer: gate,
-            selfHandleResponse: true,
-          },
-          onError,
-        );
+        const target = backend.target;
+        // The options of createProxyServer above, and this request's: what the stream pass reads.
+        const options: StreamOptions = {
+          target,
+          agent: target.protocol === 'https:' ? (fresh ? unpooledHttpsAgent : httpsAgent) : fresh ? unpooledHttpAgent : httpAgent,
+          buffer: gate,
+          selfHandleResponse: true,
+          toProxy: true,
+          prependPath: false,
+          changeOrigin: false,
+        };
+        streamPass(req, res, options, undefined, proxy, onError);
       } catch (err) {
         // http.request refused the outgoing request (e.g. a path it will not send): the client's fault.
         fail('bad_request', (err as NodeJS.ErrnoException).code ?? 'INVALID_REQUEST');
