@@ -216,12 +216,14 @@ export class RouteTable {
     // map: no second object per tool, and one small map per shard rather than one of every tool.
     let shards = draftShards();
     let indexes = new Map<RouteDraft, DraftIndex>();
-    // One string per host for the whole table: a platform runs many tools on each of a few hosts.
+    // One string per host for the whole table: a platform runs many tools on each of a few hosts. Capped:
+    // with a host per tool, a map of every host would be garbage the size of the table's strings, promoted
+    // during the load (bench/proxy.ts puts 100,000 tools on 100,000 addresses).
     let hosts = new Map<string, string>();
     const sharedHost = (host: string): string => {
       const held = hosts.get(host);
       if (held !== undefined) return held;
-      hosts.set(host, host);
+      if (hosts.size < SHARED_HOSTS) hosts.set(host, host);
       return host;
     };
     const draft = (tool: string): RouteDraft => {
@@ -369,6 +371,8 @@ function draftShards(): Map<string, RouteDraft>[] {
 }
 
 const SCAN = 8;
+/** Distinct host strings a table build shares among assignments, at most. */
+const SHARED_HOSTS = 4096;
 
 function indexOf(indexes: Map<RouteDraft, DraftIndex>, d: RouteDraft): DraftIndex {
   let x = indexes.get(d);
