@@ -317,16 +317,25 @@ export function createProxyServer(opts: ProxyServerOptions): ProxyServer {
     // ~1 ms, a major GC every ~0.5 s, ~30% fewer requests/s). Answers started during a drain check
     // `draining` when they write their head instead.
     if (draining) res.setHeader('connection', 'close');
+    // The line is written once the response has closed AND handle() is over, whichever comes last. The
+    // response of a relayed answer closes first: Node emits 'close' from a nextTick, before the promise
+    // continuation in handle() that records the outcome ran (the lines said "outcome":"" for every answer
+    // relayed). A client gone mid-request is the same: its 'close' comes before the forwarder's answer.
+    let ends = 2;
+    const ended = () => {
+      if (--ends === 0) record(req, ex, res.headersSent ? res.statusCode : 499);
+    };
     // 'close' alone: Node emits it after 'finish' too, so one listener sees every end (a second on
     // 'finish' cost its wrapper and removal on every request).
     res.once('close', () => {
-      record(req, ex, res.headersSent ? res.statusCode : 499);
+      ended();
       if (draining) setImmediate(() => server.closeIdleConnections());
     });
-    handle(req, res, ex).catch((err: Error) => {
+    handle(req, res, ex).then(ended, (err: Error) => {
       logger.error({ event: 'proxy.internal_error', requestId: ex.requestId, err: err.message, stack: err.stack }, 'proxy internal error');
       if (!res.headersSent) answer(res, req, ex, 'bad_gateway');
       else res.destroy();
+      ended();
     });
   });
 
@@ -335,9 +344,14 @@ export function createProxyServer(opts: ProxyServerOptions): ProxyServer {
     socket.on('error', () => socket.destroy());
     upgraded.add(socket);
     let status = 0;
+    // As for requests: the line once the socket has closed and the handling is over, whichever is last.
+    let ends = 2;
+    const ended = () => {
+      if (--ends === 0) record(req, ex, status || 499);
+    };
     socket.once('close', () => {
       upgraded.delete(socket);
-      record(req, ex, status || 499);
+      ended();
     });
     const refuse = (code: ProxyErrorCode) => {
       ex.outcome = code;
@@ -382,9 +396,10 @@ export function createProxyServer(opts: ProxyServerOptions): ProxyServer {
         if (r.kind === 'client_gone') ex.outcome = 'client_gone';
         noteFailure(route.tool, backend, r, ex);
       }
-    })().catch((err: Error) => {
+    })().then(ended, (err: Error) => {
       logger.error({ event: 'proxy.internal_error', requestId: ex.requestId, err: err.message, stack: err.stack }, 'proxy internal error');
       socket.destroy();
+      ended();
     });
   });
 

@@ -118,7 +118,7 @@ describe('proxy server', () => {
     }
   });
 
-  it('writes one access-log line per request, without the query string', async () => {
+  it('writes one access-log line per request, without the query string, with its final outcome', async () => {
     const lines: Array<Record<string, unknown>> = [];
     const sink = new Writable({
       write(chunk: Buffer, _enc, cb) {
@@ -127,19 +127,39 @@ describe('proxy server', () => {
       },
     });
     const logger = pino({ level: 'info' }, sink);
-    const p = await startProxy(routes(), testConfig({ accessLog: true }), { logger });
+    // Nothing listens on a closed backend's port: refused, 502.
+    const gone = await startBackend((_req, res) => res.end());
+    await gone.close();
+    const table = tableOf([backend('slow', 's1', slow.url), backend('dead', 'd1', gone.url)]);
+    const p = await startProxy(new StaticRoutes(table), testConfig({ accessLog: true }), { logger });
     try {
       await request(p.port, '/slow/a?token=secret', { headers: { 'x-request-id': 'log-test-1' } });
       await request(p.port, '/nope/');
-      await sleep(20);
+      assert.equal((await request(p.port, '/dead/')).status, 502);
+      // A client that gives up while the backend is still working: its connection closed, nothing answered.
+      const cut = http.get({ port: p.port, path: '/slow/?ms=400', agent: false });
+      cut.on('error', () => undefined);
+      await sleep(100);
+      cut.destroy();
+      await sleep(100);
       const access = lines.filter((l) => l.event === 'access');
-      assert.equal(access.length, 2);
+      assert.equal(access.length, 4);
       assert.equal(access[0].requestId, 'log-test-1');
       assert.equal(access[0].status, 200);
       assert.equal(access[0].path, '/slow/a');
       assert.equal(access[0].tool, 'slow');
       assert.equal(access[0].backend, 's1');
+      assert.equal(access[0].attempts, 1);
+      // The outcome of a relayed answer: the line is written once the request's handling is over, not when
+      // the response closes (that came first, and the line said "").
+      assert.equal(access[0].outcome, 'ok');
       assert.equal(access[1].status, 404);
+      assert.equal(access[1].outcome, 'no_such_tool');
+      assert.equal(access[2].status, 502);
+      assert.equal(access[2].outcome, 'bad_gateway');
+      assert.equal(access[2].backend, 'd1');
+      assert.equal(access[3].status, 499);
+      assert.equal(access[3].outcome, 'client_gone');
       assert.ok(!JSON.stringify(lines).includes('secret'));
     } finally {
       await p.close();

@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import type net from 'node:net';
+import { Writable } from 'node:stream';
+import pino from 'pino';
 import WebSocket, { WebSocketServer } from 'ws';
 import { StaticRoutes, backend, closeServer, deadPort, listen, rawRequest, startProxy, tableOf, testConfig, waitFor, type TestProxy } from './helpers';
 
@@ -50,6 +52,7 @@ describe('proxy WebSockets', () => {
   /** Backend sockets whose peer (the proxy) closed its end. */
   const wrongEnded = new Set<net.Socket>();
   let p: TestProxy;
+  const lines: Array<Record<string, unknown>> = [];
 
   before(async () => {
     echoServer = http.createServer();
@@ -76,7 +79,13 @@ describe('proxy WebSockets', () => {
         backend('gone', 'g1', `http://127.0.0.1:${dead}`),
       ]),
     );
-    p = await startProxy(routes, testConfig(), { wsIdleTimeoutMs: 300 });
+    const sink = new Writable({
+      write(chunk: Buffer, _enc, cb) {
+        for (const l of chunk.toString().split('\n')) if (l) lines.push(JSON.parse(l) as Record<string, unknown>);
+        cb();
+      },
+    });
+    p = await startProxy(routes, testConfig({ accessLog: true }), { wsIdleTimeoutMs: 300, logger: pino({ level: 'info' }, sink) });
   });
   after(async () => {
     await p.close();
@@ -124,5 +133,21 @@ describe('proxy WebSockets', () => {
   it('answers 502 for a refused backend and 404 for an unknown tool', async () => {
     assert.equal(await handshakeStatus(`ws://127.0.0.1:${p.port}/gone/`), 502);
     assert.equal(await handshakeStatus(`ws://127.0.0.1:${p.port}/nope/`), 404);
+  });
+
+  it('access-logs each WebSocket once it has closed, with its status and outcome', async () => {
+    const access = () => lines.filter((l) => l.event === 'access');
+    const from = access().length;
+    const { ws, next } = await open(`ws://127.0.0.1:${p.port}/ws/logged`);
+    await next();
+    ws.close();
+    assert.equal(await handshakeStatus(`ws://127.0.0.1:${p.port}/gone/`), 502);
+    assert.equal(await handshakeStatus(`ws://127.0.0.1:${p.port}/nope/`), 404);
+    await waitFor(() => access().length >= from + 3, 2000, 'three access lines');
+    const got = access()
+      .slice(from)
+      .map((l) => `${String(l.path)} ${String(l.status)} ${String(l.outcome)}`)
+      .sort();
+    assert.deepEqual(got, ['/gone/ 502 bad_gateway', '/nope/ 404 no_such_tool', '/ws/logged 101 ok']);
   });
 });
