@@ -68,13 +68,13 @@ export async function closedLoop(
 }
 
 /**
- * The node flags bin/switchboard.js starts the CLI with (its shebang line), so that a bench measures the
- * process operators run: the young generation's size there is a memory-against-CPU choice (README).
+ * The node flags bin/switchboard.js starts the CLI with (its `exec node ...` line), so that a bench measures
+ * the process operators run: the young generation's size there is a memory-against-CPU choice (README).
  */
 export const SWITCHBOARD_NODE_FLAGS: readonly string[] = (() => {
-  const first = readFileSync(path.join(ROOT, 'bin', 'switchboard.js'), 'utf8').split('\n', 1)[0];
-  const m = /^#!\S*env -S node((?: --\S+)*)\s*$/.exec(first);
-  if (!m) throw new Error(`bin/switchboard.js: unexpected shebang ${first}`);
+  const exec = readFileSync(path.join(ROOT, 'bin', 'switchboard.js'), 'utf8').split('\n', 2)[1] ?? '';
+  const m = /^":" \/\/; exec node((?: --\S+)*) "\$0" "\$@"$/.exec(exec);
+  if (!m) throw new Error(`bin/switchboard.js: unexpected launch line ${exec}`);
   return m[1].split(' ').filter(Boolean);
 })();
 

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { freePort } from '../support/redis-server';
@@ -7,24 +7,31 @@ import { waitFor } from '../support/process';
 
 const ROOT = path.join(__dirname, '..', '..');
 
-// What `npm start` and an installed `switchboard` run: bin/switchboard.js executed through its shebang, on the
-// compiled CLI (npm test builds it first). The node flags in that line are part of what ships: the young
-// generation's limit is what keeps a proxy of 100,000 routes within its memory target (README).
+// What `npm start` and an installed `switchboard` run: bin/switchboard.js executed as a program (a shell line
+// that execs node), on the compiled CLI (npm test builds it first). The node flags in that line are part of
+// what ships: the young generation's limit keeps a proxy of 100,000 routes within its memory target (README).
 describe('bin/switchboard.js, as npm start runs it', function () {
   this.timeout(30_000);
 
-  it('npm start is the bin itself, whose shebang names the memory flag', () => {
+  it('npm start is the bin itself, which execs node with the memory flag', () => {
     const pkg = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string>; bin: Record<string, string> };
     assert.equal(pkg.scripts.start, 'bin/switchboard.js serve');
     assert.equal(pkg.bin.switchboard, 'bin/switchboard.js');
-    const shebang = readFileSync(path.join(ROOT, 'bin', 'switchboard.js'), 'utf8').split('\n', 1)[0];
-    assert.equal(shebang, '#!/usr/bin/env -S node --max-semi-space-size=8');
+    const [shebang, launch] = readFileSync(path.join(ROOT, 'bin', 'switchboard.js'), 'utf8').split('\n', 2);
+    assert.equal(shebang, '#!/bin/sh');
+    assert.equal(launch, '":" //; exec node --max-semi-space-size=8 "$0" "$@"');
+  });
+
+  it('run by node directly, the launch line is a no-op and the CLI still runs', () => {
+    const r = spawnSync(process.execPath, [path.join(ROOT, 'bin', 'switchboard.js'), 'no-such-verb'], { cwd: ROOT, encoding: 'utf8', timeout: 20_000 });
+    assert.notEqual(r.status, 0);
+    assert.match(r.stderr, /no-such-verb/);
   });
 
   it('runs serve on the embedded store with the flag, answers, and exits 0 on SIGTERM', async () => {
     const control = await freePort();
     const proxy = await freePort();
-    // Executed directly, not through `node`: the kernel reads the shebang, as for `npm start`.
+    // Executed directly, not through `node`: the kernel runs the shell of the shebang, as for `npm start`.
     const proc = spawn(path.join(ROOT, 'bin', 'switchboard.js'), ['serve'], {
       cwd: ROOT,
       env: { PATH: process.env.PATH ?? '', SWITCHBOARD_CONTROL_PORT: String(control), SWITCHBOARD_PROXY_PORT: String(proxy), SWITCHBOARD_LOG_LEVEL: 'warn' },
@@ -38,7 +45,7 @@ describe('bin/switchboard.js, as npm start runs it', function () {
         if (proc.exitCode !== null) throw new Error(`exited ${proc.exitCode}: ${err}`);
         return (await fetch(`http://127.0.0.1:${control}/healthz`)).ok;
       }, 20_000);
-      // env -S execs node in place: the pid is node's, its command line the shebang's flags.
+      // The shell execs node in place: the pid is node's, its command line the launch line's flags.
       const argv = readFileSync(`/proc/${proc.pid}/cmdline`, 'utf8').split('\0');
       assert.ok(argv.includes('--max-semi-space-size=8'), argv.join(' '));
       const res = await fetch(`http://127.0.0.1:${proxy}/no-such-tool/`, { headers: { accept: 'application/json' } });
