@@ -332,10 +332,13 @@ export function createProxyServer(opts: ProxyServerOptions): ProxyServer {
       if (draining) setImmediate(() => server.closeIdleConnections());
     });
     handle(req, res, ex).then(ended, (err: Error) => {
-      logger.error({ event: 'proxy.internal_error', requestId: ex.requestId, err: err.message, stack: err.stack }, 'proxy internal error');
-      if (!res.headersSent) answer(res, req, ex, 'bad_gateway');
-      else res.destroy();
-      ended();
+      try {
+        logger.error({ event: 'proxy.internal_error', requestId: ex.requestId, err: err.message, stack: err.stack }, 'proxy internal error');
+        if (!res.headersSent) answer(res, req, ex, 'bad_gateway');
+        else res.destroy();
+      } finally {
+        ended();
+      }
     });
   });
 
@@ -397,9 +400,12 @@ export function createProxyServer(opts: ProxyServerOptions): ProxyServer {
         noteFailure(route.tool, backend, r, ex);
       }
     })().then(ended, (err: Error) => {
-      logger.error({ event: 'proxy.internal_error', requestId: ex.requestId, err: err.message, stack: err.stack }, 'proxy internal error');
-      socket.destroy();
-      ended();
+      try {
+        logger.error({ event: 'proxy.internal_error', requestId: ex.requestId, err: err.message, stack: err.stack }, 'proxy internal error');
+        socket.destroy();
+      } finally {
+        ended();
+      }
     });
   });
 

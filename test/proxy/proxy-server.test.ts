@@ -118,6 +118,37 @@ describe('proxy server', () => {
     }
   });
 
+  it('an internal error is answered 502, logged, and still access-logged once', async () => {
+    const lines: Array<Record<string, unknown>> = [];
+    const sink = new Writable({
+      write(chunk: Buffer, _enc, cb) {
+        for (const l of chunk.toString().split('\n')) if (l) lines.push(JSON.parse(l));
+        cb();
+      },
+    });
+    // A route source that throws: handle() rejects, which only a bug in the proxy can make it do.
+    class BrokenRoutes extends StaticRoutes {
+      override current(): never {
+        throw new Error('broken table');
+      }
+    }
+    const p = await startProxy(new BrokenRoutes(), testConfig({ accessLog: true }), { logger: pino({ level: 'info' }, sink) });
+    try {
+      const r = await request(p.port, '/any/', { headers: { accept: 'application/json' } });
+      assert.equal(r.status, 502);
+      assert.ok(!r.body.includes('broken table'), 'no internal detail in the answer');
+      await sleep(50);
+      assert.equal(lines.filter((l) => l.event === 'proxy.internal_error' && l.err === 'broken table').length, 1);
+      const access = lines.filter((l) => l.event === 'access');
+      assert.equal(access.length, 1);
+      assert.equal(access[0].status, 502);
+      assert.equal(access[0].outcome, 'bad_gateway');
+      assert.equal((await request(p.port, '/any/')).status, 502, 'and it keeps serving');
+    } finally {
+      await p.close();
+    }
+  });
+
   it('writes one access-log line per request, without the query string, with its final outcome', async () => {
     const lines: Array<Record<string, unknown>> = [];
     const sink = new Writable({
