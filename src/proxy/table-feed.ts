@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from '../logger';
 import type { Store } from '../registry/store';
-import type { Assignment, ChangeEvent, RouteAssignment, RouteRecord, TableVersion } from '../registry/types';
+import type { ChangeEvent, RouteAssignment, RouteRecord, TableVersion } from '../registry/types';
 import { RouteTable, type RouteSource, type RouteTableBuilder } from './route-table';
 
 export interface TableFeedOptions {

@@ -14,7 +14,6 @@ import {
   tableOf,
   testConfig,
   type TestBackend,
-  type TestProxy,
 } from './helpers';
 
 describe('proxy server', () => {
