@@ -1,12 +1,26 @@
 import http from 'node:http';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
+import { Writable } from 'node:stream';
+import pino from 'pino';
 import { loadConfig, type Config } from '../../src/config';
 import { silentLogger, type Logger } from '../../src/logger';
 import { Metrics } from '../../src/metrics';
 import { RouteTable, type RouteSource } from '../../src/proxy/route-table';
 import { createProxyServer, type ProxyServer, type ProxyServerOptions } from '../../src/proxy/server';
 import type { Assignment, Backend, TableSnapshot } from '../../src/registry/types';
+
+/** A logger at info whose lines land, parsed, in `lines` as they are written (access-log checks). */
+export function capturingLogger(): { logger: Logger; lines: Array<Record<string, unknown>> } {
+  const lines: Array<Record<string, unknown>> = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      for (const l of chunk.toString().split('\n')) if (l) lines.push(JSON.parse(l) as Record<string, unknown>);
+      cb();
+    },
+  });
+  return { logger: pino({ level: 'info' }, sink), lines };
+}
 
 /** A RouteSource the test sets by hand. */
 export class StaticRoutes implements RouteSource {

@@ -1,11 +1,10 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
-import { Writable } from 'node:stream';
-import pino from 'pino';
 import {
   StaticRoutes,
   backend,
+  capturingLogger,
   rawRequest,
   request,
   sleep,
@@ -118,20 +117,14 @@ describe('proxy server', () => {
   });
 
   it('an internal error is answered 502, logged, and still access-logged once', async () => {
-    const lines: Array<Record<string, unknown>> = [];
-    const sink = new Writable({
-      write(chunk: Buffer, _enc, cb) {
-        for (const l of chunk.toString().split('\n')) if (l) lines.push(JSON.parse(l));
-        cb();
-      },
-    });
+    const { logger, lines } = capturingLogger();
     // A route source that throws: handle() rejects, which only a bug in the proxy can make it do.
     class BrokenRoutes extends StaticRoutes {
       override current(): never {
         throw new Error('broken table');
       }
     }
-    const p = await startProxy(new BrokenRoutes(), testConfig({ accessLog: true }), { logger: pino({ level: 'info' }, sink) });
+    const p = await startProxy(new BrokenRoutes(), testConfig({ accessLog: true }), { logger });
     try {
       const r = await request(p.port, '/any/', { headers: { accept: 'application/json' } });
       assert.equal(r.status, 502);
@@ -149,14 +142,7 @@ describe('proxy server', () => {
   });
 
   it('writes one access-log line per request, without the query string, with its final outcome', async () => {
-    const lines: Array<Record<string, unknown>> = [];
-    const sink = new Writable({
-      write(chunk: Buffer, _enc, cb) {
-        for (const l of chunk.toString().split('\n')) if (l) lines.push(JSON.parse(l));
-        cb();
-      },
-    });
-    const logger = pino({ level: 'info' }, sink);
+    const { logger, lines } = capturingLogger();
     // Nothing listens on a closed backend's port: refused, 502.
     const gone = await startBackend((_req, res) => res.end());
     await gone.close();

@@ -1,10 +1,8 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import type net from 'node:net';
-import { Writable } from 'node:stream';
-import pino from 'pino';
 import WebSocket, { WebSocketServer } from 'ws';
-import { StaticRoutes, backend, closeServer, deadPort, listen, rawRequest, startProxy, tableOf, testConfig, waitFor, type TestProxy } from './helpers';
+import { StaticRoutes, backend, capturingLogger, closeServer, deadPort, listen, rawRequest, startProxy, tableOf, testConfig, waitFor, type TestProxy } from './helpers';
 
 interface Client {
   ws: WebSocket;
@@ -52,7 +50,7 @@ describe('proxy WebSockets', () => {
   /** Backend sockets whose peer (the proxy) closed its end. */
   const wrongEnded = new Set<net.Socket>();
   let p: TestProxy;
-  const lines: Array<Record<string, unknown>> = [];
+  let lines: Array<Record<string, unknown>> = [];
 
   before(async () => {
     echoServer = http.createServer();
@@ -79,13 +77,9 @@ describe('proxy WebSockets', () => {
         backend('gone', 'g1', `http://127.0.0.1:${dead}`),
       ]),
     );
-    const sink = new Writable({
-      write(chunk: Buffer, _enc, cb) {
-        for (const l of chunk.toString().split('\n')) if (l) lines.push(JSON.parse(l) as Record<string, unknown>);
-        cb();
-      },
-    });
-    p = await startProxy(routes, testConfig({ accessLog: true }), { wsIdleTimeoutMs: 300, logger: pino({ level: 'info' }, sink) });
+    const captured = capturingLogger();
+    lines = captured.lines;
+    p = await startProxy(routes, testConfig({ accessLog: true }), { wsIdleTimeoutMs: 300, logger: captured.logger });
   });
   after(async () => {
     await p.close();
