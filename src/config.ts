@@ -16,6 +16,8 @@ export interface Config {
     port: number;
     trustedProxies: string[];
     accessLog: boolean;
+    /** What forwards plain requests: "undici" or "http-proxy" (WebSocket upgrades: http-proxy always). */
+    engine: 'undici' | 'http-proxy';
     connectTimeoutMs: number;
     responseTimeoutMs: number;
     headersTimeoutMs: number;
@@ -81,6 +83,7 @@ export const ENV_KEYS: Record<string, string> = {
   SWITCHBOARD_HOST: 'host',
   SWITCHBOARD_LOG_LEVEL: 'log.level',
   SWITCHBOARD_ACCESS_LOG: 'proxy.accessLog',
+  SWITCHBOARD_PROXY_ENGINE: 'proxy.engine',
   SWITCHBOARD_REGISTRY: 'discovery.registry',
   SWITCHBOARD_TOKEN: 'discovery.token',
 };
@@ -227,6 +230,8 @@ function validate(c: Json, label: (key: string) => string): void {
     fail('proxy.trustedProxies', 'must be a list of IP addresses or CIDR ranges');
   }
   bool('proxy.accessLog');
+  const engine = get('proxy.engine');
+  if (engine !== 'undici' && engine !== 'http-proxy') fail('proxy.engine', 'must be "undici" or "http-proxy"');
   for (const k of ['connectTimeoutMs', 'responseTimeoutMs', 'headersTimeoutMs', 'requestTimeoutMs', 'keepAliveTimeoutMs', 'drainTimeoutMs', 'feedPollMs']) {
     int(`proxy.${k}`, 1, 3_600_000);
   }

@@ -18,6 +18,13 @@ describe('configuration', () => {
     assert.equal(c.leases.selfPreservation.threshold, 0.25);
     assert.equal(c.leases.selfPreservation.minFleet, 10);
     assert.equal(c.leases.selfPreservation.hardCapMultiplier, 10);
+    assert.equal(c.proxy.engine, 'undici');
+  });
+
+  it('picks the forwarding engine from SWITCHBOARD_PROXY_ENGINE or proxy.engine', () => {
+    assert.equal(loadConfig({ env: { SWITCHBOARD_PROXY_ENGINE: 'http-proxy' } }).proxy.engine, 'http-proxy');
+    assert.equal(loadConfig({ env: {}, file: writeConfig({ proxy: { engine: 'http-proxy' } }) }).proxy.engine, 'http-proxy');
+    assert.equal(loadConfig({ env: { SWITCHBOARD_PROXY_ENGINE: 'undici' }, file: writeConfig({ proxy: { engine: 'http-proxy' } }) }).proxy.engine, 'undici');
   });
 
   it('applies file, then environment', () => {
@@ -57,6 +64,7 @@ describe('configuration', () => {
     ['sentinels without a name', { SWITCHBOARD_REDIS_SENTINELS: '127.0.0.1:26379' }, /redis\.sentinelName: is required/],
     ['same ports', { SWITCHBOARD_PROXY_PORT: '9000', SWITCHBOARD_CONTROL_PORT: '9000' }, /control\.port\): must differ/],
     ['log level', { SWITCHBOARD_LOG_LEVEL: 'loud' }, /SWITCHBOARD_LOG_LEVEL \(log\.level\)/],
+    ['engine', { SWITCHBOARD_PROXY_ENGINE: 'nginx' }, /SWITCHBOARD_PROXY_ENGINE \(proxy\.engine\): must be "undici" or "http-proxy"/],
   ];
   for (const [what, env, re] of bad) {
     it(`refuses a bad ${what} with a message naming the key`, () => {

@@ -106,8 +106,7 @@ export function rewriteRequestHeaders(req: http.IncomingMessage, ctx: ForwardHea
  * Node throw (an invalid name or value: FIELD-NOTES 9). Checked before anything is written, so a bad
  * response becomes a clean 502 instead of half-set headers or a crash.
  */
-export function responseHeaders(proxyRes: http.IncomingMessage): http.OutgoingHttpHeaders | null {
-  const src = proxyRes.headers;
+export function responseHeaders(src: http.IncomingHttpHeaders): http.OutgoingHttpHeaders | null {
   const c = src.connection;
   // "keep-alive" and "close", nearly every answer's, list nothing that is not dropped anyway.
   const listed = typeof c === 'string' && c && c !== 'keep-alive' && c !== 'close' ? connectionListed(c) : null;

@@ -13,6 +13,8 @@ export interface BackendTarget {
   /** Name or address to connect to; an IPv6 address without brackets. */
   readonly hostname: string;
   readonly port: number;
+  /** scheme://host:port, brackets around an IPv6 address: the key of undici's connection pools. */
+  readonly origin: string;
 }
 
 export interface RouteBackend {
@@ -58,7 +60,7 @@ export function parseTarget(url: string): BackendTarget | null {
     const port = Number(m[3]);
     const protocol = m[1] === 'https' ? 'https:' : 'http:';
     const defaultPort = protocol === 'https:' ? 443 : 80;
-    if (port <= 65535 && port !== defaultPort) return Object.freeze({ protocol, hostname: m[2], port });
+    if (port <= 65535 && port !== defaultPort) return makeTarget(protocol, m[2], port);
   }
   let u: URL;
   try {
@@ -69,7 +71,12 @@ export function parseTarget(url: string): BackendTarget | null {
   if ((u.protocol !== 'http:' && u.protocol !== 'https:') || !u.hostname) return null;
   const port = u.port ? Number(u.port) : u.protocol === 'https:' ? 443 : 80;
   const hostname = u.hostname.startsWith('[') ? u.hostname.slice(1, -1) : u.hostname;
-  return Object.freeze({ protocol: u.protocol, hostname, port });
+  return makeTarget(u.protocol, hostname, port);
+}
+
+function makeTarget(protocol: 'http:' | 'https:', hostname: string, port: number): BackendTarget {
+  const origin = `${protocol}//${hostname.includes(':') ? `[${hostname}]` : hostname}:${port}`;
+  return Object.freeze({ protocol, hostname, port, origin });
 }
 
 /**

@@ -12,7 +12,7 @@ import { Balancer, mayRetry } from './balancer';
 import { rawErrorResponse, renderError, sendError, wantsJson, type ProxyErrorCode } from './error-pages';
 import { requestIdOf, rewriteRequestHeaders } from './forward-headers';
 import { ConnectGuard } from './connect-guard';
-import { createForwarder, type ForwardFailure, type ForwardResult } from './forwarder';
+import { createForwarder, type EngineName, type ForwardFailure, type ForwardResult } from './forwarder';
 import { PassiveHealth, type HealthOptions } from './health';
 import { resolveTool } from './host';
 import type { RouteBackend, RouteSource, ToolRoute } from './route-table';
@@ -42,6 +42,8 @@ export interface ProxyServerOptions {
 
 export interface ProxyServer {
   server: http.Server;
+  /** What forwards plain requests (config.proxy.engine). */
+  engine: EngineName;
   /** What the proxy learned about its backends from its own traffic. */
   health: PassiveHealth;
   /** Open connections to backends, pooled and in use (leak checks, status). */
@@ -118,6 +120,7 @@ export function createProxyServer(opts: ProxyServerOptions): ProxyServer {
   const balancer = new Balancer(health);
   const maxAttempts = Math.max(1, opts.maxAttempts ?? 3);
   const forwarder = createForwarder({
+    engine: pc.engine,
     connectTimeoutMs: pc.connectTimeoutMs,
     responseTimeoutMs: pc.responseTimeoutMs,
     wsIdleTimeoutMs: opts.wsIdleTimeoutMs ?? 600_000,
@@ -420,6 +423,7 @@ export function createProxyServer(opts: ProxyServerOptions): ProxyServer {
 
   return {
     server,
+    engine: forwarder.engine,
     health,
     upstreamSockets: () => forwarder.socketCount(),
     listen(port: number, host: string): Promise<number> {

@@ -5,6 +5,7 @@ import { startSwitchboard, type Roles, type Switchboard } from '../../src/app';
 import { loadConfig } from '../../src/config';
 import { createLogger, type Logger } from '../../src/logger';
 import type { Store } from '../../src/registry/store';
+import { engineEnv } from '../support/engine';
 
 export const ADMIN = 'test-admin-token-0123456789abcdef';
 
@@ -105,7 +106,7 @@ export async function startInProcess(
   opts: { roles?: Roles; discovery?: Record<string, unknown>; overrides?: Record<string, unknown>; logger?: Logger } = {},
 ): Promise<Switchboard> {
   const config = loadConfig({
-    env: {},
+    env: engineEnv(),
     overrides: {
       adminToken: ADMIN,
       proxy: { port: 0, accessLog: false, feedPollMs: 200 },

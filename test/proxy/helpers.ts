@@ -9,6 +9,7 @@ import { Metrics } from '../../src/metrics';
 import { RouteTable, type RouteSource } from '../../src/proxy/route-table';
 import { createProxyServer, type ProxyServer, type ProxyServerOptions } from '../../src/proxy/server';
 import type { Assignment, Backend, TableSnapshot } from '../../src/registry/types';
+import { engineEnv } from '../support/engine';
 
 /** A logger at info whose lines land, parsed, in `lines` as they are written (access-log checks). */
 export function capturingLogger(): { logger: Logger; lines: Array<Record<string, unknown>> } {
@@ -49,7 +50,7 @@ export function tableOf(backends: Backend[], assignments: Assignment[] = []): Ro
 /** A config with short timeouts, so failure paths finish quickly. */
 export function testConfig(proxy: Record<string, unknown> = {}, top: Record<string, unknown> = {}): Config {
   return loadConfig({
-    env: {},
+    env: engineEnv(),
     overrides: {
       ...top,
       proxy: {

@@ -5,6 +5,7 @@ import {
   StaticRoutes,
   backend,
   deadPort,
+  rawRequest,
   request,
   sleep,
   startBackend,
@@ -126,7 +127,14 @@ describe('proxy forwarding', () => {
     let hop: TestBackend;
     let p: TestProxy;
     before(async () => {
-      hop = await startBackend((_req, res) => {
+      hop = await startBackend((req, res) => {
+        if (req.url === '/hop/hints') {
+          // An interim answer first (103 Early Hints), then the real one.
+          res.writeEarlyHints({ link: '</style.css>; rel=preload; as=style' });
+          res.setHeader('vary', ['accept', 'origin']);
+          res.end('final');
+          return;
+        }
         res.setHeader('connection', 'keep-alive, x-internal');
         res.setHeader('x-internal', 'backend-only');
         res.setHeader('keep-alive', 'timeout=99');
@@ -150,6 +158,16 @@ describe('proxy forwarding', () => {
       assert.notEqual(r.headers['keep-alive'], 'timeout=99');
       assert.deepEqual(r.headers['set-cookie'], ['a=1', 'b=2']);
       assert.equal(r.headers['x-end-to-end'], 'kept');
+    });
+
+    it('relays the final answer after a 1xx interim one, repeated header lines included', async () => {
+      const r = await rawRequest(p.port, 'GET /hop/hints HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+      assert.match(r, /^HTTP\/1\.1 200 /, r.slice(0, 200));
+      assert.ok(r.endsWith('final'), r);
+      const head = r.slice(0, r.indexOf('\r\n\r\n'));
+      // Both Vary lines, however the engine holds them (two lines, or one joined by a comma).
+      const vary = head.split('\r\n').filter((l) => /^vary:/i.test(l)).map((l) => l.slice(5).trim()).join(', ');
+      assert.equal(vary, 'accept, origin');
     });
   });
 

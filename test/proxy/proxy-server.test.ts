@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import diagnostics from 'node:diagnostics_channel';
 import http from 'node:http';
 import net from 'node:net';
 import {
@@ -45,6 +46,27 @@ describe('proxy server', () => {
     agent.destroy();
     assert.ok(Date.now() - t0 < 4000, 'close did not wait for the drain timeout');
     await assert.rejects(request(p.port, '/slow/'), /ECONNREFUSED/);
+  });
+
+  it('forwards with the engine proxy.engine names (npm test runs the forwarding suites with each)', async () => {
+    assert.equal((await startProxy(routes(), testConfig())).proxy.engine, process.env.SWITCHBOARD_TEST_ENGINE ?? 'undici');
+    // undici announces each request it creates on a diagnostics channel; Node's client does not.
+    const viaUndici: string[] = [];
+    const onCreate = (m: unknown) => viaUndici.push((m as { request: { path: string } }).request.path);
+    diagnostics.subscribe('undici:request:create', onCreate);
+    const b = await startBackend((_req, res) => res.end('ok'));
+    try {
+      for (const engine of ['http-proxy', 'undici']) {
+        const p = await startProxy(new StaticRoutes(tableOf([backend('e', 'e1', b.url)])), testConfig({ engine }));
+        assert.equal(p.proxy.engine, engine);
+        assert.equal((await request(p.port, `/e/${engine}`)).body, 'ok');
+        await p.close();
+      }
+    } finally {
+      diagnostics.unsubscribe('undici:request:create', onCreate);
+      await b.close();
+    }
+    assert.deepEqual(viaUndici, ['/e/undici']);
   });
 
   it("answers with the request's own id, over one the backend set", async () => {

@@ -76,6 +76,6 @@ describe('RouteTable.builder (a table built as a store reads it)', () => {
       assert.ok(Object.isFrozen(target), url);
       assert.equal(backend.target, target, `${url}: the same object on every read`);
     }
-    assert.deepEqual({ ...t.lookup('t3')!.backends[0].target }, { protocol: 'http:', hostname: '::1', port: 80 });
+    assert.deepEqual({ ...t.lookup('t3')!.backends[0].target }, { protocol: 'http:', hostname: '::1', port: 80, origin: 'http://[::1]:80' });
   });
 });

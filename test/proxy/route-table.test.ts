@@ -36,8 +36,8 @@ describe('RouteTable', () => {
     assert.ok(a);
     assert.deepEqual(a.backends.map((b) => b.id), ['a1', 'a2']);
     assert.equal(typeof a.backends[0].target, 'object');
-    assert.deepEqual({ ...a.backends[0].target }, { protocol: 'http:', hostname: '127.0.0.1', port: 20001 });
-    assert.deepEqual({ ...t.lookup('b')!.backends[0].target }, { protocol: 'https:', hostname: '::1', port: 8443 });
+    assert.deepEqual({ ...a.backends[0].target }, { protocol: 'http:', hostname: '127.0.0.1', port: 20001, origin: 'http://127.0.0.1:20001' });
+    assert.deepEqual({ ...t.lookup('b')!.backends[0].target }, { protocol: 'https:', hostname: '::1', port: 8443, origin: 'https://[::1]:8443' });
     assert.equal(t.lookup('c')!.backends.length, 0);
     assert.equal(t.lookup('c')!.assignments.length, 1);
     assert.ok(Object.isFrozen(a) && Object.isFrozen(a.backends) && Object.isFrozen(a.backends[0]) && Object.isFrozen(t));
@@ -57,7 +57,8 @@ describe('RouteTable', () => {
         const u = new URL(url);
         if (u.protocol !== 'http:' && u.protocol !== 'https:') return null;
         const port = u.port ? Number(u.port) : u.protocol === 'https:' ? 443 : 80;
-        return { protocol: u.protocol, hostname: u.hostname.replace(/^\[|\]$/g, ''), port };
+        // URL keeps an IPv6 hostname's brackets: what an origin needs.
+        return { protocol: u.protocol, hostname: u.hostname.replace(/^\[|\]$/g, ''), port, origin: `${u.protocol}//${u.hostname}:${port}` };
       } catch {
         return null;
       }

@@ -115,9 +115,10 @@ describe('security: path and Host tricks at the proxy', function () {
       } else {
         assert.equal(status, 200);
         const seen = (got === 'alpha' ? toAlpha : toBeta)[0];
-        // The path reaches the backend as sent, except that http-proxy's urlJoin folds "//" into "/"
+        // The path reaches the backend as sent; the http-proxy engine's urlJoin folds "//" into "/"
         // (inside the tool the request named: see the report).
-        if (t.target.startsWith('/')) assert.equal(seen.url, t.target.replace(/\/{2,}/g, '/'));
+        const forwarded = proxy.proxy.engine === 'http-proxy' ? t.target.replace(/\/{2,}/g, '/') : t.target;
+        if (t.target.startsWith('/')) assert.equal(seen.url, forwarded);
         if (got === 'alpha' && t.extra?.some((l) => l.startsWith('Host:'))) assert.equal(seen.headers.host, t.host, 'the Host routed on is the Host forwarded');
       }
     });

@@ -188,6 +188,16 @@ describe('security: request smuggling and parsing at the proxy', function () {
     assert.equal(r.seen[0].body.toString(), 'abc');
   });
 
+  it('keeps a transfer coding other than chunked ("gzip, chunked") and the coded body as sent', async () => {
+    // The undici engine frames bodies as plain chunked only: such a request goes through Node's client.
+    const r = await run({ name: 'TE gzip, chunked', bytes: post(['Transfer-Encoding: gzip, chunked'], `3\r\nabc\r\n0\r\n\r\n`), expect: 'forward' });
+    assert.deepEqual(r.statuses, [200]);
+    assert.equal(r.seen.length, 1);
+    const te = r.seen[0].headers.filter(([n]) => n.toLowerCase() === 'transfer-encoding').map(([, v]) => v);
+    assert.deepEqual(te, ['gzip, chunked']);
+    assert.equal(r.seen[0].body.toString(), 'abc');
+  });
+
   it('states its parser limits explicitly (no lenient parser, 16 KiB heads)', () => {
     const s = proxy.proxy.server as unknown as { maxHeaderSize?: number; insecureHTTPParser?: boolean };
     assert.equal(s.maxHeaderSize, 16 * 1024);

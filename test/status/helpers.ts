@@ -4,13 +4,14 @@ import { startSwitchboard, type Roles, type Switchboard } from '../../src/app';
 import { loadConfig } from '../../src/config';
 import { silentLogger } from '../../src/logger';
 import type { Store } from '../../src/registry/store';
+import { engineEnv } from '../support/engine';
 
 export const ADMIN_TOKEN = 'status-admin-token-0123456789abcdef';
 
 /** A switchboard in this process on free loopback ports. */
 export async function startInProcess(roles: Roles, store?: Store, env: Record<string, string> = {}): Promise<Switchboard & { control: string; proxyUrl: string }> {
   const config = loadConfig({
-    env,
+    env: { ...engineEnv(), ...env },
     overrides: { adminToken: ADMIN_TOKEN, proxy: { port: 0, accessLog: false, feedPollMs: 200 }, control: { port: 0 } },
   });
   const sb = await startSwitchboard({ config, roles, logger: silentLogger(), store, defaultMetrics: false });

@@ -1,0 +1,262 @@
+import type http from 'node:http';
+import { PassThrough } from 'node:stream';
+import { Agent, type Dispatcher } from 'undici';
+import { responseHeaders } from './forward-headers';
+import { cannotStart, classify, literalJudge, type ForwardFailureKind, type Forwarder, type ForwarderOptions, type ForwardResult } from './forward-result';
+import type { RouteBackend } from './route-table';
+
+// The engine of proxy.engine "undici": plain requests go through undici's dispatcher with a handler of
+// ours; WebSocket upgrades (and the rare request undici cannot frame) go to the http-proxy engine. Same
+// contract, same timers and the same retry facts as that engine; about 1.6x its requests/s on this
+// machine (bench/RESULTS.md), most of the difference being http-proxy's and Node's client overheads.
+
+type Phase = 'connect' | 'request' | 'response';
+
+/** Set by a pool's 'connect': the request undici writes next, in the same tick, is on a new connection. */
+let connectedNow = false;
+function onPoolConnect(): void {
+  connectedNow = true;
+  // Undici writes the first request right after emitting 'connect', synchronously; should none be
+  // written (it was aborted while connecting), the mark must not fall to a later request.
+  queueMicrotask(clearConnected);
+}
+function clearConnected(): void {
+  connectedNow = false;
+}
+
+class AbortedByProxy extends Error {
+  override readonly name = 'AbortedByProxy';
+  readonly code = 'PROXY_ABORTED';
+}
+const ABORTED = new AbortedByProxy('aborted by the proxy');
+// undici wants the headers it writes; these it frames or refuses itself.
+const DROPPED_TRANSFER = 'transfer-encoding';
+
+/**
+ * One forwarded request: undici's handler, the exchange's timers and the relay to the client's response.
+ * A class rather than closures: one object a request instead of a dozen functions.
+ */
+class Exchange implements Dispatcher.DispatchHandler {
+  private controller: Dispatcher.DispatchController | null = null;
+  private settled = false;
+  private started = false;
+  private relaying = false;
+  private newConnection = false;
+  private bodyConsumed = false;
+  private phase: Phase = 'connect';
+  private timer: NodeJS.Timeout | null = null;
+  private readonly onClose = (): void => this.clientClosed();
+  private readonly onTimer = (): void => this.timedOut();
+  private readonly onDrain = (): void => this.controller?.resume();
+
+  constructor(
+    private readonly opts: ForwarderOptions,
+    private readonly req: http.IncomingMessage,
+    private readonly res: http.ServerResponse,
+    private readonly gate: PassThrough | undefined,
+    private readonly fresh: boolean,
+    private readonly resolve: (r: ForwardResult) => void,
+  ) {
+    res.on('close', this.onClose);
+    this.timer = setTimeout(this.onTimer, opts.connectTimeoutMs);
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.controller = controller;
+    this.newConnection = connectedNow;
+    connectedNow = false;
+    if (this.settled) {
+      // Timed out or the client left while the request waited for a connection.
+      controller.abort(ABORTED);
+      return;
+    }
+    this.started = true;
+    this.phase = 'request';
+    this.restartTimer();
+    const gate = this.gate;
+    if (gate) {
+      // The body is held back until the connection is up: a refused connection has consumed nothing.
+      gate.on('data', () => {
+        this.bodyConsumed = true;
+        this.timer?.refresh();
+      });
+      this.req.pipe(gate);
+    }
+  }
+
+  onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: http.IncomingHttpHeaders): void {
+    if (statusCode < 200) return; // 1xx: Node's server speaks its own interim answers to the client
+    if (this.settled) {
+      controller.abort(ABORTED);
+      return;
+    }
+    this.phase = 'response';
+    const out = statusCode <= 599 ? responseHeaders(headers) : null;
+    if (!out) {
+      this.fail('bad_gateway', 'INVALID_RESPONSE');
+      return;
+    }
+    this.opts.responseHead?.(this.req, out);
+    try {
+      this.res.writeHead(statusCode, out);
+    } catch (err) {
+      this.fail('bad_gateway', (err as NodeJS.ErrnoException).code ?? 'INVALID_RESPONSE');
+      return;
+    }
+    this.relaying = true;
+    this.settle({ kind: 'ok', status: statusCode });
+    // The response timer, running since the connection was up, now times the body's silences.
+    this.timer?.refresh();
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    this.timer?.refresh();
+    if (!this.res.write(chunk)) {
+      controller.pause();
+      this.res.once('drain', this.onDrain);
+    }
+  }
+
+  onResponseEnd(): void {
+    this.clearTimer();
+    this.res.end();
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController | undefined, err: Error): void {
+    if (this.relaying) {
+      // The backend died or went silent mid-body: the client's copy ends cut short too.
+      this.clearTimer();
+      this.res.destroy();
+      return;
+    }
+    if (this.settled) return;
+    if (this.res.destroyed && !this.res.writableFinished) {
+      this.fail('client_gone', 'CLIENT_CLOSED');
+      return;
+    }
+    const e = err as NodeJS.ErrnoException;
+    this.fail(classify(e), e.code ?? e.message);
+  }
+
+  private clientClosed(): void {
+    if (this.relaying) {
+      if (!this.res.writableFinished) {
+        this.clearTimer();
+        this.controller?.abort(ABORTED);
+      }
+      return;
+    }
+    if (this.res.writableFinished) return;
+    // The client went away: abort the upstream request, or it and its socket leak (FIELD-NOTES 4).
+    this.fail('client_gone', 'CLIENT_CLOSED');
+  }
+
+  private timedOut(): void {
+    this.timer = null;
+    if (this.relaying) {
+      // Streaming went silent: the client gets a truncated body rather than a hang.
+      this.controller?.abort(ABORTED);
+      this.res.destroy();
+      return;
+    }
+    this.fail('timeout', this.phase === 'connect' ? 'CONNECT_TIMEOUT' : 'RESPONSE_TIMEOUT');
+  }
+
+  private restartTimer(): void {
+    this.clearTimer();
+    this.timer = setTimeout(this.onTimer, this.opts.responseTimeoutMs);
+  }
+
+  private clearTimer(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+  }
+
+  private settle(r: ForwardResult): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.resolve(r);
+  }
+
+  fail(kind: ForwardFailureKind, code: string): void {
+    if (this.settled) return;
+    this.clearTimer();
+    this.res.off('close', this.onClose);
+    if (this.gate) this.req.unpipe(this.gate);
+    const phase = this.phase;
+    const stale = kind === 'reset' && phase === 'request' && this.started && !this.newConnection && !this.fresh;
+    this.settle({ kind, phase, notSent: !this.started, bodyConsumed: this.bodyConsumed, code, staleConnection: stale });
+    // Not yet started: the abort comes in onRequestStart, should the request still get a connection.
+    this.controller?.abort(ABORTED);
+  }
+}
+
+export function createUndiciEngine(opts: ForwarderOptions, fallback: Forwarder): Forwarder {
+  const connect = { timeout: opts.connectTimeoutMs, lookup: opts.guard?.lookup };
+  const common = {
+    // Our own timers answer 504 (and time a silent upload too, which undici's do not).
+    headersTimeout: 0,
+    bodyTimeout: 0,
+    pipelining: 1,
+    connect,
+  };
+  const pooled = new Agent({
+    ...common,
+    connections: opts.agent.maxSockets,
+    // Idle connections close after this, or sooner when the backend's Keep-Alive header says so; kept
+    // below the backends' own keep-alive so we never write on a socket the backend is closing.
+    keepAliveTimeout: opts.agent.freeSocketTimeoutMs,
+    keepAliveMaxTimeout: opts.agent.freeSocketTimeoutMs,
+  });
+  // Requests sent with `reset: true` (Connection: close): a connection each, never reused.
+  const unpooled = new Agent({ ...common, connections: opts.agent.maxSockets });
+  pooled.on('connect', onPoolConnect);
+  unpooled.on('connect', onPoolConnect);
+  const mayConnect = literalJudge(opts.guard);
+
+  function web(req: http.IncomingMessage, res: http.ServerResponse, backend: RouteBackend, hasBody: boolean, fresh = false): Promise<ForwardResult> {
+    const headers = req.headers;
+    const te = headers[DROPPED_TRANSFER];
+    // undici frames a body of unknown length as chunked itself and sends no other transfer coding: a
+    // request that carries one (gzip, chunked) keeps its exact framing through Node's client.
+    if (te !== undefined && te !== 'chunked') return fallback.web(req, res, backend, hasBody, fresh);
+    const early = cannotStart(req, res, mayConnect(backend));
+    if (early) return Promise.resolve(early);
+    return new Promise<ForwardResult>((resolve) => {
+      if (te !== undefined) delete headers[DROPPED_TRANSFER];
+      // Node's server has already answered the client's Expect (100 Continue); undici refuses to send one.
+      if (headers.expect !== undefined) delete headers.expect;
+      const gate = hasBody ? new PassThrough() : undefined;
+      const exchange = new Exchange(opts, req, res, gate, fresh, resolve);
+      const target = backend.target;
+      (fresh ? unpooled : pooled).dispatch(
+        {
+          origin: target.origin,
+          path: req.url ?? '/',
+          method: req.method ?? 'GET',
+          headers,
+          body: gate ?? null,
+          reset: fresh,
+        },
+        exchange,
+      );
+    });
+  }
+
+  return {
+    engine: 'undici',
+    web,
+    upgrade: fallback.upgrade,
+    socketCount() {
+      let n = fallback.socketCount();
+      for (const agent of [pooled, unpooled]) {
+        for (const s of Object.values(agent.stats)) n += (s as { connected: number }).connected;
+      }
+      return n;
+    },
+    close() {
+      for (const agent of [pooled, unpooled]) agent.destroy().catch(() => undefined);
+      fallback.close();
+    },
+  };
+}
