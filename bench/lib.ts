@@ -1,5 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { readFileSync, writeFileSync, existsSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
@@ -133,7 +133,9 @@ export function hasWrk(): boolean {
  * Load from wrk (C, far cheaper per request than a Node client, so the server under test gets the CPU).
  * `script` is a wrk Lua script; wrk stops itself after `seconds`.
  */
-export function wrkLoad(opts: { url: string; seconds: number; connections: number; threads?: number; script?: string }): LoadResult {
+type WrkOptions = { url: string; seconds: number; connections: number; threads?: number; script?: string };
+
+function wrkArgs(opts: WrkOptions): { args: string[]; scriptFile: string | null } {
   const args = ['-t', String(opts.threads ?? 1), '-c', String(opts.connections), '-d', `${opts.seconds}s`, '--latency'];
   let scriptFile: string | null = null;
   if (opts.script) {
@@ -141,9 +143,10 @@ export function wrkLoad(opts: { url: string; seconds: number; connections: numbe
     writeFileSync(scriptFile, opts.script);
     args.push('-s', scriptFile);
   }
-  const r = spawnSync('wrk', [...args, opts.url], { encoding: 'utf8', timeout: (opts.seconds + 30) * 1000 });
-  if (r.status !== 0) throw new Error(`wrk failed: ${r.stderr || r.stdout}`);
-  const out = r.stdout;
+  return { args: [...args, opts.url], scriptFile };
+}
+
+function parseWrk(out: string, seconds: number): LoadResult {
   const ms = (label: string): number => {
     const m = new RegExp(`\\s${label}%\\s+([\\d.]+)(us|ms|s)`).exec(out);
     if (!m) return NaN;
@@ -151,11 +154,37 @@ export function wrkLoad(opts: { url: string; seconds: number; connections: numbe
     return m[2] === 'us' ? v / 1000 : m[2] === 's' ? v * 1000 : v;
   };
   const requests = Number(/(\d+) requests in/.exec(out)?.[1] ?? 0);
-  const seconds = Number(/requests in ([\d.]+)s/.exec(out)?.[1] ?? opts.seconds);
+  const took = Number(/requests in ([\d.]+)s/.exec(out)?.[1] ?? seconds);
   const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0);
   const sockErr = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
   const errors = non2xx + (sockErr ? sockErr.slice(1).reduce((a, b) => a + Number(b), 0) : 0);
-  return { requests, errors, seconds, perSecond: Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? 0), p50ms: ms('50'), p99ms: ms('99') };
+  return { requests, errors, seconds: took, perSecond: Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? 0), p50ms: ms('50'), p99ms: ms('99') };
+}
+
+export function wrkLoad(opts: WrkOptions): LoadResult {
+  const { args, scriptFile } = wrkArgs(opts);
+  const r = spawnSync('wrk', args, { encoding: 'utf8', timeout: (opts.seconds + 30) * 1000 });
+  if (scriptFile) rmSync(scriptFile, { force: true });
+  if (r.status !== 0) throw new Error(`wrk failed: ${r.stderr || r.stdout}`);
+  return parseWrk(r.stdout, opts.seconds);
+}
+
+/** wrkLoad, leaving the event loop free meanwhile (for sampling the process under load). */
+export function wrkLoadAsync(opts: WrkOptions): Promise<LoadResult> {
+  const { args, scriptFile } = wrkArgs(opts);
+  return new Promise((resolve, reject) => {
+    const child = spawn('wrk', args, { stdio: ['ignore', 'pipe', 'pipe'], timeout: (opts.seconds + 30) * 1000 });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    child.once('error', reject);
+    child.once('exit', (code) => {
+      if (scriptFile) rmSync(scriptFile, { force: true });
+      if (code !== 0) reject(new Error(`wrk failed: ${err || out}`));
+      else resolve(parseWrk(out, opts.seconds));
+    });
+  });
 }
 
 /** The pids of a process and all its descendants, from /proc. */

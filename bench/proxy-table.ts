@@ -1,5 +1,6 @@
 // The route table of bench/proxy.ts: many tools written through the store as the registry would write
 // them, and the cost of a full reload of that table (store read and table build timed apart).
+import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type * as LoggerModule from '../src/logger';
@@ -7,7 +8,7 @@ import type * as RouteTableModule from '../src/proxy/route-table';
 import type * as TableFeedModule from '../src/proxy/table-feed';
 import type * as RedisStoreModule from '../src/registry/redis-store';
 import type { Store } from '../src/registry/store';
-import { percentile, ROOT } from './lib';
+import { percentile, ROOT, SWITCHBOARD_NODE_FLAGS } from './lib';
 
 /** The compiled module, as a proxy process runs it (tsx's transform is slower on this path). */
 function compiled<T>(rel: string): T {
@@ -110,4 +111,35 @@ async function timeWith(
     await feed.stop();
   }
   return { backends, snapshotMs: stats(snapshotMs), buildMs: stats(buildMs), reloadMs: stats(reloadMs) };
+}
+
+/**
+ * timeReload in a process of its own started with the node flags switchboard runs with (bin/switchboard.js):
+ * those flags change when V8 collects garbage, which a reload of 100,000 routes makes a lot of.
+ */
+export function timeReloadAsSwitchboard(redisUrl: string, repeat: number): Promise<ReloadTiming> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [...SWITCHBOARD_NODE_FLAGS, '--require', 'tsx/cjs', __filename, redisUrl, String(repeat)], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.once('error', reject);
+    child.once('exit', (code) => {
+      if (code === 0) resolve(JSON.parse(out) as ReloadTiming);
+      else reject(new Error(`reload timing process exited ${code}`));
+    });
+  });
+}
+
+if (require.main === module) {
+  const [redisUrl, repeat] = process.argv.slice(2);
+  timeReload(redisUrl, Number(repeat)).then(
+    (t) => process.stdout.write(JSON.stringify(t)),
+    (err: Error) => {
+      process.stderr.write(`${err.stack}\n`);
+      process.exitCode = 1;
+    },
+  );
 }

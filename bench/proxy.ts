@@ -13,10 +13,10 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { RedisStore } from '../src/registry/redis-store';
 import { RedisServer, freePort } from '../test/support/redis-server';
-import { cpuSeconds, hasWrk, machine, memoryMiB, ROOT, startChild, switchboardArgs, treeCpuSeconds, waitHttp, wrkLoad, writeSection, type LoadResult } from './lib';
+import { cpuSeconds, hasWrk, machine, memoryMiB, ROOT, startChild, switchboardArgs, treeCpuSeconds, waitHttp, wrkLoad, wrkLoadAsync, writeSection, type LoadResult } from './lib';
 import { nginxInstalled, startNginx, NGINX_BIN } from './nginx';
 import { measurePropagation, summary } from './proxy-registration';
-import { HIT_TOOL, timeReload, writeRoutes, type ReloadTiming } from './proxy-table';
+import { HIT_TOOL, timeReloadAsSwitchboard, writeRoutes, type ReloadTiming } from './proxy-table';
 import { ENGINES, type EngineName } from '../src/proxy/forward-result';
 import defaults from '../config/default.json';
 
@@ -30,6 +30,7 @@ const { values } = parseArgs({
     registrations: { type: 'string', default: '200' },
     profile: { type: 'boolean', default: false },
     'rest-seconds': { type: 'string', default: '45' },
+    'sustain-seconds': { type: 'string', default: '60' },
     'print-only': { type: 'boolean', default: false },
   },
 });
@@ -39,6 +40,8 @@ const connections = Number(values.connections);
 const registrations = Number(values.registrations);
 /** Idle time after the load run of the largest table before its RSS "at rest" is read (V8's memory reducer). */
 const restSeconds = Number(values['rest-seconds']);
+/** More load on the largest table after its row, for the RSS under sustained load (old-generation growth). */
+const sustainSeconds = Number(values['sustain-seconds']);
 const TOKEN = 'bench-admin-token-0123456789';
 const SIZES = [1, 10_000, 100_000];
 const PROFILE_DIR = path.join(ROOT, 'bench', '.out', 'profiles');
@@ -192,6 +195,8 @@ interface Memory {
   rssAfterLoad: number;
   /** restSeconds of idle after the load run (largest table only): once V8 has given back what it no longer needs. */
   rssAtRest?: number;
+  /** After sustainSeconds more of the same load (largest table only), and the highest RSS sampled during it. */
+  sustained?: { rss: number; maxRss: number; perSecond: number };
 }
 
 const routesLabel = (n: number) => `${Math.round(n).toLocaleString('en-US')} route${n === 1 ? '' : 's'}`;
@@ -262,12 +267,22 @@ async function main(): Promise<void> {
       sbRows.set(size, row);
       const after = memoryMiB(sb.pid);
       let rssAtRest: number | undefined;
+      let sustained: Memory['sustained'];
+      if (size === SIZES[SIZES.length - 1] && sustainSeconds > 0) {
+        log(`${f0(size)} routes: ${sustainSeconds} s more load for the RSS under sustained load`);
+        let maxRss = 0;
+        const sampler = setInterval(() => (maxRss = Math.max(maxRss, memoryMiB(sb.pid).rss)), 250);
+        const load = await wrkLoadAsync({ url: `http://127.0.0.1:${sb.port}/${HIT_TOOL}/`, seconds: sustainSeconds, connections });
+        clearInterval(sampler);
+        const rss = memoryMiB(sb.pid).rss;
+        sustained = { rss, maxRss: Math.max(maxRss, rss), perSecond: load.perSecond };
+      }
       if (size === SIZES[SIZES.length - 1] && restSeconds > 0) {
         log(`${f0(size)} routes: ${restSeconds} s idle for the RSS at rest`);
         await new Promise((r) => setTimeout(r, restSeconds * 1000));
         rssAtRest = memoryMiB(sb.pid).rss;
       }
-      memory.push({ routes: size, readyMs: sb.readyMs, rss: settled.rss, peak: memoryMiB(sb.pid).peak, rssAfterLoad: after.rss, rssAtRest });
+      memory.push({ routes: size, readyMs: sb.readyMs, rss: settled.rss, peak: memoryMiB(sb.pid).peak, rssAfterLoad: after.rss, rssAtRest, sustained });
       await sb.stop();
       if (size === 1) {
         const quiet = await startSwitchboardProxy(redis.url, size, false, values.profile ? 'switchboard-1-nolog' : undefined);
@@ -286,7 +301,7 @@ async function main(): Promise<void> {
     }
 
     log('timing full reloads of the 100,000-route table');
-    const reload: ReloadTiming = await timeReload(redis.url, 5);
+    const reload: ReloadTiming = await timeReloadAsSwitchboard(redis.url, 5);
 
     log(`registration-to-routable: 1 registry + 2 proxies on the ${f0(written)}-route table`);
     // Fallback discovery off here: it would find the deregistered backend, still running on its assigned
@@ -334,7 +349,7 @@ function report(r: {
   const refOf = (x: Row) => x.ref ?? base.load;
   const line = (x: Row) =>
     `| ${x.name} | ${f0(x.load.perSecond)} | ${f2(x.load.perSecond / direct.load.perSecond)} | ${f2(x.load.perSecond / refOf(x).perSecond)}${x.ref ? ` (${f0(x.ref.perSecond)})` : ''} | ${f2(x.load.p50ms)} | ${f2(x.load.p99ms)} | ${f2(x.load.p99ms / refOf(x).p99ms)}${x.ref ? ` (${f2(x.ref.p99ms)})` : ''} | ${x.cpuUs === null ? '-' : f0(x.cpuUs)} | ${x.load.errors} |`;
-  const opts = [`--seconds ${seconds}`, `--connections ${connections}`, `--registrations ${registrations}`, `--rest-seconds ${restSeconds}`].join(' ');
+  const opts = [`--seconds ${seconds}`, `--connections ${connections}`, `--registrations ${registrations}`, `--rest-seconds ${restSeconds}`, `--sustain-seconds ${sustainSeconds}`].join(' ');
   const out: string[] = [
     '## Proxy: throughput, latency, memory, reload, registration-to-routable',
     '',
@@ -365,9 +380,13 @@ function report(r: {
     '|---|---|---|---|---|---|',
     ...r.memory.map((m) => `| ${f0(m.routes)} | ${f0(m.readyMs)} | ${f1(m.rss)} | ${f1(m.rssAfterLoad)} | ${f1(m.peak)} | ${m.rssAtRest === undefined ? '-' : f1(m.rssAtRest)} |`),
     '',
+    ...r.memory
+      .filter((m) => m.sustained)
+      .map((m) => `Under sustained load (${f0(m.routes)} routes, ${sustainSeconds} s more of the same load right after its row, ${f0(m.sustained!.perSecond)} requests/s): RSS ${f1(m.sustained!.rss)} MiB at the end, at most ${f1(m.sustained!.maxRss)} MiB sampled every 250 ms.`),
+    '',
     `Peak RSS is what a container limit must allow. V8 gives memory back on its own once the process idles (its memory reducer, seconds to tens of seconds later): the last column, read after the load run of the largest table.`,
     '',
-    '### Full reload of the table (in the bench process, Redis on loopback)',
+    '### Full reload of the table (in a process with switchboard\'s node flags, Redis on loopback)',
     '',
     `${f0(r.reload.backends)} backends, 5 reloads each: store.snapshot() p50 ${f0(r.reload.snapshotMs.p50)} ms (max ${f0(r.reload.snapshotMs.max)}); RouteTable.fromSnapshot p50 ${f0(r.reload.buildMs.p50)} ms (max ${f0(r.reload.buildMs.max)}); TableFeed full reload (read + build + swap) p50 ${f0(r.reload.reloadMs.p50)} ms (max ${f0(r.reload.reloadMs.max)}).`,
     '',
@@ -399,9 +418,9 @@ function report(r: {
   const mem = r.memory.find((m) => m.routes === 100_000);
   const mem1 = r.memory.find((m) => m.routes === 1);
   if (mem) {
-    const busy = Math.max(mem.rss, mem.rssAfterLoad, mem.peak);
+    const busy = Math.max(mem.rss, mem.rssAfterLoad, mem.peak, mem.sustained?.maxRss ?? 0);
     const rest = mem.rssAtRest === undefined ? '' : `; at rest (${restSeconds} s idle after the load run) ${f1(mem.rssAtRest)} MiB ${verdict(mem.rssAtRest <= 150)}`;
-    out.push(`- Memory, 100,000 routes (target <= 150 MiB): ${f1(mem.rss)} MiB RSS 2 s after loading, ${f1(mem.rssAfterLoad)} MiB after the load run, peak ${f1(mem.peak)} MiB ${verdict(busy <= 150)}${rest} (1 route: ${f1(mem1?.rss ?? NaN)} / ${f1(mem1?.rssAfterLoad ?? NaN)} MiB).`);
+    out.push(`- Memory, 100,000 routes (target <= 150 MiB): ${f1(mem.rss)} MiB RSS 2 s after loading, ${f1(mem.rssAfterLoad)} MiB after the load run, peak ${f1(mem.peak)} MiB${mem.sustained ? `, at most ${f1(mem.sustained.maxRss)} MiB in ${sustainSeconds} s more load` : ''} ${verdict(busy <= 150)}${rest} (1 route: ${f1(mem1?.rss ?? NaN)} / ${f1(mem1?.rssAfterLoad ?? NaN)} MiB).`);
   }
   out.push(`- Full reload of ${f0(r.reload.backends)} routes: ${f0(r.reload.reloadMs.p50)} ms p50 (target <= 1000 ms) ${verdict(r.reload.reloadMs.p50 <= 1000)}; slowest of 5: ${f0(r.reload.reloadMs.max)} ms ${verdict(r.reload.reloadMs.max <= 1000)}.`);
   out.push(`- Registration-to-routable: p50 ${f1(reg.p50)} ms, p99 ${f1(reg.p99)} ms per proxy, p99 ${f1(regAll.p99)} ms on every proxy (target p99 <= 100 ms) ${verdict(regAll.p99 <= 100 && r.prop.timeouts === 0)}; deregistration p99 ${f1(deregAll.p99)} ms ${verdict(deregAll.p99 <= 100 && r.prop.timeouts === 0)}.`);

@@ -5,10 +5,11 @@ import { responseHeaders } from './forward-headers';
 import { cannotStart, classify, literalJudge, type ForwardFailureKind, type Forwarder, type ForwarderOptions, type ForwardResult } from './forward-result';
 import type { RouteBackend } from './route-table';
 
-// The engine of proxy.engine "undici": plain requests go through undici's dispatcher with a handler of
-// ours; WebSocket upgrades (and the rare request undici cannot frame) go to the http-proxy engine. Same
-// contract, same timers and the same retry facts as that engine; about 1.6x its requests/s on this
-// machine (bench/RESULTS.md), most of the difference being http-proxy's and Node's client overheads.
+// The engine of proxy.engine "undici" (the default): plain requests go through undici's dispatcher with a
+// handler of ours; WebSocket upgrades (and the rare request undici cannot frame) go to the http-proxy
+// engine. Same contract, timers and retry facts as that engine. Why it exists: every http-proxy build of
+// this proxy did 0.5-0.77x the bare http-proxy's requests/s, most of it http-proxy's and Node's client's
+// own cost per request; this engine does more than the bare http-proxy (bench/RESULTS.md).
 
 type Phase = 'connect' | 'request' | 'response';
 
@@ -29,14 +30,13 @@ class AbortedByProxy extends Error {
   readonly code = 'PROXY_ABORTED';
 }
 const ABORTED = new AbortedByProxy('aborted by the proxy');
-// undici wants the headers it writes; these it frames or refuses itself.
-const DROPPED_TRANSFER = 'transfer-encoding';
+const TRANSFER_ENCODING = 'transfer-encoding';
 
 /**
  * One forwarded request: undici's handler, the exchange's timers and the relay to the client's response.
  * A class rather than closures: one object a request instead of a dozen functions.
  */
-class Exchange implements Dispatcher.DispatchHandler {
+class UpstreamExchange implements Dispatcher.DispatchHandler {
   private controller: Dispatcher.DispatchController | null = null;
   private settled = false;
   private started = false;
@@ -216,18 +216,18 @@ export function createUndiciEngine(opts: ForwarderOptions, fallback: Forwarder):
 
   function web(req: http.IncomingMessage, res: http.ServerResponse, backend: RouteBackend, hasBody: boolean, fresh = false): Promise<ForwardResult> {
     const headers = req.headers;
-    const te = headers[DROPPED_TRANSFER];
+    const te = headers[TRANSFER_ENCODING];
     // undici frames a body of unknown length as chunked itself and sends no other transfer coding: a
     // request that carries one (gzip, chunked) keeps its exact framing through Node's client.
     if (te !== undefined && te !== 'chunked') return fallback.web(req, res, backend, hasBody, fresh);
     const early = cannotStart(req, res, mayConnect(backend));
     if (early) return Promise.resolve(early);
     return new Promise<ForwardResult>((resolve) => {
-      if (te !== undefined) delete headers[DROPPED_TRANSFER];
+      if (te !== undefined) delete headers[TRANSFER_ENCODING];
       // Node's server has already answered the client's Expect (100 Continue); undici refuses to send one.
       if (headers.expect !== undefined) delete headers.expect;
       const gate = hasBody ? new PassThrough() : undefined;
-      const exchange = new Exchange(opts, req, res, gate, fresh, resolve);
+      const exchange = new UpstreamExchange(opts, req, res, gate, fresh, resolve);
       const target = backend.target;
       (fresh ? unpooled : pooled).dispatch(
         {
