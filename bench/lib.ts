@@ -68,15 +68,28 @@ export async function closedLoop(
 }
 
 /**
- * The node flags bin/switchboard.js starts the CLI with (its `exec node ...` line), so that a bench measures
- * the process operators run: the young generation's size there is a memory-against-CPU choice (README).
+ * The launch line of bin/switchboard.js (`NAME=${NAME:-value} ... exec node --flags ...`): its node flags and
+ * environment defaults, so that a bench measures the process operators run (the young generation's size,
+ * V8's heap growth and malloc's arenas there are memory-against-CPU choices: README).
  */
-export const SWITCHBOARD_NODE_FLAGS: readonly string[] = (() => {
-  const exec = readFileSync(path.join(ROOT, 'bin', 'switchboard.js'), 'utf8').split('\n', 2)[1] ?? '';
-  const m = /^":" \/\/; exec node((?: --\S+)*) "\$0" "\$@"$/.exec(exec);
-  if (!m) throw new Error(`bin/switchboard.js: unexpected launch line ${exec}`);
-  return m[1].split(' ').filter(Boolean);
+const LAUNCH = (() => {
+  const line = readFileSync(path.join(ROOT, 'bin', 'switchboard.js'), 'utf8').split('\n', 2)[1] ?? '';
+  const m = /^":" \/\/; ((?:[A-Z_]+=\$\{[A-Z_]+:-[^}\s]+\} )*)exec node((?: --\S+)*) "\$0" "\$@"$/.exec(line);
+  if (!m) throw new Error(`bin/switchboard.js: unexpected launch line ${line}`);
+  const env: Record<string, string> = {};
+  for (const a of m[1].split(' ').filter(Boolean)) {
+    const [, name, value] = /^([A-Z_]+)=\$\{[A-Z_]+:-([^}]+)\}$/.exec(a)!;
+    env[name] = value;
+  }
+  return { flags: m[2].split(' ').filter(Boolean), env };
 })();
+
+export const SWITCHBOARD_NODE_FLAGS: readonly string[] = LAUNCH.flags;
+
+/** A switchboard child's environment: the launch line's defaults under the bench's own settings. */
+export function switchboardEnv(env: Record<string, string>): Record<string, string> {
+  return { ...LAUNCH.env, ...env };
+}
 
 /** Node's arguments for the compiled CLI run as bin/switchboard.js runs it (node flags, then the CLI). */
 export function switchboardArgs(...args: string[]): string[] {

@@ -8,7 +8,7 @@ import type * as RouteTableModule from '../src/proxy/route-table';
 import type * as TableFeedModule from '../src/proxy/table-feed';
 import type * as RedisStoreModule from '../src/registry/redis-store';
 import type { Store } from '../src/registry/store';
-import { percentile, ROOT, SWITCHBOARD_NODE_FLAGS } from './lib';
+import { percentile, ROOT, SWITCHBOARD_NODE_FLAGS, switchboardEnv } from './lib';
 
 /** The compiled module, as a proxy process runs it (tsx's transform is slower on this path). */
 function compiled<T>(rel: string): T {
@@ -121,6 +121,7 @@ export function timeReloadAsSwitchboard(redisUrl: string, repeat: number): Promi
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [...SWITCHBOARD_NODE_FLAGS, '--require', 'tsx/cjs', __filename, redisUrl, String(repeat)], {
       cwd: ROOT,
+      env: switchboardEnv({ PATH: process.env.PATH ?? '' }),
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     let out = '';

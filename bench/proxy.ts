@@ -13,7 +13,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { RedisStore } from '../src/registry/redis-store';
 import { RedisServer, freePort } from '../test/support/redis-server';
-import { cpuSeconds, hasWrk, machine, memoryMiB, ROOT, startChild, switchboardArgs, treeCpuSeconds, waitHttp, wrkLoad, wrkLoadAsync, writeSection, type LoadResult } from './lib';
+import { cpuSeconds, hasWrk, machine, memoryMiB, ROOT, startChild, switchboardArgs, switchboardEnv, treeCpuSeconds, waitHttp, wrkLoad, wrkLoadAsync, writeSection, type LoadResult } from './lib';
 import { nginxInstalled, startNginx, NGINX_BIN } from './nginx';
 import { measurePropagation, summary } from './proxy-registration';
 import { HIT_TOOL, timeReloadAsSwitchboard, writeRoutes, type ReloadTiming } from './proxy-table';
@@ -153,7 +153,7 @@ async function startSwitchboardProxy(
   const control = await freePort();
   const t0 = Date.now();
   const profile = profileName ? ['--cpu-prof', '--cpu-prof-dir', PROFILE_DIR, '--cpu-prof-name', `${profileName}.cpuprofile`] : [];
-  const child = startChild([...profile, ...switchboardArgs('proxy', ...(config ? ['--config', config] : []))], {
+  const child = startChild([...profile, ...switchboardArgs('proxy', ...(config ? ['--config', config] : []))], switchboardEnv({
     REDIS_URL: redisUrl,
     SWITCHBOARD_PROXY_PORT: String(port),
     SWITCHBOARD_CONTROL_PORT: String(control),
@@ -162,7 +162,7 @@ async function startSwitchboardProxy(
     SWITCHBOARD_ACCESS_LOG: String(accessLog),
     // Unset: the default of config/default.json, what operators get.
     ...(engine ? { SWITCHBOARD_PROXY_ENGINE: engine } : {}),
-  });
+  }));
   const deadline = Date.now() + 120_000;
   while ((await readyRoutes(control)) !== routes) {
     if (child.exitCode !== null) throw new Error(`switchboard proxy exited ${child.exitCode}`);
@@ -174,12 +174,12 @@ async function startSwitchboardProxy(
 
 async function startRegistry(redisUrl: string, config: string): Promise<{ control: number; stop(): Promise<void> }> {
   const control = await freePort();
-  const child = startChild(switchboardArgs('registry', '--config', config), {
+  const child = startChild(switchboardArgs('registry', '--config', config), switchboardEnv({
     REDIS_URL: redisUrl,
     SWITCHBOARD_CONTROL_PORT: String(control),
     SWITCHBOARD_ADMIN_TOKEN: TOKEN,
     SWITCHBOARD_LOG_LEVEL: 'warn',
-  });
+  }));
   await waitHttp(`http://127.0.0.1:${control}/healthz`);
   return { control, stop: () => stopChild(child) };
 }

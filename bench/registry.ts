@@ -6,7 +6,7 @@
 import { parseArgs } from 'node:util';
 import path from 'node:path';
 import { RedisServer, freePort } from '../test/support/redis-server';
-import { closedLoop, cpuSeconds, hasWrk, machine, ROOT, startChild, switchboardArgs, waitHttp, wrkLoad, writeSection, type LoadResult } from './lib';
+import { closedLoop, cpuSeconds, hasWrk, machine, ROOT, startChild, switchboardArgs, switchboardEnv, waitHttp, wrkLoad, writeSection, type LoadResult } from './lib';
 
 const { values } = parseArgs({
   options: {
@@ -71,12 +71,12 @@ async function main(): Promise<void> {
     base.kill('SIGKILL');
 
     const controlPort = await freePort();
-    const registry = startChild(switchboardArgs('registry'), {
+    const registry = startChild(switchboardArgs('registry'), switchboardEnv({
       REDIS_URL: redis.url,
       SWITCHBOARD_CONTROL_PORT: String(controlPort),
       SWITCHBOARD_ADMIN_TOKEN: TOKEN,
       SWITCHBOARD_LOG_LEVEL: 'warn',
-    });
+    }));
     children.push(registry);
     await waitHttp(`http://127.0.0.1:${controlPort}/healthz`);
     const sb = await measure(controlPort, registry.pid!);

@@ -17,7 +17,7 @@ import { RedisStore } from '../src/registry/redis-store';
 import type { ChangeEvent } from '../src/registry/types';
 import { writeConfig } from '../test/support/process';
 import { RedisServer, freePort } from '../test/support/redis-server';
-import { cpuSeconds, machine, percentile, ROOT, startChild, switchboardArgs, waitHttp, writeSection } from './lib';
+import { cpuSeconds, machine, percentile, ROOT, startChild, switchboardArgs, switchboardEnv, waitHttp, writeSection } from './lib';
 
 const { values } = parseArgs({
   options: {
@@ -56,14 +56,14 @@ interface Sb {
 async function startSb(verb: string, redisUrl: string, config: Record<string, unknown>): Promise<Sb> {
   const controlPort = await freePort();
   const proxyPort = await freePort();
-  const proc = startChild(switchboardArgs(verb, '--config', writeConfig(config)), {
+  const proc = startChild(switchboardArgs(verb, '--config', writeConfig(config)), switchboardEnv({
     REDIS_URL: redisUrl,
     SWITCHBOARD_CONTROL_PORT: String(controlPort),
     SWITCHBOARD_PROXY_PORT: String(proxyPort),
     SWITCHBOARD_ADMIN_TOKEN: TOKEN,
     SWITCHBOARD_LOG_LEVEL: 'warn',
     SWITCHBOARD_ACCESS_LOG: 'false',
-  });
+  }));
   await waitHttp(`http://127.0.0.1:${controlPort}/healthz`);
   return { proc, control: `http://127.0.0.1:${controlPort}`, proxyPort };
 }
@@ -243,7 +243,7 @@ async function onDemand(): Promise<{ sequential: ExtraStats; burst: BurstStats; 
     const registry = await startSb('registry', redis.url, config);
     procs.push(registry.proc);
     const proxyPort = await freePort();
-    const proxy = startChild(switchboardArgs('proxy', '--config', writeConfig(config)), {
+    const proxy = startChild(switchboardArgs('proxy', '--config', writeConfig(config)), switchboardEnv({
       REDIS_URL: redis.url,
       SWITCHBOARD_CONTROL_PORT: String(await freePort()),
       SWITCHBOARD_PROXY_PORT: String(proxyPort),
@@ -251,7 +251,7 @@ async function onDemand(): Promise<{ sequential: ExtraStats; burst: BurstStats; 
       SWITCHBOARD_ADMIN_TOKEN: TOKEN,
       SWITCHBOARD_LOG_LEVEL: 'warn',
       SWITCHBOARD_ACCESS_LOG: 'false',
-    });
+    }));
     procs.push(proxy);
     await waitHttp(`http://127.0.0.1:${proxyPort}/nope/`);
     const b = await unregisteredTools(registry, 'sp', TOOLS);

@@ -19,7 +19,7 @@ describe('bin/switchboard.js, as npm start runs it', function () {
     assert.equal(pkg.bin.switchboard, 'bin/switchboard.js');
     const [shebang, launch] = readFileSync(path.join(ROOT, 'bin', 'switchboard.js'), 'utf8').split('\n', 2);
     assert.equal(shebang, '#!/bin/sh');
-    assert.equal(launch, '":" //; exec node --max-semi-space-size=8 --heap-growing-percent=20 --liftoff-only "$0" "$@"');
+    assert.equal(launch, '":" //; MALLOC_ARENA_MAX=${MALLOC_ARENA_MAX:-2} exec node --max-semi-space-size=8 --heap-growing-percent=20 --liftoff-only "$0" "$@"');
   });
 
   it('run by node directly, the launch line is a no-op and the CLI still runs', () => {
@@ -48,6 +48,9 @@ describe('bin/switchboard.js, as npm start runs it', function () {
       // The shell execs node in place: the pid is node's, its command line the launch line's flags.
       const argv = readFileSync(`/proc/${proc.pid}/cmdline`, 'utf8').split('\0');
       for (const flag of ['--max-semi-space-size=8', '--heap-growing-percent=20', '--liftoff-only']) assert.ok(argv.includes(flag), argv.join(' '));
+      // ...and its environment the launch line's default, where the caller set none.
+      const environ = readFileSync(`/proc/${proc.pid}/environ`, 'utf8').split('\0');
+      assert.ok(environ.includes('MALLOC_ARENA_MAX=2'), environ.join(' '));
       const res = await fetch(`http://127.0.0.1:${proxy}/no-such-tool/`, { headers: { accept: 'application/json' } });
       assert.equal(res.status, 404);
     } finally {
