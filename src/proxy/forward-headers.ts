@@ -107,9 +107,11 @@ export function rewriteRequestHeaders(req: http.IncomingMessage, ctx: ForwardHea
  * response becomes a clean 502 instead of half-set headers or a crash.
  */
 export function responseHeaders(src: http.IncomingHttpHeaders): http.OutgoingHttpHeaders | null {
-  const c = src.connection;
+  // Node's parser joins repeated Connection lines; undici's keeps them as a list.
+  const c: unknown = src.connection;
+  const connection = Array.isArray(c) ? c.join(', ') : c;
   // "keep-alive" and "close", nearly every answer's, list nothing that is not dropped anyway.
-  const listed = typeof c === 'string' && c && c !== 'keep-alive' && c !== 'close' ? connectionListed(c) : null;
+  const listed = typeof connection === 'string' && connection && connection !== 'keep-alive' && connection !== 'close' ? connectionListed(connection) : null;
   // Copies what may pass instead of spreading and deleting: deletes turn the object into a slow
   // dictionary, and this runs on every response (bench/proxy.ts).
   const out: http.OutgoingHttpHeaders = {};

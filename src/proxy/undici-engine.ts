@@ -178,7 +178,7 @@ class UpstreamExchange implements Dispatcher.DispatchHandler {
     this.resolve(r);
   }
 
-  fail(kind: ForwardFailureKind, code: string): void {
+  private fail(kind: ForwardFailureKind, code: string): void {
     if (this.settled) return;
     this.clearTimer();
     this.res.off('close', this.onClose);

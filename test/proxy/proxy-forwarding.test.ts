@@ -160,6 +160,21 @@ describe('proxy forwarding', () => {
       assert.equal(r.headers['x-end-to-end'], 'kept');
     });
 
+    it('drops the headers a second Connection line names, too', async () => {
+      const raw = await startRawBackend((sock) =>
+        sock.once('data', () => sock.end('HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nConnection: x-internal\r\nX-Internal: backend-only\r\nContent-Length: 2\r\n\r\nok')),
+      );
+      const q = await startProxy(new StaticRoutes(tableOf([backend('two', 't1', raw.url)])));
+      try {
+        const r = await request(q.port, '/two/');
+        assert.equal(r.body, 'ok');
+        assert.equal(r.headers['x-internal'], undefined);
+      } finally {
+        await q.close();
+        await raw.close();
+      }
+    });
+
     it('relays the final answer after a 1xx interim one, repeated header lines included', async () => {
       const r = await rawRequest(p.port, 'GET /hop/hints HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
       assert.match(r, /^HTTP\/1\.1 200 /, r.slice(0, 200));
