@@ -189,7 +189,7 @@ interface Memory {
   readyMs: number;
   /** After the table loaded and the process settled for a second. */
   rss: number;
-  /** VmHWM: the peak, reached while the snapshot was parsed. */
+  /** VmHWM: the highest RSS of the process so far (read after the load run, and after the sustained load when there is one). */
   peak: number;
   /** After the load run. */
   rssAfterLoad: number;
