@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { parseCidr } from './registry/networks';
+import type { EngineName } from './proxy/forward-result';
 
 export interface SentinelAddress {
   host: string;
@@ -17,7 +18,7 @@ export interface Config {
     trustedProxies: string[];
     accessLog: boolean;
     /** What forwards plain requests: "undici" or "http-proxy" (WebSocket upgrades: http-proxy always). */
-    engine: 'undici' | 'http-proxy';
+    engine: EngineName;
     connectTimeoutMs: number;
     responseTimeoutMs: number;
     headersTimeoutMs: number;

@@ -47,7 +47,8 @@ class UpstreamExchange implements Dispatcher.DispatchHandler {
   private timer: NodeJS.Timeout | null = null;
   private readonly onClose = (): void => this.clientClosed();
   private readonly onTimer = (): void => this.timedOut();
-  private readonly onDrain = (): void => this.controller?.resume();
+  /** Made the first time the client's side backs up: most answers never need it. */
+  private onDrain: (() => void) | null = null;
 
   constructor(
     private readonly opts: ForwarderOptions,
@@ -113,7 +114,7 @@ class UpstreamExchange implements Dispatcher.DispatchHandler {
     this.timer?.refresh();
     if (!this.res.write(chunk)) {
       controller.pause();
-      this.res.once('drain', this.onDrain);
+      this.res.once('drain', (this.onDrain ??= () => controller.resume()));
     }
   }
 
