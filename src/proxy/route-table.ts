@@ -74,6 +74,12 @@ export function parseTarget(url: string): BackendTarget | null {
   return makeTarget(u.protocol, hostname, port);
 }
 
+/** Whether parseTarget would answer a target, without making one where the fast path decides. */
+function isRoutable(url: string): boolean {
+  const m = PLAIN.exec(url);
+  return (m !== null && Number(m[3]) <= 65535) || parseTarget(url) !== null;
+}
+
 function makeTarget(protocol: 'http:' | 'https:', hostname: string, port: number): BackendTarget {
   const origin = `${protocol}//${hostname.includes(':') ? `[${hostname}]` : hostname}:${port}`;
   return Object.freeze({ protocol, hostname, port, origin });
@@ -108,7 +114,7 @@ class TableBackend implements RouteBackend {
  * finds a backend outside the table (fallback discovery) and wants to hand it to the proxy.
  */
 export function createRouteBackend(b: Pick<Backend, 'id' | 'url' | 'source'>): RouteBackend | null {
-  if (!parseTarget(b.url)) return null;
+  if (!isRoutable(b.url)) return null;
   return new TableBackend(b.id, b.url, sourceLiteral(b.source));
 }
 
@@ -145,13 +151,86 @@ function freezeRoute(tool: string, backends: RouteBackend[], assignments: RouteA
 }
 
 /**
+ * The table's entry for a tool with at most one backend and at most one assignment, which is nearly every
+ * tool. It holds the record's fields and makes the ToolRoute (a backend, an assignment, two one-element
+ * arrays and the route object: ~180 of ~410 bytes a route at 100,000 tools, bench/proxy.ts) on the
+ * first lookup, and keeps it: of 100,000 tools few get traffic. Fewer objects also make a full reload
+ * cheaper. Only the builder and withChanges of this module set the fields, before the table is handed
+ * out; the kept route is derived from them and never changes once made.
+ */
+class SoleRoute {
+  #route: ToolRoute | null = null;
+
+  constructor(
+    readonly tool: string,
+    /** null: no backend (the tool holds a port and is not running). */
+    public id: string | null,
+    public url: string,
+    public source: BackendSource,
+    /** null: no assignment. */
+    public host: string | null,
+    public port: number,
+  ) {}
+
+  get backendCount(): number {
+    return this.id === null ? 0 : 1;
+  }
+
+  get assignmentCount(): number {
+    return this.host === null ? 0 : 1;
+  }
+
+  /** The route the proxy routes on: made once, then the same object for every request. */
+  route(): ToolRoute {
+    return (this.#route ??= this.view());
+  }
+
+  /** The route without keeping it: a walk over the whole table (metrics, status) must not grow it. */
+  view(): ToolRoute {
+    return (
+      this.#route ??
+      freezeRoute(
+        this.tool,
+        this.id === null ? [] : [new TableBackend(this.id, this.url, this.source)],
+        this.host === null ? [] : [Object.freeze({ tool: this.tool, host: this.host, port: this.port })],
+      )
+    );
+  }
+
+  /** The same tool as a draft of a route with lists, for a second backend or assignment. */
+  toDraft(): RouteDraft {
+    const r = this.view();
+    return { tool: this.tool, backends: r.backends.slice(), assignments: r.assignments.slice() };
+  }
+}
+
+/** A tool in a table: a compact entry or a route with lists of any length. */
+type TableEntry = SoleRoute | ToolRoute;
+
+function routeOf(e: TableEntry): ToolRoute {
+  return e instanceof SoleRoute ? e.route() : e;
+}
+
+function viewOf(e: TableEntry): ToolRoute {
+  return e instanceof SoleRoute ? e.view() : e;
+}
+
+/** The entry for a tool's lists: compact when they allow it. */
+function entryOf(tool: string, backends: RouteBackend[], assignments: RouteAssignment[]): TableEntry {
+  if (backends.length > 1 || assignments.length > 1) return freezeRoute(tool, backends, assignments);
+  const b = backends.length === 1 ? backends[0] : null;
+  const a = assignments.length === 1 ? assignments[0] : null;
+  return new SoleRoute(tool, b ? b.id : null, b ? b.url : '', b ? sourceLiteral(b.source) : 'registered', a ? a.host : null, a ? a.port : 0);
+}
+
+/**
  * The table's tools are spread over this many maps by a hash of the name: an update copies the shards
  * of the tools it changes, not one map of every tool (at 100,000 tools that copy took tens of ms per
  * change, on the event loop, between the API's answer and the route: bench/proxy.ts).
  */
 const SHARD_BITS = 8;
 const SHARDS = 1 << SHARD_BITS;
-const EMPTY_SHARD: ReadonlyMap<string, ToolRoute> = new Map();
+const EMPTY_SHARD: ReadonlyMap<string, TableEntry> = new Map();
 
 /** FNV-1a of the tool name; its top bits pick the shard. */
 function shardOf(tool: string): number {
@@ -166,17 +245,27 @@ interface Counts {
   assignments: number;
 }
 
-function countInto(c: Counts, r: ToolRoute | undefined, sign: 1 | -1): void {
-  if (!r) return;
-  if (r.backends.length > 0) c.routes += sign;
-  c.backends += sign * r.backends.length;
-  c.assignments += sign * r.assignments.length;
+function countInto(c: Counts, e: TableEntry | undefined, sign: 1 | -1): void {
+  if (!e) return;
+  const backends = e instanceof SoleRoute ? e.backendCount : e.backends.length;
+  if (backends > 0) c.routes += sign;
+  c.backends += sign * backends;
+  c.assignments += sign * (e instanceof SoleRoute ? e.assignmentCount : e.assignments.length);
 }
 
 /** A tool's route being edited by withChanges: copies of the arrays, the old route's objects reused. */
 interface Draft {
   backends: RouteBackend[];
   assignments: RouteAssignment[];
+  /** What the table had; undefined for a new tool. */
+  before: ToolRoute | undefined;
+}
+
+/** Whether the draft holds the very objects the route had: a renewal that changed nothing. */
+function unchanged(d: Draft): boolean {
+  const b = d.before;
+  if (!b || b.backends.length !== d.backends.length || b.assignments.length !== d.assignments.length) return false;
+  return b.backends.every((x, i) => x === d.backends[i]) && b.assignments.every((x, i) => x === d.assignments[i]);
 }
 
 /**
@@ -192,7 +281,7 @@ export class RouteTable {
 
   private constructor(
     /** SHARDS maps, never changed once the table is built; EMPTY_SHARD stands for every empty one. */
-    private readonly shards: readonly ReadonlyMap<string, ToolRoute>[],
+    private readonly shards: readonly ReadonlyMap<string, TableEntry>[],
     readonly epoch: string,
     readonly version: number,
     counts: Counts,
@@ -204,7 +293,7 @@ export class RouteTable {
   }
 
   static empty(): RouteTable {
-    return new RouteTable(new Array<ReadonlyMap<string, ToolRoute>>(SHARDS).fill(EMPTY_SHARD), '', 0, { routes: 0, backends: 0, assignments: 0 });
+    return new RouteTable(new Array<ReadonlyMap<string, TableEntry>>(SHARDS).fill(EMPTY_SHARD), '', 0, { routes: 0, backends: 0, assignments: 0 });
   }
 
   /** A table from every record at once (a TableSnapshot will do). */
@@ -220,8 +309,9 @@ export class RouteTable {
    * record is garbage once handed over, so a reload of 100,000 routes never holds them all at once.
    */
   static builder(): RouteTableBuilder {
-    // Each tool's draft is the very object that becomes its ToolRoute (frozen by build()), in its shard's
-    // map: no second object per tool, and one small map per shard rather than one of every tool.
+    // A tool's first record makes its SoleRoute, the very object the table keeps; a second backend or
+    // assignment turns it into a draft that becomes its ToolRoute (frozen by build()). One small map per
+    // shard rather than one of every tool.
     let shards = draftShards();
     let indexes = new Map<RouteDraft, DraftIndex>();
     // One string per host for the whole table: a platform runs many tools on each of a few hosts. Capped:
@@ -234,20 +324,48 @@ export class RouteTable {
       if (hosts.size < SHARED_HOSTS) hosts.set(host, host);
       return host;
     };
-    const draft = (tool: string): RouteDraft => {
-      const shard = shards[shardOf(tool)];
-      let d = shard.get(tool);
-      if (!d) shard.set(tool, (d = { tool, backends: NO_BACKENDS as RouteBackend[], assignments: NO_ASSIGNMENTS as RouteAssignment[] }));
-      return d;
-    };
     return {
       backend(r: RouteRecord): void {
-        const rb = createRouteBackend(r);
         // A URL the proxy cannot parse routes nowhere; the rest of the table must still load.
-        if (rb) addBackend(draft(r.tool), rb, indexes);
+        if (!isRoutable(r.url)) return;
+        const shard = shards[shardOf(r.tool)];
+        const e = shard.get(r.tool);
+        if (e === undefined) {
+          shard.set(r.tool, new SoleRoute(r.tool, r.id, r.url, sourceLiteral(r.source), null, 0));
+          return;
+        }
+        let d: RouteDraft;
+        if (e instanceof SoleRoute) {
+          if (e.id === null || e.id === r.id) {
+            e.id = r.id;
+            e.url = r.url;
+            e.source = sourceLiteral(r.source);
+            return;
+          }
+          shard.set(e.tool, (d = e.toDraft()));
+        } else {
+          d = e;
+        }
+        addBackend(d, new TableBackend(r.id, r.url, sourceLiteral(r.source)), indexes);
       },
       assignment(a: RouteAssignment): void {
-        const d = draft(a.tool);
+        const shard = shards[shardOf(a.tool)];
+        const e = shard.get(a.tool);
+        if (e === undefined) {
+          shard.set(a.tool, new SoleRoute(a.tool, null, '', 'registered', sharedHost(a.host), a.port));
+          return;
+        }
+        let d: RouteDraft;
+        if (e instanceof SoleRoute) {
+          if (e.host === null || (e.host === a.host && e.port === a.port)) {
+            e.host = sharedHost(a.host);
+            e.port = a.port;
+            return;
+          }
+          shard.set(e.tool, (d = e.toDraft()));
+        } else {
+          d = e;
+        }
         addAssignment(d, freezeAssignment(a, d.tool, sharedHost(a.host)), indexes);
       },
       restart(): void {
@@ -256,17 +374,21 @@ export class RouteTable {
         hosts = new Map();
       },
       hasBackend(tool: string, id: string, url: string): boolean {
-        const d = shards[shardOf(tool)].get(tool);
-        return !!d && d.backends.some((b) => b.id === id || b.url === url);
+        const e = shards[shardOf(tool)].get(tool);
+        if (e instanceof SoleRoute) return e.id !== null && (e.id === id || e.url === url);
+        return !!e && e.backends.some((b) => b.id === id || b.url === url);
       },
       build(v: TableVersion): RouteTable {
         const counts: Counts = { routes: 0, backends: 0, assignments: 0 };
-        const done = shards.map((shard): ReadonlyMap<string, ToolRoute> => {
+        const done = shards.map((shard): ReadonlyMap<string, TableEntry> => {
           if (shard.size === 0) return EMPTY_SHARD;
-          for (const d of shard.values()) {
-            if (d.backends.length > 0) d.backends = Object.freeze(exact(d.backends)) as RouteBackend[];
-            if (d.assignments.length > 0) d.assignments = Object.freeze(exact(d.assignments)) as RouteAssignment[];
-            countInto(counts, Object.freeze(d), 1);
+          for (const e of shard.values()) {
+            if (!(e instanceof SoleRoute)) {
+              if (e.backends.length > 0) e.backends = Object.freeze(exact(e.backends)) as RouteBackend[];
+              if (e.assignments.length > 0) e.assignments = Object.freeze(exact(e.assignments)) as RouteAssignment[];
+              Object.freeze(e);
+            }
+            countInto(counts, e, 1);
           }
           return shard;
         });
@@ -285,8 +407,9 @@ export class RouteTable {
     const draft = (tool: string): Draft => {
       let d = drafts.get(tool);
       if (!d) {
-        const old = this.lookup(tool);
-        d = { backends: old ? [...old.backends] : [], assignments: old ? [...old.assignments] : [] };
+        const e = this.shards[shardOf(tool)].get(tool);
+        const old = e && viewOf(e);
+        d = { backends: old ? [...old.backends] : [], assignments: old ? [...old.assignments] : [], before: old };
         drafts.set(tool, d);
       }
       return d;
@@ -326,20 +449,22 @@ export class RouteTable {
     const copied = new Set<number>();
     const counts: Counts = { routes: this.routeCount, backends: this.backendCount, assignments: this.assignmentCount };
     for (const [tool, d] of drafts) {
+      // A renewal keeps the entry, and with it a route already made for the hot path.
+      if (unchanged(d)) continue;
       const i = shardOf(tool);
       if (!copied.has(i)) {
         copied.add(i);
         shards[i] = new Map(shards[i]);
       }
-      const shard = shards[i] as Map<string, ToolRoute>;
+      const shard = shards[i] as Map<string, TableEntry>;
       countInto(counts, shard.get(tool), -1);
       if (d.backends.length === 0 && d.assignments.length === 0) {
         shard.delete(tool);
         continue;
       }
-      const r = freezeRoute(tool, d.backends.slice(), d.assignments.slice());
-      shard.set(tool, r);
-      countInto(counts, r, 1);
+      const e = entryOf(tool, d.backends.slice(), d.assignments.slice());
+      shard.set(tool, e);
+      countInto(counts, e, 1);
     }
     for (const i of copied) if (shards[i].size === 0) shards[i] = EMPTY_SHARD;
     const last = events[events.length - 1];
@@ -347,23 +472,25 @@ export class RouteTable {
   }
 
   lookup(tool: string): ToolRoute | undefined {
-    return this.shards[shardOf(tool)].get(tool);
+    const e = this.shards[shardOf(tool)].get(tool);
+    return e === undefined ? undefined : routeOf(e);
   }
 
+  /** Every tool's route; one not looked up yet is made for the walk and not kept. */
   *tools(): IterableIterator<ToolRoute> {
-    for (const shard of this.shards) yield* shard.values();
+    for (const shard of this.shards) for (const e of shard.values()) yield viewOf(e);
   }
 }
 
 /**
- * While a snapshot is read. It holds each tool/id and host:port once; duplicates are still handled, and
- * a tool with thousands of backends must not cost a findIndex per insert, so an index is built only
- * for lists past a few entries.
+ * While a snapshot is read, a tool with more than one backend or assignment (the others stay SoleRoutes).
+ * It holds each tool/id and host:port once; duplicates are still handled, and a tool with thousands of
+ * backends must not cost a findIndex per insert, so an index is built only for lists past a few entries.
  */
 interface RouteDraft {
   /** The first record's string of the name: the map key, the route's and its assignments' name. */
   tool: string;
-  /** NO_BACKENDS until the first one: most tools have one backend, held in an exact one-element array. */
+  /** NO_BACKENDS while it has none (a tool with two assignments and no backend). */
   backends: RouteBackend[];
   assignments: RouteAssignment[];
 }
@@ -374,8 +501,8 @@ interface DraftIndex {
   keys: Map<string, number> | null;
 }
 
-function draftShards(): Map<string, RouteDraft>[] {
-  return Array.from({ length: SHARDS }, () => new Map<string, RouteDraft>());
+function draftShards(): Map<string, SoleRoute | RouteDraft>[] {
+  return Array.from({ length: SHARDS }, () => new Map<string, SoleRoute | RouteDraft>());
 }
 
 const SCAN = 8;

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { RouteTable, parseTarget } from '../../src/proxy/route-table';
+import type { Change, ChangeEvent } from '../../src/registry/types';
 import { assignment } from './helpers';
 
 describe('RouteTable.builder (a table built as a store reads it)', () => {
@@ -77,5 +78,78 @@ describe('RouteTable.builder (a table built as a store reads it)', () => {
       assert.equal(backend.target, target, `${url}: the same object on every read`);
     }
     assert.deepEqual({ ...t.lookup('t3')!.backends[0].target }, { protocol: 'http:', hostname: '::1', port: 80, origin: 'http://[::1]:80' });
+  });
+
+  describe('a tool with one backend and one assignment (held compactly until it is looked up)', () => {
+    const row = (r: { tool: string; backends: readonly { id: string; url: string; source: string }[]; assignments: readonly { host: string; port: number }[] }) =>
+      `${r.tool} [${r.backends.map((b) => `${b.id} ${b.url} ${b.source}`).join(', ')}] [${r.assignments.map((a) => `${a.host}:${a.port}`).join(', ')}]`;
+
+    function table(): RouteTable {
+      const b = RouteTable.builder();
+      b.assignment(assignment('a', 5001));
+      b.backend({ tool: 'a', id: 'a1', url: 'http://127.0.0.1:5001', source: 'discovered' });
+      b.backend({ tool: 'b', id: 'b1', url: 'http://127.0.0.2:5002', source: 'registered' });
+      b.assignment(assignment('c', 9000, '127.0.0.3'));
+      // Received twice (a paged read may): still one backend, one assignment.
+      b.backend({ tool: 'b', id: 'b1', url: 'http://127.0.0.2:5003', source: 'registered' });
+      b.assignment(assignment('c', 9000, '127.0.0.3'));
+      return b.build({ epoch: 'e', version: 1 });
+    }
+
+    it('walks the same routes as it looks up, before and after the lookups', () => {
+      const t = table();
+      const walked = [...t.tools()].map(row).sort();
+      assert.deepEqual(walked, [
+        'a [a1 http://127.0.0.1:5001 discovered] [127.0.0.1:5001]',
+        'b [b1 http://127.0.0.2:5003 registered] []',
+        'c [] [127.0.0.3:9000]',
+      ]);
+      assert.deepEqual(['a', 'b', 'c'].map((x) => row(t.lookup(x)!)), walked);
+      assert.deepEqual([...t.tools()].map(row).sort(), walked);
+      assert.deepEqual([t.routeCount, t.backendCount, t.assignmentCount], [2, 2, 2]);
+    });
+
+    it('answers the same frozen route object to every lookup, in this table and in tables that did not change it', () => {
+      const t = table();
+      const a = t.lookup('a')!;
+      assert.ok(Object.isFrozen(a) && Object.isFrozen(a.backends) && Object.isFrozen(a.backends[0]) && Object.isFrozen(a.assignments[0]));
+      assert.equal(t.lookup('a'), a);
+      assert.equal(a.backends[0].target, a.backends[0].target, 'target parsed once');
+      assert.ok([...t.tools()].includes(a), 'a walk hands out the route the lookups use');
+      const next = t.withChanges([{ epoch: 'e', version: 2, changes: [{ kind: 'backend.remove', tool: 'b', id: 'b1', reason: 'expired' }] }]);
+      assert.equal(next.lookup('a'), a);
+      assert.equal(next.lookup('b'), undefined);
+    });
+
+    it('keeps the route on a renewal, and turns into a list route and back as backends come and go', () => {
+      const t = table();
+      const a = t.lookup('a')!;
+      const ev = (version: number, changes: Change[]): ChangeEvent => ({ epoch: 'e', version, changes });
+      const upsert = (id: string, port: number): Change => ({ kind: 'backend.upsert', backend: { tool: 'a', id, url: `http://127.0.0.1:${port}`, source: 'discovered', registeredAt: 1, lastHeartbeat: 1, expiresAt: 9e15, ttl: 30 } });
+      const renewed = t.withChanges([ev(2, [upsert('a1', 5001)])]);
+      assert.equal(renewed.lookup('a'), a, 'a renewal changes nothing');
+      const two = renewed.withChanges([ev(3, [upsert('a2', 5002), { kind: 'assignment.upsert', assignment: { tool: 'a', host: '127.0.0.1', port: 5002, createdAt: 1 } }])]);
+      assert.equal(row(two.lookup('a')!), 'a [a1 http://127.0.0.1:5001 discovered, a2 http://127.0.0.1:5002 discovered] [127.0.0.1:5001, 127.0.0.1:5002]');
+      assert.equal(two.lookup('a')!.backends[0], a.backends[0], 'the backend kept its parsed object');
+      assert.deepEqual([two.backendCount, two.assignmentCount], [3, 3]);
+      const one = two.withChanges([ev(4, [{ kind: 'backend.remove', tool: 'a', id: 'a1', reason: 'expired' }, { kind: 'assignment.remove', tool: 'a', host: '127.0.0.1', port: 5001 }])]);
+      assert.equal(row(one.lookup('a')!), 'a [a2 http://127.0.0.1:5002 discovered] [127.0.0.1:5002]');
+      assert.equal(one.lookup('a'), one.lookup('a'));
+      assert.deepEqual([one.routeCount, one.backendCount, one.assignmentCount], [2, 2, 2]);
+      assert.equal(row(t.lookup('a')!), 'a [a1 http://127.0.0.1:5001 discovered] [127.0.0.1:5001]', 'the first table is as it was');
+    });
+
+    it('turns into a list route while the read is going on when a second backend or assignment comes', () => {
+      const b = RouteTable.builder();
+      b.backend({ tool: 'x', id: 'x1', url: 'http://127.0.0.1:5001', source: 'registered' });
+      b.assignment(assignment('x', 5001));
+      b.assignment(assignment('x', 5002));
+      b.backend({ tool: 'x', id: 'x2', url: 'http://127.0.0.1:5002', source: 'registered' });
+      b.backend({ tool: 'x', id: 'x1', url: 'http://127.0.0.1:5003', source: 'registered' });
+      assert.ok(b.hasBackend('x', 'x2', 'nope') && b.hasBackend('x', 'nope', 'http://127.0.0.1:5003') && !b.hasBackend('x', 'x3', 'nope'));
+      const t = b.build({ epoch: 'e', version: 1 });
+      assert.equal(row(t.lookup('x')!), 'x [x1 http://127.0.0.1:5003 registered, x2 http://127.0.0.1:5002 registered] [127.0.0.1:5001, 127.0.0.1:5002]');
+      assert.deepEqual([t.routeCount, t.backendCount, t.assignmentCount], [1, 2, 2]);
+    });
   });
 });

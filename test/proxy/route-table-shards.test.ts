@@ -31,6 +31,11 @@ interface Model {
 }
 
 function checkAgainst(table: RouteTable, model: Model, tools: string[]): void {
+  // The walk first: it sees routes not looked up yet, which a table may hold in another form.
+  for (const route of table.tools()) {
+    assert.deepEqual(new Map(route.backends.map((x) => [x.id, x.target.port])), model.backends.get(route.tool) ?? new Map(), `${route.tool} backends (walk)`);
+    assert.deepEqual(new Set(route.assignments.map((x) => x.port)), model.assignments.get(route.tool) ?? new Set(), `${route.tool} assignments (walk)`);
+  }
   let routes = 0;
   let backends = 0;
   let assignments = 0;
