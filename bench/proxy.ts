@@ -32,6 +32,7 @@ const { values } = parseArgs({
     'rest-seconds': { type: 'string', default: '45' },
     'sustain-seconds': { type: 'string', default: '60' },
     'print-only': { type: 'boolean', default: false },
+    pairs: { type: 'string', default: '3' },
   },
 });
 const seconds = Number(values.seconds);
@@ -42,6 +43,12 @@ const registrations = Number(values.registrations);
 const restSeconds = Number(values['rest-seconds']);
 /** More load on the largest table after its row, for the RSS under sustained load (old-generation growth). */
 const sustainSeconds = Number(values['sustain-seconds']);
+/**
+ * Bare http-proxy and switchboard runs alternated this many times per table size: one pair's p99 ratio
+ * moved 0.85-1.43x between rows of one quiet run (the bare run's tail alone 4.5-7.5 ms), so a row reports
+ * the median of its runs against the median of its bare runs.
+ */
+const pairs = Math.max(1, Number(values.pairs));
 const TOKEN = 'bench-admin-token-0123456789';
 const SIZES = [1, 10_000, 100_000];
 const PROFILE_DIR = path.join(ROOT, 'bench', '.out', 'profiles');
@@ -82,6 +89,44 @@ interface Row {
   /** The bare http-proxy run made just before this one, which its ratios are to (the machine's load drifts). */
   ref?: LoadResult;
   refCpuUs?: number | null;
+  /** Each alternated pair behind a median row: the switchboard run and the bare run just before it. */
+  pairs?: Array<{ sb: LoadResult; bare: LoadResult }>;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
+/** Field by field, the median of several runs; requests and errors are summed. */
+function medianLoad(ls: LoadResult[]): LoadResult {
+  return {
+    requests: ls.reduce((n, l) => n + l.requests, 0),
+    errors: ls.reduce((n, l) => n + l.errors, 0),
+    seconds: ls.reduce((n, l) => n + l.seconds, 0),
+    perSecond: median(ls.map((l) => l.perSecond)),
+    p50ms: median(ls.map((l) => l.p50ms)),
+    p99ms: median(ls.map((l) => l.p99ms)),
+  };
+}
+
+/** `pairs` alternations of a bare http-proxy run and `run`; the row is their medians. */
+function pairedRows(name: string, bareRun: () => Row, run: () => Row): Row {
+  const sb: Row[] = [];
+  const bare: Row[] = [];
+  for (let i = 0; i < pairs; i++) {
+    bare.push(bareRun());
+    sb.push(run());
+  }
+  const cpu = (rows: Row[]) => (rows.every((x) => x.cpuUs !== null) ? median(rows.map((x) => x.cpuUs!)) : null);
+  return {
+    name,
+    load: medianLoad(sb.map((x) => x.load)),
+    cpuUs: cpu(sb),
+    ref: medianLoad(bare.map((x) => x.load)),
+    refCpuUs: cpu(bare),
+    pairs: sb.map((x, i) => ({ sb: x.load, bare: bare[i].load })),
+  };
 }
 
 interface Started {
@@ -261,8 +306,8 @@ async function main(): Promise<void> {
       cleanup.push(() => sb.stop());
       await new Promise((r) => setTimeout(r, 2000));
       const settled = memoryMiB(sb.pid);
-      const pair = bareRun();
-      const row: Row = { ...measure(`switchboard, ${f0(size)} route${size === 1 ? '' : 's'}`, sb.port, () => cpuSeconds(sb.pid)), ref: pair.load, refCpuUs: pair.cpuUs };
+      const name = `switchboard, ${f0(size)} route${size === 1 ? '' : 's'}`;
+      const row = pairedRows(name, bareRun, () => measure(name, sb.port, () => cpuSeconds(sb.pid)));
       rows.push(row);
       sbRows.set(size, row);
       const after = memoryMiB(sb.pid);
@@ -349,14 +394,14 @@ function report(r: {
   const refOf = (x: Row) => x.ref ?? base.load;
   const line = (x: Row) =>
     `| ${x.name} | ${f0(x.load.perSecond)} | ${f2(x.load.perSecond / direct.load.perSecond)} | ${f2(x.load.perSecond / refOf(x).perSecond)}${x.ref ? ` (${f0(x.ref.perSecond)})` : ''} | ${f2(x.load.p50ms)} | ${f2(x.load.p99ms)} | ${f2(x.load.p99ms / refOf(x).p99ms)}${x.ref ? ` (${f2(x.ref.p99ms)})` : ''} | ${x.cpuUs === null ? '-' : f0(x.cpuUs)} | ${x.load.errors} |`;
-  const opts = [`--seconds ${seconds}`, `--connections ${connections}`, `--registrations ${registrations}`, `--rest-seconds ${restSeconds}`, `--sustain-seconds ${sustainSeconds}`].join(' ');
+  const opts = [`--seconds ${seconds}`, `--connections ${connections}`, `--registrations ${registrations}`, `--rest-seconds ${restSeconds}`, `--sustain-seconds ${sustainSeconds}`, `--pairs ${pairs}`].join(' ');
   const out: string[] = [
     '## Proxy: throughput, latency, memory, reload, registration-to-routable',
     '',
     `Command: \`npm run build && npm run bench:proxy -- ${opts}\``,
     `Run: ${r.started.toISOString()}, ${machine()}. wrk, the backend, the proxy under test and redis-server share the machine, with other work running on it.`,
     `Load: wrk, 1 thread, ${connections} keep-alive connections, ${seconds} s per row after a ${warmup} s warm-up, \`GET /${HIT_TOOL}/\`; the backend is a node:http server in its own process answering 100 bytes. Each proxy runs in its own process; CPU is that process's user+system time per request (nginx: master + worker).`,
-    'Each switchboard row is paired with a bare http-proxy run made just before it (same process, in brackets): its ratios are to that run, so a drift in the machine\'s load between rows does not show as a difference.',
+    `Each switchboard row is paired with bare http-proxy runs (same process, in brackets) so that a drift in the machine's load between rows does not show as a difference: a table-size row is ${pairs} alternated pairs (a bare run, then the switchboard run), each figure the median of its ${pairs} runs and its ratios to the median of the ${pairs} bare runs (every pair under Targets); the other switchboard rows are one run each, paired with the bare run just before it.`,
     `Switchboard: \`switchboard proxy\` (dist/src/cli.js, the compiled CLI) on a redis-server started by the bench, the routes written through RedisStore as the registry writes them, one backend per tool; the requests hit one tool among all of them. Access log on (pino, async, to /dev/null) unless said otherwise. Engine (proxy.engine): ${DEFAULT_ENGINE}, the default, unless said otherwise.`,
     '',
     '| proxy | requests/s | vs direct | vs bare http-proxy | p50 ms | p99 ms | p99 vs bare http-proxy | proxy CPU us/request | errors |',
@@ -411,16 +456,25 @@ function report(r: {
   );
   // One bare run's p99 is a noisy reference (its tail moved 8-17 ms between runs of one session): the
   // median p99 of every bare run of this bench is reported beside the paired ratio.
-  const bareP99 = [base.load, ...r.rows.flatMap((x) => (x.ref ? [x.ref] : []))].map((l) => l.p99ms).sort((a, b) => a - b);
-  const medianBareP99 = bareP99.length % 2 ? bareP99[(bareP99.length - 1) / 2] : (bareP99[bareP99.length / 2 - 1] + bareP99[bareP99.length / 2]) / 2;
+  const bareRuns = new Set<LoadResult>([base.load]);
+  for (const x of r.rows) {
+    if (x.pairs) for (const p of x.pairs) bareRuns.add(p.bare);
+    else if (x.ref && !r.rows.some((y) => y.ref === x.ref && y.pairs)) bareRuns.add(x.ref);
+  }
+  const bareP99 = [...bareRuns].map((l) => l.p99ms);
+  const medianBareP99 = median(bareP99);
   for (const [size, x] of r.sbRows) {
     const rps = x.load.perSecond / refOf(x).perSecond;
     const p99 = x.load.p99ms / refOf(x).p99ms;
     const cpu = x.cpuUs !== null && x.refCpuUs ? ` CPU per request ${f2(x.cpuUs / x.refCpuUs)}x.` : '';
     const p99m = x.load.p99ms / medianBareP99;
     out.push(
-      `- ${routesLabel(size)}: requests/s ${f2(rps)}x bare http-proxy (target >= 0.9) ${verdict(rps >= 0.9)}; p99 ${f2(p99)}x the paired run (target <= 1.2) ${verdict(p99 <= 1.2)}, ${f2(p99m)}x the median of the ${bareP99.length} bare runs (${f2(medianBareP99)} ms) ${verdict(p99m <= 1.2)}.${cpu}`,
+      `- ${routesLabel(size)}: requests/s ${f2(rps)}x bare http-proxy (target >= 0.9) ${verdict(rps >= 0.9)}; p99 ${f2(p99)}x the paired ${x.pairs ? 'runs' : 'run'} (target <= 1.2) ${verdict(p99 <= 1.2)}, ${f2(p99m)}x the median of the ${bareP99.length} bare runs (${f2(medianBareP99)} ms) ${verdict(p99m <= 1.2)}.${cpu}`,
     );
+    if (x.pairs && x.pairs.length > 1) {
+      const each = (f: (p: { sb: LoadResult; bare: LoadResult }) => number) => x.pairs!.map((p) => f2(f(p))).join(', ');
+      out.push(`  Pair by pair: requests/s ${each((p) => p.sb.perSecond / p.bare.perSecond)}x; p99 ${each((p) => p.sb.p99ms / p.bare.p99ms)}x.`);
+    }
   }
   const mem = r.memory.find((m) => m.routes === 100_000);
   const mem1 = r.memory.find((m) => m.routes === 1);

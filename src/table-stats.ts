@@ -21,16 +21,12 @@ export function tableStats(table: RouteTable): TableStats {
   let discovered = 0;
   let withoutBackend = 0;
   const discoveredByTool: Array<[string, number]> = [];
-  for (const route of table.tools()) {
-    if (route.backends.length === 0) withoutBackend += route.assignments.length;
-    let d = 0;
-    for (const b of route.backends) {
-      if (b.source === 'discovered') d++;
-      else registered++;
-    }
-    if (d > 0) discoveredByTool.push([route.tool, d]);
+  table.tally((tool, r, d, assignments) => {
+    if (r + d === 0) withoutBackend += assignments;
+    registered += r;
+    if (d > 0) discoveredByTool.push([tool, d]);
     discovered += d;
-  }
+  });
   discoveredByTool.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
   const stats: TableStats = {
     routes: table.routeCount,

@@ -476,6 +476,25 @@ export class RouteTable {
     return e === undefined ? undefined : routeOf(e);
   }
 
+  /**
+   * Each tool's backends by source and its assignments, counted without making route objects: the
+   * metrics' pass over every new table (tools() would make ~500,000 objects at 100,000 tools).
+   */
+  tally(each: (tool: string, registered: number, discovered: number, assignments: number) => void): void {
+    for (const shard of this.shards) {
+      for (const e of shard.values()) {
+        if (e instanceof SoleRoute) {
+          const discovered = e.id !== null && e.source === 'discovered' ? 1 : 0;
+          each(e.tool, e.backendCount - discovered, discovered, e.assignmentCount);
+          continue;
+        }
+        let discovered = 0;
+        for (const b of e.backends) if (b.source === 'discovered') discovered++;
+        each(e.tool, e.backends.length - discovered, discovered, e.assignments.length);
+      }
+    }
+  }
+
   /** Every tool's route; one not looked up yet is made for the walk and not kept. */
   *tools(): IterableIterator<ToolRoute> {
     for (const shard of this.shards) for (const e of shard.values()) yield viewOf(e);

@@ -6,6 +6,7 @@ import { waitFor } from '../support/process';
 import { get, sleep } from './helpers';
 import { ProxyChild } from './proxy-child';
 import type { ProxyStats } from './fixtures/proxy-process';
+import defaults from '../../config/default.json';
 
 const ROUNDS = 20;
 const HEADERS_TIMEOUT_MS = 500;
@@ -68,6 +69,23 @@ describe('client faults against a proxy process: aborted uploads and downloads, 
     }, 10_000, 50);
   }
 
+  /**
+   * Settled stats once the upstream sockets, TCP handles and descriptors are back to `before`, or the last
+   * ones read after the pool's idle timeout and some: now and then a connection the pool opened during the
+   * aborts is left idle in it, and closes after agent.freeSocketTimeoutMs (4 s by default; seen: 1 -> 3
+   * upstream sockets read at once, back down ~4 s later). A leaked one never closes, and the caller's
+   * assertions fail on it.
+   */
+  async function released(before: ProxyStats): Promise<ProxyStats> {
+    let last = await settled();
+    const deadline = Date.now() + defaults.proxy.agent.freeSocketTimeoutMs + 4000;
+    while ((last.upstreamSockets > before.upstreamSockets || sockets(last) > sockets(before) || last.fds > before.fds) && Date.now() < deadline) {
+      await sleep(50);
+      last = await settled();
+    }
+    return last;
+  }
+
   it(`a client that aborts mid-upload (${ROUNDS} times): the upstream request is aborted and nothing leaks`, async () => {
     assert.equal((await get(proxy.port, '/ok/warm')).status, 200);
     const before = await settled();
@@ -87,7 +105,7 @@ describe('client faults against a proxy process: aborted uploads and downloads, 
     }
     await waitFor('every upload aborted at the backend', async () => uploads.aborted === ROUNDS, 5000, 20);
     assert.equal(uploads.complete, 0, 'no truncated upload was taken for a whole one');
-    const after = await settled();
+    const after = await released(before);
     assert.ok(after.upstreamSockets <= before.upstreamSockets, `upstream sockets ${before.upstreamSockets} -> ${after.upstreamSockets}`);
     assert.ok(sockets(after) <= sockets(before), `TCP handles ${sockets(before)} -> ${sockets(after)}`);
     assert.ok(after.fds <= before.fds, `descriptors ${before.fds} -> ${after.fds}`);
@@ -113,7 +131,7 @@ describe('client faults against a proxy process: aborted uploads and downloads, 
     }
     await waitFor('every download aborted at the backend', async () => downloads.aborted === ROUNDS, 5000, 20);
     assert.equal(downloads.complete, 0);
-    const after = await settled();
+    const after = await released(before);
     assert.ok(after.upstreamSockets <= before.upstreamSockets, `upstream sockets ${before.upstreamSockets} -> ${after.upstreamSockets}`);
     assert.ok(sockets(after) <= sockets(before), `TCP handles ${sockets(before)} -> ${sockets(after)}`);
     assert.ok(after.fds <= before.fds, `descriptors ${before.fds} -> ${after.fds}`);
@@ -148,7 +166,7 @@ describe('client faults against a proxy process: aborted uploads and downloads, 
       assert.ok(c.sent < head.length, 'cut before its head was complete');
       assert.match(c.reply, /^(HTTP\/1\.1 408 |$)/);
     }
-    const after = await settled();
+    const after = await released(before);
     assert.ok(sockets(after) <= sockets(before), `TCP handles ${sockets(before)} -> ${sockets(after)}`);
     assert.ok(after.fds <= before.fds, `descriptors ${before.fds} -> ${after.fds}`);
     assert.ok(proxy.alive);
