@@ -13,7 +13,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { RedisStore } from '../src/registry/redis-store';
 import { RedisServer, freePort } from '../test/support/redis-server';
-import { cpuSeconds, hasWrk, machine, memoryMiB, ROOT, startChild, switchboardArgs, switchboardEnv, treeCpuSeconds, waitHttp, wrkLoad, wrkLoadAsync, writeSection, type LoadResult } from './lib';
+import { cpuSeconds, hasWrk, machine, median, memoryMiB, ROOT, startChild, switchboardArgs, switchboardEnv, treeCpuSeconds, waitHttp, wrkLoad, wrkLoadAsync, writeSection, type LoadResult } from './lib';
 import { nginxInstalled, startNginx, NGINX_BIN } from './nginx';
 import { measurePropagation, summary } from './proxy-registration';
 import { HIT_TOOL, timeReloadAsSwitchboard, writeRoutes, type ReloadTiming } from './proxy-table';
@@ -91,11 +91,6 @@ interface Row {
   refCpuUs?: number | null;
   /** Each alternated pair behind a median row: the switchboard run and the bare run just before it. */
   pairs?: Array<{ sb: LoadResult; bare: LoadResult }>;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 }
 
 /** Field by field, the median of several runs; requests and errors are summed. */

@@ -17,7 +17,7 @@ import { RedisStore } from '../src/registry/redis-store';
 import type { ChangeEvent } from '../src/registry/types';
 import { writeConfig } from '../test/support/process';
 import { RedisServer, freePort } from '../test/support/redis-server';
-import { cpuSeconds, machine, percentile, ROOT, startChild, switchboardArgs, switchboardEnv, waitHttp, writeSection } from './lib';
+import { cpuSeconds, machine, median, percentile, ROOT, startChild, switchboardArgs, switchboardEnv, waitHttp, writeSection } from './lib';
 
 const { values } = parseArgs({
   options: {
@@ -120,10 +120,6 @@ function timedGet(port: number, p: string, agent: http.Agent): Promise<{ status:
     });
     req.on('error', () => resolve({ status: 0, ms: Number(process.hrtime.bigint() - t0) / 1e6 }));
   });
-}
-
-function median(xs: number[]): number {
-  return percentile([...xs].sort((a, b) => a - b), 50);
 }
 
 interface ExtraStats {
