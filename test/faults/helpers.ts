@@ -1,4 +1,4 @@
-import { readdirSync, readlinkSync } from 'node:fs';
+import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { SwitchboardProcess } from '../support/process';
@@ -183,6 +183,33 @@ export function fds(pid: number): { total: number; sockets: number } {
     }
   }
   return { total, sockets };
+}
+
+/**
+ * How many of a process's TCP sockets have a peer on one of `ports` (loopback: the port names the server).
+ * Pooled connections to backends come and go with traffic, so a leak check counts them apart from the rest.
+ */
+export function tcpSocketsTo(pid: number, ports: number[]): number {
+  const inodes = new Set<string>();
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
+      if (m) inodes.add(m[1]);
+    } catch {
+      /* closed while we looked */
+    }
+  }
+  const wanted = new Set(ports);
+  let n = 0;
+  for (const table of ['tcp', 'tcp6']) {
+    // Columns: sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode ...
+    for (const line of readFileSync(`/proc/${pid}/net/${table}`, 'utf8').split('\n').slice(1)) {
+      const cols = line.trim().split(/\s+/);
+      if (cols.length < 10 || !inodes.has(cols[9])) continue;
+      if (wanted.has(parseInt(cols[2].split(':')[1], 16))) n++;
+    }
+  }
+  return n;
 }
 
 export function sleep(ms: number): Promise<void> {
