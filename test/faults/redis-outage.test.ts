@@ -17,6 +17,7 @@ describe('Redis killed and restarted again and again under steady traffic (regis
   let registry: SwitchboardProcess;
   let proxies: SwitchboardProcess[] = [];
   const backends: Backend[] = [];
+  let traffic: Traffic | undefined;
 
   before(async () => {
     // Keeps its data across restarts (AOF), so what is measured is reconnecting, not rebuilding.
@@ -31,6 +32,9 @@ describe('Redis killed and restarted again and again under steady traffic (regis
     for (let i = 0; i < 6; i++) backends.push(await startBackend(`out${i}`));
   });
   after(async () => {
+    // A failed assertion leaves the loops running: stop them before the proxies go, or each would spin
+    // through its remaining requests against closed ports.
+    await traffic?.stop();
     await Promise.all([registry, ...proxies].map((p) => p?.kill()));
     await Promise.all(backends.map((b) => b.close()));
     await redis?.stop();
@@ -42,7 +46,7 @@ describe('Redis killed and restarted again and again under steady traffic (regis
 
     // Bounded, but high enough to outlast the outages on a fast machine: 20,000 a loop ran out before the
     // third outage here, and a test of zero failures during outages must have requests during them.
-    const traffic = new Traffic(proxies, () => backends.map((b) => b.name), 4, 200_000);
+    traffic = new Traffic(proxies, () => backends.map((b) => b.name), 4, 200_000);
     await sleep(1000);
     const processes = [registry, ...proxies];
     // Sockets to Redis and everything else, apart from the pool toward the backends: that pool grows and
