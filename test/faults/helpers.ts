@@ -169,47 +169,37 @@ export function get(port: number, path: string, agent: http.Agent | false = fals
   });
 }
 
-/** Open file descriptors of a process (Linux /proc), and how many of them are sockets. */
-export function fds(pid: number): { total: number; sockets: number } {
+/**
+ * Open file descriptors of a process (Linux /proc), how many of them are sockets, and, per named group of
+ * ports, how many are TCP sockets with a peer on one of them (loopback: the port names the server). Pooled
+ * connections to backends come and go with traffic, so a leak check counts them apart from the rest; all
+ * from one reading of the descriptors.
+ */
+export function fds<K extends string>(pid: number, peers = {} as Record<K, number[]>): { total: number; sockets: number; to: Record<K, number> } {
   const dir = `/proc/${pid}/fd`;
   let total = 0;
-  let sockets = 0;
+  const inodes = new Set<string>();
   for (const fd of readdirSync(dir)) {
     total++;
     try {
-      if (readlinkSync(`${dir}/${fd}`).startsWith('socket:')) sockets++;
-    } catch {
-      /* closed while we looked */
-    }
-  }
-  return { total, sockets };
-}
-
-/**
- * How many of a process's TCP sockets have a peer on one of `ports` (loopback: the port names the server).
- * Pooled connections to backends come and go with traffic, so a leak check counts them apart from the rest.
- */
-export function tcpSocketsTo(pid: number, ports: number[]): number {
-  const inodes = new Set<string>();
-  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
-    try {
-      const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
+      const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`${dir}/${fd}`));
       if (m) inodes.add(m[1]);
     } catch {
       /* closed while we looked */
     }
   }
-  const wanted = new Set(ports);
-  let n = 0;
-  for (const table of ['tcp', 'tcp6']) {
+  const groups = Object.entries(peers) as Array<[K, number[]]>;
+  const to = Object.fromEntries(groups.map(([k]) => [k, 0])) as Record<K, number>;
+  for (const table of groups.length > 0 ? ['tcp', 'tcp6'] : []) {
     // Columns: sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode ...
     for (const line of readFileSync(`/proc/${pid}/net/${table}`, 'utf8').split('\n').slice(1)) {
       const cols = line.trim().split(/\s+/);
       if (cols.length < 10 || !inodes.has(cols[9])) continue;
-      if (wanted.has(parseInt(cols[2].split(':')[1], 16))) n++;
+      const port = parseInt(cols[2].split(':')[1], 16);
+      for (const [k, ports] of groups) if (ports.includes(port)) to[k]++;
     }
   }
-  return n;
+  return { total, sockets: inodes.size, to };
 }
 
 export function sleep(ms: number): Promise<void> {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { RedisServer } from '../support/redis-server';
 import { startProcess, waitFor, type SwitchboardProcess } from '../support/process';
-import { Traffic, alive, allocatePort, fds, get, heartbeat, readyz, sleep, startBackend, tcpSocketsTo, type Backend } from './helpers';
+import { Traffic, alive, allocatePort, fds, get, heartbeat, readyz, sleep, startBackend, type Backend } from './helpers';
 
 const CYCLES = 3;
 const OUTAGE_MS = 1500;
@@ -51,10 +51,7 @@ describe('Redis killed and restarted again and again under steady traffic (regis
     const processes = [registry, ...proxies];
     // Sockets to Redis and everything else, apart from the pool toward the backends: that pool grows and
     // shrinks with the traffic (one more idle connection to each of the 6 backends is not a leak).
-    const descriptors = (pid: number) => {
-      const upstream = tcpSocketsTo(pid, backends.map((b) => b.port));
-      return { ...fds(pid), redis: tcpSocketsTo(pid, [redis.port]), upstream };
-    };
+    const descriptors = (pid: number) => fds(pid, { redis: [redis.port], upstream: backends.map((b) => b.port) });
     const fdsBefore = processes.map((p) => descriptors(p.proc.pid!));
     const writes = { refused: 0, other: [] as string[] };
     const servedDuringOutage: number[] = [];
@@ -92,8 +89,9 @@ describe('Redis killed and restarted again and again under steady traffic (regis
       assert.ok(alive(p), `${p.proc.pid} is alive`);
       // A connection leaked per reconnect would show as one more socket to Redis per cycle and per connection.
       const [before, after] = [fdsBefore[i], fdsAfter[i]];
-      assert.ok(after.redis <= before.redis, `connections of ${p.proc.pid} to Redis: ${before.redis} before, ${after.redis} after`);
-      assert.ok(after.total - after.upstream - (before.total - before.upstream) <= 2, `descriptors of ${p.proc.pid} besides the backend pool: ${before.total - before.upstream} before, ${after.total - after.upstream} after`);
+      assert.ok(after.to.redis <= before.to.redis, `connections of ${p.proc.pid} to Redis: ${before.to.redis} before, ${after.to.redis} after`);
+      const besidesPool = (d: typeof before) => d.total - d.to.upstream;
+      assert.ok(besidesPool(after) - besidesPool(before) <= 2, `descriptors of ${p.proc.pid} besides the backend pool: ${besidesPool(before)} before, ${besidesPool(after)} after`);
       assert.doesNotMatch(p.output(), /uncaught|unhandled|"level":60/i);
     }
   });
