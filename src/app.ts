@@ -22,7 +22,9 @@ import { EpochRecovery } from './registry/recovery';
 import { Registry } from './registry/registry';
 import type { Store } from './registry/store';
 import { createStore } from './registry/store-factory';
-import { resolveAdminToken } from './registry/tokens';
+import { resolveAdminToken, type Authenticator } from './registry/tokens';
+import { tokenSigner } from './registry/token-keys';
+import { startDurability, type Durability } from './registry/durability';
 
 export interface Roles {
   proxy: boolean;
@@ -62,6 +64,8 @@ export interface Switchboard {
   /** Registry side of fallback discovery: writes and counts heals (null when off or not a registry). */
   healer: Healer | null;
   reconciler: Reconciler | null;
+  /** The registry's copy of what heartbeats cannot rebuild, and its write-back after a store loss. */
+  durability: Durability | null;
   /** The proxy's on-demand discovery (null when off or not a proxy). */
   discovery: OnDemandDiscovery | null;
   proxy: ProxyServer | null;
@@ -96,11 +100,14 @@ export async function startSwitchboard(opts: StartOptions): Promise<Switchboard>
   let adminToken: string | null = null;
   let healer: Healer | null = null;
   let reconciler: Reconciler | null = null;
+  let auth: Authenticator | null = null;
   if (roles.registry) {
-    registry = new Registry({ store, config, metrics, logger });
+    const { signer } = tokenSigner(config, store.kind, logger);
+    registry = new Registry({ store, config, metrics, logger, signer });
     adminToken = resolveAdminToken(config, logger, opts.tokenOut);
     if (config.discovery.enabled) healer = new Healer({ registry, config, metrics, logger });
-    const api = createRegistryApi({ registry, adminToken, store, logger, discoveries: healer });
+    const api = createRegistryApi({ registry, adminToken, store, logger, discoveries: healer, signer });
+    auth = api.auth;
     routers.push(api.router);
     fastPaths.push(api.heartbeats.handle);
     leadership = new Leadership(store, 'expiry', config.leases.lockTtlMs, logger);
@@ -150,6 +157,20 @@ export async function startSwitchboard(opts: StartOptions): Promise<Switchboard>
   // The registry allocates ports with the table it follows in mind: after the store lost its state, the
   // previous table's ports stay reserved for their tools until their heartbeats re-create them.
   if (registry && feed) registry.useRecovery(new EpochRecovery(store, feed));
+  let durability: Durability | null = null;
+  if (feed && auth && leadership) {
+    const lead = leadership;
+    const rec = reconciler;
+    durability = await startDurability({
+      config,
+      store,
+      table: feed,
+      isLeader: () => lead.isLeader,
+      revocations: auth,
+      afterRestore: () => rec?.runOnce() ?? Promise.resolve(),
+      logger,
+    });
+  }
 
   const statusSource = new StatusSource({ store, routes: feed, health: proxy?.health ?? null });
   const controlServer =
@@ -173,6 +194,7 @@ export async function startSwitchboard(opts: StartOptions): Promise<Switchboard>
       const controlClosed = new Promise<void>((r) => (controlServer ? controlServer.close(() => r()) : r()));
       controlServer?.closeIdleConnections();
       if (proxy) await proxy.close();
+      await durability?.stop();
       await reconciler?.stop();
       await expirer?.stop();
       await leadership?.stop();
@@ -184,5 +206,5 @@ export async function startSwitchboard(opts: StartOptions): Promise<Switchboard>
     return stopping;
   };
 
-  return { config, store, metrics, proxyPort, controlPort, adminToken, feed, registry, expirer, leadership, healer, reconciler, discovery, proxy, stop };
+  return { config, store, metrics, proxyPort, controlPort, adminToken, feed, registry, expirer, leadership, healer, reconciler, durability, discovery, proxy, stop };
 }

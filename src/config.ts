@@ -63,6 +63,20 @@ export interface Config {
     token: string | null;
   };
   allowedNetworks: string[];
+  /**
+   * Where this process keeps what must outlive it (the registry's durable copy and token key on the embedded
+   * store). "auto" in a file resolves at load time from the environment; null: nothing is kept.
+   */
+  dataDir: string | null;
+  registry: {
+    /** The registry's durable copy of the table; null: `<dataDir>/registry-snapshot.json` on the embedded store, off on Redis. */
+    snapshotPath: string | null;
+    snapshotIntervalMs: number;
+    /** Signs tool tokens so they verify without the store; null: see src/registry/token-keys.ts. */
+    tokenSecret: string | null;
+    /** Secrets that still verify tokens (not sign them) while a rotation is under way. */
+    previousTokenSecrets: string[];
+  };
   log: { level: string };
   /** perToolLabels: a `tool` label on the proxy's request metrics (one series per tool and code). */
   metrics: { perToolLabels: boolean };
@@ -87,6 +101,9 @@ export const ENV_KEYS: Record<string, string> = {
   SWITCHBOARD_PROXY_ENGINE: 'proxy.engine',
   SWITCHBOARD_REGISTRY: 'discovery.registry',
   SWITCHBOARD_TOKEN: 'discovery.token',
+  SWITCHBOARD_DATA_DIR: 'dataDir',
+  SWITCHBOARD_SNAPSHOT_PATH: 'registry.snapshotPath',
+  SWITCHBOARD_TOKEN_SECRET: 'registry.tokenSecret',
 };
 
 const DEFAULT_FILE = path.join(__dirname, '..', '..', 'config', 'default.json');
@@ -191,8 +208,20 @@ export function loadConfig(opts: LoadOptions = {}): Config {
     sources.set(key, name);
   }
   if (opts.overrides) cfg = merge(cfg, opts.overrides, '', 'overrides');
+  if (cfg.dataDir === 'auto') cfg.dataDir = defaultDataDir(env);
   validate(cfg, (key) => (sources.has(key) ? `${sources.get(key)} (${key})` : key));
   return cfg as unknown as Config;
+}
+
+/**
+ * The data directory when none is configured: the XDG data home, as other servers keep their state (Caddy's
+ * storage). Read from the environment the config is loaded with, so a process started without HOME (and
+ * the test harness) keeps nothing on disk unless told where.
+ */
+function defaultDataDir(env: NodeJS.ProcessEnv): string | null {
+  if (env.XDG_DATA_HOME) return path.join(env.XDG_DATA_HOME, 'switchboard');
+  if (env.HOME) return path.join(env.HOME, '.local', 'share', 'switchboard');
+  return null;
 }
 
 function validate(c: Json, label: (key: string) => string): void {
@@ -306,6 +335,16 @@ function validate(c: Json, label: (key: string) => string): void {
   if (!Array.isArray(nets) || nets.length === 0 || nets.some((n) => typeof n !== 'string' || !parseCidr(n))) {
     fail('allowedNetworks', 'must be a non-empty list of CIDR ranges such as "10.0.0.0/8"');
   }
+  const dataDir = get('dataDir');
+  if (dataDir !== null && (typeof dataDir !== 'string' || !path.isAbsolute(dataDir))) fail('dataDir', 'must be null, "auto" or an absolute directory path');
+  const snapshotPath = get('registry.snapshotPath');
+  if (snapshotPath !== null && (typeof snapshotPath !== 'string' || !path.isAbsolute(snapshotPath))) fail('registry.snapshotPath', 'must be null or an absolute file path');
+  int('registry.snapshotIntervalMs', 100, 3_600_000);
+  nullableString('registry.tokenSecret', /^[\x21-\x7e]{32,512}$/, 'must be 32..512 printable characters without spaces');
+  const previous = get('registry.previousTokenSecrets');
+  if (!Array.isArray(previous) || previous.length > 16 || previous.some((p) => typeof p !== 'string' || !/^[\x21-\x7e]{32,512}$/.test(p))) {
+    fail('registry.previousTokenSecrets', 'must be a list of at most 16 secrets of 32..512 printable characters');
+  }
   bool('metrics.perToolLabels');
   const level = get('log.level');
   if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(level as string)) {
@@ -318,6 +357,8 @@ export function redactedConfig(c: Config): Config {
   const copy = JSON.parse(JSON.stringify(c)) as Config;
   if (copy.adminToken) copy.adminToken = '[redacted]';
   if (copy.discovery.token) copy.discovery.token = '[redacted]';
+  if (copy.registry.tokenSecret) copy.registry.tokenSecret = '[redacted]';
+  copy.registry.previousTokenSecrets = copy.registry.previousTokenSecrets.map(() => '[redacted]');
   if (copy.redis.url) {
     try {
       const u = new URL(copy.redis.url);

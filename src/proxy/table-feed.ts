@@ -175,6 +175,8 @@ export class TableFeed extends EventEmitter implements RouteSource {
           ? 'the store lost its state; keeping the last known routes while heartbeats rebuild it'
           : 'the store lost its latest writes (failover?); keeping the last known routes while heartbeats restore them',
       );
+      // The registry writes its copy back on this (src/registry/restorer.ts); the carry-over holds the routes meanwhile.
+      this.emit('state-lost', { kind: lost });
     }
     this.reloads++;
     this.addCarryOver(builder);

@@ -6,7 +6,7 @@ import { HeartbeatFastPath } from './heartbeat-fast-path';
 import type { Registry } from './registry';
 import type { Store } from './store';
 import type { Backend } from './types';
-import { Authenticator, type Principal } from './tokens';
+import { Authenticator, type Principal, type TokenSigner } from './tokens';
 import { assignmentView, backendView, toolView } from './views';
 
 export interface RegistryApiDeps {
@@ -18,6 +18,8 @@ export interface RegistryApiDeps {
   tokenCacheMs?: number;
   /** Checks and writes discoveries reported by proxies; null or absent: discovery is turned off. */
   discoveries?: DiscoveryConfirmer | null;
+  /** Verifies signed tool tokens (the registry's token keys); absent: only stored tokens verify. */
+  signer?: TokenSigner | null;
 }
 
 /** The registry side of fallback discovery (src/discovery/healer.ts). */
@@ -76,6 +78,8 @@ export interface RegistryApi {
   router: express.Router;
   /** Answers heartbeats before express sees them; the router answers everything it leaves. */
   heartbeats: HeartbeatFastPath;
+  /** Shared by both: the registry's durable copy reads the revocations it has seen. */
+  auth: Authenticator;
 }
 
 /**
@@ -83,11 +87,12 @@ export interface RegistryApi {
  * revocation reaches both at once) and one error mapping.
  */
 export function createRegistryApi(deps: RegistryApiDeps): RegistryApi {
-  const auth = new Authenticator({ adminToken: deps.adminToken, store: deps.store, cacheMs: deps.tokenCacheMs });
+  const auth = new Authenticator({ adminToken: deps.adminToken, store: deps.store, signer: deps.signer, cacheMs: deps.tokenCacheMs });
   const errors = new ApiErrors(deps.logger);
   return {
     router: buildRouter(deps.registry, auth, errors, deps.discoveries ?? null),
     heartbeats: new HeartbeatFastPath({ registry: deps.registry, auth, errors }),
+    auth,
   };
 }
 
@@ -167,7 +172,7 @@ function buildRouter(registry: Registry, auth: Authenticator, errors: ApiErrors,
 
   router.delete('/v1/tools/:tool/tokens/:tokenId', authenticate(auth, 'admin'), async (req, res) => {
     const revoked = await registry.revokeToken(param(req, 'tool'), param(req, 'tokenId'));
-    auth.forget(param(req, 'tokenId'));
+    auth.revoke(param(req, 'tokenId'));
     if (!revoked) throw new RegistryError(404, 'no_such_token', `tool "${param(req, 'tool')}" has no token "${param(req, 'tokenId')}"`, 'tokenId');
     res.status(204).end();
   });

@@ -11,6 +11,7 @@ import type {
   RouteSink,
   TableSnapshot,
   TableVersion,
+  Revocation,
   TokenRecord,
   UpsertBackendInput,
   UpsertBackendResult,
@@ -43,6 +44,7 @@ export class MemoryStore implements Store {
   private readonly portsByToolHost = new Map<string, Set<number>>();
 
   private readonly tokens = new Map<string, TokenRecord>();
+  private readonly revocations = new Map<string, Revocation>();
   private readonly locks = new Map<string, { owner: string; expiresAt: number }>();
   private readonly checkpoints = new Map<string, number>();
 
@@ -219,6 +221,19 @@ export class MemoryStore implements Store {
     return { ...a };
   }
 
+  async restoreAssignments(assignments: readonly Assignment[]): Promise<Assignment[]> {
+    this.assertOpen();
+    const created: Assignment[] = [];
+    for (const a of assignments) {
+      if (this.assignments.has(assignmentKey(a.host, a.port))) continue;
+      const copy = { tool: a.tool, host: a.host, port: a.port, createdAt: a.createdAt };
+      this.putAssignment(copy);
+      created.push(copy);
+    }
+    if (created.length > 0) this.publish(created.map((a) => ({ kind: 'assignment.upsert', assignment: { ...a } })));
+    return created.map((a) => ({ ...a }));
+  }
+
   // ---- tool tokens ----
 
   async putToken(record: TokenRecord): Promise<void> {
@@ -238,6 +253,27 @@ export class MemoryStore implements Store {
     if (!t || t.tool !== tool) return false;
     this.tokens.delete(id);
     return true;
+  }
+
+  async listTokens(): Promise<TokenRecord[]> {
+    this.assertOpen();
+    return [...this.tokens.values()].map((t) => ({ ...t }));
+  }
+
+  async putRevocation(revocation: Revocation): Promise<void> {
+    this.assertOpen();
+    if (!this.revocations.has(revocation.id)) this.revocations.set(revocation.id, { ...revocation });
+  }
+
+  async listRevocations(): Promise<Revocation[]> {
+    this.assertOpen();
+    return [...this.revocations.values()].map((r) => ({ ...r }));
+  }
+
+  async restoreCredentials(tokens: readonly TokenRecord[], revocations: readonly Revocation[]): Promise<void> {
+    this.assertOpen();
+    for (const r of revocations) if (!this.revocations.has(r.id)) this.revocations.set(r.id, { ...r });
+    for (const t of tokens) if (!this.tokens.has(t.id) && !this.revocations.has(t.id)) this.tokens.set(t.id, { ...t });
   }
 
   // ---- the table and its change feed ----

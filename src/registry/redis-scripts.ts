@@ -16,6 +16,7 @@
 //   P.."assign:tool"    hash     "tool\nhost" -> the tool's lowest assigned port on host
 //   P.."url:"..tool.."\n"..url   set   ids of the tool's backends with that url (supersede checks)
 //   P.."tokens"         hash     token id -> TokenRecord JSON
+//   P.."revoked"        hash     token id -> Revocation JSON (never removed)
 //   P.."lock:"..name    string   lock owner (PX ttl)
 //   P.."checkpoint:"..name
 //   channel P.."changes"          ChangeEvent JSON
@@ -292,6 +293,44 @@ end
 
 publish({ { kind = 'assignment.remove', host = host, port = port, tool = tool } })
 return json
+`;
+
+/**
+ * ARGV[3..]: Assignment JSON strings. Creates each one whose host:port is free (a write since the store
+ * lost its state wins); one version and one event for all. Answers the created Assignment JSON strings.
+ */
+export const RESTORE_ASSIGNMENTS = `${PRELUDE}
+local created, changes = {}, {}
+for i = 3, #ARGV do
+  local a = cjson.decode(ARGV[i])
+  local port = tonumber(a.port)
+  if redis.call('HEXISTS', P .. 'assign', a.host .. ':' .. port) == 0 then
+    local assignment = addAssignment(a.tool, a.host, port, tonumber(a.createdAt))
+    created[#created + 1] = cjson.encode(assignment)
+    changes[#changes + 1] = { kind = 'assignment.upsert', assignment = assignment }
+  end
+end
+if #changes > 0 then publish(changes) end
+return created
+`;
+
+/**
+ * KEYS[1] = tokens hash, KEYS[2] = revocations hash; ARGV[1] = number of revocations, then that many
+ * "id", "Revocation JSON" pairs, then "id", "TokenRecord JSON" pairs. A token comes back only when its id is
+ * neither stored nor revoked.
+ */
+export const RESTORE_CREDENTIALS = `
+local n = tonumber(ARGV[1])
+local i = 2
+for _ = 1, n do
+  redis.call('HSETNX', KEYS[2], ARGV[i], ARGV[i + 1])
+  i = i + 2
+end
+while i < #ARGV do
+  if redis.call('HEXISTS', KEYS[2], ARGV[i]) == 0 then redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[i + 1]) end
+  i = i + 2
+end
+return 1
 `;
 
 /** ARGV[1] = prefix, ARGV[2] = tool. Answers Backend JSON strings of the tool, read atomically. */

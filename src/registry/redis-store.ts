@@ -14,6 +14,7 @@ import type {
   RouteSink,
   TableSnapshot,
   TableVersion,
+  Revocation,
   TokenRecord,
   UpsertBackendInput,
   UpsertBackendResult,
@@ -52,6 +53,8 @@ const SCRIPTS = {
   sbReleasePort: { lua: scripts.RELEASE_PORT, numberOfKeys: 0 },
   sbGetBackends: { lua: scripts.GET_BACKENDS, numberOfKeys: 0 },
   sbRevokeToken: { lua: scripts.REVOKE_TOKEN, numberOfKeys: 1 },
+  sbRestoreAssignments: { lua: scripts.RESTORE_ASSIGNMENTS, numberOfKeys: 0 },
+  sbRestoreCredentials: { lua: scripts.RESTORE_CREDENTIALS, numberOfKeys: 2 },
   sbAcquireLock: { lua: scripts.ACQUIRE_LOCK, numberOfKeys: 1 },
   sbReleaseLock: { lua: scripts.RELEASE_LOCK, numberOfKeys: 1 },
 } satisfies Record<string, { lua: string; numberOfKeys: number }>;
@@ -99,6 +102,9 @@ function splitBackendKey(key: string): { tool: string; id: string } {
   const slash = key.indexOf('/');
   return { tool: key.slice(0, slash), id: key.slice(slash + 1) };
 }
+
+/** Records a restore script writes at once. */
+const RESTORE_BATCH = 500;
 
 /** Attempts at a paged read before routeSnapshot falls back to the atomic one. */
 const PAGED_ATTEMPTS = 3;
@@ -381,6 +387,17 @@ export class RedisStore implements Store {
     return raw === null ? null : (JSON.parse(raw) as Assignment);
   }
 
+  async restoreAssignments(assignments: readonly Assignment[]): Promise<Assignment[]> {
+    const created: Assignment[] = [];
+    // Batches keep each script short: Redis serves nobody else while one runs.
+    for (let i = 0; i < assignments.length; i += RESTORE_BATCH) {
+      const batch = assignments.slice(i, i + RESTORE_BATCH).map((a) => JSON.stringify({ tool: a.tool, host: a.host, port: a.port, createdAt: a.createdAt }));
+      const raw = (await this.apiRoutingScript('sbRestoreAssignments', ...batch)) as string[];
+      for (const json of raw) created.push(JSON.parse(json) as Assignment);
+    }
+    return created;
+  }
+
   // ---- tool tokens ----
 
   async putToken(record: TokenRecord): Promise<void> {
@@ -394,6 +411,32 @@ export class RedisStore implements Store {
 
   async revokeToken(tool: string, id: string): Promise<boolean> {
     return (await this.apiScript('sbRevokeToken', this.key('tokens'), tool, id)) === 1;
+  }
+
+  async listTokens(): Promise<TokenRecord[]> {
+    const raw = await this.run('listTokens', () => this.client.hvals(this.key('tokens')));
+    return raw.map((json) => JSON.parse(json) as TokenRecord);
+  }
+
+  async putRevocation(revocation: Revocation): Promise<void> {
+    await this.apiWrite('putRevocation', (conn) => conn.hsetnx(this.key('revoked'), revocation.id, JSON.stringify(revocation)));
+  }
+
+  async listRevocations(): Promise<Revocation[]> {
+    const raw = await this.run('listRevocations', () => this.client.hvals(this.key('revoked')));
+    return raw.map((json) => JSON.parse(json) as Revocation);
+  }
+
+  async restoreCredentials(tokens: readonly TokenRecord[], revocations: readonly Revocation[]): Promise<void> {
+    // Every revocation goes in before any token, so a revoked token's record never comes back.
+    for (let i = 0; i < revocations.length; i += RESTORE_BATCH) {
+      const revs = revocations.slice(i, i + RESTORE_BATCH);
+      await this.apiScript('sbRestoreCredentials', this.key('tokens'), this.key('revoked'), String(revs.length), ...revs.flatMap((r) => [r.id, JSON.stringify(r)]));
+    }
+    for (let i = 0; i < tokens.length; i += RESTORE_BATCH) {
+      const toks = tokens.slice(i, i + RESTORE_BATCH);
+      await this.apiScript('sbRestoreCredentials', this.key('tokens'), this.key('revoked'), '0', ...toks.flatMap((t) => [t.id, JSON.stringify(t)]));
+    }
   }
 
   // ---- the table and its change feed ----

@@ -4,7 +4,7 @@ import type { Metrics } from '../metrics';
 import { RegistryError, badRequest } from './errors';
 import { StoreUnavailableError, type Store } from './store';
 import type { EpochRecovery } from './recovery';
-import { generateToken } from './tokens';
+import { generateSignedToken, generateToken, type TokenSigner } from './tokens';
 import type { Assignment, Backend, BackendSource } from './types';
 import { AddressPolicy, canonicalHost, type Lookup } from './url-policy';
 import { Validators, type HeartbeatBody } from './validate';
@@ -34,6 +34,8 @@ export interface RegistryOptions {
   now?: () => number;
   /** How old the cached client-version counts may get before a scrape triggers a refresh. */
   clientVersionsMaxAgeMs?: number;
+  /** Signs new tool tokens (src/registry/token-keys.ts); without one, tokens are verified against the store only. */
+  signer?: TokenSigner | null;
 }
 
 type RegistrationResult = 'created' | 'renewed' | 'rejected' | 'conflict' | 'unavailable';
@@ -63,6 +65,7 @@ export class Registry {
   private versionCountsAt = 0;
   private versionRefresh: Promise<ReadonlyMap<string, number>> | null = null;
   private recovery: EpochRecovery | null = null;
+  private readonly signer: TokenSigner | null;
 
   constructor(opts: RegistryOptions) {
     this.store = opts.store;
@@ -71,6 +74,7 @@ export class Registry {
     this.logger = opts.logger;
     this.now = opts.now ?? Date.now;
     this.clientVersionsMaxAgeMs = opts.clientVersionsMaxAgeMs ?? 5000;
+    this.signer = opts.signer ?? null;
     this.validators = new Validators(opts.config.leases);
     this.policy = new AddressPolicy(opts.config, opts.lookup, this.now);
     this.metrics.clientVersionsSource = () => this.cachedClientVersionCounts();
@@ -227,13 +231,21 @@ export class Registry {
   /** A new token for the tool. The answer is the only place the token ever appears. */
   async issueToken(tool: string): Promise<{ id: string; tool: string; token: string }> {
     this.validators.tool(tool);
-    const { token, record } = generateToken(tool, this.now());
+    const { token, record } = this.signer ? generateSignedToken(tool, this.now(), this.signer) : generateToken(tool, this.now());
     await this.store.putToken(record);
     return { id: record.id, tool, token };
   }
 
+  /**
+   * Deletes the token's record and records the revocation. The revocation is written even when no record
+   * is found: after the store lost its state the record may be gone while the (signed) token still verifies.
+   */
   async revokeToken(tool: string, id: string): Promise<boolean> {
-    return this.store.revokeToken(this.validators.tool(tool), this.validators.tokenId(id));
+    this.validators.tool(tool);
+    this.validators.tokenId(id);
+    const existed = await this.store.revokeToken(tool, id);
+    await this.store.putRevocation({ id, tool, revokedAt: this.now() });
+    return existed;
   }
 
   /** Stored backends per clientVersion ("unknown" when a heartbeat sent none). */

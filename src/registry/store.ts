@@ -5,6 +5,7 @@ import type {
   Backend,
   ChangeEvent,
   ExpireCandidate,
+  Revocation,
   RouteSink,
   TableSnapshot,
   TableVersion,
@@ -66,12 +67,27 @@ export interface Store {
   listAssignments(): Promise<Assignment[]>;
   /** Answers the released assignment, or null when there was none. */
   releasePort(host: string, port: number): Promise<Assignment | null>;
+  /**
+   * Writes back assignments the store lost (a registry's durable copy after the store lost its state):
+   * each one is created only when its host:port is free, so whatever was written since the loss wins.
+   * All created ones are one routing mutation (one version, one event). Answers the created ones.
+   */
+  restoreAssignments(assignments: readonly Assignment[]): Promise<Assignment[]>;
 
   // ---- tool tokens (hashes only) ----
   putToken(record: TokenRecord): Promise<void>;
   getToken(id: string): Promise<TokenRecord | null>;
   /** Answers false when the token did not exist or belongs to another tool. */
   revokeToken(tool: string, id: string): Promise<boolean>;
+  listTokens(): Promise<TokenRecord[]>;
+  /** Revocations are never removed: a revoked id stays revoked (idempotent). */
+  putRevocation(revocation: Revocation): Promise<void>;
+  listRevocations(): Promise<Revocation[]>;
+  /**
+   * Writes back token records and revocations the store lost: a record is added only when its id is
+   * neither stored nor revoked; revocations are added as putRevocation does.
+   */
+  restoreCredentials(tokens: readonly TokenRecord[], revocations: readonly Revocation[]): Promise<void>;
 
   // ---- the table and its change feed ----
   /** Everything a proxy routes on, at one consistent version. */

@@ -5,16 +5,44 @@ import type { Store } from './store';
 import type { TokenRecord } from './types';
 
 /**
- * Tool tokens look like `sbt_<id>_<secret>`: the id finds the record, the secret proves possession. Only
- * sha256(secret) is stored, so a leaked store does not leak usable tokens.
+ * Tool tokens come in two forms:
+ * - signed, `sbs_<tool>_<id>_<mac>` (issued whenever the registry has a durable signing key, see
+ *   token-keys.ts): the mac is HMAC-SHA256 of the tool and id under that key, so the registry verifies the
+ *   token without the store, and a store that lost its state does not lose the fleet's credentials. Only a
+ *   revocation (kept in the store, in every registry's memory and in its durable copy) can stop one.
+ * - stored, `sbt_<id>_<secret>`: the id finds the record, the secret proves possession; verified against
+ *   the store only (issued when the registry has no durable key; older tokens).
+ * Only sha256 of a token's secret part is stored, so a leaked store does not leak usable tokens.
  */
 
 const BASE32 = 'abcdefghijklmnopqrstuvwxyz234567';
 const TOKEN = /^sbt_([a-z2-7]{12})_([A-Za-z0-9_-]{43})$/;
+const SIGNED_TOKEN = /^sbs_([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)_([a-z2-7]{12})_([A-Za-z0-9_-]{43})$/;
 
 export type Principal = { kind: 'admin' } | { kind: 'tool'; tool: string; tokenId: string };
 
 export type AuthResult = { ok: true; principal: Principal } | { ok: false; reason: 'missing' | 'malformed' | 'invalid' };
+
+/** Signs and verifies tool tokens; `keys[0]` signs, every key verifies (older ones during a rotation). */
+export interface TokenSigner {
+  sign(tool: string, id: string): string;
+  verify(tool: string, id: string, mac: string): boolean;
+}
+
+export function hmacSigner(keys: readonly Buffer[]): TokenSigner {
+  if (keys.length === 0) throw new Error('hmacSigner needs at least one key');
+  const mac = (key: Buffer, tool: string, id: string) => crypto.createHmac('sha256', key).update(`sbs\n${tool}\n${id}`).digest();
+  return {
+    sign: (tool, id) => mac(keys[0], tool, id).toString('base64url'),
+    verify: (tool, id, given) => {
+      const g = Buffer.from(given, 'base64url');
+      return keys.some((k) => {
+        const expected = mac(k, tool, id);
+        return g.length === expected.length && crypto.timingSafeEqual(g, expected);
+      });
+    },
+  };
+}
 
 function sha256(text: string): Buffer {
   return crypto.createHash('sha256').update(text).digest();
@@ -35,9 +63,21 @@ export function generateToken(tool: string, now: number): { token: string; recor
   return { token: `sbt_${id}_${secret}`, record: { id, tool, hash: hashSecret(secret), createdAt: now } };
 }
 
+/** A signed tool token for `tool`; its record keeps the hash of the mac like a stored token's secret. */
+export function generateSignedToken(tool: string, now: number, signer: TokenSigner): { token: string; record: TokenRecord } {
+  const id = newTokenId();
+  const mac = signer.sign(tool, id);
+  return { token: `sbs_${tool}_${id}_${mac}`, record: { id, tool, hash: hashSecret(mac), createdAt: now } };
+}
+
 export function parseToken(token: string): { id: string; secret: string } | null {
   const m = TOKEN.exec(token);
   return m ? { id: m[1], secret: m[2] } : null;
+}
+
+export function parseSignedToken(token: string): { tool: string; id: string; mac: string } | null {
+  const m = SIGNED_TOKEN.exec(token);
+  return m ? { tool: m[1], id: m[2], mac: m[3] } : null;
 }
 
 /** The bearer token of an Authorization header; null when the header is not `Bearer <token>`. */
@@ -47,20 +87,26 @@ export function bearerToken(header: string): string | null {
 }
 
 /**
- * Checks bearer tokens. Token records are cached briefly: a heartbeat should not cost a store round trip
- * for its token on top of the one for its lease. A revocation through this process takes effect at once
- * (forget); one through another process within `cacheMs`.
+ * Checks bearer tokens. Stored-token records are cached briefly: a heartbeat should not cost a store round
+ * trip for its token on top of the one for its lease. Revocations are read from the store at most once per
+ * `cacheMs` and never forgotten, so a revocation this process has seen holds even when the store lost it. A
+ * revocation through this process takes effect at once (revoke); one through another process within `cacheMs`.
  */
 export class Authenticator {
   private readonly adminDigest: Buffer;
   private readonly cache = new Map<string, { record: TokenRecord; until: number }>();
   private readonly cacheMs: number;
   private readonly store: Store;
+  private readonly signer: TokenSigner | null;
   private readonly now: () => number;
+  private readonly revoked = new Set<string>();
+  private revocationsAt = -Infinity;
+  private revocationRead: Promise<void> | null = null;
 
-  constructor(opts: { adminToken: string; store: Store; cacheMs?: number; now?: () => number }) {
+  constructor(opts: { adminToken: string; store: Store; signer?: TokenSigner | null; cacheMs?: number; now?: () => number }) {
     this.adminDigest = sha256(opts.adminToken);
     this.store = opts.store;
+    this.signer = opts.signer ?? null;
     this.cacheMs = opts.cacheMs ?? 1000;
     this.now = opts.now ?? Date.now;
   }
@@ -71,18 +117,54 @@ export class Authenticator {
     if (token === null) return { ok: false, reason: 'malformed' };
     // Digests have equal lengths whatever was sent, so the comparison takes the same time for every guess.
     if (crypto.timingSafeEqual(sha256(token), this.adminDigest)) return { ok: true, principal: { kind: 'admin' } };
+    const signed = parseSignedToken(token);
+    if (signed) return this.signedToken(signed);
     const parsed = parseToken(token);
     if (!parsed) return { ok: false, reason: 'invalid' };
     const record = await this.record(parsed.id);
-    if (!record || record.id !== parsed.id) return { ok: false, reason: 'invalid' };
+    if (!record || record.id !== parsed.id || this.revoked.has(parsed.id)) return { ok: false, reason: 'invalid' };
     const stored = Buffer.from(record.hash, 'hex');
     const given = sha256(parsed.secret);
     if (stored.length !== given.length || !crypto.timingSafeEqual(stored, given)) return { ok: false, reason: 'invalid' };
     return { ok: true, principal: { kind: 'tool', tool: record.tool, tokenId: record.id } };
   }
 
-  forget(tokenId: string): void {
+  /** Takes effect in this process at once, whatever the store answers later. */
+  revoke(tokenId: string): void {
     this.cache.delete(tokenId);
+    this.revoked.add(tokenId);
+  }
+
+  /** Revocations this process knows of (the store's and its own): part of the registry's durable copy. */
+  revokedIds(): ReadonlySet<string> {
+    return this.revoked;
+  }
+
+  private async signedToken(t: { tool: string; id: string; mac: string }): Promise<AuthResult> {
+    if (!this.signer || !this.signer.verify(t.tool, t.id, t.mac)) return { ok: false, reason: 'invalid' };
+    await this.freshRevocations();
+    if (this.revoked.has(t.id)) return { ok: false, reason: 'invalid' };
+    return { ok: true, principal: { kind: 'tool', tool: t.tool, tokenId: t.id } };
+  }
+
+  /**
+   * One read of the revocation list per `cacheMs`, shared by concurrent callers. A store that cannot be
+   * read leaves the known list in force: a valid signature is what keeps the fleet heartbeating through an
+   * outage of the store.
+   */
+  private freshRevocations(): Promise<void> {
+    if (this.now() - this.revocationsAt < this.cacheMs) return Promise.resolve();
+    this.revocationRead ??= this.store
+      .listRevocations()
+      .then((list) => {
+        for (const r of list) this.revoked.add(r.id);
+        this.revocationsAt = this.now();
+      })
+      .catch(() => undefined)
+      .finally(() => {
+        this.revocationRead = null;
+      });
+    return this.revocationRead;
   }
 
   private async record(id: string): Promise<TokenRecord | null> {

@@ -33,6 +33,16 @@ export interface TokenRecord {
   createdAt: number;
 }
 
+/**
+ * A revoked tool token: kept apart from the token records, because a signed token (sbs_...) is verified
+ * without its record, so deleting the record alone would not stop it.
+ */
+export interface Revocation {
+  id: string;
+  tool: string;
+  revokedAt: number;
+}
+
 /** Identifies one history of the table: a new epoch starts when the store lost its state (e.g. Redis restarted empty). */
 export interface TableVersion {
   epoch: string;
