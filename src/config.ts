@@ -216,11 +216,13 @@ export function loadConfig(opts: LoadOptions = {}): Config {
 /**
  * The data directory when none is configured: the XDG data home, as other servers keep their state (Caddy's
  * storage). Read from the environment the config is loaded with, so a process started without HOME (and
- * the test harness) keeps nothing on disk unless told where.
+ * the test harness) keeps nothing on disk unless told where. A relative XDG_DATA_HOME or HOME is ignored, as
+ * the XDG base directory rules say: it would otherwise stop the process with an error about dataDir, a key
+ * the operator never set.
  */
 function defaultDataDir(env: NodeJS.ProcessEnv): string | null {
-  if (env.XDG_DATA_HOME) return path.join(env.XDG_DATA_HOME, 'switchboard');
-  if (env.HOME) return path.join(env.HOME, '.local', 'share', 'switchboard');
+  if (env.XDG_DATA_HOME && path.isAbsolute(env.XDG_DATA_HOME)) return path.join(env.XDG_DATA_HOME, 'switchboard');
+  if (env.HOME && path.isAbsolute(env.HOME)) return path.join(env.HOME, '.local', 'share', 'switchboard');
   return null;
 }
 

@@ -91,6 +91,79 @@ describe('configuration', () => {
     assert.ok(!text.includes('hunter2hunter2'));
   });
 
+  describe('durability keys', () => {
+    const secret = (c: string) => c.repeat(40);
+
+    it('defaults: dataDir "auto" resolved from the env given, no snapshot path, a 5 s interval, no token secrets', () => {
+      const c = loadConfig({ env: { HOME: '/home/op' } });
+      assert.equal(c.dataDir, '/home/op/.local/share/switchboard');
+      assert.equal(c.registry.snapshotPath, null);
+      assert.equal(c.registry.snapshotIntervalMs, 5000);
+      assert.equal(c.registry.tokenSecret, null);
+      assert.deepEqual(c.registry.previousTokenSecrets, []);
+    });
+
+    it('resolves "auto" from SWITCHBOARD_DATA_DIR, else XDG_DATA_HOME, else HOME, else null; never from process.env', () => {
+      const env = { SWITCHBOARD_DATA_DIR: '/srv/sb', XDG_DATA_HOME: '/xdg', HOME: '/home/op' };
+      assert.equal(loadConfig({ env }).dataDir, '/srv/sb');
+      assert.equal(loadConfig({ env: { XDG_DATA_HOME: '/xdg', HOME: '/home/op' } }).dataDir, '/xdg/switchboard');
+      assert.equal(loadConfig({ env: { HOME: '/home/op' } }).dataDir, '/home/op/.local/share/switchboard');
+      assert.equal(loadConfig({ env: {} }).dataDir, null);
+      // A relative XDG_DATA_HOME is invalid by the XDG rules: ignored, not an error about a key nobody set.
+      assert.equal(loadConfig({ env: { XDG_DATA_HOME: 'rel/data', HOME: '/home/op' } }).dataDir, '/home/op/.local/share/switchboard');
+      assert.equal(loadConfig({ env: { HOME: 'relative' } }).dataDir, null);
+      // An empty variable turns it off; a file's "auto" resolves from the env given too; a file's path stays.
+      assert.equal(loadConfig({ env: { SWITCHBOARD_DATA_DIR: '', HOME: '/home/op' } }).dataDir, null);
+      assert.equal(loadConfig({ env: { XDG_DATA_HOME: '/xdg' }, file: writeConfig({ dataDir: 'auto' }) }).dataDir, '/xdg/switchboard');
+      assert.equal(loadConfig({ env: { HOME: '/home/op' }, file: writeConfig({ dataDir: '/var/lib/sb' }) }).dataDir, '/var/lib/sb');
+      assert.equal(loadConfig({ env: { HOME: '/home/op' }, file: writeConfig({ dataDir: null }) }).dataDir, null);
+    });
+
+    it('reads SWITCHBOARD_SNAPSHOT_PATH and SWITCHBOARD_TOKEN_SECRET, and the rest from a file', () => {
+      const c = loadConfig({ env: { SWITCHBOARD_SNAPSHOT_PATH: '/var/lib/sb/copy.json', SWITCHBOARD_TOKEN_SECRET: secret('s') } });
+      assert.equal(c.registry.snapshotPath, '/var/lib/sb/copy.json');
+      assert.equal(c.registry.tokenSecret, secret('s'));
+      const f = loadConfig({ env: {}, file: writeConfig({ registry: { snapshotIntervalMs: 100, tokenSecret: secret('t'), previousTokenSecrets: [secret('p'), secret('q')] } }) });
+      assert.equal(f.registry.snapshotIntervalMs, 100);
+      assert.equal(f.registry.tokenSecret, secret('t'));
+      assert.deepEqual(f.registry.previousTokenSecrets, [secret('p'), secret('q')]);
+      assert.equal(loadConfig({ env: { SWITCHBOARD_TOKEN_SECRET: '' } }).registry.tokenSecret, null);
+    });
+
+    const badDurability: Array<[string, { env?: Record<string, string>; file?: Record<string, unknown> }, RegExp]> = [
+      ['relative data dir', { env: { SWITCHBOARD_DATA_DIR: 'data' } }, /^SWITCHBOARD_DATA_DIR \(dataDir\): must be null, "auto" or an absolute directory path, got "data"$/],
+      ['data dir type', { file: { dataDir: 7 } }, /^dataDir: must be null, "auto" or an absolute directory path, got 7$/],
+      ['relative snapshot path', { env: { SWITCHBOARD_SNAPSHOT_PATH: 'copy.json' } }, /^SWITCHBOARD_SNAPSHOT_PATH \(registry\.snapshotPath\): must be null or an absolute file path/],
+      ['snapshot interval too short', { file: { registry: { snapshotIntervalMs: 99 } } }, /^registry\.snapshotIntervalMs: must be an integer in 100\.\.3600000, got 99$/],
+      ['snapshot interval too long', { file: { registry: { snapshotIntervalMs: 3_600_001 } } }, /^registry\.snapshotIntervalMs: must be an integer in 100\.\.3600000/],
+      ['short token secret', { env: { SWITCHBOARD_TOKEN_SECRET: 'x'.repeat(31) } }, /^SWITCHBOARD_TOKEN_SECRET \(registry\.tokenSecret\): must be 32\.\.512 printable characters without spaces/],
+      ['token secret with a space', { file: { registry: { tokenSecret: `${'x'.repeat(20)} ${'x'.repeat(20)}` } } }, /^registry\.tokenSecret: must be 32\.\.512 printable/],
+      ['long token secret', { file: { registry: { tokenSecret: 'x'.repeat(513) } } }, /^registry\.tokenSecret: must be 32\.\.512/],
+      ['previous secrets not a list', { file: { registry: { previousTokenSecrets: 'x'.repeat(40) } } }, /^registry\.previousTokenSecrets: must be a list of at most 16 secrets of 32\.\.512 printable characters/],
+      ['a short previous secret', { file: { registry: { previousTokenSecrets: ['x'.repeat(40), 'short'] } } }, /^registry\.previousTokenSecrets: must be a list of at most 16 secrets of 32\.\.512/],
+      ['17 previous secrets', { file: { registry: { previousTokenSecrets: Array.from({ length: 17 }, () => 'x'.repeat(40)) } } }, /^registry\.previousTokenSecrets: must be a list of at most 16/],
+    ];
+    for (const [what, src, re] of badDurability) {
+      it(`refuses a bad ${what} with a message naming the key and its bounds`, () => {
+        assert.throws(
+          () => loadConfig({ env: src.env ?? {}, file: src.file ? writeConfig(src.file) : undefined }),
+          (err: Error) => err instanceof ConfigError && re.test(err.message),
+        );
+      });
+    }
+
+    it('redacts registry.tokenSecret and registry.previousTokenSecrets, keeping how many there are', () => {
+      const c = loadConfig({ env: { SWITCHBOARD_TOKEN_SECRET: secret('s') }, file: writeConfig({ registry: { previousTokenSecrets: [secret('p'), secret('q')] } }) });
+      const r = redactedConfig(c);
+      const text = JSON.stringify(r);
+      for (const s of ['s', 'p', 'q']) assert.ok(!text.includes(secret(s)), s);
+      assert.equal(r.registry.tokenSecret, '[redacted]');
+      assert.deepEqual(r.registry.previousTokenSecrets, ['[redacted]', '[redacted]']);
+      assert.equal(c.registry.tokenSecret, secret('s'), 'the config itself is untouched');
+      assert.equal(redactedConfig(loadConfig({ env: {} })).registry.tokenSecret, null);
+    });
+  });
+
   it('stops the CLI with exit code 2 and the key in the message', function () {
     this.timeout(20_000);
     const r = spawnSync(process.execPath, cliArgs(['serve']), { env: { PATH: process.env.PATH, SWITCHBOARD_PROXY_PORT: 'eighty' }, encoding: 'utf8' });

@@ -239,11 +239,17 @@ export class Registry {
   /**
    * Deletes the token's record and records the revocation. The revocation is written even when no record
    * is found: after the store lost its state the record may be gone while the (signed) token still verifies.
+   * An id whose record belongs to another tool is that tool's token: it is left alone (404), as it was
+   * before revocations were kept, or a mistyped tool name would revoke another tool's token behind a 404.
    */
   async revokeToken(tool: string, id: string): Promise<boolean> {
     this.validators.tool(tool);
     this.validators.tokenId(id);
     const existed = await this.store.revokeToken(tool, id);
+    if (!existed) {
+      const other = await this.store.getToken(id);
+      if (other && other.tool !== tool) throw new RegistryError(404, 'no_such_token', `tool "${tool}" has no token "${id}"`, 'tokenId');
+    }
     await this.store.putRevocation({ id, tool, revokedAt: this.now() });
     return existed;
   }

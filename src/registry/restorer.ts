@@ -38,6 +38,8 @@ interface Pending {
   onlyIfOtherEpoch?: boolean;
   copy: RegistryCopy;
   until: number;
+  /** The epoch whose checkpoint this process took: a retry after a failed write-back must not find it taken. */
+  claimed?: string;
 }
 
 /**
@@ -131,11 +133,14 @@ export class StateRestorer {
         if (this.pending === p) this.pending = null;
         return;
       }
-      // Once per epoch among all registries: the first to swap the checkpoint writes back.
-      const previous = await this.opts.store.swapCheckpoint(`restore:${epoch}`, this.now());
-      if (previous !== null && p.once) {
-        if (this.pending === p) this.pending = null;
-        return;
+      // Once per epoch among all registries: the first to swap the checkpoint writes back, retrying until done.
+      if (p.claimed !== epoch) {
+        const previous = await this.opts.store.swapCheckpoint(`restore:${epoch}`, this.now());
+        if (previous !== null && p.once) {
+          if (this.pending === p) this.pending = null;
+          return;
+        }
+        p.claimed = epoch;
       }
       await this.opts.store.restoreCredentials(p.copy.tokens, p.copy.revocations);
       const created = await this.opts.store.restoreAssignments(p.copy.assignments);

@@ -70,7 +70,8 @@ export interface Store {
   /**
    * Writes back assignments the store lost (a registry's durable copy after the store lost its state):
    * each one is created only when its host:port is free, so whatever was written since the loss wins.
-   * All created ones are one routing mutation (one version, one event). Answers the created ones.
+   * The created ones are one routing mutation (one version, one event), or one per batch when the store
+   * splits a long list so as not to block others (RedisStore: 500 per script). Answers the created ones.
    */
   restoreAssignments(assignments: readonly Assignment[]): Promise<Assignment[]>;
 

@@ -1,13 +1,16 @@
 import assert from 'node:assert/strict';
 import { MemoryStore } from '../../src/registry/memory-store';
 import type { ChangeEvent } from '../../src/registry/types';
+import { restoreContract } from './restore.contract';
 import { storeContract } from './store.contract';
 
-storeContract('memory', {
+const memoryStores = {
   async create() {
     return new MemoryStore();
   },
-});
+};
+storeContract('memory', memoryStores);
+restoreContract('memory', memoryStores);
 
 describe('MemoryStore specifics', () => {
   it('starts a new epoch per instance', async () => {

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { silentLogger } from '../../src/logger';
 import { RedisStore } from '../../src/registry/redis-store';
 import { RedisServer } from '../support/redis-server';
+import { restoreContract } from './restore.contract';
 import { storeContract } from './store.contract';
 
 describe('RedisStore (contract)', () => {
@@ -17,7 +18,7 @@ describe('RedisStore (contract)', () => {
     await server.stop();
   });
 
-  storeContract('redis', {
+  const redisStores = {
     async create() {
       return RedisStore.connect({
         url: server.url,
@@ -26,5 +27,7 @@ describe('RedisStore (contract)', () => {
         logger: silentLogger(),
       });
     },
-  });
+  };
+  storeContract('redis', redisStores);
+  restoreContract('redis', redisStores);
 });

@@ -25,24 +25,24 @@ export interface StoreFactory {
   cleanup?(): Promise<void>;
 }
 
-const HOST = '127.0.0.1';
-const HOST2 = '127.0.0.2';
+export const HOST = '127.0.0.1';
+export const HOST2 = '127.0.0.2';
 
 /** Drops undefined-valued keys so stores that omit absent optionals and stores that keep them compare equal. */
-function plain<T>(value: T): T {
+export function plain<T>(value: T): T {
   return JSON.parse(JSON.stringify(value)) as T;
 }
 
-function byId(a: { id: string }, b: { id: string }): number {
+export function byId(a: { id: string }, b: { id: string }): number {
   return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
 }
 
-function byHostPort(a: Assignment, b: Assignment): number {
+export function byHostPort(a: Assignment, b: Assignment): number {
   if (a.host !== b.host) return a.host < b.host ? -1 : 1;
   return a.port - b.port;
 }
 
-async function waitFor(what: string, pred: () => boolean, timeoutMs = 3000): Promise<void> {
+export async function waitFor(what: string, pred: () => boolean, timeoutMs = 3000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!pred()) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
@@ -50,7 +50,7 @@ async function waitFor(what: string, pred: () => boolean, timeoutMs = 3000): Pro
   }
 }
 
-function sleep(ms: number): Promise<void> {
+export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 

@@ -230,6 +230,18 @@ for (const kind of storeKinds()) {
       assert.equal((await api.call('DELETE', `/v1/tools/gamma/tokens/${issued.body.id}`)).status, 404);
     });
 
+    it("revoking a token under another tool's name answers 404 and leaves the token working", async () => {
+      const issued = await api.call('POST', '/v1/tools/gamma/tokens');
+      const put = () => api.call('PUT', '/v1/tools/gamma/backends/g1', { token: issued.body.token, json: { url: backend.url } });
+      const wrong = await api.call('DELETE', `/v1/tools/delta/tokens/${issued.body.id}`);
+      assert.equal(wrong.status, 404, wrong.text);
+      assert.equal(wrong.body.error.code, 'no_such_token');
+      assert.equal((await put()).status, 200);
+      assert.ok(!(await store.listRevocations()).some((r) => r.id === issued.body.id));
+      assert.equal((await api.call('DELETE', `/v1/tools/gamma/tokens/${issued.body.id}`)).status, 204);
+      assert.equal((await put()).status, 401);
+    });
+
     it('stores only the hash of a token secret', async () => {
       const r = await api.call('POST', '/v1/tools/alpha/tokens');
       assert.equal(r.status, 201);
