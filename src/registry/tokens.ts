@@ -36,6 +36,8 @@ export function hmacSigner(keys: readonly Buffer[]): TokenSigner {
     sign: (tool, id) => mac(keys[0], tool, id).toString('base64url'),
     verify: (tool, id, given) => {
       const g = Buffer.from(given, 'base64url');
+      // Base64 decoding ignores the last character's spare bits: only the one canonical spelling is a token.
+      if (g.toString('base64url') !== given) return false;
       return keys.some((k) => {
         const expected = mac(k, tool, id);
         return g.length === expected.length && crypto.timingSafeEqual(g, expected);
@@ -160,7 +162,10 @@ export class Authenticator {
         for (const r of list) this.revoked.add(r.id);
         this.revocationsAt = this.now();
       })
-      .catch(() => undefined)
+      .catch(() => {
+        // Asked again only after cacheMs: while the store is down every heartbeat would wait for it.
+        this.revocationsAt = this.now();
+      })
       .finally(() => {
         this.revocationRead = null;
       });
