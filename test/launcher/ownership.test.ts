@@ -133,6 +133,20 @@ describe('switchboard run: a launcher removes only the lease it owns', function 
       return res.status === 200 && ((await res.json()) as { pid: number }).pid === newPid;
     }, 10_000, 50);
 
+    // While the old child drains, its launcher renews nothing: over two renewals of the new run (longer
+    // than the old run's heartbeat interval) the lease never goes back to the old instance.
+    const owners = new Set<string>();
+    const beats = new Set<string>();
+    await waitFor('two renewals by the new run', async () => {
+      const b = (await getTool(sb, 'deploy'))?.backends[0];
+      if (b) {
+        owners.add(b.instance ?? '-');
+        if (b.instance === taken.instance) beats.add(b.lastHeartbeat);
+      }
+      return beats.size >= 3;
+    }, 15_000, 50);
+    assert.deepEqual([...owners], [taken.instance], 'the stopping run took the lease back');
+
     // The old child finishes draining: the old launcher's deregistration must leave the new run's lease.
     process.kill(oldPid, 'SIGUSR2');
     const { sent, bad } = await traffic(sb, 'deploy', newPid, old.exited);
