@@ -116,10 +116,14 @@ function buildRouter(registry: Registry, auth: Authenticator, errors: ApiErrors,
     const id = param(req, 'id');
     const instance = req.query.instance;
     // Without ?instance= (admin tooling, older clients) the backend goes whoever registered it.
-    const result = instance === undefined ? ((await registry.deregister(tool, id)) ? 'removed' : 'absent') : await registry.deregisterOwned(tool, id, instance);
+    const result =
+      instance === undefined
+        ? (await registry.deregister(tool, id)) ? 'removed' : 'absent'
+        : await registry.deregisterOwned(tool, id, instance);
     if (result === 'absent') throw new RegistryError(404, 'no_such_backend', `tool "${tool}" has no backend "${id}"`, 'id');
     if (result === 'instance_mismatch') {
-      throw new RegistryError(409, 'instance_mismatch', `backend "${id}" of tool "${tool}" is held by another instance than "${String(instance)}" (its newest heartbeat); nothing was removed`, 'instance');
+      const message = `backend "${id}" of tool "${tool}" is held by another instance than "${String(instance)}" (its newest heartbeat); nothing was removed`;
+      throw new RegistryError(409, 'instance_mismatch', message, 'instance');
     }
     res.status(204).end();
   });
