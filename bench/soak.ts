@@ -12,6 +12,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { RegistryClient, type BackendView } from '../src/client/registry-client';
 import { HeartbeatLoop } from '../src/launcher/heartbeat-loop';
+import { newInstance } from '../src/launcher/identity';
 import { silentLogger } from '../src/logger';
 import { startProcess, waitFor, type SwitchboardProcess } from '../test/support/process';
 import { RedisServer } from '../test/support/redis-server';
@@ -141,9 +142,9 @@ class CountingClient extends RegistryClient {
     super(opts);
   }
 
-  override async heartbeat(tool: string, id: string, url: string, ttl?: number): Promise<BackendView> {
+  override async heartbeat(tool: string, id: string, url: string, ttl?: number, instance?: string): Promise<BackendView> {
     try {
-      const b = await super.heartbeat(tool, id, url, ttl);
+      const b = await super.heartbeat(tool, id, url, ttl, instance);
       this.minute().beatsOk++;
       return b;
     } catch (err) {
@@ -216,7 +217,7 @@ async function main(): Promise<void> {
     // Launchers: the real heartbeat loop (a beat every ttl/3, backoff after a failure) for each stable route.
     const client = new CountingClient({ registry: registry.control, token: registry.adminToken, timeoutMs: 5000 }, now);
     for (const { tool, port } of tools) {
-      const loop = new HeartbeatLoop({ client, tool, id: 'b1', url: `http://127.0.0.1:${port}`, ttl, logger: silentLogger() });
+      const loop = new HeartbeatLoop({ client, tool, id: 'b1', url: `http://127.0.0.1:${port}`, ttl, instance: newInstance(), logger: silentLogger() });
       loops.push(loop);
       loop.start();
     }

@@ -35,6 +35,7 @@ export interface BackendView {
   ttl: number;
   leaseSecondsLeft: number;
   clientVersion?: string;
+  instance?: string;
   [k: string]: unknown;
 }
 
@@ -74,17 +75,34 @@ export class RegistryClient {
     return json as T;
   }
 
-  heartbeat(tool: string, id: string, url: string, ttl?: number): Promise<BackendView> {
+  /** `instance`: the caller's run, which owns the lease from this heartbeat on. */
+  heartbeat(tool: string, id: string, url: string, ttl?: number, instance?: string): Promise<BackendView> {
     return this.call('PUT', `/v1/tools/${encodeURIComponent(tool)}/backends/${encodeURIComponent(id)}`, {
       url,
       ...(ttl !== undefined ? { ttl } : {}),
       clientVersion: VERSION,
+      ...(instance !== undefined ? { instance } : {}),
     });
   }
 
-  /** `timeoutMs` overrides the client's limit: a launcher shutting down has a budget of its own. */
-  async deregister(tool: string, id: string, timeoutMs?: number): Promise<void> {
-    await this.call('DELETE', `/v1/tools/${encodeURIComponent(tool)}/backends/${encodeURIComponent(id)}`, undefined, timeoutMs);
+  /**
+   * `timeoutMs` overrides the client's limit: a launcher shutting down has a budget of its own. With
+   * `instance` the registry removes the backend only while that instance owns it (409 instance_mismatch
+   * otherwise).
+   */
+  async deregister(tool: string, id: string, timeoutMs?: number, instance?: string): Promise<void> {
+    const query = instance !== undefined ? `?instance=${encodeURIComponent(instance)}` : '';
+    await this.call('DELETE', `/v1/tools/${encodeURIComponent(tool)}/backends/${encodeURIComponent(id)}${query}`, undefined, timeoutMs);
+  }
+
+  /** The tool's backends and assignments (its own token or the admin's); null when it has neither. */
+  async getTool(tool: string): Promise<ToolListing | null> {
+    try {
+      return await this.call<ToolListing>('GET', `/v1/tools/${encodeURIComponent(tool)}`);
+    } catch (err) {
+      if (err instanceof RegistryHttpError && err.status === 404) return null;
+      throw err;
+    }
   }
 
   allocatePort(tool: string, host: string): Promise<{ tool: string; host: string; port: number }> {

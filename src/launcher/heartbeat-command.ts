@@ -2,7 +2,7 @@ import { RegistryClient } from '../client/registry-client';
 import type { Logger } from '../logger';
 import type { HeartbeatOptions } from './args';
 import { HeartbeatLoop } from './heartbeat-loop';
-import { backendId } from './identity';
+import { backendId, newInstance } from './identity';
 import { onSignals } from './signals';
 
 /** The id of a backend known only by its URL: host and port, as `run` names its backends. */
@@ -19,7 +19,7 @@ export function idForUrl(raw: string): string {
  */
 export async function heartbeatService(opts: HeartbeatOptions, logger: Logger): Promise<number> {
   const client = new RegistryClient({ registry: opts.registry, token: opts.token });
-  const lease = new HeartbeatLoop({ client, tool: opts.tool, id: opts.id ?? idForUrl(opts.url), url: opts.url, ttl: opts.ttl, logger });
+  const lease = new HeartbeatLoop({ client, tool: opts.tool, id: opts.id ?? idForUrl(opts.url), url: opts.url, ttl: opts.ttl, instance: newInstance(), logger });
   const signal = await new Promise<NodeJS.Signals>((resolve) => {
     const unsubscribe = onSignals((s) => {
       unsubscribe();

@@ -11,6 +11,8 @@ export interface LeaseOptions {
   url: string;
   /** Lease length asked for; when absent the registry's default applies and its answer tells the length. */
   ttl?: number;
+  /** This run (identity.ts newInstance): sent with every heartbeat, and the deregistration removes only a lease it still owns. */
+  instance: string;
   logger: Logger;
   random?: () => number;
 }
@@ -38,10 +40,13 @@ export class HeartbeatLoop {
   private readonly random: () => number;
   private readonly log: Logger;
   private ttl: number | undefined;
+  /** Undefined once a registry that predates instances refused the field. */
+  private instance: string | undefined;
 
   constructor(private readonly opts: LeaseOptions) {
     this.random = opts.random ?? Math.random;
     this.ttl = opts.ttl;
+    this.instance = opts.instance;
     this.intervalMs = opts.ttl !== undefined ? (opts.ttl * 1000) / 3 : null;
     this.backoff = new Backoff(RETRY_BASE_MS, this.intervalMs ?? RETRY_CAP_UNKNOWN_TTL_MS, this.random);
     this.log = opts.logger;
@@ -65,7 +70,7 @@ export class HeartbeatLoop {
     const { client, tool, id, url } = this.opts;
     this.attempted = true;
     try {
-      const backend = await client.heartbeat(tool, id, url, this.ttl);
+      const backend = await client.heartbeat(tool, id, url, this.ttl, this.instance);
       this.renewed(backend);
       this.schedule(jittered(this.intervalMs ?? RETRY_CAP_UNKNOWN_TTL_MS, HEARTBEAT_JITTER, this.random));
     } catch (err) {
@@ -73,6 +78,13 @@ export class HeartbeatLoop {
         // Outside this registry's configured bounds: a lease of its default length beats no lease at all.
         this.log.error({ event: 'ttl.refused', id, ttl: this.ttl, err: err.message }, 'registry refused the lease length; using its default');
         this.ttl = undefined;
+        this.schedule(0);
+        return;
+      }
+      if (err instanceof RegistryHttpError && err.status === 400 && err.field === 'instance' && this.instance !== undefined) {
+        // A registry older than instances refuses the unknown field: a lease without ownership beats none.
+        this.log.error({ event: 'instance.refused', id, err: err.message }, 'registry refused the instance field; registering without it');
+        this.instance = undefined;
         this.schedule(0);
         return;
       }
@@ -112,7 +124,10 @@ export class HeartbeatLoop {
 
   /**
    * Stops, then removes the backend within a short budget. Skipped when no heartbeat was ever sent: there
-   * is nothing of ours to remove. When the registry cannot be reached the lease lapses by itself.
+   * is nothing of ours to remove (a child that never accepted connections never had a lease started). Only
+   * while this run still owns the lease: after another run's heartbeat took it over (an overlapping
+   * deploy of the same backend id) the registry refuses, and that run's route stays. When the registry
+   * cannot be reached the lease lapses by itself.
    */
   async deregister(budgetMs = DEREGISTER_BUDGET_MS): Promise<void> {
     await this.stop();
@@ -121,12 +136,16 @@ export class HeartbeatLoop {
     const deadline = Date.now() + budgetMs;
     for (let attempt = 1; ; attempt++) {
       try {
-        await client.deregister(tool, id, Math.max(100, deadline - Date.now()));
+        await client.deregister(tool, id, Math.max(100, deadline - Date.now()), this.instance);
         this.log.info({ event: 'backend.deregistered', id }, 'backend deregistered');
         return;
       } catch (err) {
         if (err instanceof RegistryHttpError && err.status === 404) {
           this.log.info({ event: 'backend.deregistered', id, alreadyGone: true }, 'backend was already gone');
+          return;
+        }
+        if (err instanceof RegistryHttpError && err.status === 409 && err.code === 'instance_mismatch') {
+          this.log.info({ event: 'deregister.not_owner', id, instance: this.instance }, 'another run holds the backend now; leaving it registered');
           return;
         }
         const wait = 250 * 2 ** (attempt - 1);

@@ -6,7 +6,8 @@ const CONNECT_TIMEOUT_MS = 1000;
 const POLL_MS = 100;
 const REPORT_EVERY_MS = 30_000;
 
-function accepts(host: string, port: number): Promise<boolean> {
+/** Whether host:port accepts a TCP connection right now. */
+export function accepts(host: string, port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const sock = net.connect({ host, port });
     const done = (ok: boolean) => {

@@ -117,8 +117,18 @@ function buildRouter(registry: Registry, auth: Authenticator, errors: ApiErrors,
   });
 
   router.delete('/v1/tools/:tool/backends/:id', authenticate(auth, { toolParam: 'tool' }), async (req, res) => {
-    if (!(await registry.deregister(param(req, 'tool'), param(req, 'id')))) {
-      throw new RegistryError(404, 'no_such_backend', `tool "${param(req, 'tool')}" has no backend "${param(req, 'id')}"`, 'id');
+    const tool = param(req, 'tool');
+    const id = param(req, 'id');
+    const instance = req.query.instance;
+    // Without ?instance= (admin tooling, older clients) the backend goes whoever registered it.
+    const result =
+      instance === undefined
+        ? (await registry.deregister(tool, id)) ? 'removed' : 'absent'
+        : await registry.deregisterOwned(tool, id, instance);
+    if (result === 'absent') throw new RegistryError(404, 'no_such_backend', `tool "${tool}" has no backend "${id}"`, 'id');
+    if (result === 'instance_mismatch') {
+      const message = `backend "${id}" of tool "${tool}" is held by another instance than "${String(instance)}" (its newest heartbeat); nothing was removed`;
+      throw new RegistryError(409, 'instance_mismatch', message, 'instance');
     }
     res.status(204).end();
   });

@@ -8,6 +8,7 @@ import type {
   Change,
   ChangeEvent,
   ExpireCandidate,
+  OwnedRemoval,
   RouteSink,
   TableSnapshot,
   TableVersion,
@@ -56,7 +57,7 @@ export class MemoryStore implements Store {
 
   async upsertBackend(input: UpsertBackendInput): Promise<UpsertBackendResult> {
     this.assertOpen();
-    const { tool, id, url, host, port, ttl, source, clientVersion, now } = input;
+    const { tool, id, url, host, port, ttl, source, clientVersion, instance, now } = input;
     const key = backendKey(tool, id);
     const existing = this.backends.get(key);
 
@@ -71,8 +72,10 @@ export class MemoryStore implements Store {
         if (liveRegistration(this.backends.get(backendKey(tool, otherId)))) return { ok: false, reason: 'registered_exists' };
       }
     }
-    // Same id, lapsed registration: the discovered backend is a new one, not a renewal of it.
-    const renewal = existing !== undefined && !(source === 'discovered' && existing.source === 'registered');
+    // Same id, lapsed registration: the discovered backend is a new one, not a renewal of it. Another
+    // instance's heartbeat is another run taking the lease over: a new registration too.
+    const renewal =
+      existing !== undefined && !(source === 'discovered' && existing.source === 'registered') && existing.instance === instance;
 
     const changes: Change[] = [];
     let assignmentCreated = false;
@@ -105,6 +108,7 @@ export class MemoryStore implements Store {
       ttl,
     };
     if (clientVersion !== undefined) backend.clientVersion = clientVersion;
+    if (instance !== undefined) backend.instance = instance;
     if (existing) this.deleteBackend(existing);
     this.insertBackend(backend);
 
@@ -120,9 +124,18 @@ export class MemoryStore implements Store {
     this.assertOpen();
     const existing = this.backends.get(backendKey(tool, id));
     if (!existing) return false;
-    this.deleteBackend(existing);
-    this.publish([{ kind: 'backend.remove', tool, id, reason: 'deregistered' }]);
+    this.deregister(existing);
     return true;
+  }
+
+  async removeOwnedBackend(tool: string, id: string, instance: string): Promise<OwnedRemoval> {
+    this.assertOpen();
+    // Compare and delete in one synchronous section: no heartbeat can take the lease over in between.
+    const existing = this.backends.get(backendKey(tool, id));
+    if (!existing) return 'absent';
+    if (existing.instance !== instance) return 'instance_mismatch';
+    this.deregister(existing);
+    return 'removed';
   }
 
   async getBackends(tool: string): Promise<Backend[]> {
@@ -349,6 +362,11 @@ export class MemoryStore implements Store {
 
   private assertOpen(): void {
     if (this.closed) throw new StoreUnavailableError('memory store is closed');
+  }
+
+  private deregister(b: Backend): void {
+    this.deleteBackend(b);
+    this.publish([{ kind: 'backend.remove', tool: b.tool, id: b.id, reason: 'deregistered' }]);
   }
 
   private insertBackend(b: Backend): void {

@@ -76,7 +76,10 @@ local function ttlOf(key)
 end
 `;
 
-/** ARGV[3..]: tool, id, url, host, port, ttl, source, now, expiresAt[, clientVersion]. Answers UpsertBackendResult JSON. */
+/**
+ * ARGV[3..]: tool, id, url, host, port, ttl, source, now, expiresAt, instance ('' for none; a valid one is
+ * never empty)[, clientVersion]. Answers UpsertBackendResult JSON.
+ */
 export const UPSERT_BACKEND = `${PRELUDE}
 local tool, id, url, host = ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local port = tonumber(ARGV[7])
@@ -84,7 +87,9 @@ local ttl = tonumber(ARGV[8])
 local source = ARGV[9]
 local now = tonumber(ARGV[10])
 local expiresAt = tonumber(ARGV[11])
-local clientVersion = ARGV[12]
+local instance = ARGV[12]
+if instance == '' then instance = nil end
+local clientVersion = ARGV[13]
 
 local assignmentJson = redis.call('HGET', P .. 'assign', host .. ':' .. port)
 if assignmentJson then
@@ -109,6 +114,8 @@ if source == 'discovered' and prev and prev.source == 'registered' then
   end
   renewal = false
 end
+-- Another instance's heartbeat is another run taking the lease over: a new registration too.
+if prev and prev.instance ~= instance then renewal = false end
 
 -- A renewal (same url and source) needs no scan: the create or change that produced it already settled
 -- registered-versus-discovered for this url, and every later create or change settles it again.
@@ -151,7 +158,7 @@ local backend = {
   tool = tool, id = id, url = url, source = source,
   registeredAt = renewal and prev.registeredAt or now,
   lastHeartbeat = now, expiresAt = expiresAt, ttl = ttl,
-  clientVersion = clientVersion,
+  clientVersion = clientVersion, instance = instance,
 }
 redis.call('HSET', P .. 'backends', key, cjson.encode(backend))
 redis.call('SADD', P .. 'tool:' .. tool, id)
@@ -167,9 +174,18 @@ if #changes > 0 then publish(changes) end
 return cjson.encode({ ok = true, backend = backend, created = not renewal, assignmentCreated = assignmentCreated })
 `;
 
-/** ARGV[3..]: tool, id. Answers 1 when removed, 0 when there was no such backend. */
+/**
+ * ARGV[3..]: tool, id[, instance]. Answers 1 when removed, 0 when there was no such backend, -1 when an
+ * instance was given and the stored backend is held by another one (or none): compare-and-delete, so a
+ * heartbeat of the new owner cannot slip in between the check and the removal.
+ */
 export const REMOVE_BACKEND = `${PRELUDE}
-local tool, id = ARGV[3], ARGV[4]
+local tool, id, instance = ARGV[3], ARGV[4], ARGV[5]
+if instance then
+  local json = redis.call('HGET', P .. 'backends', tool .. '/' .. id)
+  if not json then return 0 end
+  if cjson.decode(json).instance ~= instance then return -1 end
+end
 if not dropBackend(tool, id) then return 0 end
 publish({ { kind = 'backend.remove', tool = tool, id = id, reason = 'deregistered' } })
 return 1

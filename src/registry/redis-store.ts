@@ -11,6 +11,7 @@ import type {
   Backend,
   ChangeEvent,
   ExpireCandidate,
+  OwnedRemoval,
   RouteSink,
   TableSnapshot,
   TableVersion,
@@ -319,6 +320,7 @@ export class RedisStore implements Store {
       input.source,
       String(input.now),
       String(input.now + input.ttl * 1000),
+      input.instance ?? '',
     ];
     if (input.clientVersion !== undefined) args.push(input.clientVersion);
     const raw = (await this.apiRoutingScript('sbUpsertBackend', ...args)) as string;
@@ -327,6 +329,11 @@ export class RedisStore implements Store {
 
   async removeBackend(tool: string, id: string): Promise<boolean> {
     return (await this.apiRoutingScript('sbRemoveBackend', tool, id)) === 1;
+  }
+
+  async removeOwnedBackend(tool: string, id: string, instance: string): Promise<OwnedRemoval> {
+    const answer = await this.apiRoutingScript('sbRemoveBackend', tool, id, instance);
+    return answer === 1 ? 'removed' : answer === -1 ? 'instance_mismatch' : 'absent';
   }
 
   async getBackends(tool: string): Promise<Backend[]> {

@@ -5,7 +5,7 @@ import { RegistryError, badRequest } from './errors';
 import { StoreUnavailableError, type Store } from './store';
 import type { EpochRecovery } from './recovery';
 import { generateSignedToken, generateToken, type TokenSigner } from './tokens';
-import type { Assignment, Backend, BackendSource } from './types';
+import type { Assignment, Backend, BackendSource, OwnedRemoval } from './types';
 import { AddressPolicy, canonicalHost, type Lookup } from './url-policy';
 import { Validators, type HeartbeatBody } from './validate';
 
@@ -116,6 +116,7 @@ export class Registry {
         ttl: hb.ttl ?? this.config.leases.defaultTtlSeconds,
         source,
         clientVersion: hb.clientVersion,
+        instance: hb.instance,
         now: this.now(),
       });
       if (!answer.ok) {
@@ -127,7 +128,8 @@ export class Registry {
       }
       result = answer.created ? 'created' : 'renewed';
       if (answer.created) {
-        this.logger.info({ event: 'registration', result, tool, id, url: target.url, source, ttl: answer.backend.ttl }, 'backend registered');
+        // A heartbeat of another instance for a stored id (a takeover) is a creation too: its instance says whose.
+        this.logger.info({ event: 'registration', result, tool, id, url: target.url, source, ttl: answer.backend.ttl, instance: hb.instance }, 'backend registered');
       } else if (this.logger.isLevelEnabled('debug')) {
         // Renewals are the fleet's steady state (thousands a second): a line each only when asked for.
         this.logger.debug({ event: 'registration', result, tool, id, source, ttl: answer.backend.ttl }, 'lease renewed');
@@ -155,7 +157,26 @@ export class Registry {
   }
 
   async deregister(tool: string, id: string): Promise<boolean> {
-    return this.store.removeBackend(this.validators.tool(tool), this.validators.id(id));
+    const removed = await this.store.removeBackend(this.validators.tool(tool), this.validators.id(id));
+    if (removed) this.logger.info({ event: 'deregistration', result: 'removed', tool, id }, 'backend deregistered');
+    return removed;
+  }
+
+  /**
+   * Deregistration by the run that registered: removes the backend only while `instance` still owns it
+   * (its last heartbeat carried that instance). A refusal is logged: it is the overlap of two runs of one
+   * backend id that this rule exists for.
+   */
+  async deregisterOwned(tool: string, id: string, instance: unknown): Promise<OwnedRemoval> {
+    this.validators.tool(tool);
+    this.validators.id(id);
+    const own = this.validators.instance(instance);
+    const result = await this.store.removeOwnedBackend(tool, id, own);
+    if (result !== 'absent') {
+      const message = result === 'removed' ? 'backend deregistered' : 'deregistration refused: another instance holds the backend';
+      this.logger.info({ event: 'deregistration', result, tool, id, instance: own }, message);
+    }
+    return result;
   }
 
   /** The tool's backends and assignments; null when it has neither. */

@@ -5,6 +5,7 @@ import type {
   Backend,
   ChangeEvent,
   ExpireCandidate,
+  OwnedRemoval,
   Revocation,
   RouteSink,
   TableSnapshot,
@@ -41,10 +42,21 @@ export interface Store {
    *   keeps lapsed leases in the store; without this a tool restarted without its launcher could not be
    *   healed until the hard cap, while its stale registration is all that routes it.
    * `registeredAt` is kept across renewals; `expiresAt = now + ttl*1000`.
+   * - the stored `instance` is always the one of this upsert (absent when it has none): the newest
+   *   heartbeat owns the lease. An upsert whose instance differs from the stored one (either side may be
+   *   absent) takes the lease over: it answers `created` and starts a new `registeredAt`, as another run
+   *   registering. In an overlapping deploy the new launcher's heartbeat thus owns the backend id, and the
+   *   old launcher's conditional deregistration (removeOwnedBackend) no longer matches.
    */
   upsertBackend(input: UpsertBackendInput): Promise<UpsertBackendResult>;
   /** Deregister. Answers false when there was no such backend. */
   removeBackend(tool: string, id: string): Promise<boolean>;
+  /**
+   * Deregister only what `instance` owns (compare-and-delete, atomic): removes the backend when its stored
+   * instance equals `instance`; a backend held by another instance, or by none, is left unchanged
+   * (`instance_mismatch`, no version bump, no event). `absent` when there is no such backend.
+   */
+  removeOwnedBackend(tool: string, id: string, instance: string): Promise<OwnedRemoval>;
   getBackends(tool: string): Promise<Backend[]>;
   /** Leases whose expiresAt <= now, oldest first, at most `limit`. */
   expiredLeases(now: number, limit: number): Promise<ExpireCandidate[]>;

@@ -15,6 +15,12 @@ export interface Backend {
   /** Lease length in seconds, as asked by the last heartbeat. */
   ttl: number;
   clientVersion?: string;
+  /**
+   * The run of the client whose heartbeat renewed the lease last (a launcher picks a random one per run).
+   * Absent when that heartbeat carried none (older clients, discoveries). Deregistration may be made
+   * conditional on it, so a launcher removes only a lease it still owns.
+   */
+  instance?: string;
 }
 
 /** The registry's record that `tool` owns `host:port`. */
@@ -91,8 +97,15 @@ export interface UpsertBackendInput {
   ttl: number;
   source: BackendSource;
   clientVersion?: string;
+  instance?: string;
   now: number;
 }
+
+/**
+ * removeOwnedBackend's answer: `instance_mismatch` when the stored backend's instance is another one (or
+ * none); nothing was changed then.
+ */
+export type OwnedRemoval = 'removed' | 'absent' | 'instance_mismatch';
 
 export type UpsertBackendResult =
   | { ok: true; backend: Backend; created: boolean; assignmentCreated: boolean }

@@ -26,6 +26,7 @@ export interface HeartbeatBody {
   url: string;
   ttl?: number;
   clientVersion?: string;
+  instance?: string;
 }
 
 export interface PortRequestBody {
@@ -89,6 +90,10 @@ function toRegistryError(err: ErrorObject, what: string): RegistryError {
   }
 }
 
+function instanceError(): RegistryError {
+  return badRequest('invalid_value', 'instance must be a string of 8..64 characters of A-Z a-z 0-9 _ -', 'instance');
+}
+
 function check<T>(fn: ValidateFunction<T>, value: unknown, what: string): T {
   if (fn(value)) return value;
   throw toRegistryError(fn.errors![0], what);
@@ -99,6 +104,7 @@ export class Validators {
   private readonly toolName: ValidateFunction<string>;
   private readonly backendId: ValidateFunction<string>;
   private readonly tokenIdFn: ValidateFunction<string>;
+  private readonly instanceFn: ValidateFunction<string>;
   private readonly heartbeat: ValidateFunction<HeartbeatBody>;
   private readonly portRequest: ValidateFunction<PortRequestBody>;
   private readonly discoveryRequest: ValidateFunction<DiscoveryRequestBody>;
@@ -112,6 +118,7 @@ export class Validators {
     this.toolName = compileComponent(ajv, 'ToolName');
     this.backendId = compileComponent(ajv, 'BackendId');
     this.tokenIdFn = compileComponent(ajv, 'TokenId');
+    this.instanceFn = compileComponent(ajv, 'Instance');
     this.heartbeat = compileComponent(ajv, 'HeartbeatRequest');
     this.portRequest = compileComponent(ajv, 'PortRequest');
     this.discoveryRequest = compileComponent(ajv, 'DiscoveryRequest');
@@ -132,6 +139,12 @@ export class Validators {
     throw badRequest('invalid_value', 'tokenId must be 12 characters of a-z and 2-7', 'tokenId');
   }
 
+  /** A heartbeat's `instance`, or the `?instance=` of a deregistration. */
+  instance(value: unknown): string {
+    if (this.instanceFn(value)) return value;
+    throw instanceError();
+  }
+
   port(value: unknown): number {
     const n = typeof value === 'number' ? value : typeof value === 'string' && /^\d{1,5}$/.test(value) ? Number(value) : NaN;
     if (Number.isInteger(n) && n >= 1 && n <= 65535) return n;
@@ -139,7 +152,11 @@ export class Validators {
   }
 
   heartbeatBody(body: unknown): HeartbeatBody {
-    return check(this.heartbeat, body, 'the heartbeat body');
+    if (this.heartbeat(body)) return body;
+    const err = this.heartbeat.errors![0];
+    // The schema's own words ("has characters or a shape that is not allowed") would hide the bounds.
+    if (err.instancePath === '/instance') throw instanceError();
+    throw toRegistryError(err, 'the heartbeat body');
   }
 
   portRequestBody(body: unknown): PortRequestBody {

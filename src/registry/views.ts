@@ -13,6 +13,7 @@ export interface BackendView {
   ttl: number;
   leaseSecondsLeft: number;
   clientVersion?: string;
+  instance?: string;
 }
 
 export interface AssignmentView {
@@ -41,6 +42,7 @@ export function backendView(b: Backend, now: number): BackendView {
     leaseSecondsLeft: Math.max(0, Math.ceil((b.expiresAt - now) / 1000)),
   };
   if (b.clientVersion !== undefined) view.clientVersion = b.clientVersion;
+  if (b.instance !== undefined) view.instance = b.instance;
   return view;
 }
 

@@ -418,6 +418,70 @@ export function storeContract(name: string, factory: StoreFactory): void {
         assert.equal(await store.backendCount(), 1);
       });
 
+      it('stores the instance of the newest heartbeat: another instance (or none) takes the lease over as a new registration', async () => {
+        const first = okResult(await store.upsertBackend(input({ tool: 'alpha', id: 'a1', port: 5001, instance: 'run-aaaa1' })));
+        assert.equal(first.created, true);
+        assert.equal(first.backend.instance, 'run-aaaa1');
+        const v = await versionNumber();
+        const renewed = okResult(await store.upsertBackend(input({ tool: 'alpha', id: 'a1', port: 5001, instance: 'run-aaaa1', now: T + 1000 })));
+        assert.equal(renewed.created, false, 'same instance: a renewal');
+        assert.equal(renewed.backend.registeredAt, T);
+        const taken = okResult(await store.upsertBackend(input({ tool: 'alpha', id: 'a1', port: 5001, instance: 'run-bbbb2', now: T + 2000 })));
+        assert.equal(taken.created, true, 'another instance: a new registration');
+        assert.equal(taken.backend.registeredAt, T + 2000);
+        assert.equal(taken.backend.instance, 'run-bbbb2');
+        assert.equal((await store.getBackends('alpha'))[0].instance, 'run-bbbb2');
+        const anonymous = okResult(await store.upsertBackend(input({ tool: 'alpha', id: 'a1', port: 5001, now: T + 3000 })));
+        assert.equal(anonymous.created, true, 'a heartbeat without an instance owns it too');
+        assert.equal(plain(await store.getBackends('alpha'))[0].instance, undefined);
+        assert.equal(await versionNumber(), v, 'a takeover keeps url and source: nothing a proxy routes on changed');
+        assert.equal(await store.backendCount(), 1);
+      });
+
+      it('removes a backend for its owner instance only (compare-and-delete); a mismatch changes nothing and publishes nothing', async () => {
+        const { events } = await collect();
+        okResult(await store.upsertBackend(input({ tool: 'alpha', id: 'a1', port: 5001, instance: 'run-aaaa1' })));
+        okResult(await store.upsertBackend(input({ tool: 'alpha', id: 'a2', port: 5002 })));
+        await waitFor('the two upserts', () => events.length >= 2);
+        const v = await versionNumber();
+        assert.equal(await store.removeOwnedBackend('alpha', 'a1', 'run-bbbb2'), 'instance_mismatch');
+        assert.equal(await store.removeOwnedBackend('alpha', 'a2', 'run-aaaa1'), 'instance_mismatch', 'a backend held by no instance');
+        assert.equal(await store.removeOwnedBackend('alpha', 'nope', 'run-aaaa1'), 'absent');
+        assert.equal(await store.removeOwnedBackend('nobody', 'a1', 'run-aaaa1'), 'absent');
+        assert.equal(await versionNumber(), v);
+        assert.deepEqual((await store.getBackends('alpha')).sort(byId).map((b) => `${b.id}:${b.instance ?? '-'}`), ['a1:run-aaaa1', 'a2:-']);
+
+        // Taken over by another run: the first run's removal no longer matches, the new owner's does.
+        okResult(await store.upsertBackend(input({ tool: 'alpha', id: 'a1', port: 5001, instance: 'run-bbbb2', now: T + 1000 })));
+        assert.equal(await store.removeOwnedBackend('alpha', 'a1', 'run-aaaa1'), 'instance_mismatch');
+        assert.equal((await store.getBackends('alpha')).find((b) => b.id === 'a1')?.instance, 'run-bbbb2');
+        assert.equal(await store.removeOwnedBackend('alpha', 'a1', 'run-bbbb2'), 'removed');
+        assert.equal(await versionNumber(), v + 1);
+        await waitFor('the removal event', () => events.length >= 3);
+        assert.deepEqual(events[2].changes, [{ kind: 'backend.remove', tool: 'alpha', id: 'a1', reason: 'deregistered' }]);
+        assert.equal(events[2].version, v + 1, 'the refused removals published nothing before it');
+        assert.equal(await store.removeOwnedBackend('alpha', 'a1', 'run-bbbb2'), 'absent');
+        // Without an instance, removal does not ask who registered (admin tooling, older clients).
+        assert.equal(await store.removeBackend('alpha', 'a2'), true);
+        assert.equal(await store.backendCount(), 0);
+      });
+
+      it("never loses a takeover to the previous owner's concurrent removal", async () => {
+        for (let round = 0; round < 20; round++) {
+          const id = `r${round}`;
+          okResult(await store.upsertBackend(input({ tool: 'alpha', id, port: 5001, instance: 'run-old00' })));
+          const [removal, takeover] = await Promise.all([
+            store.removeOwnedBackend('alpha', id, 'run-old00'),
+            store.upsertBackend(input({ tool: 'alpha', id, port: 5001, instance: 'run-new00', now: T + 1000 })),
+          ]);
+          okResult(takeover);
+          assert.ok(removal === 'removed' || removal === 'instance_mismatch', removal);
+          // Whichever ran first, the new owner's backend is what is left.
+          const left = (await store.getBackends('alpha')).filter((b) => b.id === id);
+          assert.deepEqual(left.map((b) => b.instance), ['run-new00'], `round ${round}: removal ${removal}`);
+        }
+      });
+
       it('answers no backends for an unknown tool', async () => {
         assert.deepEqual(await store.getBackends('nobody'), []);
         assert.equal(await store.backendCount(), 0);

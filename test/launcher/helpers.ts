@@ -116,6 +116,7 @@ export interface BackendJson {
   ttl: number;
   leaseSecondsLeft: number;
   clientVersion?: string;
+  instance?: string;
 }
 
 export interface ToolJson {
@@ -177,4 +178,15 @@ export async function freePortRange(size: number): Promise<{ min: number; max: n
 /** Registry config for these tests: short expiry, and assignments from a port block of their own. */
 export async function registryConfig(): Promise<Record<string, unknown>> {
   return { leases: { expiryIntervalMs: 250 }, ports: await freePortRange(32), proxy: { feedPollMs: 200 } };
+}
+
+/** The registry's JSON log lines (stdout of `serve`) of one event; a line still being written is left out. */
+export function registryEvents(sb: SwitchboardProcess, event: string): LogLine[] {
+  const out: LogLine[] = [];
+  for (const l of sb.output().split('\n')) {
+    if (!l.startsWith('{') || !l.endsWith('}')) continue;
+    const line = JSON.parse(l) as LogLine;
+    if (line.event === event) out.push(line);
+  }
+  return out;
 }

@@ -1,10 +1,15 @@
 import assert from 'node:assert/strict';
-import { isTransient, RegistryHttpError } from '../../src/client/registry-client';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { isTransient, RegistryClient, RegistryHttpError } from '../../src/client/registry-client';
+import { createLogger } from '../../src/logger';
+import { HeartbeatLoop } from '../../src/launcher/heartbeat-loop';
 import { parseHeartbeatArgs, parseRunArgs } from '../../src/launcher/args';
 import { Backoff, jittered } from '../../src/launcher/backoff';
 import { exitStatus } from '../../src/launcher/child';
 import { idForUrl } from '../../src/launcher/heartbeat-command';
-import { backendId, backendUrl } from '../../src/launcher/identity';
+import { backendId, backendUrl, newInstance } from '../../src/launcher/identity';
+import { waitFor } from '../support/process';
 import { sleep } from '../../src/launcher/sleep';
 
 function usage(fn: () => unknown, re: RegExp): void {
@@ -68,6 +73,50 @@ describe('launcher parts', () => {
     assert.equal(backendUrl('node7.internal', 80), 'http://node7.internal:80');
     assert.equal(idForUrl('http://127.0.0.1:8080'), '127.0.0.1-8080');
     assert.equal(idForUrl('https://[::1]/'), '1-443');
+  });
+
+  it('instances: 20 base32 characters, a new one per run, valid for the API', () => {
+    const a = newInstance();
+    assert.match(a, /^[a-z2-7]{20}$/);
+    assert.match(a, /^[A-Za-z0-9_-]{8,64}$/);
+    assert.notEqual(newInstance(), a);
+  });
+
+  it('against a registry that predates instances: registers without the refused field, and deregisters without it', async () => {
+    // What such a registry answers: its heartbeat schema has no "instance", and DELETE ignores query strings.
+    const requests: string[] = [];
+    const older = http.createServer((req, res) => {
+      let body = '';
+      req.on('data', (d) => (body += d));
+      req.on('end', () => {
+        requests.push(`${req.method} ${req.url} ${body}`);
+        res.setHeader('content-type', 'application/json');
+        if (req.method === 'DELETE') return void res.writeHead(204).end();
+        if ('instance' in JSON.parse(body)) {
+          res.statusCode = 400;
+          return void res.end(JSON.stringify({ error: { code: 'unknown_field', message: 'unknown field "instance" in the heartbeat body', field: 'instance' } }));
+        }
+        const t = new Date().toISOString();
+        res.end(JSON.stringify({ tool: 'old', id: 'b1', url: 'http://127.0.0.1:1', source: 'registered', registeredAt: t, lastHeartbeat: t, expiresAt: t, ttl: 30, leaseSecondsLeft: 30 }));
+      });
+    });
+    await new Promise<void>((r) => older.listen(0, '127.0.0.1', r));
+    const lines: string[] = [];
+    const logger = createLogger('info', { write: (l: string) => void lines.push(l) });
+    const client = new RegistryClient({ registry: `http://127.0.0.1:${(older.address() as AddressInfo).port}`, token: 't' });
+    const lease = new HeartbeatLoop({ client, tool: 'old', id: 'b1', url: 'http://127.0.0.1:1', ttl: 30, instance: newInstance(), logger });
+    try {
+      lease.start();
+      await waitFor('a heartbeat without the instance', async () => requests.some((r) => r.startsWith('PUT') && !r.includes('instance')), 5000, 10);
+      await lease.deregister();
+      assert.equal(requests.filter((r) => r.startsWith('PUT')).length, 2, requests.join('\n'));
+      assert.equal(requests.at(-1), 'DELETE /v1/tools/old/backends/b1 ', 'no ?instance= the registry would not honour');
+      assert.equal(lines.filter((l) => l.includes('"event":"instance.refused"')).length, 1);
+      assert.equal(lines.filter((l) => l.includes('"event":"backend.deregistered"')).length, 1);
+    } finally {
+      await lease.stop();
+      older.close();
+    }
   });
 
   it('isTransient: no answer, 408, 429 and 5xx are worth retrying; refusals are not', () => {

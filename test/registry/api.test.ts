@@ -132,6 +132,32 @@ for (const kind of storeKinds()) {
         assert.equal(tool.body.assignments.length, 1);
       });
 
+      it('stores the instance of the newest heartbeat (also through the fast path); DELETE ?instance= removes only what that instance holds', async () => {
+        const answeredBefore = api.heartbeats?.answered ?? 0;
+        const first = await put('alpha', 'a1', { url: b1.url, instance: 'run-old-0001' });
+        assert.equal(first.status, 200, first.text);
+        assert.equal(first.body.instance, 'run-old-0001');
+        assert.ok(api.heartbeats === null || api.heartbeats.answered > answeredBefore, 'answered by the fast path');
+        // A new run of the same backend id (an overlapping deploy): its heartbeat takes the lease over.
+        const taken = await put('alpha', 'a1', { url: b1.url, instance: 'run-new-0002' });
+        assert.equal(taken.status, 200, taken.text);
+        assert.equal(taken.body.instance, 'run-new-0002');
+        const listed = await api.call('GET', '/v1/tools/alpha');
+        assert.equal(listed.body.backends[0].instance, 'run-new-0002');
+
+        const refused = await api.call('DELETE', '/v1/tools/alpha/backends/a1?instance=run-old-0001');
+        assert.equal(refused.status, 409, refused.text);
+        assert.equal(refused.body.error.code, 'instance_mismatch');
+        assert.equal(refused.body.error.field, 'instance');
+        assert.deepEqual((await store.getBackends('alpha')).map((b) => b.instance), ['run-new-0002'], 'nothing removed');
+        assert.equal((await api.call('DELETE', '/v1/tools/alpha/backends/a1?instance=run-new-0002')).status, 204);
+        assert.deepEqual(await store.getBackends('alpha'), []);
+        assert.equal((await api.call('DELETE', '/v1/tools/alpha/backends/a1?instance=run-new-0002')).status, 404);
+        // Without ?instance= the backend goes whoever registered it (admin tooling, older clients).
+        assert.equal((await put('alpha', 'a1', { url: b1.url, instance: 'run-new-0002' })).status, 200);
+        assert.equal((await api.call('DELETE', '/v1/tools/alpha/backends/a1')).status, 204);
+      });
+
       it('lists tools with their backends and assignments', async () => {
         assert.equal((await put('beta', 'b1', { url: b2.url, clientVersion: 'v2' })).status, 200);
         assert.equal((await put('alpha', 'a2', { url: b1.url })).status, 200);
@@ -264,6 +290,7 @@ for (const kind of storeKinds()) {
         status: number;
         field: string | null;
         code?: string;
+        message?: RegExp;
       }
       const url = () => b2.url;
       const c = (name: string, make: () => Case) => ({ name, make });
@@ -318,6 +345,14 @@ for (const kind of storeKinds()) {
         c('port release: port 0', () => ({ method: 'DELETE', path: '/v1/ports/127.0.0.1/0', status: 400, field: 'port' })),
         c('port release: bad host', () => ({ method: 'DELETE', path: '/v1/ports/a_b/47000', status: 400, field: 'host' })),
         c('deregister: bad id', () => ({ method: 'DELETE', path: '/v1/tools/alpha/backends/_x', status: 400, field: 'id' })),
+        c('instance too short', () => ({ json: { url: url(), instance: 'abc' }, status: 400, field: 'instance', code: 'invalid_value', message: /8\.\.64 characters/ })),
+        c('instance too long', () => ({ json: { url: url(), instance: 'a'.repeat(65) }, status: 400, field: 'instance', message: /8\.\.64/ })),
+        c('instance with a slash', () => ({ json: { url: url(), instance: 'run/00001' }, status: 400, field: 'instance', message: /A-Z a-z 0-9 _ -/ })),
+        c('instance of the wrong type', () => ({ json: { url: url(), instance: 12345678 }, status: 400, field: 'instance' })),
+        c('deregister: instance too short', () => ({ method: 'DELETE', path: '/v1/tools/alpha/backends/a0?instance=abc', status: 400, field: 'instance', message: /8\.\.64/ })),
+        c('deregister: instance given twice', () => ({ method: 'DELETE', path: '/v1/tools/alpha/backends/a0?instance=run-00001&instance=run-00002', status: 400, field: 'instance' })),
+        c('deregister: empty instance', () => ({ method: 'DELETE', path: '/v1/tools/alpha/backends/a0?instance=', status: 400, field: 'instance' })),
+        c('deregister: a backend no instance holds', () => ({ method: 'DELETE', path: '/v1/tools/alpha/backends/a0?instance=run-00001', status: 409, field: 'instance', code: 'instance_mismatch' })),
         c('token issue: bad tool', () => ({ method: 'POST', path: '/v1/tools/-x/tokens', status: 400, field: 'tool' })),
         c('token revoke: bad token id', () => ({ method: 'DELETE', path: '/v1/tools/alpha/tokens/ABC', status: 400, field: 'tokenId' })),
       ];
@@ -335,6 +370,7 @@ for (const kind of storeKinds()) {
           assert.equal(r.status, c.status, r.text);
           assert.equal(r.body?.error?.field, c.field, r.text);
           if (c.code) assert.equal(r.body.error.code, c.code, r.text);
+          if (c.message) assert.match(r.body.error.message, c.message);
           assert.equal(typeof r.body.error.message, 'string');
           assert.deepEqual(await state(store), before);
           assert.deepEqual(await store.listAssignments(), assignmentsBefore);
