@@ -100,7 +100,7 @@ export async function startSwitchboard(opts: StartOptions): Promise<Switchboard>
     registry = new Registry({ store, config, metrics, logger });
     adminToken = resolveAdminToken(config, logger, opts.tokenOut);
     if (config.discovery.enabled) healer = new Healer({ registry, config, metrics, logger });
-    const api = createRegistryApi({ registry, adminToken, store, logger, discoveries: healer });
+    const api = createRegistryApi({ registry, adminToken, store, logger, metrics, discoveries: healer });
     routers.push(api.router);
     fastPaths.push(api.heartbeats.handle);
     leadership = new Leadership(store, 'expiry', config.leases.lockTtlMs, logger);

@@ -3,8 +3,9 @@ import type { Logger } from '../logger';
 import type { Metrics } from '../metrics';
 import { RegistryError, badRequest } from './errors';
 import { StoreUnavailableError, type Store } from './store';
+import { HeartbeatRefusals, type RefusalReason } from './heartbeat-refusals';
 import type { EpochRecovery } from './recovery';
-import { generateToken } from './tokens';
+import { generateToken, tokenIdOf } from './tokens';
 import type { Assignment, Backend, BackendSource } from './types';
 import { AddressPolicy, canonicalHost, type Lookup } from './url-policy';
 import { Validators, type HeartbeatBody } from './validate';
@@ -63,6 +64,8 @@ export class Registry {
   private versionCountsAt = 0;
   private versionRefresh: Promise<ReadonlyMap<string, number>> | null = null;
   private recovery: EpochRecovery | null = null;
+  /** Heartbeats refused for their token, per tool (switchboard_heartbeat_refused_seconds, `auth.refused`). */
+  readonly refusals: HeartbeatRefusals;
 
   constructor(opts: RegistryOptions) {
     this.store = opts.store;
@@ -74,6 +77,8 @@ export class Registry {
     this.validators = new Validators(opts.config.leases);
     this.policy = new AddressPolicy(opts.config, opts.lookup, this.now);
     this.metrics.clientVersionsSource = () => this.cachedClientVersionCounts();
+    this.refusals = new HeartbeatRefusals({ logger: this.logger, now: this.now });
+    this.metrics.refusedHeartbeatsSource = () => this.refusals.current();
   }
 
   /** Create or renew a backend's lease. Throws RegistryError for refused input or a port conflict. */
@@ -91,7 +96,30 @@ export class Registry {
 
   /** A heartbeat as the API receives it: the body is whatever the client sent. */
   async heartbeatRequest(tool: string, id: string, body: unknown): Promise<Backend> {
-    return (await this.upsert(tool, id, body, 'registered')).backend;
+    const { backend } = await this.upsert(tool, id, body, 'registered');
+    this.refusals.accepted(tool);
+    return backend;
+  }
+
+  /**
+   * A heartbeat the API refused for its credentials (401). The tool is kept only once it passes the
+   * tool-name validator (a path segment that does not is arbitrary client input), the token only as its id.
+   */
+  heartbeatRefused(tool: string, authorization: string | undefined, reason: RefusalReason, body: unknown): void {
+    let named: string | null = null;
+    try {
+      named = this.validators.tool(tool);
+    } catch {
+      named = null;
+    }
+    this.refusals.refused({ tool: named, tokenId: tokenIdOf(authorization), reason, ttlSeconds: this.askedTtl(body) });
+  }
+
+  /** The lease a heartbeat body asks for when it is a valid one, else the default. */
+  private askedTtl(body: unknown): number {
+    const ttl = body !== null && typeof body === 'object' ? (body as { ttl?: unknown }).ttl : undefined;
+    const { minTtlSeconds, maxTtlSeconds, defaultTtlSeconds } = this.config.leases;
+    return typeof ttl === 'number' && Number.isInteger(ttl) && ttl >= minTtlSeconds && ttl <= maxTtlSeconds ? ttl : defaultTtlSeconds;
   }
 
   private async upsert(tool: string, id: string, body: unknown, source: BackendSource): Promise<{ backend: Backend; created: boolean }> {
