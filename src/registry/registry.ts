@@ -4,9 +4,10 @@ import type { Metrics } from '../metrics';
 import { RegistryError, badRequest } from './errors';
 import { StoreUnavailableError, type Store } from './store';
 import { HeartbeatRefusals, type RefusalReason } from './heartbeat-refusals';
+import { acceptsConnections } from './port-check';
 import type { EpochRecovery } from './recovery';
 import { generateToken, tokenIdOf } from './tokens';
-import type { Assignment, Backend, BackendSource } from './types';
+import type { AllocateOptions, Assignment, Backend, BackendSource } from './types';
 import { AddressPolicy, canonicalHost, type Lookup } from './url-policy';
 import { Validators, type HeartbeatBody } from './validate';
 
@@ -37,10 +38,21 @@ export interface RegistryOptions {
   clientVersionsMaxAgeMs?: number;
 }
 
+/** New assignments tried per port request when something listens on them, before a 503. */
+export const OCCUPIED_PORT_ATTEMPTS = 8;
+
 type RegistrationResult = 'created' | 'renewed' | 'rejected' | 'conflict' | 'unavailable';
 
 function byToolThenKey<T extends { tool: string }>(key: (x: T) => string) {
   return (a: T, b: T) => (a.tool === b.tool ? (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0) : a.tool < b.tool ? -1 : 1);
+}
+
+/** Allocation options that also stay off the ports found occupied (the preferred one included). */
+function avoiding(opts: AllocateOptions, occupied: readonly number[]): AllocateOptions {
+  if (occupied.length === 0) return opts;
+  const out: AllocateOptions = { exclude: [...(opts.exclude ?? []), ...occupied] };
+  if (opts.prefer !== undefined && !occupied.includes(opts.prefer)) out.prefer = opts.prefer;
+  return out;
 }
 
 function byHostThenPort(a: Assignment, b: Assignment): number {
@@ -221,22 +233,40 @@ export class Registry {
   /**
    * The tool's port on `host`: its existing assignment, or the lowest free port of the range; after the
    * store lost its state, never a port the previous table gave another tool, and the tool's own old port
-   * when it is free.
+   * when it is free. A port is never handed out while something listens on it: a new assignment on a port
+   * that accepts connections is released again and the next port tried, a bounded number of times.
    */
   async allocatePort(tool: string, host: string): Promise<Assignment> {
     this.validators.tool(tool);
     const canonical = await this.policy.host(host);
-    const opts = this.recovery ? await this.recovery.allocateOptions(tool, canonical) : undefined;
-    const answer = await this.store.allocatePort(tool, canonical, this.config.ports, this.now(), opts);
-    if (!answer.ok) {
-      throw new RegistryError(
-        503,
-        'port_range_exhausted',
-        `every port of ${this.config.ports.min}..${this.config.ports.max} on ${canonical} is assigned`,
-        'host',
-      );
+    const opts = this.recovery ? await this.recovery.allocateOptions(tool, canonical) : {};
+    const occupied: number[] = [];
+    for (let attempt = 0; attempt < OCCUPIED_PORT_ATTEMPTS; attempt++) {
+      const answer = await this.store.allocatePort(tool, canonical, this.config.ports, this.now(), avoiding(opts, occupied));
+      if (!answer.ok) {
+        const also = occupied.length > 0 ? ` or something listens on it (${occupied.join(', ')})` : '';
+        throw new RegistryError(503, 'port_range_exhausted', `every port of ${this.config.ports.min}..${this.config.ports.max} on ${canonical} is assigned${also}`, 'host');
+      }
+      const { port } = answer.assignment;
+      // The tool asking again gets its assignment as before: it may well be the one listening there.
+      if (!answer.created || !(await this.listening(canonical, port))) return answer.assignment;
+      await this.store.releasePort(canonical, port);
+      occupied.push(port);
+      this.metrics.portsOccupied.inc();
+      this.logger.warn({ event: 'port.occupied', host: canonical, port, tool }, 'something already listens on the port; not handing it out');
     }
-    return answer.assignment;
+    throw new RegistryError(
+      503,
+      'ports_occupied',
+      `something accepts connections on each of the ${occupied.length} free ports tried on ${canonical} (${occupied.join(', ')}); stop what listens there or change ports.min..ports.max`,
+      'host',
+    );
+  }
+
+  /** Whether something accepts connections on host:port, within the discovery probe's budget. */
+  private async listening(host: string, port: number): Promise<boolean> {
+    const address = await this.policy.hostAddress(host);
+    return acceptsConnections(address, port, this.config.discovery.probeBudgetMs);
   }
 
   async listPorts(): Promise<Assignment[]> {
