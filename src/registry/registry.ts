@@ -248,8 +248,9 @@ export class Registry {
         throw new RegistryError(503, 'port_range_exhausted', `every port of ${this.config.ports.min}..${this.config.ports.max} on ${canonical} is assigned${also}`, 'host');
       }
       const { port } = answer.assignment;
-      // The tool asking again gets its assignment as before: it may well be the one listening there.
-      if (!answer.created || !(await this.listening(canonical, port))) return answer.assignment;
+      // The tool asking again gets its assignment as before, and after a store loss the port it held in the
+      // previous table (its own running server may well be the one listening there).
+      if (!answer.created || port === opts.prefer || !(await this.listening(canonical, port))) return answer.assignment;
       await this.store.releasePort(canonical, port);
       occupied.push(port);
       this.metrics.portsOccupied.inc();
