@@ -106,7 +106,7 @@ export async function startSwitchboard(opts: StartOptions): Promise<Switchboard>
     registry = new Registry({ store, config, metrics, logger, signer });
     adminToken = resolveAdminToken(config, logger, opts.tokenOut);
     if (config.discovery.enabled) healer = new Healer({ registry, config, metrics, logger });
-    const api = createRegistryApi({ registry, adminToken, store, logger, discoveries: healer, signer });
+    const api = createRegistryApi({ registry, adminToken, store, logger, metrics, discoveries: healer, signer });
     auth = api.auth;
     routers.push(api.router);
     fastPaths.push(api.heartbeats.handle);

@@ -8,7 +8,23 @@ export interface TableSource {
   readonly storeUp: boolean;
   /** Epoch ms when the table was last confirmed current against the store (0: never). */
   readonly confirmedAt: number;
+  /** Tools the store lost without a deregistration or a port release, by name (TableFeed.lostTools). */
+  lostTools(): readonly string[];
 }
+
+/** A tool whose heartbeats the registry is refusing (401): since when, and the lease they asked for. */
+export interface RefusedHeartbeats {
+  tool: string;
+  /** Seconds since the first refusal of the current run of refusals. */
+  seconds: number;
+  ttlSeconds: number;
+}
+
+/** Values of each labelled counter with a closed set of labels: exported at 0 from the start. */
+export const REGISTRATION_RESULTS = ['created', 'renewed', 'rejected', 'conflict', 'unavailable'] as const;
+export const PROXY_ERROR_KINDS = ['no_route', 'not_running', 'refused', 'reset', 'timeout', 'bad_gateway'] as const;
+export const SELFHEAL_TRIGGERS = ['request', 'reconcile'] as const;
+export const AUTH_FAILURE_REASONS = ['missing', 'malformed', 'invalid'] as const;
 
 export interface MetricsOptions {
   defaultMetrics?: boolean;
@@ -21,6 +37,15 @@ export interface MetricsOptions {
  * missed their registration at once; the alert needs names, not a series per tool of a whole fleet.
  */
 export const DISCOVERED_TOOLS_LIMIT = 200;
+
+/**
+ * A counter's series exported at 0 from the start, for every known label value: a series that first
+ * appears at its count hides that first count from increase() and rate(), so the first event of a kind
+ * (the first self-heal, the first refused token) would go unseen by the alerts.
+ */
+function zeroed<T extends string>(counter: client.Counter<T>, label: T, values: readonly string[]): void {
+  for (const value of values) counter.inc({ [label]: value } as Partial<Record<T, string>>, 0);
+}
 
 /**
  * All metrics of one process, in a registry of its own so several roles (or tests) in one process never
@@ -150,6 +175,50 @@ export class Metrics {
     labelNames: ['trigger'],
     registers: [this.registry],
   });
+  readonly toolsLost: client.Gauge = new client.Gauge({
+    name: 'switchboard_tools_lost',
+    help: 'Tools the store lost (Redis restarted empty, a failover lost writes) that are not back: they had a backend or an assignment, have neither in the store now, and nobody deregistered them or released their port.',
+    aggregator: 'max',
+    registers: [this.registry],
+    collect: () => this.collectTable(),
+  });
+  readonly lostTool: client.Gauge<'tool'> = new client.Gauge({
+    name: 'switchboard_lost_tool',
+    help: `1 for each tool counted by switchboard_tools_lost (at most ${DISCOVERED_TOOLS_LIMIT} tools, by name).`,
+    labelNames: ['tool'],
+    aggregator: 'max',
+    registers: [this.registry],
+    collect: () => this.collectTable(),
+  });
+  readonly authFailures = new client.Counter({
+    name: 'switchboard_auth_failures_total',
+    help: 'Requests to the registration API refused 401, by reason (missing, malformed, invalid: unknown, revoked or a wrong secret).',
+    labelNames: ['reason'],
+    registers: [this.registry],
+  });
+  /** Where the refused-heartbeat gauges read their tools at scrape time (set by the Registry). */
+  refusedHeartbeatsSource: (() => readonly RefusedHeartbeats[]) | null = null;
+  readonly heartbeatRefusedSeconds: client.Gauge<'tool'> = new client.Gauge({
+    name: 'switchboard_heartbeat_refused_seconds',
+    help: `Seconds since the registry started refusing (401) the heartbeats of a tool, while it does (at most ${DISCOVERED_TOOLS_LIMIT} tools).`,
+    labelNames: ['tool'],
+    aggregator: 'max',
+    registers: [this.registry],
+    collect: () => this.collectRefused(),
+  });
+  readonly heartbeatRefusedTtl: client.Gauge<'tool'> = new client.Gauge({
+    name: 'switchboard_heartbeat_refused_ttl_seconds',
+    help: 'The lease (ttl) the refused heartbeats of a tool asked for, or the default: past it, the tool\'s leases lapse.',
+    labelNames: ['tool'],
+    aggregator: 'max',
+    registers: [this.registry],
+    collect: () => this.collectRefused(),
+  });
+  readonly portsOccupied = new client.Counter({
+    name: 'switchboard_ports_occupied_total',
+    help: 'Ports POST /v1/ports did not hand out because something already accepted connections on them.',
+    registers: [this.registry],
+  });
 
   private tableSource: TableSource | null = null;
   private tableSourceSince = 0;
@@ -169,6 +238,10 @@ export class Metrics {
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
       registers: [this.registry],
     });
+    zeroed(this.registrations, 'result', REGISTRATION_RESULTS);
+    zeroed(this.proxyErrors, 'kind', PROXY_ERROR_KINDS);
+    zeroed(this.selfHeals, 'trigger', SELFHEAL_TRIGGERS);
+    zeroed(this.authFailures, 'reason', AUTH_FAILURE_REASONS);
     // Without a table these say nothing: a 0 would read as "every route vanished" and page someone.
     for (const g of this.tableGauges()) g.remove();
     this.storeUp.remove();
@@ -182,7 +255,18 @@ export class Metrics {
   }
 
   private tableGauges(): client.Gauge[] {
-    return [this.routes, this.assignments, this.assignmentsWithoutBackend, this.routeTableVersion, this.snapshotAge];
+    return [this.routes, this.assignments, this.assignmentsWithoutBackend, this.routeTableVersion, this.snapshotAge, this.toolsLost];
+  }
+
+  private collectRefused(): void {
+    const src = this.refusedHeartbeatsSource;
+    this.heartbeatRefusedSeconds.reset();
+    this.heartbeatRefusedTtl.reset();
+    if (!src) return;
+    for (const r of src().slice(0, DISCOVERED_TOOLS_LIMIT)) {
+      this.heartbeatRefusedSeconds.set({ tool: r.tool }, r.seconds);
+      this.heartbeatRefusedTtl.set({ tool: r.tool }, r.ttlSeconds);
+    }
   }
 
   /** Sets every table gauge from the source's current table; each gauge's collect calls it (cheap: memoised). */
@@ -192,6 +276,11 @@ export class Metrics {
     const now = Date.now();
     this.storeUp.set(src.storeUp ? 1 : 0);
     this.snapshotAge.set(Math.max(0, now - (src.confirmedAt || this.tableSourceSince)) / 1000);
+    // Kept without a table too: the lost tools are what the feed remembers, not what it serves.
+    const lost = src.lostTools();
+    this.toolsLost.set(lost.length);
+    this.lostTool.reset();
+    for (const tool of lost.slice(0, DISCOVERED_TOOLS_LIMIT)) this.lostTool.set({ tool }, 1);
     const table = src.current();
     if (!table) {
       for (const g of [this.routes, this.assignments, this.assignmentsWithoutBackend, this.routeTableVersion]) g.remove();

@@ -36,6 +36,8 @@ export interface RouteTableBuilder extends RouteSink {
   assignment(a: RouteAssignment): void;
   /** Whether a backend of `tool` with this id or this url was received. */
   hasBackend(tool: string, id: string, url: string): boolean;
+  /** Whether any backend or assignment of `tool` was received. */
+  hasTool(tool: string): boolean;
   /** The table of what was received; the builder is empty again afterwards. */
   build(v: TableVersion): RouteTable;
 }
@@ -377,6 +379,9 @@ export class RouteTable {
         const e = shards[shardOf(tool)].get(tool);
         if (e instanceof SoleRoute) return e.id !== null && (e.id === id || e.url === url);
         return !!e && e.backends.some((b) => b.id === id || b.url === url);
+      },
+      hasTool(tool: string): boolean {
+        return shards[shardOf(tool)].has(tool);
       },
       build(v: TableVersion): RouteTable {
         const counts: Counts = { routes: 0, backends: 0, assignments: 0 };

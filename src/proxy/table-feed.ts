@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import type { Logger } from '../logger';
 import type { Store } from '../registry/store';
 import type { ChangeEvent, RouteAssignment, RouteRecord, TableVersion } from '../registry/types';
+import { LostTools } from './lost-tools';
 import { RouteTable, type RouteSource, type RouteTableBuilder } from './route-table';
 
 export interface TableFeedOptions {
@@ -38,6 +39,7 @@ export class TableFeed extends EventEmitter implements RouteSource {
   private behind: { since: number; epoch: string; version: number } | null = null;
   private unsubscribe: (() => Promise<void>) | null = null;
   private carry: CarryOver | null = null;
+  private readonly lost = new LostTools();
   private stopped = false;
   storeUp = false;
   private storeKnown = false;
@@ -59,6 +61,14 @@ export class TableFeed extends EventEmitter implements RouteSource {
   carriedAssignments(): readonly RouteAssignment[] {
     const carry = this.carry;
     return carry && Date.now() < carry.until ? carry.assignments : [];
+  }
+
+  /**
+   * Tools the store lost without a deregistration or a port release, by name: from the loss until the store
+   * has the tool again (the backends carried over meanwhile do not count as having it).
+   */
+  lostTools(): readonly string[] {
+    return this.lost.names();
   }
 
   /** Resolves once a first snapshot is loaded, or after the first failure (the feed keeps trying). */
@@ -119,7 +129,10 @@ export class TableFeed extends EventEmitter implements RouteSource {
       apply.push(ev);
       version = ev.version;
     }
-    if (apply.length) this.swap(table.withChanges(apply));
+    if (apply.length) {
+      this.lost.applyChanges(apply);
+      this.swap(table.withChanges(apply));
+    }
   }
 
   private swap(next: RouteTable): void {
@@ -165,12 +178,20 @@ export class TableFeed extends EventEmitter implements RouteSource {
     // since, which this loss took from the store as well.
     const lost = old && old.epoch ? (snap.epoch !== old.epoch ? 'epoch' : snap.version < old.version ? 'writes' : null) : null;
     if (old && lost) {
+      // The tools of the table we serve, carried ones included: a second loss within the carry-over keeps
+      // the first loss's tools lost (and those registered since are lost as well).
+      this.lost.addTable(old);
       const assignments = [...allAssignments(old), ...this.carriedAssignments()];
       this.carry = { backends: [...allBackends(old)], assignments, until: Date.now() + this.opts.carryOverMs };
+    }
+    // Before the carry-over is added: only what the store itself holds brings a lost tool back.
+    this.lost.dropPresent((tool) => builder.hasTool(tool));
+    if (old && lost && this.carry) {
+      const counts = { carried: this.carry.backends.length, lostTools: this.lost.size };
       this.opts.logger.warn(
         lost === 'epoch'
-          ? { event: 'feed.new_epoch', from: old.epoch, to: snap.epoch, carried: this.carry.backends.length }
-          : { event: 'feed.version_back', from: old.version, to: snap.version, carried: this.carry.backends.length },
+          ? { event: 'feed.new_epoch', from: old.epoch, to: snap.epoch, ...counts }
+          : { event: 'feed.version_back', from: old.version, to: snap.version, ...counts },
         lost === 'epoch'
           ? 'the store lost its state; keeping the last known routes while heartbeats rebuild it'
           : 'the store lost its latest writes (failover?); keeping the last known routes while heartbeats restore them',

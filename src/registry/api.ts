@@ -1,11 +1,13 @@
 import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import type { Logger } from '../logger';
+import type { Metrics } from '../metrics';
 import { ApiErrors, BODY_LIMIT, authFailure, forbidden, mayActOn, unsupportedMediaType } from './api-errors';
 import { RegistryError } from './errors';
 import { HeartbeatFastPath } from './heartbeat-fast-path';
 import type { Registry } from './registry';
 import type { Store } from './store';
 import type { Backend } from './types';
+import type { RefusalReason } from './heartbeat-refusals';
 import { Authenticator, type Principal, type TokenSigner } from './tokens';
 import { assignmentView, backendView, toolView } from './views';
 
@@ -14,6 +16,8 @@ export interface RegistryApiDeps {
   adminToken: string;
   store: Store;
   logger: Logger;
+  /** Counts refused credentials (switchboard_auth_failures_total). */
+  metrics: Metrics;
   /** How long a verified tool token is trusted without asking the store again (default 1000 ms). */
   tokenCacheMs?: number;
   /** Checks and writes discoveries reported by proxies; null or absent: discovery is turned off. */
@@ -44,10 +48,16 @@ function principalOf(res: Response): Principal {
 /** Which principal may use a route: everyone authenticated ('any', decided later), the admin, or the tool named by a path parameter. */
 type Rule = 'any' | 'admin' | { toolParam: string };
 
-function authenticate(auth: Authenticator, rule: Rule): RequestHandler {
+/** Told of a request refused 401 before the answer is sent. */
+type OnRefused = (req: Request, res: Response, reason: RefusalReason) => Promise<void>;
+
+function authenticate(auth: Authenticator, rule: Rule, onRefused?: OnRefused): RequestHandler {
   return async (req, res, next) => {
     const result = await auth.authenticate(req.headers.authorization);
-    if (!result.ok) return sendError(res, authFailure(result.reason));
+    if (!result.ok) {
+      if (onRefused) await onRefused(req, res, result.reason);
+      return sendError(res, authFailure(result.reason));
+    }
     const principal = result.principal;
     if (rule === 'admin' && principal.kind !== 'admin') return sendError(res, forbidden());
     if (typeof rule === 'object' && !mayActOn(principal, param(req, rule.toolParam))) return sendError(res, forbidden());
@@ -66,6 +76,14 @@ const requireJson: RequestHandler = (req, res, next) => {
 };
 
 const parseJson = express.json({ limit: BODY_LIMIT, type: 'application/json' });
+
+/** A refused heartbeat, as the fast path records it: with the lease its body asked for, if it parses. */
+function heartbeatRefused(registry: Registry): OnRefused {
+  return async (req, res, reason) => {
+    const body = await new Promise<unknown>((resolve) => parseJson(req, res, (err?: unknown) => resolve(err ? undefined : req.body)));
+    registry.heartbeatRefused(param(req, 'tool'), req.headers.authorization, reason, body);
+  };
+}
 
 function errorHandler(errors: ApiErrors): express.ErrorRequestHandler {
   return (err: unknown, req: Request, res: Response, next: NextFunction) => {
@@ -87,7 +105,7 @@ export interface RegistryApi {
  * revocation reaches both at once) and one error mapping.
  */
 export function createRegistryApi(deps: RegistryApiDeps): RegistryApi {
-  const auth = new Authenticator({ adminToken: deps.adminToken, store: deps.store, signer: deps.signer, cacheMs: deps.tokenCacheMs });
+  const auth = new Authenticator({ adminToken: deps.adminToken, store: deps.store, signer: deps.signer, cacheMs: deps.tokenCacheMs, metrics: deps.metrics });
   const errors = new ApiErrors(deps.logger);
   return {
     router: buildRouter(deps.registry, auth, errors, deps.discoveries ?? null),
@@ -111,7 +129,7 @@ function buildRouter(registry: Registry, auth: Authenticator, errors: ApiErrors,
   const body = [requireJson, parseJson];
   const now = () => Date.now();
 
-  router.put('/v1/tools/:tool/backends/:id', authenticate(auth, { toolParam: 'tool' }), ...body, async (req, res) => {
+  router.put('/v1/tools/:tool/backends/:id', authenticate(auth, { toolParam: 'tool' }, heartbeatRefused(registry)), ...body, async (req, res) => {
     const backend = await registry.heartbeatRequest(param(req, 'tool'), param(req, 'id'), req.body);
     res.json(backendView(backend, now()));
   });

@@ -155,7 +155,12 @@ export class HeartbeatFastPath {
     let refusal: RegistryError;
     try {
       const result = await this.auth.authenticate(req.headers.authorization);
-      if (!result.ok) throw authFailure(result.reason);
+      if (!result.ok) {
+        // The body says which lease the refused heartbeat asked for; a body that does not parse asks for none.
+        const asked = mode === 'json' ? await readBody(req).then(parseJson, () => undefined).catch(() => undefined) : undefined;
+        this.registry.heartbeatRefused(tool, req.headers.authorization, result.reason, asked);
+        throw authFailure(result.reason);
+      }
       if (!mayActOn(result.principal, tool)) throw forbidden();
       const body = mode === 'json' ? parseJson(await readBody(req)) : undefined;
       const backend = await this.registry.heartbeatRequest(tool, id, body);

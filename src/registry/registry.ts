@@ -3,9 +3,11 @@ import type { Logger } from '../logger';
 import type { Metrics } from '../metrics';
 import { RegistryError, badRequest } from './errors';
 import { StoreUnavailableError, type Store } from './store';
+import { HeartbeatRefusals, type RefusalReason } from './heartbeat-refusals';
+import { acceptsConnections } from './port-check';
 import type { EpochRecovery } from './recovery';
-import { generateSignedToken, generateToken, type TokenSigner } from './tokens';
-import type { Assignment, Backend, BackendSource, OwnedRemoval } from './types';
+import { generateSignedToken, generateToken, tokenIdOf, type TokenSigner } from './tokens';
+import type { AllocateOptions, Assignment, Backend, BackendSource, OwnedRemoval } from './types';
 import { AddressPolicy, canonicalHost, type Lookup } from './url-policy';
 import { Validators, type HeartbeatBody } from './validate';
 
@@ -38,10 +40,21 @@ export interface RegistryOptions {
   signer?: TokenSigner | null;
 }
 
+/** New assignments tried per port request when something listens on them, before a 503. */
+export const OCCUPIED_PORT_ATTEMPTS = 8;
+
 type RegistrationResult = 'created' | 'renewed' | 'rejected' | 'conflict' | 'unavailable';
 
 function byToolThenKey<T extends { tool: string }>(key: (x: T) => string) {
   return (a: T, b: T) => (a.tool === b.tool ? (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0) : a.tool < b.tool ? -1 : 1);
+}
+
+/** Allocation options that also stay off the ports found occupied (the preferred one included). */
+function avoiding(opts: AllocateOptions, occupied: readonly number[]): AllocateOptions {
+  if (occupied.length === 0) return opts;
+  const out: AllocateOptions = { exclude: [...(opts.exclude ?? []), ...occupied] };
+  if (opts.prefer !== undefined && !occupied.includes(opts.prefer)) out.prefer = opts.prefer;
+  return out;
 }
 
 function byHostThenPort(a: Assignment, b: Assignment): number {
@@ -66,6 +79,8 @@ export class Registry {
   private versionRefresh: Promise<ReadonlyMap<string, number>> | null = null;
   private recovery: EpochRecovery | null = null;
   private readonly signer: TokenSigner | null;
+  /** Heartbeats refused for their token, per tool (switchboard_heartbeat_refused_seconds, `auth.refused`). */
+  readonly refusals: HeartbeatRefusals;
 
   constructor(opts: RegistryOptions) {
     this.store = opts.store;
@@ -78,6 +93,8 @@ export class Registry {
     this.validators = new Validators(opts.config.leases);
     this.policy = new AddressPolicy(opts.config, opts.lookup, this.now);
     this.metrics.clientVersionsSource = () => this.cachedClientVersionCounts();
+    this.refusals = new HeartbeatRefusals({ logger: this.logger, now: this.now });
+    this.metrics.refusedHeartbeatsSource = () => this.refusals.current();
   }
 
   /** Create or renew a backend's lease. Throws RegistryError for refused input or a port conflict. */
@@ -95,7 +112,30 @@ export class Registry {
 
   /** A heartbeat as the API receives it: the body is whatever the client sent. */
   async heartbeatRequest(tool: string, id: string, body: unknown): Promise<Backend> {
-    return (await this.upsert(tool, id, body, 'registered')).backend;
+    const { backend } = await this.upsert(tool, id, body, 'registered');
+    this.refusals.accepted(tool);
+    return backend;
+  }
+
+  /**
+   * A heartbeat the API refused for its credentials (401). The tool is kept only once it passes the
+   * tool-name validator (a path segment that does not is arbitrary client input), the token only as its id.
+   */
+  heartbeatRefused(tool: string, authorization: string | undefined, reason: RefusalReason, body: unknown): void {
+    let named: string | null = null;
+    try {
+      named = this.validators.tool(tool);
+    } catch {
+      named = null;
+    }
+    this.refusals.refused({ tool: named, tokenId: tokenIdOf(authorization), reason, ttlSeconds: this.askedTtl(body) });
+  }
+
+  /** The lease a heartbeat body asks for when it is a valid one, else the default. */
+  private askedTtl(body: unknown): number {
+    const ttl = body !== null && typeof body === 'object' ? (body as { ttl?: unknown }).ttl : undefined;
+    const { minTtlSeconds, maxTtlSeconds, defaultTtlSeconds } = this.config.leases;
+    return typeof ttl === 'number' && Number.isInteger(ttl) && ttl >= minTtlSeconds && ttl <= maxTtlSeconds ? ttl : defaultTtlSeconds;
   }
 
   private async upsert(tool: string, id: string, body: unknown, source: BackendSource): Promise<{ backend: Backend; created: boolean }> {
@@ -218,22 +258,41 @@ export class Registry {
   /**
    * The tool's port on `host`: its existing assignment, or the lowest free port of the range; after the
    * store lost its state, never a port the previous table gave another tool, and the tool's own old port
-   * when it is free.
+   * when it is free. A port is never handed out while something listens on it: a new assignment on a port
+   * that accepts connections is released again and the next port tried, a bounded number of times.
    */
   async allocatePort(tool: string, host: string): Promise<Assignment> {
     this.validators.tool(tool);
     const canonical = await this.policy.host(host);
-    const opts = this.recovery ? await this.recovery.allocateOptions(tool, canonical) : undefined;
-    const answer = await this.store.allocatePort(tool, canonical, this.config.ports, this.now(), opts);
-    if (!answer.ok) {
-      throw new RegistryError(
-        503,
-        'port_range_exhausted',
-        `every port of ${this.config.ports.min}..${this.config.ports.max} on ${canonical} is assigned`,
-        'host',
-      );
+    const opts = this.recovery ? await this.recovery.allocateOptions(tool, canonical) : {};
+    const occupied: number[] = [];
+    for (let attempt = 0; attempt < OCCUPIED_PORT_ATTEMPTS; attempt++) {
+      const answer = await this.store.allocatePort(tool, canonical, this.config.ports, this.now(), avoiding(opts, occupied));
+      if (!answer.ok) {
+        const also = occupied.length > 0 ? ` or something listens on it (${occupied.join(', ')})` : '';
+        throw new RegistryError(503, 'port_range_exhausted', `every port of ${this.config.ports.min}..${this.config.ports.max} on ${canonical} is assigned${also}`, 'host');
+      }
+      const { port } = answer.assignment;
+      // The tool asking again gets its assignment as before, and after a store loss the port it held in the
+      // previous table (its own running server may well be the one listening there).
+      if (!answer.created || port === opts.prefer || !(await this.listening(canonical, port))) return answer.assignment;
+      await this.store.releasePort(canonical, port);
+      occupied.push(port);
+      this.metrics.portsOccupied.inc();
+      this.logger.warn({ event: 'port.occupied', host: canonical, port, tool }, 'something already listens on the port; not handing it out');
     }
-    return answer.assignment;
+    throw new RegistryError(
+      503,
+      'ports_occupied',
+      `something accepts connections on each of the ${occupied.length} free ports tried on ${canonical} (${occupied.join(', ')}); stop what listens there or change ports.min..ports.max`,
+      'host',
+    );
+  }
+
+  /** Whether something accepts connections on host:port, within the discovery probe's budget. */
+  private async listening(host: string, port: number): Promise<boolean> {
+    const address = await this.policy.hostAddress(host);
+    return acceptsConnections(address, port, this.config.discovery.probeBudgetMs);
   }
 
   async listPorts(): Promise<Assignment[]> {

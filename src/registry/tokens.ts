@@ -1,6 +1,7 @@
 import crypto from 'node:crypto';
 import type { Config } from '../config';
 import type { Logger } from '../logger';
+import type { Metrics } from '../metrics';
 import type { Store } from './store';
 import type { TokenRecord } from './types';
 
@@ -72,6 +73,19 @@ export function generateSignedToken(tool: string, now: number, signer: TokenSign
   return { token: `sbs_${tool}_${id}_${mac}`, record: { id, tool, hash: hashSecret(mac), createdAt: now } };
 }
 
+// Signed tool tokens, `sbs_<tool>_<id>_<mac>`: a tool name has no "_", so the id is the third part.
+const ID_OF_TOKEN = /^(?:sbt_([a-z2-7]{12})_[A-Za-z0-9_-]{43}|sbs_[a-z0-9-]+_([a-z2-7]{12})_[A-Za-z0-9_-]+)$/;
+
+/**
+ * The token id of an Authorization header carrying a well-formed tool token (`sbt_<id>_<secret>` or
+ * `sbs_<tool>_<id>_<mac>`), for logs: the id names the token without giving any of its secret away.
+ */
+export function tokenIdOf(header: string | undefined): string | null {
+  const token = header ? bearerToken(header) : null;
+  const m = token ? ID_OF_TOKEN.exec(token) : null;
+  return m ? (m[1] ?? m[2]) : null;
+}
+
 export function parseToken(token: string): { id: string; secret: string } | null {
   const m = TOKEN.exec(token);
   return m ? { id: m[1], secret: m[2] } : null;
@@ -104,16 +118,25 @@ export class Authenticator {
   private readonly revoked = new Set<string>();
   private revocationsAt = -Infinity;
   private revocationRead: Promise<void> | null = null;
+  private readonly metrics: Metrics | null;
 
-  constructor(opts: { adminToken: string; store: Store; signer?: TokenSigner | null; cacheMs?: number; now?: () => number }) {
+  constructor(opts: { adminToken: string; store: Store; signer?: TokenSigner | null; cacheMs?: number; now?: () => number; metrics?: Metrics }) {
     this.adminDigest = sha256(opts.adminToken);
     this.store = opts.store;
     this.signer = opts.signer ?? null;
     this.cacheMs = opts.cacheMs ?? 1000;
     this.now = opts.now ?? Date.now;
+    this.metrics = opts.metrics ?? null;
   }
 
+  /** Every request of the API (express routes and the heartbeat fast path) is judged here: refusals are counted here. */
   async authenticate(header: string | undefined): Promise<AuthResult> {
+    const result = await this.check(header);
+    if (!result.ok) this.metrics?.authFailures.inc({ reason: result.reason });
+    return result;
+  }
+
+  private async check(header: string | undefined): Promise<AuthResult> {
     if (header === undefined || header === '') return { ok: false, reason: 'missing' };
     const token = bearerToken(header);
     if (token === null) return { ok: false, reason: 'malformed' };

@@ -151,16 +151,27 @@ export class AddressPolicy {
 
   /** A host a port may be assigned on, in canonical form. */
   async host(raw: string): Promise<string> {
+    return (await this.hostAddresses(raw)).host;
+  }
+
+  /** An address of a host a port may be assigned on (one that passes this policy now), to connect to. */
+  async hostAddress(raw: string): Promise<string> {
+    return (await this.hostAddresses(raw)).addresses[0];
+  }
+
+  private async hostAddresses(raw: string): Promise<{ host: string; addresses: string[] }> {
     const host = parseHost(raw);
     if (!host) throw badRequest('invalid_host', 'host must be an IP address or a DNS name', 'host');
     const addresses = host.kind === 'ip' ? [host.address] : await this.resolve(host.name, 'host');
+    const checked: string[] = [];
     for (const address of addresses) {
       const a = unmapIPv4(address);
       if (isNeverAllowed(a) || !this.allowed.has(a)) {
         throw badRequest('host_not_allowed', `host address ${a} is outside the allowed networks`, 'host');
       }
+      checked.push(a);
     }
-    return host.kind === 'ip' ? host.address : host.name;
+    return { host: host.kind === 'ip' ? host.address : host.name, addresses: checked };
   }
 
   private async resolve(name: string, field: string): Promise<string[]> {

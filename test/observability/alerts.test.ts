@@ -41,6 +41,8 @@ describe('alert rules (config/prometheus/alerts.yml)', function () {
       ['SwitchboardSelfPreservation', /switchboard_self_preservation_active\b/],
       ['SwitchboardStoreDown', /switchboard_store_up\b/],
       ['SwitchboardProxy5xxRatio', /switchboard_proxy_requests_total\{code=~"5\.\."\}/],
+      ['SwitchboardToolsLost', /max without \(instance\) \(switchboard_tools_lost\) > 0/],
+      ['SwitchboardHeartbeatsRefused', /switchboard_heartbeat_refused_seconds\)\s+> max without \(instance\) \(switchboard_heartbeat_refused_ttl_seconds\)/],
     ];
     for (const [name, expr] of wanted) {
       const b = blocks.get(name);

@@ -9,18 +9,18 @@ export interface Backend {
   close(): Promise<void>;
 }
 
-/** A real backend on loopback: answers 200 with its name, or never answers (`hang`). */
-export async function startBackend(name: string, mode: 'ok' | 'hang' = 'ok'): Promise<Backend> {
+/** A real backend on loopback: answers 200 with its name, or never answers (`hang`); on `port` when given. */
+export async function startBackend(name: string, mode: 'ok' | 'hang' = 'ok', port = 0): Promise<Backend> {
   const server = http.createServer((req, res) => {
     if (mode === 'hang') return; // holds the request until the proxy gives up
     res.end(`${name} ${req.url}`);
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  const port = (server.address() as AddressInfo).port;
+  await new Promise<void>((r) => server.listen(port, '127.0.0.1', () => r()));
+  const bound = (server.address() as AddressInfo).port;
   return {
     server,
-    port,
-    url: `http://127.0.0.1:${port}`,
+    port: bound,
+    url: `http://127.0.0.1:${bound}`,
     close: () =>
       new Promise<void>((r) => {
         server.closeAllConnections();

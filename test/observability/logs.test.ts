@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { RedisServer } from '../support/redis-server';
+import { RedisServer, freePort } from '../support/redis-server';
 import { startProcess, waitFor, type SwitchboardProcess } from '../support/process';
 import { assignPort, heartbeat, startBackend, viaProxy, type Backend } from './helpers';
 
@@ -37,7 +37,8 @@ describe('logs: one JSON line per event, never a secret', function () {
   let redis: RedisServer;
   let sb: SwitchboardProcess;
   let alpha: Backend;
-  let healme: Backend;
+  let healme: Backend | undefined;
+  let healPort: number;
   const lapsing: Backend[] = [];
   let toolToken = '';
   const basicSecret = 'basic-password-4f1e7c0d2b9a';
@@ -46,13 +47,13 @@ describe('logs: one JSON line per event, never a secret', function () {
   before(async () => {
     redis = await new RedisServer().start();
     alpha = await startBackend('alpha');
-    healme = await startBackend('healme');
+    healPort = await freePort();
     sb = await startProcess('serve', {
       // The most talkative setting there is: trace level and the access log on.
       env: { REDIS_URL: redis.url, SWITCHBOARD_LOG_LEVEL: 'trace', SWITCHBOARD_ACCESS_LOG: 'true' },
       config: {
         proxy: { feedPollMs: 200 },
-        ports: { min: healme.port, max: healme.port },
+        ports: { min: healPort, max: healPort },
         leases: {
           minTtlSeconds: 1,
           expiryIntervalMs: 100,
@@ -111,6 +112,8 @@ describe('logs: one JSON line per event, never a secret', function () {
 
   it('logs a self-heal', async () => {
     assert.equal((await assignPort(sb, 'healme')).status, 200);
+    // Started on its port after the assignment (the registry hands out no port that something listens on).
+    healme = await startBackend('healme', 'ok', healPort);
     assert.equal(await viaProxy(sb, '/healme/'), 200);
     const heal = await waitEvent(sb, 'selfheal', (l) => l.tool === 'healme');
     assert.equal(heal.trigger, 'request');

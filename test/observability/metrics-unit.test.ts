@@ -14,8 +14,8 @@ function assignment(tool: string, port: number): Assignment {
   return { tool, host: '127.0.0.1', port, createdAt: 1 };
 }
 
-function source(table: RouteTable | null, storeUp = true, confirmedAt = Date.now()): TableSource {
-  return { current: () => table, storeUp, confirmedAt };
+function source(table: RouteTable | null, storeUp = true, confirmedAt = Date.now(), lost: readonly string[] = []): TableSource {
+  return { current: () => table, storeUp, confirmedAt, lostTools: () => lost };
 }
 
 type Json = MetricObjectWithValues<MetricValue<string>>[];
@@ -55,7 +55,7 @@ describe('Metrics: route-table gauges', () => {
 
   it('follow the source: store down, snapshot age, a table swapped for an empty one', async () => {
     let current: RouteTable | null = table;
-    const src = { current: () => current, storeUp: true, confirmedAt: Date.now() - 90_000 };
+    const src = { current: () => current, storeUp: true, confirmedAt: Date.now() - 90_000, lostTools: () => [] };
     const m = new Metrics();
     m.observeTable(src);
     let text = await m.registry.metrics();
@@ -94,5 +94,57 @@ describe('Metrics: route-table gauges', () => {
     assert.equal(metricValue(text, 'switchboard_route_table_version'), 40);
     assert.equal(metricValue(text, 'switchboard_assignments_without_backend'), 2);
     await checkMetrics(text);
+  });
+});
+
+describe('Metrics: labelled counters start at 0', () => {
+  it('a fresh Metrics exports every known label value of each closed-set counter at 0', async () => {
+    const text = await new Metrics().registry.metrics();
+    const expected: Array<[string, string, string[]]> = [
+      ['switchboard_selfheal_total', 'trigger', ['request', 'reconcile']],
+      ['switchboard_registrations_total', 'result', ['created', 'renewed', 'rejected', 'conflict', 'unavailable']],
+      ['switchboard_proxy_errors_total', 'kind', ['no_route', 'not_running', 'refused', 'reset', 'timeout', 'bad_gateway']],
+      ['switchboard_auth_failures_total', 'reason', ['missing', 'malformed', 'invalid']],
+    ];
+    for (const [name, label, values] of expected) {
+      for (const value of values) assert.equal(metricValue(text, name, { [label]: value }), 0, `${name}{${label}="${value}"}`);
+    }
+    assert.equal(metricValue(text, 'switchboard_ports_occupied_total'), 0);
+    await checkMetrics(text);
+  });
+});
+
+describe('Metrics: lost tools', () => {
+  const table = RouteTable.fromSnapshot({ epoch: 'e2', version: 1, backends: [], assignments: [] });
+
+  it('count the tools the source reports lost and name them', async () => {
+    const m = new Metrics();
+    m.observeTable(source(table, true, Date.now(), ['alpha', 'beta']));
+    const text = await m.registry.metrics();
+    assert.equal(metricValue(text, 'switchboard_tools_lost'), 2);
+    assert.equal(metricValue(text, 'switchboard_lost_tool', { tool: 'alpha' }), 1);
+    assert.equal(metricValue(text, 'switchboard_lost_tool', { tool: 'beta' }), 1);
+    await checkMetrics(text);
+  });
+
+  it(`count all, name at most ${DISCOVERED_TOOLS_LIMIT}; absent in a process without a table source`, async () => {
+    const names = Array.from({ length: DISCOVERED_TOOLS_LIMIT + 5 }, (_, i) => `t${String(i).padStart(4, '0')}`);
+    const m = new Metrics();
+    m.observeTable(source(table, true, Date.now(), names));
+    const text = await m.registry.metrics();
+    assert.equal(metricValue(text, 'switchboard_tools_lost'), DISCOVERED_TOOLS_LIMIT + 5);
+    assert.equal(text.match(/^switchboard_lost_tool\{/gm)?.length, DISCOVERED_TOOLS_LIMIT);
+    assert.ok(Number.isNaN(metricValue(await new Metrics().registry.metrics(), 'switchboard_tools_lost')));
+  });
+
+  it('aggregate over --workers as the highest count, not the sum', async () => {
+    const w1 = new Metrics();
+    const w2 = new Metrics();
+    w1.observeTable(source(table, true, Date.now(), ['alpha', 'beta']));
+    w2.observeTable(source(table, true, Date.now(), ['alpha', 'beta']));
+    const json = await Promise.all([w1, w2].map(async (m) => (await m.registry.getMetricsAsJSON()) as Json));
+    const text = await AggregatorRegistry.aggregate(json).metrics();
+    assert.equal(metricValue(text, 'switchboard_tools_lost'), 2);
+    assert.equal(metricValue(text, 'switchboard_lost_tool', { tool: 'beta' }), 1);
   });
 });

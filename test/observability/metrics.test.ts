@@ -35,21 +35,22 @@ describe('metrics of a serve process (embedded store)', function () {
   let sb: SwitchboardProcess;
   let ok: Backend;
   let hang: Backend;
-  let unregistered: Backend;
+  let unregistered: Backend | undefined;
+  let healPort: number;
   let deadPort: number;
 
   before(async () => {
     ok = await startBackend('alpha');
     hang = await startBackend('slow', 'hang');
-    unregistered = await startBackend('healme');
+    healPort = await freePort();
     deadPort = await freePort();
     sb = await startProcess('serve', {
       env: { SWITCHBOARD_ACCESS_LOG: 'false' },
       config: {
         proxy: { responseTimeoutMs: 500, feedPollMs: 200 },
         leases: { minTtlSeconds: 1, expiryIntervalMs: 100 },
-        // The one port the registry hands out is where `healme` runs without registering.
-        ports: { min: unregistered.port, max: unregistered.port },
+        // The one port the registry hands out, where `healme` will run without registering.
+        ports: { min: healPort, max: healPort },
       },
     });
   });
@@ -142,7 +143,9 @@ describe('metrics of a serve process (embedded store)', function () {
     assert.equal((await assignPort(sb, 'healme')).status, 200);
     // The proxy learns the assignment through the change feed: wait for it, or the request is a 404.
     await waitMetric(sb, 'switchboard_assignments', {}, (v) => v === metricValue(before, 'switchboard_assignments') + 1);
-    // healme answers on its assigned port without ever registering: the request heals it.
+    // healme starts on its assigned port and never registers: the request heals it. (Started after the
+    // assignment: the registry hands out no port that something listens on.)
+    unregistered = await startBackend('healme', 'ok', healPort);
     assert.equal(await viaProxy(sb, '/healme/'), 200);
     const text = await waitMetric(sb, 'switchboard_discovered_backends', { tool: 'healme' }, (v) => v === 1);
     assert.equal(metricValue(text, 'switchboard_selfheal_total', { trigger: 'request' }), 1);

@@ -115,7 +115,7 @@ export async function startApi(opts: ApiOptions): Promise<Api> {
   const logger = opts.logger ?? silentLogger();
   const metrics = new Metrics();
   const registry = new Registry({ store: opts.store, config, metrics, logger, lookup: opts.lookup });
-  const api = createRegistryApi({ registry, adminToken: ADMIN_TOKEN, store: opts.store, logger });
+  const api = createRegistryApi({ registry, adminToken: ADMIN_TOKEN, store: opts.store, logger, metrics });
   const heartbeats = opts.fastPath === false ? null : api.heartbeats;
   const app = createControlApp({ metrics, readiness: [], routers: [api.router] });
   const server = http.createServer(controlListener(app, heartbeats ? [heartbeats.handle] : []));

@@ -25,8 +25,9 @@ interface Layer {
 function router() {
   const config = loadConfig({ env: {}, overrides: { adminToken: 'x'.repeat(32) } });
   const store = new MemoryStore();
-  const registry = new Registry({ store, config, metrics: new Metrics(), logger: silentLogger() });
-  return registryRouter({ registry, adminToken: 'x'.repeat(32), store, logger: silentLogger() });
+  const metrics = new Metrics();
+  const registry = new Registry({ store, config, metrics, logger: silentLogger() });
+  return registryRouter({ registry, adminToken: 'x'.repeat(32), store, logger: silentLogger(), metrics });
 }
 
 /** "/v1/tools/:tool" -> "/v1/tools/{tool}" */
