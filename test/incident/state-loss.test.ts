@@ -3,7 +3,7 @@ import { mkdtempSync, existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { accepts, freePortRange, launch, type CliProcess } from '../launcher/helpers';
-import { startProcess, waitFor, type SwitchboardProcess } from '../support/process';
+import { metricValue, startProcess, waitFor, type SwitchboardProcess } from '../support/process';
 import { RedisServer } from '../support/redis-server';
 
 // The state-loss outages, on real processes: a `serve` process on a real Redis, tools under `switchboard
@@ -190,6 +190,10 @@ describe('state loss: tokens, assignments and discovered tools survive Redis (an
     await probe.stop();
     console.log(`      (a) every tool back ${backAt - lostAt} ms after the restart (heartbeat ${Math.round(HEARTBEAT_MS)} ms, reconcile round ${RECONCILE_MS} ms); ${probe.served} requests served, ${probe.failures.length} failed`);
     assert.ok(serve.output().includes('"event":"state.restored"'), 'the registry wrote its copy back');
+    // The tools the store lost were counted as lost (SwitchboardToolsLost) and are not any more.
+    const metricsText = await (await fetch(`${serve.control}/metrics`)).text();
+    assert.equal(metricValue(metricsText, 'switchboard_tools_lost'), 0, metricsText.split('\n').filter((l) => l.includes('lost')).join('\n'));
+    assert.ok(/"event":"feed.new_epoch"[^\n]*"lostTools":[1-9]/.test(serve.output()), 'the loss counted lost tools');
     assert.deepEqual(refusedHeartbeats(lostAt), [], 'no heartbeat refused after the restart');
     assert.deepEqual(probe.failures.slice(0, 5), [], `${probe.failures.length} requests failed`);
     assert.ok(probe.served >= ALL.length * 20, `only ${probe.served} requests served`);

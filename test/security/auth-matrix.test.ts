@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import type { Store } from '../../src/registry/store';
+import { freePortRange } from '../launcher/helpers';
 import { startBackend, storeKinds } from '../registry/harness';
 import { ADMIN_TOKEN, Client, appTarget, documentedRoutes, fillPath, harnessTarget, issuePrincipals, watchStore, type Principals, type StoreWatch, type Target } from './support';
 
@@ -25,8 +26,13 @@ interface Expectation {
   body?: () => unknown;
 }
 
-/** A live server whose port is the whole port range, so the assigned port answers probes. */
+/**
+ * A live server that tool alpha gets an assignment for (through a heartbeat: POST /v1/ports never hands out
+ * a port something listens on), so the registry's probe of a discovery report reaches it.
+ */
 let listenerPort = 0;
+/** The port range: one free port, for POST /v1/ports. */
+let freeRange = { min: 0, max: 0 };
 const backendUrl = () => `http://127.0.0.1:${listenerPort}`;
 
 async function ok(p: Promise<{ status: number; text: string; body: any }>, want: number): Promise<any> {
@@ -71,8 +77,9 @@ const EXPECTATIONS: Record<string, Expectation> = {
     access: 'tool',
     ok: [201, 409],
     prepare: async (c) => {
-      const a = await ok(c.call('POST', '/v1/ports', { json: { tool: 'alpha', host: '127.0.0.1' } }), 200);
-      assert.equal(a.port, listenerPort, 'the one-port range hands out the listening port');
+      // A registration creates alpha's assignment on the listener; once it is gone, only discovery routes it.
+      await ok(c.call('PUT', '/v1/tools/alpha/backends/listener-owner', { json: { url: backendUrl() } }), 200);
+      await c.call('DELETE', '/v1/tools/alpha/backends/listener-owner');
       return {};
     },
     body: () => ({ host: '127.0.0.1', port: listenerPort }),
@@ -152,13 +159,14 @@ describe('security: auth matrix covers docs/openapi.json', () => {
 });
 
 function portRange(): Record<string, unknown> {
-  return { ports: { min: listenerPort, max: listenerPort } };
+  return { ports: freeRange };
 }
 
 let listener: Awaited<ReturnType<typeof startBackend>> | null = null;
 before(async () => {
   listener = await startBackend();
   listenerPort = listener.port;
+  freeRange = await freePortRange(1);
 });
 after(async () => {
   await listener?.close();
