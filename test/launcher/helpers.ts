@@ -125,6 +125,13 @@ export interface ToolJson {
   assignments: { host: string; port: number }[];
 }
 
+/** A new tool token for `tool`, issued with the admin token. */
+export async function toolToken(sb: { control: string; adminToken: string }, tool: string): Promise<string> {
+  const res = await api(sb, 'POST', `/v1/tools/${tool}/tokens`, {});
+  if (res.status !== 201) throw new Error(`token for ${tool}: ${res.status} ${await res.text()}`);
+  return ((await res.json()) as { token: string }).token;
+}
+
 export async function api(sb: { control: string; adminToken: string }, method: string, p: string, body?: unknown): Promise<Response> {
   return fetch(`${sb.control}${p}`, {
     method,

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { startProcess, waitFor, type SwitchboardProcess } from '../support/process';
-import { accepts, api, getTool, launch, registryConfig, registryEvents, serviceInfo, spawnCli, waitForBackend, type CliProcess } from './helpers';
+import { accepts, api, getTool, launch, registryConfig, registryEvents, serviceInfo, spawnCli, waitForBackend, type CliProcess, toolToken } from './helpers';
 
 function portOf(url: string): number {
   return Number(new URL(url).port);
@@ -51,11 +51,6 @@ describe('switchboard run: a launcher removes only the lease it owns', function 
     await sb?.kill('SIGTERM');
   });
 
-  async function toolToken(tool: string): Promise<string> {
-    const res = await api(sb, 'POST', `/v1/tools/${tool}/tokens`, {});
-    assert.equal(res.status, 201);
-    return ((await res.json()) as { token: string }).token;
-  }
 
   /** A registry log line written after everything before it: absence of a line before it is then proven. */
   async function logMarker(name: string): Promise<void> {
@@ -65,7 +60,7 @@ describe('switchboard run: a launcher removes only the lease it owns', function 
   }
 
   it('a second launcher of a running tool exits 1 naming the tool, host:port and backend, and the first stays registered and routed', async () => {
-    const token = await toolToken('twin');
+    const token = await toolToken(sb, 'twin');
     const first = started(launch(sb.control, token, 'twin', ['--ttl', '5']));
     const b = await waitForBackend(sb, 'twin');
     const port = portOf(b.url);
@@ -98,7 +93,7 @@ describe('switchboard run: a launcher removes only the lease it owns', function 
     const put = await api(sb, 'PUT', `/v1/tools/stale/backends/${id}`, { url: `http://127.0.0.1:${assignment.port}`, ttl: 60, instance: 'earlier-run-0001' });
     assert.equal(put.status, 200);
 
-    const failing = started(spawnCli(['run', '--tool', 'stale', '--registry', sb.control, '--token', await toolToken('stale'), '--', process.execPath, '-e', 'process.exit(4)'], {}));
+    const failing = started(spawnCli(['run', '--tool', 'stale', '--registry', sb.control, '--token', await toolToken(sb, 'stale'), '--', process.execPath, '-e', 'process.exit(4)'], {}));
     assert.equal((await failing.exited).code, 4);
     assert.equal(failing.events('child.started').length, 1, 'the child did start, and failed');
     for (const e of ['port.ready', 'backend.registered', 'backend.deregistered', 'deregister.not_owner', 'deregister.failed']) {
@@ -110,7 +105,7 @@ describe('switchboard run: a launcher removes only the lease it owns', function 
   });
 
   it('an overlapping deploy: the new run takes the lease over by its heartbeat, the old run stopped afterwards leaves it routed', async () => {
-    const token = await toolToken('deploy');
+    const token = await toolToken(sb, 'deploy');
     const old = started(launch(sb.control, token, 'deploy', ['--ttl', '5'], { FIXTURE_SIGTERM_DRAIN: '1' }));
     const first = await waitForBackend(sb, 'deploy');
     const port = portOf(first.url);

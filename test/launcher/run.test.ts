@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { startProcess, waitFor, type SwitchboardProcess } from '../support/process';
 import { freePort } from '../support/redis-server';
 import { VERSION } from '../../src/version';
-import { accepts, api, getTool, launch, registryConfig, serviceInfo, spawnCli, waitForBackend, type CliProcess } from './helpers';
+import { accepts, api, getTool, launch, registryConfig, serviceInfo, spawnCli, waitForBackend, type CliProcess, toolToken } from './helpers';
 
 function portOf(url: string): number {
   return Number(new URL(url).port);
@@ -28,14 +28,9 @@ describe('switchboard run', function () {
     await sb?.kill('SIGTERM');
   });
 
-  async function toolToken(tool: string): Promise<string> {
-    const res = await api(sb, 'POST', `/v1/tools/${tool}/tokens`, {});
-    assert.equal(res.status, 201);
-    return ((await res.json()) as { token: string }).token;
-  }
 
   it('exports the assigned PORT, registers only once the port accepts, and gets the same port after a restart', async () => {
-    const token = await toolToken('alpha');
+    const token = await toolToken(sb, 'alpha');
     const l1 = started(launch(sb.control, token, 'alpha', ['--ttl', '5'], { FIXTURE_LISTEN_DELAY_MS: '1000' }));
     // Watch the registry while the child is still starting: a listed backend must already accept connections.
     // (waitFor retries on a throw, so the finding is kept and asserted afterwards.)
