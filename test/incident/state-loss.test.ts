@@ -5,6 +5,7 @@ import path from 'node:path';
 import { accepts, freePortRange, launch, type CliProcess } from '../launcher/helpers';
 import { metricValue, startProcess, waitFor, type SwitchboardProcess } from '../support/process';
 import { RedisServer } from '../support/redis-server';
+import { toolServer, type ToolServer } from '../discovery/helpers';
 
 // The state-loss outages, on real processes: a `serve` process on a real Redis, tools under `switchboard
 // run` with their own (signed) tool tokens, and tools whose launchers were SIGKILLed (their servers run on,
@@ -206,10 +207,11 @@ describe('state loss: tokens, assignments and discovered tools survive Redis (an
     const lostAt = Date.now();
     await restartRedisEmpty();
     await new Promise((r) => setTimeout(r, (TTL * 1000) / 2));
+    const secondAt = Date.now();
     await restartRedisEmpty();
-    const backAt = await backAndBeyondCarryOver(Date.now());
+    const backAt = await backAndBeyondCarryOver(secondAt);
     await probe.stop();
-    console.log(`      (b) every tool back ${backAt - lostAt} ms after the first of two restarts; ${probe.served} requests served, ${probe.failures.length} failed`);
+    console.log(`      (b) every tool back ${backAt - secondAt} ms after the second of two restarts ${secondAt - lostAt} ms apart; ${probe.served} requests served, ${probe.failures.length} failed`);
     assert.deepEqual(refusedHeartbeats(lostAt), [], 'no heartbeat refused after the restarts');
     assert.deepEqual(probe.failures.slice(0, 5), [], `${probe.failures.length} requests failed`);
     const p = await ports();
@@ -283,4 +285,31 @@ describe('one host on the embedded store: a restart keeps ports, tokens and disc
       assert.equal((await call(serve.control, issued.json.token, 'DELETE', `/v1/tools/solo/backends/check-${signal}`)).status, 204);
     });
   }
+});
+
+describe('the embedded store without a data directory: a restart forgets the assignments, yet a new tool never gets a running tool\'s port (t8/t10)', function () {
+  this.timeout(60_000);
+  let serve: SwitchboardProcess | null = null;
+  let t8: ToolServer | null = null;
+
+  after(async () => {
+    await t8?.close();
+    await serve?.kill('SIGKILL');
+  });
+
+  it('t8 keeps running on its port; after the restart t10 is given the next free port and the occupied one is counted', async () => {
+    const config = { ports: await freePortRange(4) };
+    serve = await startProcess('serve', { config, env: { SWITCHBOARD_ACCESS_LOG: 'false' } });
+    const got = await call(serve.control, serve.adminToken, 'POST', '/v1/ports', { tool: 't8', host: '127.0.0.1' });
+    assert.equal(got.status, 200);
+    t8 = await toolServer('t8', { port: got.json.port as number });
+    const controlPort = Number(new URL(serve.control).port);
+    await serve.kill('SIGKILL');
+    serve = await startProcess('serve', { config, env: { SWITCHBOARD_ACCESS_LOG: 'false' }, controlPort });
+    const t10 = await call(serve.control, serve.adminToken, 'POST', '/v1/ports', { tool: 't10', host: '127.0.0.1' });
+    assert.equal(t10.status, 200, JSON.stringify(t10.json));
+    assert.notEqual(t10.json.port, t8.port, 't10 was handed the port t8 listens on');
+    const metrics = await (await fetch(`${serve.control}/metrics`)).text();
+    assert.equal(metricValue(metrics, 'switchboard_ports_occupied_total'), 1);
+  });
 });
