@@ -6,6 +6,7 @@ import {
   backend,
   capturingLogger,
   deadPort,
+  rawRequest,
   request,
   startBackend,
   startProxy,
@@ -81,6 +82,16 @@ describe('proxy: backends held by self-preservation', () => {
     }
     // Every held backend refusing: still not running.
     assert.equal((await request(p.port, '/deadpair/x')).status, 503);
+  });
+
+  it('answers a WebSocket handshake to a held backend that refuses with the 503 page too', async () => {
+    const head = await rawRequest(
+      p.port,
+      'GET /dead/ws HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n' +
+        'Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nAccept: application/json\r\n\r\n',
+    );
+    assert.match(head, /^HTTP\/1\.1 503 /);
+    assert.match(head, /"code":"not_running"/);
   });
 
   it('logs the outcome not_running and counts proxy errors of kind not_running, not refused', async () => {
