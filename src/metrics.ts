@@ -120,15 +120,17 @@ export class Metrics {
   // that holds no table (the bare primary of `proxy --workers N`, whose workers report them).
   readonly routes: client.Gauge = new client.Gauge({
     name: 'switchboard_routes',
-    help: 'Tools with at least one live backend in the route table.',
+    help: 'Tools with at least one live backend in the route table (backends held by self-preservation do not count).',
     aggregator: 'min',
     registers: [this.registry],
     collect: () => this.collectTable(),
   });
-  readonly backends: client.Gauge<'source'> = new client.Gauge({
+  // `state` was added beside `source`: summed over it (sum without (state)), a series reads as the old
+  // one, every backend the table holds.
+  readonly backends: client.Gauge<'source' | 'state'> = new client.Gauge({
     name: 'switchboard_backends',
-    help: 'Live backends in the route table, by source (registered, discovered).',
-    labelNames: ['source'],
+    help: 'Backends in the route table, by source (registered, discovered) and state (live; held: lease lapsed, kept by self-preservation).',
+    labelNames: ['source', 'state'],
     aggregator: 'min',
     registers: [this.registry],
     collect: () => this.collectTable(),
@@ -142,7 +144,7 @@ export class Metrics {
   });
   readonly assignmentsWithoutBackend: client.Gauge = new client.Gauge({
     name: 'switchboard_assignments_without_backend',
-    help: 'Port assignments whose tool has no live backend (a missed registration, or a tool that is down).',
+    help: 'Port assignments whose tool has no live backend (a missed registration, or a tool that is down; backends held by self-preservation are not live).',
     aggregator: 'max',
     registers: [this.registry],
     collect: () => this.collectTable(),
@@ -290,8 +292,10 @@ export class Metrics {
     }
     const s = tableStats(table);
     this.routes.set(s.routes);
-    this.backends.set({ source: 'registered' }, s.backends.registered);
-    this.backends.set({ source: 'discovered' }, s.backends.discovered);
+    for (const source of ['registered', 'discovered'] as const) {
+      this.backends.set({ source, state: 'live' }, s.backends[source].live);
+      this.backends.set({ source, state: 'held' }, s.backends[source].held);
+    }
     this.assignments.set(s.assignments);
     this.assignmentsWithoutBackend.set(s.assignmentsWithoutBackend);
     this.routeTableVersion.set(table.version);

@@ -1,10 +1,18 @@
 import type { RouteTable } from './proxy/route-table';
 
+/** Backends of one source, by state: `live` routes; `held` is kept only by self-preservation (its lease lapsed). */
+export interface BackendStates {
+  live: number;
+  held: number;
+}
+
 /** What the route-table gauges report about one snapshot. */
 export interface TableStats {
+  /** Tools with at least one live backend: held backends do not make a route. */
   routes: number;
-  backends: { registered: number; discovered: number };
+  backends: { registered: BackendStates; discovered: BackendStates };
   assignments: number;
+  /** Assignments of tools without a live backend (none, or only held ones). */
   assignmentsWithoutBackend: number;
   /** [tool, discovered backends] for the tools that have any, by tool name. */
   discoveredByTool: ReadonlyArray<readonly [string, number]>;
@@ -17,15 +25,17 @@ const cache = new WeakMap<RouteTable, TableStats>();
 export function tableStats(table: RouteTable): TableStats {
   const hit = cache.get(table);
   if (hit) return hit;
-  let registered = 0;
-  let discovered = 0;
+  const registered: BackendStates = { live: 0, held: 0 };
+  const discovered: BackendStates = { live: 0, held: 0 };
   let withoutBackend = 0;
   const discoveredByTool: Array<[string, number]> = [];
-  table.tally((tool, r, d, assignments) => {
-    if (r + d === 0) withoutBackend += assignments;
-    registered += r;
+  table.tally((tool, r, d, assignments, held) => {
+    if (r + d - held.registered - held.discovered === 0) withoutBackend += assignments;
+    registered.live += r - held.registered;
+    registered.held += held.registered;
+    discovered.live += d - held.discovered;
+    discovered.held += held.discovered;
     if (d > 0) discoveredByTool.push([tool, d]);
-    discovered += d;
   });
   discoveredByTool.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
   const stats: TableStats = {

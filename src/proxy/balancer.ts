@@ -2,8 +2,10 @@ import type { PassiveHealth } from './health';
 import type { RouteBackend, ToolRoute } from './route-table';
 
 /**
- * Round-robin over a tool's healthy backends. When every backend is marked down they are tried anyway:
- * passive health can be wrong (a whole pool restarting) and a 502 is no better than a try.
+ * Round-robin over a tool's healthy backends, live ones first: a held backend (its lease lapsed, kept by
+ * self-preservation) is most likely dead, so it gets traffic only when no live one is left. When every
+ * backend is marked down they are tried anyway: passive health can be wrong (a whole pool restarting) and
+ * a 502 is no better than a try.
  */
 export class Balancer {
   private readonly next = new Map<string, number>();
@@ -17,14 +19,21 @@ export class Balancer {
     if (n === 0) return null;
     const start = this.next.get(route.tool) ?? 0;
     this.next.set(route.tool, (start + 1) % n);
-    let fallback: RouteBackend | null = null;
+    // In order of preference after a healthy live backend: healthy held, down live, down held.
+    let heldUp: RouteBackend | null = null;
+    let liveDown: RouteBackend | null = null;
+    let heldDown: RouteBackend | null = null;
     for (let i = 0; i < n; i++) {
       const b = list[(start + i) % n];
       if (tried?.has(b.id)) continue;
-      if (!this.health.isDown(route.tool, b, now)) return b;
-      fallback ??= b;
+      const up = !this.health.isDown(route.tool, b, now);
+      if (!b.held) {
+        if (up) return b;
+        liveDown ??= b;
+      } else if (up) heldUp ??= b;
+      else heldDown ??= b;
     }
-    return fallback;
+    return heldUp ?? liveDown ?? heldDown;
   }
 }
 

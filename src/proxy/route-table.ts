@@ -21,7 +21,18 @@ export interface RouteBackend {
   readonly id: string;
   readonly url: string;
   readonly source: BackendSource;
+  /**
+   * Its lease lapsed and self-preservation keeps it (Backend.held): most likely dead. Not a live route;
+   * tried after the live backends, and its refusal means the tool is not running rather than broken.
+   */
+  readonly held: boolean;
   readonly target: BackendTarget;
+}
+
+/** Of a tool's backends, those held by self-preservation, by source (RouteTable.tally reuses one object). */
+export interface HeldCount {
+  registered: number;
+  discovered: number;
 }
 
 export interface ToolRoute {
@@ -102,6 +113,7 @@ class TableBackend implements RouteBackend {
     readonly id: string,
     readonly url: string,
     readonly source: BackendSource,
+    readonly held: boolean,
   ) {
     Object.freeze(this);
   }
@@ -115,9 +127,9 @@ class TableBackend implements RouteBackend {
  * A RouteBackend from a backend record, or null when its URL is not routable. Exported for code that
  * finds a backend outside the table (fallback discovery) and wants to hand it to the proxy.
  */
-export function createRouteBackend(b: Pick<Backend, 'id' | 'url' | 'source'>): RouteBackend | null {
+export function createRouteBackend(b: Pick<Backend, 'id' | 'url' | 'source' | 'held'>): RouteBackend | null {
   if (!isRoutable(b.url)) return null;
-  return new TableBackend(b.id, b.url, sourceLiteral(b.source));
+  return new TableBackend(b.id, b.url, sourceLiteral(b.source), b.held === true);
 }
 
 /** The constant string rather than the copy each parsed record carries: one less string per backend. */
@@ -169,6 +181,8 @@ class SoleRoute {
     public id: string | null,
     public url: string,
     public source: BackendSource,
+    /** The backend's Backend.held mark. */
+    public held: boolean,
     /** null: no assignment. */
     public host: string | null,
     public port: number,
@@ -176,6 +190,10 @@ class SoleRoute {
 
   get backendCount(): number {
     return this.id === null ? 0 : 1;
+  }
+
+  get liveBackendCount(): number {
+    return this.id === null || this.held ? 0 : 1;
   }
 
   get assignmentCount(): number {
@@ -193,7 +211,7 @@ class SoleRoute {
       this.#route ??
       freezeRoute(
         this.tool,
-        this.id === null ? [] : [new TableBackend(this.id, this.url, this.source)],
+        this.id === null ? [] : [new TableBackend(this.id, this.url, this.source, this.held)],
         this.host === null ? [] : [Object.freeze({ tool: this.tool, host: this.host, port: this.port })],
       )
     );
@@ -222,7 +240,7 @@ function entryOf(tool: string, backends: RouteBackend[], assignments: RouteAssig
   if (backends.length > 1 || assignments.length > 1) return freezeRoute(tool, backends, assignments);
   const b = backends.length === 1 ? backends[0] : null;
   const a = assignments.length === 1 ? assignments[0] : null;
-  return new SoleRoute(tool, b ? b.id : null, b ? b.url : '', b ? sourceLiteral(b.source) : 'registered', a ? a.host : null, a ? a.port : 0);
+  return new SoleRoute(tool, b ? b.id : null, b ? b.url : '', b ? sourceLiteral(b.source) : 'registered', b ? b.held : false, a ? a.host : null, a ? a.port : 0);
 }
 
 /**
@@ -242,6 +260,7 @@ function shardOf(tool: string): number {
 }
 
 interface Counts {
+  /** Tools with at least one backend that is not held. */
   routes: number;
   backends: number;
   assignments: number;
@@ -250,7 +269,8 @@ interface Counts {
 function countInto(c: Counts, e: TableEntry | undefined, sign: 1 | -1): void {
   if (!e) return;
   const backends = e instanceof SoleRoute ? e.backendCount : e.backends.length;
-  if (backends > 0) c.routes += sign;
+  const live = e instanceof SoleRoute ? e.liveBackendCount > 0 : e.backends.some((b) => !b.held);
+  if (live) c.routes += sign;
   c.backends += sign * backends;
   c.assignments += sign * (e instanceof SoleRoute ? e.assignmentCount : e.assignments.length);
 }
@@ -333,7 +353,7 @@ export class RouteTable {
         const shard = shards[shardOf(r.tool)];
         const e = shard.get(r.tool);
         if (e === undefined) {
-          shard.set(r.tool, new SoleRoute(r.tool, r.id, r.url, sourceLiteral(r.source), null, 0));
+          shard.set(r.tool, new SoleRoute(r.tool, r.id, r.url, sourceLiteral(r.source), r.held === true, null, 0));
           return;
         }
         let d: RouteDraft;
@@ -342,19 +362,20 @@ export class RouteTable {
             e.id = r.id;
             e.url = r.url;
             e.source = sourceLiteral(r.source);
+            e.held = r.held === true;
             return;
           }
           shard.set(e.tool, (d = e.toDraft()));
         } else {
           d = e;
         }
-        addBackend(d, new TableBackend(r.id, r.url, sourceLiteral(r.source)), indexes);
+        addBackend(d, new TableBackend(r.id, r.url, sourceLiteral(r.source), r.held === true), indexes);
       },
       assignment(a: RouteAssignment): void {
         const shard = shards[shardOf(a.tool)];
         const e = shard.get(a.tool);
         if (e === undefined) {
-          shard.set(a.tool, new SoleRoute(a.tool, null, '', 'registered', sharedHost(a.host), a.port));
+          shard.set(a.tool, new SoleRoute(a.tool, null, '', 'registered', false, sharedHost(a.host), a.port));
           return;
         }
         let d: RouteDraft;
@@ -425,7 +446,8 @@ export class RouteTable {
           case 'backend.upsert': {
             const list = draft(ch.backend.tool).backends;
             const i = list.findIndex((b) => b.id === ch.backend.id);
-            const same = i >= 0 && list[i].url === ch.backend.url && list[i].source === ch.backend.source;
+            const same =
+              i >= 0 && list[i].url === ch.backend.url && list[i].source === ch.backend.source && list[i].held === (ch.backend.held === true);
             if (same) break; // a renewal: keep the parsed object
             const rb = createRouteBackend(ch.backend);
             if (rb) upsertBackend(list, rb);
@@ -482,20 +504,28 @@ export class RouteTable {
   }
 
   /**
-   * Each tool's backends by source and its assignments, counted without making route objects: the
-   * metrics' pass over every new table (tools() would make ~500,000 objects at 100,000 tools).
+   * Each tool's backends by source (held ones included, and counted apart) and its assignments, counted
+   * without making route objects: the metrics' pass over every new table (tools() would make ~500,000
+   * objects at 100,000 tools).
    */
-  tally(each: (tool: string, registered: number, discovered: number, assignments: number) => void): void {
+  tally(each: (tool: string, registered: number, discovered: number, assignments: number, held: Readonly<HeldCount>) => void): void {
+    const held = { registered: 0, discovered: 0 };
     for (const shard of this.shards) {
       for (const e of shard.values()) {
+        held.registered = 0;
+        held.discovered = 0;
         if (e instanceof SoleRoute) {
           const discovered = e.id !== null && e.source === 'discovered' ? 1 : 0;
-          each(e.tool, e.backendCount - discovered, discovered, e.assignmentCount);
+          if (e.id !== null && e.held) held[e.source === 'discovered' ? 'discovered' : 'registered'] = 1;
+          each(e.tool, e.backendCount - discovered, discovered, e.assignmentCount, held);
           continue;
         }
         let discovered = 0;
-        for (const b of e.backends) if (b.source === 'discovered') discovered++;
-        each(e.tool, e.backends.length - discovered, discovered, e.assignments.length);
+        for (const b of e.backends) {
+          if (b.source === 'discovered') discovered++;
+          if (b.held) held[b.source === 'discovered' ? 'discovered' : 'registered']++;
+        }
+        each(e.tool, e.backends.length - discovered, discovered, e.assignments.length, held);
       }
     }
   }

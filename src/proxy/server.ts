@@ -74,6 +74,18 @@ const FAILURE_PAGE: Record<ForwardFailure['kind'], ProxyErrorCode> = {
   client_gone: 'bad_gateway',
 };
 
+/**
+ * A held backend (lease lapsed, kept by self-preservation) that refuses the connection is a tool that
+ * stopped, not a broken one: it gets the page of a tool with no backend, not a 502.
+ */
+function heldRefusal(backend: RouteBackend, r: ForwardFailure): boolean {
+  return backend.held && r.kind === 'refused';
+}
+
+function failurePage(backend: RouteBackend, r: ForwardFailure): ProxyErrorCode {
+  return heldRefusal(backend, r) ? 'not_running' : FAILURE_PAGE[r.kind];
+}
+
 /** Request head limit; a bigger head is answered 431 (Node's default, set here so a flag cannot raise it). */
 const MAX_HEADER_BYTES = 16 * 1024;
 
@@ -226,13 +238,13 @@ export function createProxyServer(opts: ProxyServerOptions): ProxyServer {
 
   function noteFailure(tool: string, backend: RouteBackend, r: ForwardFailure, ex: Exchange): void {
     if (r.kind === 'client_gone' || r.kind === 'bad_request') return;
-    countError(r.kind);
+    countError(heldRefusal(backend, r) ? 'not_running' : r.kind);
     // Refusals and resets say the backend is gone; a slow or garbled answer says nothing about the next.
     // A pooled connection the backend had just closed says nothing about it either.
     const down = r.kind === 'refused' || (r.kind === 'reset' && !r.staleConnection) || (r.kind === 'timeout' && r.phase === 'connect');
     const cooloffMs = down ? health.markFailure(tool, backend) : undefined;
     logger.warn(
-      { event: 'proxy.backend_failed', requestId: ex.requestId, tool, backend: backend.id, kind: r.kind, phase: r.phase, code: r.code, cooloffMs },
+      { event: 'proxy.backend_failed', requestId: ex.requestId, tool, backend: backend.id, held: backend.held, kind: r.kind, phase: r.phase, code: r.code, cooloffMs },
       'backend failed',
     );
   }
@@ -275,6 +287,9 @@ export function createProxyServer(opts: ProxyServerOptions): ProxyServer {
     // Made on the first failure: most requests are answered by the first backend picked.
     let tried: Set<string> | undefined;
     let last: ForwardFailure | null = null;
+    // Every failure so far was a held backend refusing: the tool is not running (a live backend's failure
+    // means a running tool that is broken, and keeps its own page).
+    let heldRefusalsOnly = true;
     let again: RouteBackend | null = null;
     for (let attempt = 0; attempt < maxAttempts; attempt++) {
       const fresh = again !== null;
@@ -302,13 +317,14 @@ export function createProxyServer(opts: ProxyServerOptions): ProxyServer {
         continue;
       }
       noteFailure(tool, backend, r, ex);
+      if (!heldRefusal(backend, r)) heldRefusalsOnly = false;
       if (only || !mayRetry(req.method, body, r)) break;
     }
     if (!last) {
       countError('not_running');
       return answer(res, req, ex, 'not_running');
     }
-    answer(res, req, ex, FAILURE_PAGE[last.kind]);
+    answer(res, req, ex, heldRefusalsOnly && last.kind === 'refused' ? 'not_running' : FAILURE_PAGE[last.kind]);
   }
 
   server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
@@ -393,7 +409,7 @@ export function createProxyServer(opts: ProxyServerOptions): ProxyServer {
       ex.attempts = 1;
       ex.backend = backend.id;
       // No retry: on a failure http-proxy ends the client socket itself.
-      const r = await forwarder.upgrade(req, socket, head, backend, (f) => refuse(FAILURE_PAGE[f.kind]));
+      const r = await forwarder.upgrade(req, socket, head, backend, (f) => refuse(failurePage(backend, f)));
       if (r.kind === 'ok') {
         status = 101;
         ex.outcome = 'ok';

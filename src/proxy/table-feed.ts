@@ -284,7 +284,7 @@ export class TableFeed extends EventEmitter implements RouteSource {
 function* allBackends(table: RouteTable): Generator<RouteRecord> {
   for (const route of table.tools()) {
     for (const b of route.backends) {
-      yield { tool: route.tool, id: b.id, url: b.url, source: b.source };
+      yield b.held ? { tool: route.tool, id: b.id, url: b.url, source: b.source, held: true } : { tool: route.tool, id: b.id, url: b.url, source: b.source };
     }
   }
 }

@@ -4,6 +4,7 @@ import type { Metrics } from '../metrics';
 import type { Leadership } from './leadership';
 import { SelfPreservation } from './self-preservation';
 import type { Store } from './store';
+import type { ExpireCandidate } from './types';
 
 const BATCH = 5000;
 const CHECKPOINT = 'expiry';
@@ -99,6 +100,7 @@ export class LeaseExpirer {
         decision.active ? 'self-preservation engaged: too many leases lapsing at once, expiry paused' : 'self-preservation released: expiry resumed',
       );
     }
+    if (decision.held.length > 0) await this.markHeld(decision.held);
     if (decision.expire.length === 0) return 0;
     const removed = await this.store.expireLeases(decision.expire);
     this.guard.record(now, removed.length);
@@ -108,5 +110,19 @@ export class LeaseExpirer {
       this.logger.info({ event: 'lease.expired', tool: c.tool, id: c.id, expiresAt: new Date(c.expiresAt).toISOString() }, 'lease expired');
     }
     return removed.length;
+  }
+
+  /**
+   * Proxies never see lease times, so without this mark a held backend would count as a live route and its
+   * refusals would read as a broken tool (502) rather than a stopped one (503 "not running").
+   */
+  private async markHeld(held: ExpireCandidate[]): Promise<void> {
+    const marked = await this.store.markHeld(held);
+    for (const c of marked) {
+      this.logger.info(
+        { event: 'lease.held', tool: c.tool, id: c.id, expiresAt: new Date(c.expiresAt).toISOString() },
+        'lease lapsed but held by self-preservation: routed as held, not live',
+      );
+    }
   }
 }

@@ -112,8 +112,8 @@ export class MemoryStore implements Store {
     if (existing) this.deleteBackend(existing);
     this.insertBackend(backend);
 
-    // A renewal that keeps url and source tells a proxy nothing new.
-    if (!existing || existing.url !== url || existing.source !== source) {
+    // A renewal that keeps url and source tells a proxy nothing new, unless it ends a hold.
+    if (!existing || existing.url !== url || existing.source !== source || existing.held) {
       changes.push({ kind: 'backend.upsert', backend: { ...backend } });
     }
     if (changes.length > 0) this.publish(changes);
@@ -178,6 +178,22 @@ export class MemoryStore implements Store {
     }
     if (changes.length > 0) this.publish(changes);
     return removed;
+  }
+
+  async markHeld(candidates: ExpireCandidate[]): Promise<ExpireCandidate[]> {
+    this.assertOpen();
+    const marked: ExpireCandidate[] = [];
+    const changes: Change[] = [];
+    for (const c of candidates) {
+      const b = this.backends.get(backendKey(c.tool, c.id));
+      // Renewed since the candidate was read (expiresAt moved), or marked by an earlier round.
+      if (!b || b.expiresAt !== c.expiresAt || b.held) continue;
+      b.held = true;
+      marked.push({ tool: c.tool, id: c.id, expiresAt: c.expiresAt, ttl: b.ttl });
+      changes.push({ kind: 'backend.upsert', backend: { ...b } });
+    }
+    if (changes.length > 0) this.publish(changes);
+    return marked;
   }
 
   // ---- port registry ----
@@ -304,7 +320,9 @@ export class MemoryStore implements Store {
   async routeSnapshot(sink: RouteSink): Promise<TableVersion> {
     this.assertOpen();
     // Synchronous: no mutation can run in between, so this is one version.
-    for (const b of this.backends.values()) sink.backend({ tool: b.tool, id: b.id, url: b.url, source: b.source });
+    for (const b of this.backends.values()) {
+      sink.backend(b.held ? { tool: b.tool, id: b.id, url: b.url, source: b.source, held: true } : { tool: b.tool, id: b.id, url: b.url, source: b.source });
+    }
     for (const a of this.assignments.values()) sink.assignment({ ...a });
     return { epoch: this.epoch, version: this.tableVersion };
   }

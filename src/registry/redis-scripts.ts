@@ -166,7 +166,8 @@ if prev and prev.url ~= url then redis.call('SREM', urlKey(tool, prev.url), id) 
 redis.call('SADD', urlKey(tool, url), id)
 redis.call('ZADD', P .. 'leases', expiresAt, key)
 
-if routingChanged then
+-- A renewal that ends a hold (MARK_HELD) tells proxies the backend is live again.
+if routingChanged or (prev and prev.held) then
   changes[#changes + 1] = { kind = 'backend.upsert', backend = backend }
 end
 if #changes > 0 then publish(changes) end
@@ -213,6 +214,35 @@ for i = 3, #ARGV, 3 do
 end
 if #changes > 0 then publish(changes) end
 return removed
+`;
+
+/**
+ * ARGV[3..]: triples tool, id, expiresAt. Marks each backend whose lease score still equals expiresAt (no
+ * renewal since it was read) and that is not held yet: held = true in its record, one event for all.
+ * Answers pairs: 1-based index of a marked candidate, its stored ttl.
+ */
+export const MARK_HELD = `${PRELUDE}
+local marked = {}
+local changes = {}
+local n = 0
+for i = 3, #ARGV, 3 do
+  n = n + 1
+  local tool, id, expiresAt = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
+  local key = tool .. '/' .. id
+  local score = redis.call('ZSCORE', P .. 'leases', key)
+  if score and tonumber(score) == expiresAt then
+    local backend = cjson.decode(redis.call('HGET', P .. 'backends', key))
+    if not backend.held then
+      backend.held = true
+      redis.call('HSET', P .. 'backends', key, cjson.encode(backend))
+      marked[#marked + 1] = n
+      marked[#marked + 1] = tostring(backend.ttl)
+      changes[#changes + 1] = { kind = 'backend.upsert', backend = backend }
+    end
+  end
+end
+if #changes > 0 then publish(changes) end
+return marked
 `;
 
 /**

@@ -50,6 +50,7 @@ const SCRIPTS = {
   sbRemoveBackend: { lua: scripts.REMOVE_BACKEND, numberOfKeys: 0 },
   sbExpireLeases: { lua: scripts.EXPIRE_LEASES, numberOfKeys: 0 },
   sbExpiredLeases: { lua: scripts.EXPIRED_LEASES, numberOfKeys: 0 },
+  sbMarkHeld: { lua: scripts.MARK_HELD, numberOfKeys: 0 },
   sbAllocatePort: { lua: scripts.ALLOCATE_PORT, numberOfKeys: 0 },
   sbReleasePort: { lua: scripts.RELEASE_PORT, numberOfKeys: 0 },
   sbGetBackends: { lua: scripts.GET_BACKENDS, numberOfKeys: 0 },
@@ -365,6 +366,18 @@ export class RedisStore implements Store {
     for (let i = 0; i < removed.length; i += 2) {
       const c = candidates[Number(removed[i]) - 1];
       out.push({ tool: c.tool, id: c.id, expiresAt: c.expiresAt, ttl: Number(removed[i + 1]) });
+    }
+    return out;
+  }
+
+  async markHeld(candidates: ExpireCandidate[]): Promise<ExpireCandidate[]> {
+    if (candidates.length === 0) return [];
+    const args = candidates.flatMap((c) => [c.tool, c.id, String(c.expiresAt)]);
+    const marked = (await this.routingScript('sbMarkHeld', ...args)) as (number | string)[];
+    const out: ExpireCandidate[] = [];
+    for (let i = 0; i < marked.length; i += 2) {
+      const c = candidates[Number(marked[i]) - 1];
+      out.push({ tool: c.tool, id: c.id, expiresAt: c.expiresAt, ttl: Number(marked[i + 1]) });
     }
     return out;
   }

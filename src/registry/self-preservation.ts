@@ -12,8 +12,8 @@ export interface SelfPreservationPolicy {
 
 export interface ExpiryDecision {
   expire: ExpireCandidate[];
-  /** Candidates held back this round. */
-  held: number;
+  /** Candidates held back this round: lapsed, kept in the store (the expirer marks them held). */
+  held: ExpireCandidate[];
   active: boolean;
 }
 
@@ -40,9 +40,11 @@ export class SelfPreservation {
       candidates.length > 0 &&
       fleetAtWindowStart >= this.policy.minFleet &&
       lapsing > this.policy.threshold * fleetAtWindowStart;
-    if (!this.active) return { expire: candidates, held: 0, active: false };
-    const capped = candidates.filter((c) => c.expiresAt + (this.policy.hardCapMultiplier - 1) * c.ttl * 1000 <= now);
-    return { expire: capped, held: candidates.length - capped.length, active: true };
+    if (!this.active) return { expire: candidates, held: [], active: false };
+    const expire: ExpireCandidate[] = [];
+    const held: ExpireCandidate[] = [];
+    for (const c of candidates) (c.expiresAt + (this.policy.hardCapMultiplier - 1) * c.ttl * 1000 <= now ? expire : held).push(c);
+    return { expire, held, active: true };
   }
 
   /** Counts the expirations that did happen, for the sliding window. */

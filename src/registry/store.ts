@@ -42,6 +42,8 @@ export interface Store {
    *   keeps lapsed leases in the store; without this a tool restarted without its launcher could not be
    *   healed until the hard cap, while its stale registration is all that routes it.
    * `registeredAt` is kept across renewals; `expiresAt = now + ttl*1000`.
+   * - a renewal of a held backend (markHeld) clears the mark, and that is a routing change (one version, one
+   *   `backend.upsert` of the record without `held`): proxies route on the mark.
    * - the stored `instance` is always the one of this upsert (absent when it has none): the newest
    *   heartbeat owns the lease. An upsert whose instance differs from the stored one (either side may be
    *   absent) takes the lease over: it answers `created` and starts a new `registeredAt`, as another run
@@ -67,6 +69,15 @@ export interface Store {
    * heartbeat that renewed it in the meantime wins. Answers the candidates actually removed.
    */
   expireLeases(candidates: ExpireCandidate[]): Promise<ExpireCandidate[]>;
+  /**
+   * Marks backends whose lease lapsed but which self-preservation keeps (`held: true`), so proxies stop
+   * counting them as live. Compare on expiresAt as expireLeases does: a candidate renewed in the meantime is
+   * left alone, and one already held is not marked again. The marked ones are one routing mutation (one
+   * version, one event: a `backend.upsert` of each record with `held: true`); none marked: no version, no
+   * event. Answers the candidates marked now. A held backend is still a lapsed lease: expireLeases removes
+   * it, and a discovered upsert replaces it, as any other lapsed registration.
+   */
+  markHeld(candidates: ExpireCandidate[]): Promise<ExpireCandidate[]>;
 
   // ---- port registry ----
   /**

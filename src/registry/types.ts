@@ -21,6 +21,13 @@ export interface Backend {
    * conditional on it, so a launcher removes only a lease it still owns.
    */
   instance?: string;
+  /**
+   * Present (true) while self-preservation keeps this backend although its lease lapsed (Store.markHeld):
+   * its heartbeats stopped, so it is most likely dead. Proxies never read lease times; this mark is how
+   * they learn it, so they prefer live backends and answer "not running" when a held one refuses. The
+   * next renewal clears it.
+   */
+  held?: true;
 }
 
 /** The registry's record that `tool` owns `host:port`. */
@@ -62,7 +69,7 @@ export interface TableSnapshot extends TableVersion {
 }
 
 /** Of a backend's record, what a proxy routes on; lease times and client version it never reads. */
-export type RouteRecord = Pick<Backend, 'tool' | 'id' | 'url' | 'source'>;
+export type RouteRecord = Pick<Backend, 'tool' | 'id' | 'url' | 'source' | 'held'>;
 
 /** Of a port assignment, what a proxy routes on: where the tool should be listening, not since when. */
 export type RouteAssignment = Readonly<Pick<Assignment, 'tool' | 'host' | 'port'>>;

@@ -14,6 +14,8 @@ export interface BackendView {
   leaseSecondsLeft: number;
   clientVersion?: string;
   instance?: string;
+  /** Present (true) while self-preservation holds the backend although its lease lapsed. */
+  held?: true;
 }
 
 export interface AssignmentView {
@@ -43,6 +45,7 @@ export function backendView(b: Backend, now: number): BackendView {
   };
   if (b.clientVersion !== undefined) view.clientVersion = b.clientVersion;
   if (b.instance !== undefined) view.instance = b.instance;
+  if (b.held) view.held = true;
   return view;
 }
 

@@ -584,6 +584,116 @@ export function storeContract(name: string, factory: StoreFactory): void {
       });
     });
 
+    describe('backends held by self-preservation (markHeld)', () => {
+      /** The records routeSnapshot hands a proxy, by id: `id` or `id held`. */
+      async function routed(): Promise<string[]> {
+        const sink = collectingSink();
+        await store.routeSnapshot(sink);
+        return [...new Set(sink.backends.map((b) => (b.held ? `${b.id} held` : b.id)))].sort();
+      }
+
+      it('marks lapsed leases held in one routing mutation, seen by getBackends and routeSnapshot', async () => {
+        okResult(await store.upsertBackend(input({ tool: 'alpha', id: 'a1', port: 5001, ttl: 1 })));
+        okResult(await store.upsertBackend(input({ tool: 'alpha', id: 'a2', port: 5002, ttl: 1 })));
+        okResult(await store.upsertBackend(input({ tool: 'alpha', id: 'a3', port: 5003, ttl: 60 })));
+        const candidates = await store.expiredLeases(T + 2000, 10);
+        const { events } = await collect();
+        const v = await versionNumber();
+        const marked = await store.markHeld([...candidates, { tool: 'alpha', id: 'ghost', expiresAt: T, ttl: 1 }]);
+        assert.deepEqual(plain(marked).sort(byId), [
+          { tool: 'alpha', id: 'a1', expiresAt: T + 1000, ttl: 1 },
+          { tool: 'alpha', id: 'a2', expiresAt: T + 1000, ttl: 1 },
+        ]);
+        assert.equal(await versionNumber(), v + 1);
+        await waitFor('the held event', () => events.length >= 1);
+        assert.equal(events[0].version, v + 1);
+        assert.deepEqual(
+          events[0].changes.map((c) => (c.kind === 'backend.upsert' ? `upsert ${c.backend.id} held=${c.backend.held}` : c.kind)).sort(),
+          ['upsert a1 held=true', 'upsert a2 held=true'],
+        );
+        assert.deepEqual(
+          (await store.getBackends('alpha')).sort(byId).map((b) => `${b.id}:${b.held ?? '-'}`),
+          ['a1:true', 'a2:true', 'a3:-'],
+        );
+        assert.deepEqual(await routed(), ['a1 held', 'a2 held', 'a3']);
+        // Held is not removed: the leases are still stored and still lapsed.
+        assert.equal(await store.backendCount(), 3);
+        assert.deepEqual((await store.expiredLeases(T + 2000, 10)).map((c) => c.id).sort(), ['a1', 'a2']);
+        // Marking again changes nothing: no version, no event (a later mutation's event comes first).
+        assert.deepEqual(await store.markHeld(candidates), []);
+        assert.deepEqual(await store.markHeld([]), []);
+        assert.equal(await versionNumber(), v + 1);
+        okResult(await store.upsertBackend(input({ tool: 'beta', id: 'b1', port: 5009 })));
+        await waitFor('the next event', () => events.length >= 2);
+        assert.equal(events[1].version, v + 2);
+      });
+
+      it('clears the mark on renewal with one event; the next renewal publishes nothing', async () => {
+        okResult(await store.upsertBackend(input({ tool: 'alpha', id: 'a1', port: 5001, ttl: 1, instance: 'run-00001' })));
+        assert.equal((await store.markHeld(await store.expiredLeases(T + 2000, 10))).length, 1);
+        const { events } = await collect();
+        const v = await versionNumber();
+        const r = okResult(await store.upsertBackend(input({ tool: 'alpha', id: 'a1', port: 5001, ttl: 30, instance: 'run-00001', now: T + 3000 })));
+        assert.equal(r.created, false, 'a renewal, not a new registration');
+        assert.equal(r.backend.held, undefined);
+        assert.equal(await versionNumber(), v + 1);
+        await waitFor('the renewal event', () => events.length >= 1);
+        assert.equal(events[0].changes.length, 1);
+        const ch = events[0].changes[0];
+        assert.equal(ch.kind, 'backend.upsert');
+        assert.equal((ch as Extract<Change, { kind: 'backend.upsert' }>).backend.held, undefined);
+        assert.equal((await store.getBackends('alpha'))[0].held, undefined);
+        assert.deepEqual(await routed(), ['a1']);
+        okResult(await store.upsertBackend(input({ tool: 'alpha', id: 'a1', port: 5001, ttl: 30, instance: 'run-00001', now: T + 4000 })));
+        assert.equal(await versionNumber(), v + 1, 'a plain renewal is no routing change');
+        assert.deepEqual(await store.expiredLeases(T + 5000, 10), []);
+      });
+
+      it('marks by compare on expiresAt: a lease renewed after the sweep read it is not marked', async () => {
+        okResult(await store.upsertBackend(input({ tool: 'alpha', id: 'a1', port: 5001, ttl: 1 })));
+        okResult(await store.upsertBackend(input({ tool: 'alpha', id: 'a2', port: 5002, ttl: 1 })));
+        const candidates = await store.expiredLeases(T + 2000, 10);
+        assert.equal(candidates.length, 2);
+        okResult(await store.upsertBackend(input({ tool: 'alpha', id: 'a1', port: 5001, ttl: 30, now: T + 1500 })));
+        const v = await versionNumber();
+        assert.deepEqual((await store.markHeld(candidates)).map((c) => c.id), ['a2']);
+        assert.equal(await versionNumber(), v + 1);
+        assert.deepEqual(
+          (await store.getBackends('alpha')).sort(byId).map((b) => `${b.id}:${b.held ?? '-'}`),
+          ['a1:-', 'a2:true'],
+        );
+      });
+
+      it('still expires a held backend by compare-and-delete', async () => {
+        okResult(await store.upsertBackend(input({ tool: 'alpha', id: 'a1', port: 5001, ttl: 1 })));
+        const candidates = await store.expiredLeases(T + 2000, 10);
+        await store.markHeld(candidates);
+        const { events } = await collect();
+        const removed = await store.expireLeases(await store.expiredLeases(T + 5000, 10));
+        assert.deepEqual(plain(removed), [{ tool: 'alpha', id: 'a1', expiresAt: T + 1000, ttl: 1 }]);
+        assert.equal(await store.backendCount(), 0);
+        await waitFor('the expiry event', () => events.length >= 1);
+        assert.deepEqual(events[0].changes, [{ kind: 'backend.remove', tool: 'alpha', id: 'a1', reason: 'expired' }]);
+      });
+
+      it('lets a discovered backend replace a held registration of the same url, and carries no mark over', async () => {
+        okResult(await store.upsertBackend(input({ tool: 'alpha', id: 'r1', port: 5001, ttl: 1 })));
+        okResult(await store.upsertBackend(input({ tool: 'alpha', id: 'r2', port: 5002, ttl: 1 })));
+        await store.markHeld(await store.expiredLeases(T + 2000, 10));
+        const r = okResult(await store.upsertBackend(input({ tool: 'alpha', id: 'd1', port: 5001, ttl: 5, source: 'discovered', now: T + 2000 })));
+        assert.equal(r.created, true);
+        assert.equal(r.backend.held, undefined);
+        // Same id: a discovery takes a held registration over as a new, live backend.
+        const same = okResult(await store.upsertBackend(input({ tool: 'alpha', id: 'r2', port: 5002, ttl: 5, source: 'discovered', now: T + 2000 })));
+        assert.equal(same.created, true);
+        assert.deepEqual(
+          (await store.getBackends('alpha')).sort(byId).map((b) => `${b.id}:${b.source}:${b.held ?? '-'}`),
+          ['d1:discovered:-', 'r2:discovered:-'],
+        );
+        assert.deepEqual(await routed(), ['d1', 'r2']);
+      });
+    });
+
     describe('port registry', () => {
       const range = { min: 7000, max: 7004 };
 

@@ -96,6 +96,42 @@ for (const [name, make] of stores) {
       assert.equal(old.lookup('later'), undefined);
     });
 
+    it('carries the held mark to the table, by the feed and by a snapshot; a renewal clears it', async () => {
+      const lapsed = async (tool: string, id: string, port: number, ttl: number, now: number) => {
+        const r = await store.upsertBackend({ tool, id, url: `http://127.0.0.1:${port}`, host: '127.0.0.1', port, ttl, source: 'registered', now });
+        assert.equal(r.ok, true, JSON.stringify(r));
+      };
+      const then = Date.now() - 5000;
+      await lapsed('dying', 'a', 30300, 1, then);
+      await lapsed('mixed', 'a', 30301, 1, then);
+      await lapsed('mixed', 'b', 30302, 60, then);
+      await waitFor('both routed', async () => routed(feed, 'dying') && routed(feed, 'mixed'), 3000, 10);
+      const before = feed.current()!;
+      const reloads = feed.reloads;
+      const marked = await store.markHeld(await store.expiredLeases(Date.now(), 10));
+      assert.deepEqual(marked.map((c) => `${c.tool}/${c.id}`).sort(), ['dying/a', 'mixed/a']);
+      const heldOf = (t = feed.current()!) =>
+        [...t.tools()].flatMap((r) => r.backends.map((b) => `${r.tool}/${b.id}:${b.held}`)).sort();
+      await waitFor('the mark applied', async () => feed.current()!.lookup('dying')!.backends[0].held, 3000, 10);
+      assert.deepEqual(heldOf(), ['before/a:false', 'dying/a:true', 'mixed/a:true', 'mixed/b:false']);
+      assert.equal(feed.reloads, reloads, 'by the change feed, not a reload');
+      assert.equal(before.routeCount, 3);
+      assert.equal(feed.current()!.routeCount, 2, 'a tool with only held backends is no route');
+      assert.equal(feed.current()!.backendCount, 4, 'held backends are still in the table');
+      // A proxy starting now reads the mark from the snapshot.
+      const fresh = new TableFeed(store, { pollMs: 100, carryOverMs: 30_000, logger: silentLogger() });
+      await fresh.start();
+      try {
+        assert.deepEqual(heldOf(fresh.current()!), heldOf());
+        assert.equal(fresh.current()!.routeCount, 2);
+      } finally {
+        await fresh.stop();
+      }
+      await lapsed('dying', 'a', 30300, 30, Date.now());
+      await waitFor('the renewal applied', async () => !feed.current()!.lookup('dying')!.backends[0].held, 3000, 10);
+      assert.equal(feed.current()!.routeCount, 3);
+    });
+
     it('reloads the snapshot when a message reveals a gap', async () => {
       const t = feed.current()!;
       const reloads = feed.reloads;

@@ -53,6 +53,37 @@ describe('Metrics: route-table gauges', () => {
     await checkMetrics(text);
   });
 
+  it('count held backends apart: switchboard_routes only tools with a live one, switchboard_backends{source,state}', async () => {
+    const held = (b: Backend): Backend => ({ ...b, held: true });
+    const withHeld = RouteTable.fromSnapshot({
+      epoch: 'e1',
+      version: 43,
+      backends: [
+        backend('alpha', 'a1', 20001),
+        held(backend('alpha', 'a2', 20002)),
+        held(backend('dead', 'd1', 20006)),
+        held(backend('dead2', 'd1', 20007)),
+        held(backend('beta', 'b1', 20003, 'discovered')),
+        backend('gamma', 'g1', 20008, 'discovered'),
+      ],
+      assignments: [assignment('alpha', 20001), assignment('dead', 20006), assignment('beta', 20003), assignment('idle', 20004)],
+    });
+    const m = new Metrics();
+    m.observeTable(source(withHeld));
+    const text = await m.registry.metrics();
+    assert.equal(metricValue(text, 'switchboard_routes'), 2, 'alpha and gamma; dead, dead2 and beta have only held backends');
+    assert.equal(metricValue(text, 'switchboard_backends', { source: 'registered', state: 'live' }), 1);
+    assert.equal(metricValue(text, 'switchboard_backends', { source: 'registered', state: 'held' }), 3);
+    assert.equal(metricValue(text, 'switchboard_backends', { source: 'discovered', state: 'live' }), 1);
+    assert.equal(metricValue(text, 'switchboard_backends', { source: 'discovered', state: 'held' }), 1);
+    // A query of the old label alone sums the states: every backend of that source, as before.
+    assert.equal(metricValue(text, 'switchboard_backends', { source: 'registered' }), 4);
+    assert.equal(text.match(/^switchboard_backends\{/gm)?.length, 4, 'one series per source and state');
+    // dead's and beta's assignments have no live backend; idle has none at all.
+    assert.equal(metricValue(text, 'switchboard_assignments_without_backend'), 3);
+    await checkMetrics(text);
+  });
+
   it('follow the source: store down, snapshot age, a table swapped for an empty one', async () => {
     let current: RouteTable | null = table;
     const src = { current: () => current, storeUp: true, confirmedAt: Date.now() - 90_000, lostTools: () => [] };

@@ -89,6 +89,28 @@ for (const [name, make] of stores) {
       assert.equal(await store.backendCount(), 12);
     });
 
+    it('marks the leases it holds back as held, and the hard cap still removes them', async () => {
+      const expirer = new LeaseExpirer(store, leadership, leases({ minFleet: 10, threshold: 0.25, hardCapMultiplier: 3 }), logger, metrics);
+      const now = Date.now();
+      for (let i = 0; i < 12; i++) await register(store, `t${i}`, 'a', 21000 + i, 60, now);
+      for (let i = 0; i < 5; i++) await register(store, `l${i}`, 'a', 22000 + i, 1, now - 1500);
+      const v = (await store.version()).version;
+      assert.equal(await expirer.runOnce(now), 0);
+      assert.equal(expirer.selfPreservationActive, true);
+      const held = async () => (await store.snapshot()).backends.filter((b) => b.held).map((b) => b.tool).sort();
+      assert.deepEqual(await held(), ['l0', 'l1', 'l2', 'l3', 'l4']);
+      assert.equal((await store.version()).version, v + 1, 'one routing mutation for the five');
+      // A later round while still paused marks nothing again.
+      assert.equal(await expirer.runOnce(now + 100), 0);
+      assert.equal((await store.version()).version, v + 1);
+      // A heartbeat ends l0's hold; the hard cap removes the other four.
+      await register(store, 'l0', 'a', 22000, 60, now + 200);
+      assert.deepEqual(await held(), ['l1', 'l2', 'l3', 'l4']);
+      assert.equal(await expirer.runOnce(now + 2000), 4);
+      assert.deepEqual(await held(), []);
+      assert.equal(await store.backendCount(), 13);
+    });
+
     it('resumes when heartbeats recover', async () => {
       const expirer = new LeaseExpirer(store, leadership, leases(), logger, metrics);
       const now = Date.now();

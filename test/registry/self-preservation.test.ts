@@ -23,7 +23,7 @@ describe('self-preservation', () => {
     const d = sp.decide(now, lapsed(30, now - 1), 100);
     assert.equal(d.active, true);
     assert.equal(d.expire.length, 0);
-    assert.equal(d.held, 30);
+    assert.equal(d.held.length, 30);
   });
 
   it('counts lapses already done in the window', () => {
