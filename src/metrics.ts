@@ -23,6 +23,8 @@ export interface RefusedHeartbeats {
 /** Values of each labelled counter with a closed set of labels: exported at 0 from the start. */
 export const REGISTRATION_RESULTS = ['created', 'renewed', 'rejected', 'conflict', 'unavailable'] as const;
 export const PROXY_ERROR_KINDS = ['no_route', 'not_running', 'refused', 'reset', 'timeout', 'bad_gateway'] as const;
+/** How a hold of a request ended (src/proxy/hold.ts). */
+export const HOLD_OUTCOMES = ['forwarded', 'timeout', 'client_gone', 'overflow'] as const;
 export const SELFHEAL_TRIGGERS = ['request', 'reconcile'] as const;
 export const AUTH_FAILURE_REASONS = ['missing', 'malformed', 'invalid'] as const;
 
@@ -113,6 +115,23 @@ export class Metrics {
     name: 'switchboard_proxy_errors_total',
     help: 'Proxy failures by kind: no_route, not_running, refused, reset, timeout, bad_gateway (one per failed attempt).',
     labelNames: ['kind'],
+    registers: [this.registry],
+  });
+  readonly proxyHeldRequests = new client.Gauge({
+    name: 'switchboard_proxy_held_requests',
+    help: 'Requests held right now for a tool that has an assignment but no live backend (proxy.holdMs), waiting for one to register or be discovered.',
+    registers: [this.registry],
+  });
+  readonly proxyHolds = new client.Counter({
+    name: 'switchboard_proxy_holds_total',
+    help: 'Ends of holds by outcome: forwarded (a backend came), timeout (proxy.holdMs passed: the 503 page), client_gone, overflow (proxy.holdMaxPerTool requests already held: the 503 page at once).',
+    labelNames: ['outcome'],
+    registers: [this.registry],
+  });
+  readonly proxyHoldSeconds = new client.Histogram({
+    name: 'switchboard_proxy_hold_seconds',
+    help: 'Time a forwarded request was held waiting for a backend: the latency a restart added to it.',
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
     registers: [this.registry],
   });
 
@@ -242,6 +261,7 @@ export class Metrics {
     zeroed(this.proxyErrors, 'kind', PROXY_ERROR_KINDS);
     zeroed(this.selfHeals, 'trigger', SELFHEAL_TRIGGERS);
     zeroed(this.authFailures, 'reason', AUTH_FAILURE_REASONS);
+    zeroed(this.proxyHolds, 'outcome', HOLD_OUTCOMES);
     // Without a table these say nothing: a 0 would read as "every route vanished" and page someone.
     for (const g of this.tableGauges()) g.remove();
     this.storeUp.remove();

@@ -14,6 +14,7 @@ import { requestIdOf, rewriteRequestHeaders } from './forward-headers';
 import { ConnectGuard } from './connect-guard';
 import { createForwarder, type EngineName, type ForwardFailure, type ForwardResult } from './forwarder';
 import { PassiveHealth, type HealthOptions } from './health';
+import { HoldQueues, type HoldOutcome, type TableEvents, type Waiter } from './hold';
 import { resolveTool } from './host';
 import type { RouteBackend, RouteSource, ToolRoute } from './route-table';
 
@@ -63,6 +64,9 @@ interface Exchange {
   backend?: string;
   attempts: number;
   outcome: string;
+  /** Ms the request waited for a backend of its tool (proxy.holdMs), and how that ended; absent: never held. */
+  held?: number;
+  hold?: HoldOutcome;
 }
 
 const FAILURE_PAGE: Record<ForwardFailure['kind'], ProxyErrorCode> = {
@@ -102,11 +106,37 @@ function isWebSocket(req: http.IncomingMessage): boolean {
   return req.method === 'GET' && typeof req.headers.upgrade === 'string' && req.headers.upgrade.toLowerCase() === 'websocket';
 }
 
+/** Whether the route source says when its table changes (a TableFeed does): holding needs that. */
+function tableEvents(routes: RouteSource): TableEvents | null {
+  const r = routes as Partial<TableEvents>;
+  return typeof r.on === 'function' && typeof r.off === 'function' ? (r as TableEvents) : null;
+}
+
 function pathOf(url: string | undefined): string {
   if (!url) return '';
   const q = url.indexOf('?');
   // The query is left out of the log: it is where tokens end up.
   return (q < 0 ? url : url.slice(0, q)).slice(0, 512);
+}
+
+/** The proxy's hold queues; null when holding is off (proxy.holdMs 0) or the route source cannot say when its table changes. */
+function holdQueues(pc: Config['proxy'], routes: RouteSource, metrics: Metrics | undefined): HoldQueues | null {
+  const tables = tableEvents(routes);
+  if (pc.holdMs === 0 || !tables) return null;
+  const outcomes = new Map<HoldOutcome, { inc(): void }>();
+  return new HoldQueues({
+    holdMs: pc.holdMs,
+    maxPerTool: pc.holdMaxPerTool,
+    tables,
+    onCount: (n) => metrics?.proxyHeldRequests.set(n),
+    onEnd: (r) => {
+      if (!metrics) return;
+      let c = outcomes.get(r.outcome);
+      if (!c) outcomes.set(r.outcome, (c = metrics.proxyHolds.labels(r.outcome)));
+      c.inc();
+      if (r.outcome === 'forwarded') metrics.proxyHoldSeconds.observe(r.heldMs / 1000);
+    },
+  });
 }
 
 export function createProxyServer(opts: ProxyServerOptions): ProxyServer {
@@ -160,6 +190,7 @@ export function createProxyServer(opts: ProxyServerOptions): ProxyServer {
 
   let draining = false;
   const upgraded = new Set<Duplex>();
+  const holds = holdQueues(pc, routes, metrics);
 
   const headersTimeout = Math.min(pc.headersTimeoutMs, pc.requestTimeoutMs);
   const server = http.createServer({
@@ -200,6 +231,8 @@ export function createProxyServer(opts: ProxyServerOptions): ProxyServer {
           backend: ex.backend,
           attempts: ex.attempts,
           outcome: ex.outcome,
+          held: ex.held,
+          hold: ex.hold,
           remote: req.socket.remoteAddress,
         },
         'request',
@@ -222,6 +255,19 @@ export function createProxyServer(opts: ProxyServerOptions): ProxyServer {
       logger.warn({ event: 'proxy.hook_failed', tool, requestId, err: (err as Error).message }, 'onNoLiveBackend failed');
       return null;
     }
+  }
+
+  /**
+   * Waits for a backend of a tool that has an assignment and none live (proxy.holdMs): its route once one
+   * is in the table, null when the hold ended without one. Nothing of the request was read or forwarded yet,
+   * so a body is still whole for the backend that comes.
+   */
+  async function holdFor(tool: string, client: Waiter, ex: Exchange): Promise<ToolRoute | null> {
+    if (!holds || draining) return null;
+    const r = await holds.wait(tool, client);
+    ex.held = Math.round(r.heldMs * 10) / 10;
+    ex.hold = r.outcome;
+    return r.outcome === 'forwarded' ? r.route : null;
   }
 
   function noteFailure(tool: string, backend: RouteBackend, r: ForwardFailure, ex: Exchange): void {
@@ -249,7 +295,7 @@ export function createProxyServer(opts: ProxyServerOptions): ProxyServer {
     }
     const target = resolveTool(req.url ?? '/', req.headers.host, config.domain);
     ex.tool = target.tool;
-    const route = target.kind === 'none' ? undefined : table.lookup(target.tool);
+    let route = target.kind === 'none' ? undefined : table.lookup(target.tool);
     if (!route || (route.backends.length === 0 && route.assignments.length === 0)) {
       countError('no_route');
       return answer(res, req, ex, 'no_such_tool');
@@ -266,8 +312,16 @@ export function createProxyServer(opts: ProxyServerOptions): ProxyServer {
     if (route.backends.length === 0) {
       only = await fallbackBackend(tool, route, ex.requestId);
       if (!only) {
-        countError('not_running');
-        return answer(res, req, ex, 'not_running');
+        const came = await holdFor(tool, res, ex);
+        if (ex.hold === 'client_gone') {
+          ex.outcome = 'client_gone';
+          return;
+        }
+        if (!came) {
+          countError('not_running');
+          return answer(res, req, ex, 'not_running');
+        }
+        route = came;
       }
     }
     rewriteRequestHeaders(req, { requestId: ex.requestId, trusted });
@@ -383,7 +437,16 @@ export function createProxyServer(opts: ProxyServerOptions): ProxyServer {
         return refuse('no_such_tool');
       }
       ex.routeTool = route.tool;
-      const backend = route.backends.length > 0 ? balancer.pick(route) : await fallbackBackend(route.tool, route, ex.requestId);
+      let backend = route.backends.length > 0 ? balancer.pick(route) : await fallbackBackend(route.tool, route, ex.requestId);
+      if (!backend && route.backends.length === 0) {
+        // Held like a plain request: nothing but the request head has been read from the socket.
+        const came = await holdFor(route.tool, socket, ex);
+        if (ex.hold === 'client_gone') {
+          ex.outcome = 'client_gone';
+          return;
+        }
+        if (came) backend = balancer.pick(came);
+      }
       if (!backend) {
         countError('not_running');
         return refuse('not_running');
@@ -440,6 +503,8 @@ export function createProxyServer(opts: ProxyServerOptions): ProxyServer {
         // From here every answer's head says `connection: close` (answer(), responseHead), so a client does
         // not send another request on a connection about to close.
         draining = true;
+        // Held requests get their answer now (the 503 page, `connection: close`) rather than at the cut.
+        holds?.releaseAll();
         const closed = new Promise<void>((resolve) => {
           if (!server.listening) return resolve();
           server.close(() => resolve());
