@@ -283,8 +283,7 @@ function validate(c: Json, label: (key: string) => string): void {
   int('proxy.agent.maxFreeSockets', 0, 1_000_000);
   int('proxy.agent.freeSocketTimeoutMs', 1, 3_600_000);
   // A hold longer than a minute is an outage, not a restart: the client is better told and left to retry.
-  // Held requests have not been read: the request timeout must not end them first.
-  int('proxy.holdMs', 0, Math.min(HOLD_MS_MAX, (get('proxy.requestTimeoutMs') as number) - 1));
+  int('proxy.holdMs', 0, HOLD_MS_MAX);
   int('proxy.holdMaxPerTool', 1, 100_000);
 
   const url = get('redis.url');

@@ -102,6 +102,27 @@ export class Metrics {
       for (const [version, n] of counts) this.clientVersions.set({ version }, n);
     },
   });
+  /** Where switchboard_backend_restarts reads its tools at scrape time (set by the Registry; cached like the versions). */
+  backendRestartsSource: (() => ReadonlyMap<string, number> | Promise<ReadonlyMap<string, number>>) | null = null;
+  readonly backendRestarts: client.Gauge<'tool'> = new client.Gauge({
+    name: 'switchboard_backend_restarts',
+    help: `Restarts of a tool's process by its launcher (switchboard run --restart), the largest count its backends' last heartbeats reported; tools with restarts > 0 only (at most ${DISCOVERED_TOOLS_LIMIT}, most restarts first). A count that keeps growing is a crash loop.`,
+    labelNames: ['tool'],
+    aggregator: 'max',
+    registers: [this.registry],
+    collect: async () => {
+      if (!this.backendRestartsSource) return;
+      let counts: ReadonlyMap<string, number>;
+      try {
+        counts = await this.backendRestartsSource();
+      } catch {
+        return; // a scrape must not fail because the store did: keep the last values
+      }
+      this.backendRestarts.reset();
+      const top = [...counts].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1)).slice(0, DISCOVERED_TOOLS_LIMIT);
+      for (const [tool, n] of top) this.backendRestarts.set({ tool }, n);
+    },
+  });
   readonly storeUp: client.Gauge = new client.Gauge({
     name: 'switchboard_store_up',
     help: '1 when the store answered this process\'s last check (the route-table feed polls it), 0 when it did not.',

@@ -3,6 +3,7 @@ import type { Logger } from '../logger';
 import type { Metrics } from '../metrics';
 import { RegistryError, badRequest } from './errors';
 import { StoreUnavailableError, type Store } from './store';
+import { CachedFleetFigures, readFleetFigures } from './fleet-counts';
 import { HeartbeatRefusals, type RefusalReason } from './heartbeat-refusals';
 import { acceptsConnections } from './port-check';
 import type { EpochRecovery } from './recovery';
@@ -40,6 +41,11 @@ export interface RegistryOptions {
   signer?: TokenSigner | null;
 }
 
+/** A part of a value that may still be on its way. */
+function pick<T, U>(v: T | Promise<T>, part: (t: T) => U): U | Promise<U> {
+  return v instanceof Promise ? v.then(part) : part(v);
+}
+
 /** New assignments tried per port request when something listens on them, before a 503. */
 export const OCCUPIED_PORT_ATTEMPTS = 8;
 
@@ -74,9 +80,7 @@ export class Registry {
   private readonly logger: Logger;
   private readonly now: () => number;
   private readonly clientVersionsMaxAgeMs: number;
-  private versionCounts: ReadonlyMap<string, number> | null = null;
-  private versionCountsAt = 0;
-  private versionRefresh: Promise<ReadonlyMap<string, number>> | null = null;
+  private readonly fleet: CachedFleetFigures;
   private recovery: EpochRecovery | null = null;
   private readonly signer: TokenSigner | null;
   /** Heartbeats refused for their token, per tool (switchboard_heartbeat_refused_seconds, `auth.refused`). */
@@ -92,7 +96,9 @@ export class Registry {
     this.signer = opts.signer ?? null;
     this.validators = new Validators(opts.config.leases);
     this.policy = new AddressPolicy(opts.config, opts.lookup, this.now);
-    this.metrics.clientVersionsSource = () => this.cachedClientVersionCounts();
+    this.fleet = new CachedFleetFigures(this.store, this.clientVersionsMaxAgeMs, this.logger, this.now);
+    this.metrics.clientVersionsSource = () => pick(this.fleet.current(), (f) => f.versions);
+    this.metrics.backendRestartsSource = () => pick(this.fleet.current(), (f) => f.restarts);
     this.refusals = new HeartbeatRefusals({ logger: this.logger, now: this.now });
     this.metrics.refusedHeartbeatsSource = () => this.refusals.current();
   }
@@ -157,6 +163,7 @@ export class Registry {
         source,
         clientVersion: hb.clientVersion,
         instance: hb.instance,
+        restarts: hb.restarts,
         now: this.now(),
       });
       if (!answer.ok) {
@@ -335,38 +342,8 @@ export class Registry {
   }
 
   /** Stored backends per clientVersion ("unknown" when a heartbeat sent none). */
-  async clientVersionCounts(): Promise<Map<string, number>> {
-    const snap = await this.store.snapshot();
-    const counts = new Map<string, number>();
-    for (const b of snap.backends) {
-      const v = b.clientVersion ?? 'unknown';
-      counts.set(v, (counts.get(v) ?? 0) + 1);
-    }
-    return counts;
-  }
-
-  /**
-   * The counts for a metrics scrape: the cached ones, refreshed in the background once they are older
-   * than clientVersionsMaxAgeMs. Only the very first scrape waits for a read.
-   */
-  cachedClientVersionCounts(): ReadonlyMap<string, number> | Promise<ReadonlyMap<string, number>> {
-    const stale = this.now() - this.versionCountsAt >= this.clientVersionsMaxAgeMs;
-    if (stale && !this.versionRefresh) {
-      this.versionRefresh = this.clientVersionCounts()
-        .then((counts) => {
-          this.versionCounts = counts;
-          this.versionCountsAt = this.now();
-          return counts;
-        })
-        .catch((err: unknown) => {
-          this.logger.debug({ event: 'client_versions.not_refreshed', err: (err as Error).message }, 'client version counts not refreshed');
-          return this.versionCounts ?? new Map<string, number>();
-        })
-        .finally(() => {
-          this.versionRefresh = null;
-        });
-    }
-    return this.versionCounts ?? this.versionRefresh ?? new Map<string, number>();
+  async clientVersionCounts(): Promise<ReadonlyMap<string, number>> {
+    return (await readFleetFigures(this.store)).versions;
   }
 
   private hostKey(host: string): string {

@@ -21,6 +21,8 @@ export interface Backend {
    * conditional on it, so a launcher removes only a lease it still owns.
    */
   instance?: string;
+  /** Times the launcher restarted the backend's process (`switchboard run --restart`), as its last heartbeat said. */
+  restarts?: number;
 }
 
 /** The registry's record that `tool` owns `host:port`. */
@@ -98,6 +100,7 @@ export interface UpsertBackendInput {
   source: BackendSource;
   clientVersion?: string;
   instance?: string;
+  restarts?: number;
   now: number;
 }
 

@@ -14,6 +14,7 @@ export interface BackendView {
   leaseSecondsLeft: number;
   clientVersion?: string;
   instance?: string;
+  restarts?: number;
 }
 
 export interface AssignmentView {
@@ -43,6 +44,7 @@ export function backendView(b: Backend, now: number): BackendView {
   };
   if (b.clientVersion !== undefined) view.clientVersion = b.clientVersion;
   if (b.instance !== undefined) view.instance = b.instance;
+  if (b.restarts !== undefined) view.restarts = b.restarts;
   return view;
 }
 
