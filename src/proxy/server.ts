@@ -24,6 +24,8 @@ export interface ProxyHooks {
    * fallback port discovery). A backend it answers serves this request; null means "not running".
    */
   onNoLiveBackend?(tool: string, route: ToolRoute): Promise<RouteBackend | null>;
+  /** A backend onNoLiveBackend answered refused or failed the request: what it remembers of it is stale. */
+  onDiscoveredFailed?(tool: string, backend: RouteBackend): void;
 }
 
 export interface ProxyServerOptions {
@@ -313,10 +315,7 @@ export function createProxyServer(opts: ProxyServerOptions): ProxyServer {
       only = await fallbackBackend(tool, route, ex.requestId);
       if (!only) {
         const came = await holdFor(tool, res, ex);
-        if (ex.hold === 'client_gone') {
-          ex.outcome = 'client_gone';
-          return;
-        }
+        if (ex.hold === 'client_gone') return void (ex.outcome = 'client_gone');
         if (!came) {
           countError('not_running');
           return answer(res, req, ex, 'not_running');
@@ -326,6 +325,43 @@ export function createProxyServer(opts: ProxyServerOptions): ProxyServer {
     }
     rewriteRequestHeaders(req, { requestId: ex.requestId, trusted });
     const body = hasBody(req);
+    let last = await forward(req, res, ex, route, only, body);
+    if (last && ex.hold === undefined && mayRetry(req.method, body, last) && (only || !hasLiveBackend(tool))) {
+      // The backend tried is gone and the tool has none in the table now (its launcher deregistered it while
+      // this request was on its way; or discovery found a process on its way out): nothing of the request
+      // was used up, so it is held like any request for a tool without a live backend.
+      if (only) hooks?.onDiscoveredFailed?.(tool, only);
+      const came = await holdFor(tool, res, ex);
+      if (ex.hold === 'client_gone') return void (ex.outcome = 'client_gone');
+      if (came) last = await forward(req, res, ex, came, null, body);
+    }
+    if (last === undefined) return;
+    if (!last) {
+      countError('not_running');
+      return answer(res, req, ex, 'not_running');
+    }
+    answer(res, req, ex, FAILURE_PAGE[last.kind]);
+  }
+
+  /** Whether the current table has a backend for the tool (one that was deregistered meanwhile does not count). */
+  function hasLiveBackend(tool: string): boolean {
+    const now = routes.current()?.lookup(tool);
+    return now === undefined || now.backends.length > 0 || now.assignments.length === 0;
+  }
+
+  /**
+   * Tries the route's backends (or `only`), with retries where they are safe. Answers undefined once the
+   * request is over (relayed, or the client left), else the last failure (null: no backend to try).
+   */
+  async function forward(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    ex: Exchange,
+    route: ToolRoute,
+    only: RouteBackend | null,
+    body: boolean,
+  ): Promise<ForwardFailure | null | undefined> {
+    const tool = route.tool;
     // Made on the first failure: most requests are answered by the first backend picked.
     let tried: Set<string> | undefined;
     let last: ForwardFailure | null = null;
@@ -341,11 +377,11 @@ export function createProxyServer(opts: ProxyServerOptions): ProxyServer {
       if (r.kind === 'ok') {
         health.markSuccess(tool, backend);
         ex.outcome = 'ok';
-        return;
+        return undefined;
       }
       if (r.kind === 'client_gone') {
         ex.outcome = 'client_gone';
-        return;
+        return undefined;
       }
       last = r;
       (tried ??= new Set()).add(backend.id);
@@ -358,11 +394,7 @@ export function createProxyServer(opts: ProxyServerOptions): ProxyServer {
       noteFailure(tool, backend, r, ex);
       if (only || !mayRetry(req.method, body, r)) break;
     }
-    if (!last) {
-      countError('not_running');
-      return answer(res, req, ex, 'not_running');
-    }
-    answer(res, req, ex, FAILURE_PAGE[last.kind]);
+    return last;
   }
 
   server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {

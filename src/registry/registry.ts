@@ -81,6 +81,8 @@ export class Registry {
   private readonly now: () => number;
   private readonly clientVersionsMaxAgeMs: number;
   private readonly fleet: CachedFleetFigures;
+  /** Tools whose launcher deregistered a backend, and until when discovery leaves them alone. */
+  private readonly stopped = new Map<string, number>();
   private recovery: EpochRecovery | null = null;
   private readonly signer: TokenSigner | null;
   /** Heartbeats refused for their token, per tool (switchboard_heartbeat_refused_seconds, `auth.refused`). */
@@ -219,6 +221,7 @@ export class Registry {
     this.validators.id(id);
     const own = this.validators.instance(instance);
     const result = await this.store.removeOwnedBackend(tool, id, own);
+    if (result === 'removed') this.noteStopped(tool);
     if (result !== 'absent') {
       const message = result === 'removed' ? 'backend deregistered' : 'deregistration refused: another instance holds the backend';
       this.logger.info({ event: 'deregistration', result, tool, id, instance: own }, message);
@@ -344,6 +347,25 @@ export class Registry {
   /** Stored backends per clientVersion ("unknown" when a heartbeat sent none). */
   async clientVersionCounts(): Promise<ReadonlyMap<string, number>> {
     return (await readFleetFigures(this.store)).versions;
+  }
+
+  /**
+   * Whether a launcher deregistered a backend of `tool` lately: its process is stopping (or restarting), and
+   * what still answers on its port for a moment is that process on its way out. Discovery must not route
+   * to it; proxies hold the tool's requests for its successor meanwhile (proxy.holdMs).
+   */
+  stoppedRecently(tool: string): boolean {
+    const until = this.stopped.get(tool);
+    if (until === undefined) return false;
+    if (until > this.now()) return true;
+    this.stopped.delete(tool);
+    return false;
+  }
+
+  private noteStopped(tool: string): void {
+    const now = this.now();
+    if (this.stopped.size >= 10_000) for (const [t, until] of this.stopped) if (until <= now) this.stopped.delete(t);
+    this.stopped.set(tool, now + Math.max(this.config.proxy.holdMs, this.config.discovery.negativeCacheMs));
   }
 
   private hostKey(host: string): string {
