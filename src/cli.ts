@@ -16,7 +16,7 @@ usage:
   switchboard token issue  --tool T [--registry URL] [--token ADMIN]   issue a tool token
   switchboard token revoke --tool T --id ID [--registry URL] [--token ADMIN]
   switchboard status [--registry URL] [--token ADMIN] [--json]   every tool, its backends and assignments
-  switchboard run --tool T [--registry URL] [--token TOKEN] [--ttl S] [--host H] [--port P] -- COMMAND ARGS...
+  switchboard run --tool T [--registry URL] [--token TOKEN] [--ttl S] [--host H] [--port P] [--restart [--restart-max-delay S]] -- COMMAND ARGS...
                        start COMMAND with PORT = the tool's assigned port, keep it registered while it runs
   switchboard heartbeat --tool T --url URL [--registry URL] [--token TOKEN] [--ttl S] [--id ID]
                        keep a service started some other way registered until SIGTERM/SIGINT

@@ -27,6 +27,13 @@ export interface Config {
     drainTimeoutMs: number;
     agent: { maxSockets: number; maxFreeSockets: number; freeSocketTimeoutMs: number };
     feedPollMs: number;
+    /**
+     * How long a request for a tool with an assignment but no live backend waits for one to register or be
+     * discovered before the 503 page (a restart, a crash the launcher restarts); 0: answer 503 at once.
+     */
+    holdMs: number;
+    /** Requests held at once for one tool; past it the 503 page comes at once. */
+    holdMaxPerTool: number;
   };
   control: { port: number };
   redis: {
@@ -82,6 +89,9 @@ export interface Config {
   metrics: { perToolLabels: boolean };
 }
 
+/** The longest proxy.holdMs accepted. */
+export const HOLD_MS_MAX = 60_000;
+
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
 }
@@ -99,6 +109,7 @@ export const ENV_KEYS: Record<string, string> = {
   SWITCHBOARD_LOG_LEVEL: 'log.level',
   SWITCHBOARD_ACCESS_LOG: 'proxy.accessLog',
   SWITCHBOARD_PROXY_ENGINE: 'proxy.engine',
+  SWITCHBOARD_PROXY_HOLD_MS: 'proxy.holdMs',
   SWITCHBOARD_REGISTRY: 'discovery.registry',
   SWITCHBOARD_TOKEN: 'discovery.token',
   SWITCHBOARD_DATA_DIR: 'dataDir',
@@ -166,6 +177,7 @@ function envValue(name: string, key: string, raw: string): unknown {
   switch (key) {
     case 'proxy.port':
     case 'control.port':
+    case 'proxy.holdMs':
       return /^\d+$/.test(raw) ? Number(raw) : raw;
     case 'proxy.accessLog':
       if (raw === 'true' || raw === '1') return true;
@@ -270,6 +282,9 @@ function validate(c: Json, label: (key: string) => string): void {
   int('proxy.agent.maxSockets', 1, 1_000_000);
   int('proxy.agent.maxFreeSockets', 0, 1_000_000);
   int('proxy.agent.freeSocketTimeoutMs', 1, 3_600_000);
+  // A hold longer than a minute is an outage, not a restart: the client is better told and left to retry.
+  int('proxy.holdMs', 0, HOLD_MS_MAX);
+  int('proxy.holdMaxPerTool', 1, 100_000);
 
   const url = get('redis.url');
   if (url !== null) {

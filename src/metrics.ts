@@ -23,6 +23,8 @@ export interface RefusedHeartbeats {
 /** Values of each labelled counter with a closed set of labels: exported at 0 from the start. */
 export const REGISTRATION_RESULTS = ['created', 'renewed', 'rejected', 'conflict', 'unavailable'] as const;
 export const PROXY_ERROR_KINDS = ['no_route', 'not_running', 'refused', 'reset', 'timeout', 'bad_gateway'] as const;
+/** How a hold of a request ended (src/proxy/hold.ts). */
+export const HOLD_OUTCOMES = ['forwarded', 'timeout', 'client_gone', 'overflow'] as const;
 export const SELFHEAL_TRIGGERS = ['request', 'reconcile'] as const;
 export const AUTH_FAILURE_REASONS = ['missing', 'malformed', 'invalid'] as const;
 
@@ -100,6 +102,27 @@ export class Metrics {
       for (const [version, n] of counts) this.clientVersions.set({ version }, n);
     },
   });
+  /** Where switchboard_backend_restarts reads its tools at scrape time (set by the Registry; cached like the versions). */
+  backendRestartsSource: (() => ReadonlyMap<string, number> | Promise<ReadonlyMap<string, number>>) | null = null;
+  readonly backendRestarts: client.Gauge<'tool'> = new client.Gauge({
+    name: 'switchboard_backend_restarts',
+    help: `Restarts of a tool's process by its launcher (switchboard run --restart), the largest count its backends' last heartbeats reported; tools with restarts > 0 only (at most ${DISCOVERED_TOOLS_LIMIT}, most restarts first). A count that keeps growing is a crash loop.`,
+    labelNames: ['tool'],
+    aggregator: 'max',
+    registers: [this.registry],
+    collect: async () => {
+      if (!this.backendRestartsSource) return;
+      let counts: ReadonlyMap<string, number>;
+      try {
+        counts = await this.backendRestartsSource();
+      } catch {
+        return; // a scrape must not fail because the store did: keep the last values
+      }
+      this.backendRestarts.reset();
+      const top = [...counts].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1)).slice(0, DISCOVERED_TOOLS_LIMIT);
+      for (const [tool, n] of top) this.backendRestarts.set({ tool }, n);
+    },
+  });
   readonly storeUp: client.Gauge = new client.Gauge({
     name: 'switchboard_store_up',
     help: '1 when the store answered this process\'s last check (the route-table feed polls it), 0 when it did not.',
@@ -113,6 +136,23 @@ export class Metrics {
     name: 'switchboard_proxy_errors_total',
     help: 'Proxy failures by kind: no_route, not_running, refused, reset, timeout, bad_gateway (one per failed attempt).',
     labelNames: ['kind'],
+    registers: [this.registry],
+  });
+  readonly proxyHeldRequests = new client.Gauge({
+    name: 'switchboard_proxy_held_requests',
+    help: 'Requests held right now for a tool that has an assignment but no live backend (proxy.holdMs), waiting for one to register or be discovered.',
+    registers: [this.registry],
+  });
+  readonly proxyHolds = new client.Counter({
+    name: 'switchboard_proxy_holds_total',
+    help: 'Ends of holds by outcome: forwarded (a backend came), timeout (proxy.holdMs passed: the 503 page), client_gone, overflow (proxy.holdMaxPerTool requests already held: the 503 page at once).',
+    labelNames: ['outcome'],
+    registers: [this.registry],
+  });
+  readonly proxyHoldSeconds = new client.Histogram({
+    name: 'switchboard_proxy_hold_seconds',
+    help: 'Time a forwarded request was held waiting for a backend: the latency a restart added to it.',
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
     registers: [this.registry],
   });
 
@@ -244,6 +284,7 @@ export class Metrics {
     zeroed(this.proxyErrors, 'kind', PROXY_ERROR_KINDS);
     zeroed(this.selfHeals, 'trigger', SELFHEAL_TRIGGERS);
     zeroed(this.authFailures, 'reason', AUTH_FAILURE_REASONS);
+    zeroed(this.proxyHolds, 'outcome', HOLD_OUTCOMES);
     // Without a table these say nothing: a 0 would read as "every route vanished" and page someone.
     for (const g of this.tableGauges()) g.remove();
     this.storeUp.remove();

@@ -27,6 +27,17 @@ describe('configuration', () => {
     assert.equal(loadConfig({ env: { SWITCHBOARD_PROXY_ENGINE: 'undici' }, file: writeConfig({ proxy: { engine: 'http-proxy' } }) }).proxy.engine, 'undici');
   });
 
+  it('holds requests 5000 ms by default, at most 100 per tool; SWITCHBOARD_PROXY_HOLD_MS sets the hold, 0 turns it off; bad values name key and bounds', () => {
+    const c = loadConfig({ env: {} });
+    assert.equal(c.proxy.holdMs, 5000);
+    assert.equal(c.proxy.holdMaxPerTool, 100);
+    assert.equal(loadConfig({ env: { SWITCHBOARD_PROXY_HOLD_MS: '0' } }).proxy.holdMs, 0);
+    assert.equal(loadConfig({ env: { SWITCHBOARD_PROXY_HOLD_MS: '250' } }).proxy.holdMs, 250);
+    assert.throws(() => loadConfig({ env: { SWITCHBOARD_PROXY_HOLD_MS: '5s' } }), /SWITCHBOARD_PROXY_HOLD_MS \(proxy\.holdMs\): must be an integer in 0\.\.60000, got "5s"/);
+    assert.throws(() => loadConfig({ env: {}, file: writeConfig({ proxy: { holdMs: 60_001 } }) }), /proxy\.holdMs: must be an integer in 0\.\.60000, got 60001/);
+    assert.throws(() => loadConfig({ env: {}, file: writeConfig({ proxy: { holdMaxPerTool: 0 } }) }), /proxy\.holdMaxPerTool: must be an integer in 1\.\.100000, got 0/);
+  });
+
   it('applies file, then environment', () => {
     const file = writeConfig({ proxy: { port: 9000 }, control: { port: 9001 }, domain: 'tools.example.org' });
     const c = loadConfig({

@@ -36,6 +36,7 @@ export interface BackendView {
   leaseSecondsLeft: number;
   clientVersion?: string;
   instance?: string;
+  restarts?: number;
   [k: string]: unknown;
 }
 
@@ -75,13 +76,17 @@ export class RegistryClient {
     return json as T;
   }
 
-  /** `instance`: the caller's run, which owns the lease from this heartbeat on. */
-  heartbeat(tool: string, id: string, url: string, ttl?: number, instance?: string): Promise<BackendView> {
+  /**
+   * `instance`: the caller's run, which owns the lease from this heartbeat on. `restarts`: how often that
+   * run restarted the backend's process (`run --restart`).
+   */
+  heartbeat(tool: string, id: string, url: string, ttl?: number, instance?: string, restarts?: number): Promise<BackendView> {
     return this.call('PUT', `/v1/tools/${encodeURIComponent(tool)}/backends/${encodeURIComponent(id)}`, {
       url,
       ...(ttl !== undefined ? { ttl } : {}),
       clientVersion: VERSION,
       ...(instance !== undefined ? { instance } : {}),
+      ...(restarts !== undefined ? { restarts } : {}),
     });
   }
 

@@ -80,6 +80,9 @@ export class Healer {
     if (!held || held.tool !== a.tool) {
       throw new RegistryError(404, 'no_such_assignment', `tool "${a.tool}" no longer holds ${hostPort(a)}`, 'port');
     }
+    if (this.registry.stoppedRecently(a.tool)) {
+      throw new RegistryError(409, 'stopping', `a launcher of tool "${a.tool}" just deregistered it: what answers on ${hostPort(a)} is on its way out`, 'port');
+    }
     const outcome = await this.registry.heartbeatOutcome({
       tool: a.tool,
       id: discoveredId(a),

@@ -74,6 +74,11 @@ export class OnDemandDiscovery {
     });
   }
 
+  /** The backend failed a request: its port is probed again next time, not answered from memory. */
+  forget(backend: RouteBackend): void {
+    this.gate.forget(assignmentKey(backend.target.hostname, backend.target.port));
+  }
+
   private report(a: RouteAssignment): void {
     this.reports?.add(a);
   }

@@ -30,5 +30,5 @@ export function proxyDiscovery(opts: { config: Config; routes: RouteSource; heal
 
 export function discoveryHooks(discovery: OnDemandDiscovery | null): ProxyHooks | undefined {
   if (!discovery) return undefined;
-  return { onNoLiveBackend: (tool, route) => discovery.backendFor(tool, route) };
+  return { onNoLiveBackend: (tool, route) => discovery.backendFor(tool, route), onDiscoveredFailed: (_tool, backend) => discovery.forget(backend) };
 }

@@ -13,6 +13,10 @@ export interface RunOptions extends RegistryTarget {
   host: string;
   ttl?: number;
   fallbackPort?: number;
+  /** --restart: start the child again when it exits on its own. */
+  restart: boolean;
+  /** --restart-max-delay (seconds, given in ms): the cap of the backoff between restarts. */
+  restartMaxDelayMs: number;
   command: string;
   args: string[];
 }
@@ -59,6 +63,11 @@ function target(values: { registry?: string; token?: string }, env: NodeJS.Proce
 const TTL_MIN = 1;
 const TTL_MAX = 86_400;
 
+/** --restart-max-delay, in seconds. */
+export const RESTART_MAX_DELAY_DEFAULT_S = 30;
+const RESTART_MAX_DELAY_MIN_S = 1;
+const RESTART_MAX_DELAY_MAX_S = 3600;
+
 export function parseRunArgs(argv: string[], env: NodeJS.ProcessEnv = process.env): RunOptions {
   const sep = argv.indexOf('--');
   if (sep < 0 || sep === argv.length - 1) throw usageError('run: put the command to start after "--" (switchboard run --tool T -- COMMAND ARGS...)');
@@ -71,10 +80,14 @@ export function parseRunArgs(argv: string[], env: NodeJS.ProcessEnv = process.en
       ttl: { type: 'string' },
       host: { type: 'string' },
       port: { type: 'string' },
+      restart: { type: 'boolean' },
+      'restart-max-delay': { type: 'string' },
     },
     strict: true,
     allowPositionals: false,
   });
+  const maxDelay = integer('--restart-max-delay', values['restart-max-delay'], RESTART_MAX_DELAY_MIN_S, RESTART_MAX_DELAY_MAX_S);
+  if (maxDelay !== undefined && !values.restart) throw usageError('--restart-max-delay: only with --restart');
   const rawHost = values.host ?? '127.0.0.1';
   const host = canonicalHost(rawHost);
   if (host === null) throw usageError(`--host: "${rawHost}" is not an IP address or a DNS name`);
@@ -84,6 +97,8 @@ export function parseRunArgs(argv: string[], env: NodeJS.ProcessEnv = process.en
     host,
     ttl: integer('--ttl', values.ttl, TTL_MIN, TTL_MAX),
     fallbackPort: integer('--port', values.port, 1, 65535),
+    restart: values.restart ?? false,
+    restartMaxDelayMs: (maxDelay ?? RESTART_MAX_DELAY_DEFAULT_S) * 1000,
     command: argv[sep + 1],
     args: argv.slice(sep + 2),
   };

@@ -13,6 +13,8 @@ export interface LeaseOptions {
   ttl?: number;
   /** This run (identity.ts newInstance): sent with every heartbeat, and the deregistration removes only a lease it still owns. */
   instance: string;
+  /** `run --restart`: the child's restarts so far, sent with every heartbeat. */
+  restarts?: number;
   logger: Logger;
   random?: () => number;
 }
@@ -42,11 +44,14 @@ export class HeartbeatLoop {
   private ttl: number | undefined;
   /** Undefined once a registry that predates instances refused the field. */
   private instance: string | undefined;
+  /** Undefined once a registry that predates the field refused it. */
+  private restarts: number | undefined;
 
   constructor(private readonly opts: LeaseOptions) {
     this.random = opts.random ?? Math.random;
     this.ttl = opts.ttl;
     this.instance = opts.instance;
+    this.restarts = opts.restarts;
     this.intervalMs = opts.ttl !== undefined ? (opts.ttl * 1000) / 3 : null;
     this.backoff = new Backoff(RETRY_BASE_MS, this.intervalMs ?? RETRY_CAP_UNKNOWN_TTL_MS, this.random);
     this.log = opts.logger;
@@ -70,7 +75,7 @@ export class HeartbeatLoop {
     const { client, tool, id, url } = this.opts;
     this.attempted = true;
     try {
-      const backend = await client.heartbeat(tool, id, url, this.ttl, this.instance);
+      const backend = await client.heartbeat(tool, id, url, this.ttl, this.instance, this.restarts);
       this.renewed(backend);
       this.schedule(jittered(this.intervalMs ?? RETRY_CAP_UNKNOWN_TTL_MS, HEARTBEAT_JITTER, this.random));
     } catch (err) {
@@ -85,6 +90,13 @@ export class HeartbeatLoop {
         // A registry older than instances refuses the unknown field: a lease without ownership beats none.
         this.log.error({ event: 'instance.refused', id, err: err.message }, 'registry refused the instance field; registering without it');
         this.instance = undefined;
+        this.schedule(0);
+        return;
+      }
+      if (err instanceof RegistryHttpError && err.status === 400 && err.field === 'restarts' && this.restarts !== undefined) {
+        // A registry older than the count refuses the unknown field: the lease matters, the count does not.
+        this.log.error({ event: 'restarts.refused', id, err: err.message }, 'registry refused the restarts field; registering without it');
+        this.restarts = undefined;
         this.schedule(0);
         return;
       }
@@ -127,31 +139,32 @@ export class HeartbeatLoop {
    * is nothing of ours to remove (a child that never accepted connections never had a lease started). Only
    * while this run still owns the lease: after another run's heartbeat took it over (an overlapping
    * deploy of the same backend id) the registry refuses, and that run's route stays. When the registry
-   * cannot be reached the lease lapses by itself.
+   * cannot be reached the lease lapses by itself. Answers whether the registry was told (false: it could
+   * not be reached within the budget).
    */
-  async deregister(budgetMs = DEREGISTER_BUDGET_MS): Promise<void> {
+  async deregister(budgetMs = DEREGISTER_BUDGET_MS): Promise<boolean> {
     await this.stop();
-    if (!this.attempted) return;
+    if (!this.attempted) return true;
     const { client, tool, id } = this.opts;
     const deadline = Date.now() + budgetMs;
     for (let attempt = 1; ; attempt++) {
       try {
         await client.deregister(tool, id, Math.max(100, deadline - Date.now()), this.instance);
         this.log.info({ event: 'backend.deregistered', id }, 'backend deregistered');
-        return;
+        return true;
       } catch (err) {
         if (err instanceof RegistryHttpError && err.status === 404) {
           this.log.info({ event: 'backend.deregistered', id, alreadyGone: true }, 'backend was already gone');
-          return;
+          return true;
         }
         if (err instanceof RegistryHttpError && err.status === 409 && err.code === 'instance_mismatch') {
           this.log.info({ event: 'deregister.not_owner', id, instance: this.instance }, 'another run holds the backend now; leaving it registered');
-          return;
+          return true;
         }
         const wait = 250 * 2 ** (attempt - 1);
         if (!isTransient(err) || Date.now() + wait >= deadline) {
           this.log.warn({ event: 'deregister.failed', id, attempt, ...failureFields(err) }, 'deregistration failed; the lease will lapse by itself');
-          return;
+          return false;
         }
         await sleep(wait);
       }

@@ -14,6 +14,7 @@ import { requestIdOf, rewriteRequestHeaders } from './forward-headers';
 import { ConnectGuard } from './connect-guard';
 import { createForwarder, type EngineName, type ForwardFailure, type ForwardResult } from './forwarder';
 import { PassiveHealth, type HealthOptions } from './health';
+import { HoldQueues, type HoldOutcome, type TableEvents, type Waiter } from './hold';
 import { resolveTool } from './host';
 import type { RouteBackend, RouteSource, ToolRoute } from './route-table';
 
@@ -23,6 +24,8 @@ export interface ProxyHooks {
    * fallback port discovery). A backend it answers serves this request; null means "not running".
    */
   onNoLiveBackend?(tool: string, route: ToolRoute): Promise<RouteBackend | null>;
+  /** A backend onNoLiveBackend answered refused or failed the request: what it remembers of it is stale. */
+  onDiscoveredFailed?(tool: string, backend: RouteBackend): void;
 }
 
 export interface ProxyServerOptions {
@@ -63,6 +66,11 @@ interface Exchange {
   backend?: string;
   attempts: number;
   outcome: string;
+  /** Ms the request waited for a backend of its tool (proxy.holdMs), and how that ended; absent: never held. */
+  held?: number;
+  hold?: HoldOutcome;
+  /** Every backend tried was held by self-preservation and refused: the tool is not running (503, not 502). */
+  notRunning?: boolean;
 }
 
 const FAILURE_PAGE: Record<ForwardFailure['kind'], ProxyErrorCode> = {
@@ -114,11 +122,37 @@ function isWebSocket(req: http.IncomingMessage): boolean {
   return req.method === 'GET' && typeof req.headers.upgrade === 'string' && req.headers.upgrade.toLowerCase() === 'websocket';
 }
 
+/** Whether the route source says when its table changes (a TableFeed does): holding needs that. */
+function tableEvents(routes: RouteSource): TableEvents | null {
+  const r = routes as Partial<TableEvents>;
+  return typeof r.on === 'function' && typeof r.off === 'function' ? (r as TableEvents) : null;
+}
+
 function pathOf(url: string | undefined): string {
   if (!url) return '';
   const q = url.indexOf('?');
   // The query is left out of the log: it is where tokens end up.
   return (q < 0 ? url : url.slice(0, q)).slice(0, 512);
+}
+
+/** The proxy's hold queues; null when holding is off (proxy.holdMs 0) or the route source cannot say when its table changes. */
+function holdQueues(pc: Config['proxy'], routes: RouteSource, metrics: Metrics | undefined): HoldQueues | null {
+  const tables = tableEvents(routes);
+  if (pc.holdMs === 0 || !tables) return null;
+  const outcomes = new Map<HoldOutcome, { inc(): void }>();
+  return new HoldQueues({
+    holdMs: pc.holdMs,
+    maxPerTool: pc.holdMaxPerTool,
+    tables,
+    onCount: (n) => metrics?.proxyHeldRequests.set(n),
+    onEnd: (r) => {
+      if (!metrics) return;
+      let c = outcomes.get(r.outcome);
+      if (!c) outcomes.set(r.outcome, (c = metrics.proxyHolds.labels(r.outcome)));
+      c.inc();
+      if (r.outcome === 'forwarded') metrics.proxyHoldSeconds.observe(r.heldMs / 1000);
+    },
+  });
 }
 
 export function createProxyServer(opts: ProxyServerOptions): ProxyServer {
@@ -172,6 +206,7 @@ export function createProxyServer(opts: ProxyServerOptions): ProxyServer {
 
   let draining = false;
   const upgraded = new Set<Duplex>();
+  const holds = holdQueues(pc, routes, metrics);
 
   const headersTimeout = Math.min(pc.headersTimeoutMs, pc.requestTimeoutMs);
   const server = http.createServer({
@@ -212,6 +247,8 @@ export function createProxyServer(opts: ProxyServerOptions): ProxyServer {
           backend: ex.backend,
           attempts: ex.attempts,
           outcome: ex.outcome,
+          held: ex.held,
+          hold: ex.hold,
           remote: req.socket.remoteAddress,
         },
         'request',
@@ -234,6 +271,19 @@ export function createProxyServer(opts: ProxyServerOptions): ProxyServer {
       logger.warn({ event: 'proxy.hook_failed', tool, requestId, err: (err as Error).message }, 'onNoLiveBackend failed');
       return null;
     }
+  }
+
+  /**
+   * Waits for a backend of a tool that has an assignment and none live (proxy.holdMs): its route once one
+   * is in the table, null when the hold ended without one. Nothing of the request was read or forwarded yet,
+   * so a body is still whole for the backend that comes.
+   */
+  async function holdFor(tool: string, client: Waiter, ex: Exchange): Promise<ToolRoute | null> {
+    if (!holds || draining) return null;
+    const r = await holds.wait(tool, client);
+    ex.held = Math.round(r.heldMs * 10) / 10;
+    ex.hold = r.outcome;
+    return r.outcome === 'forwarded' ? r.route : null;
   }
 
   function noteFailure(tool: string, backend: RouteBackend, r: ForwardFailure, ex: Exchange): void {
@@ -261,7 +311,7 @@ export function createProxyServer(opts: ProxyServerOptions): ProxyServer {
     }
     const target = resolveTool(req.url ?? '/', req.headers.host, config.domain);
     ex.tool = target.tool;
-    const route = target.kind === 'none' ? undefined : table.lookup(target.tool);
+    let route = target.kind === 'none' ? undefined : table.lookup(target.tool);
     if (!route || (route.backends.length === 0 && route.assignments.length === 0)) {
       countError('no_route');
       return answer(res, req, ex, 'no_such_tool');
@@ -278,12 +328,58 @@ export function createProxyServer(opts: ProxyServerOptions): ProxyServer {
     if (route.backends.length === 0) {
       only = await fallbackBackend(tool, route, ex.requestId);
       if (!only) {
-        countError('not_running');
-        return answer(res, req, ex, 'not_running');
+        const came = await holdFor(tool, res, ex);
+        if (ex.hold === 'client_gone') return void (ex.outcome = 'client_gone');
+        if (!came) {
+          countError('not_running');
+          return answer(res, req, ex, 'not_running');
+        }
+        route = came;
       }
     }
     rewriteRequestHeaders(req, { requestId: ex.requestId, trusted });
     const body = hasBody(req);
+    let last = await forward(req, res, ex, route, only, body);
+    if (last && ex.hold === undefined && mayRetry(req.method, body, last) && (only || !hasLiveBackend(tool))) {
+      // The backend tried is gone and the tool has none in the table now (its launcher deregistered it while
+      // this request was on its way; or discovery found a process on its way out): nothing of the request
+      // was used up, so it is held like any request for a tool without a live backend.
+      if (only) hooks?.onDiscoveredFailed?.(tool, only);
+      const came = await holdFor(tool, res, ex);
+      if (ex.hold === 'client_gone') return void (ex.outcome = 'client_gone');
+      if (came) last = await forward(req, res, ex, came, null, body);
+    }
+    if (last === undefined) return;
+    if (!last) {
+      countError('not_running');
+      return answer(res, req, ex, 'not_running');
+    }
+    answer(res, req, ex, ex.notRunning ? 'not_running' : FAILURE_PAGE[last.kind]);
+  }
+
+  /**
+   * Whether the current table has a live backend for the tool: one deregistered meanwhile does not count,
+   * nor one held by self-preservation (its heartbeats stopped: a restart may be under way, as for a tool
+   * without a backend).
+   */
+  function hasLiveBackend(tool: string): boolean {
+    const now = routes.current()?.lookup(tool);
+    return now === undefined || now.backends.some((b) => !b.held) || now.assignments.length === 0;
+  }
+
+  /**
+   * Tries the route's backends (or `only`), with retries where they are safe. Answers undefined once the
+   * request is over (relayed, or the client left), else the last failure (null: no backend to try).
+   */
+  async function forward(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    ex: Exchange,
+    route: ToolRoute,
+    only: RouteBackend | null,
+    body: boolean,
+  ): Promise<ForwardFailure | null | undefined> {
+    const tool = route.tool;
     // Made on the first failure: most requests are answered by the first backend picked.
     let tried: Set<string> | undefined;
     let last: ForwardFailure | null = null;
@@ -302,11 +398,11 @@ export function createProxyServer(opts: ProxyServerOptions): ProxyServer {
       if (r.kind === 'ok') {
         health.markSuccess(tool, backend);
         ex.outcome = 'ok';
-        return;
+        return undefined;
       }
       if (r.kind === 'client_gone') {
         ex.outcome = 'client_gone';
-        return;
+        return undefined;
       }
       last = r;
       (tried ??= new Set()).add(backend.id);
@@ -320,11 +416,8 @@ export function createProxyServer(opts: ProxyServerOptions): ProxyServer {
       if (!heldRefusal(backend, r)) heldRefusalsOnly = false;
       if (only || !mayRetry(req.method, body, r)) break;
     }
-    if (!last) {
-      countError('not_running');
-      return answer(res, req, ex, 'not_running');
-    }
-    answer(res, req, ex, heldRefusalsOnly && last.kind === 'refused' ? 'not_running' : FAILURE_PAGE[last.kind]);
+    ex.notRunning = last !== null && heldRefusalsOnly && last.kind === 'refused';
+    return last;
   }
 
   server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
@@ -399,7 +492,16 @@ export function createProxyServer(opts: ProxyServerOptions): ProxyServer {
         return refuse('no_such_tool');
       }
       ex.routeTool = route.tool;
-      const backend = route.backends.length > 0 ? balancer.pick(route) : await fallbackBackend(route.tool, route, ex.requestId);
+      let backend = route.backends.length > 0 ? balancer.pick(route) : await fallbackBackend(route.tool, route, ex.requestId);
+      if (!backend && route.backends.length === 0) {
+        // Held like a plain request: nothing but the request head has been read from the socket.
+        const came = await holdFor(route.tool, socket, ex);
+        if (ex.hold === 'client_gone') {
+          ex.outcome = 'client_gone';
+          return;
+        }
+        if (came) backend = balancer.pick(came);
+      }
       if (!backend) {
         countError('not_running');
         return refuse('not_running');
@@ -456,6 +558,8 @@ export function createProxyServer(opts: ProxyServerOptions): ProxyServer {
         // From here every answer's head says `connection: close` (answer(), responseHead), so a client does
         // not send another request on a connection about to close.
         draining = true;
+        // Held requests get their answer now (the 503 page, `connection: close`) rather than at the cut.
+        holds?.releaseAll();
         const closed = new Promise<void>((resolve) => {
           if (!server.listening) return resolve();
           server.close(() => resolve());

@@ -57,7 +57,7 @@ export class MemoryStore implements Store {
 
   async upsertBackend(input: UpsertBackendInput): Promise<UpsertBackendResult> {
     this.assertOpen();
-    const { tool, id, url, host, port, ttl, source, clientVersion, instance, now } = input;
+    const { tool, id, url, host, port, ttl, source, clientVersion, instance, restarts, now } = input;
     const key = backendKey(tool, id);
     const existing = this.backends.get(key);
 
@@ -109,6 +109,7 @@ export class MemoryStore implements Store {
     };
     if (clientVersion !== undefined) backend.clientVersion = clientVersion;
     if (instance !== undefined) backend.instance = instance;
+    if (restarts !== undefined) backend.restarts = restarts;
     if (existing) this.deleteBackend(existing);
     this.insertBackend(backend);
 

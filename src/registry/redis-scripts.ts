@@ -78,7 +78,7 @@ end
 
 /**
  * ARGV[3..]: tool, id, url, host, port, ttl, source, now, expiresAt, instance ('' for none; a valid one is
- * never empty)[, clientVersion]. Answers UpsertBackendResult JSON.
+ * never empty), restarts ('' for none)[, clientVersion]. Answers UpsertBackendResult JSON.
  */
 export const UPSERT_BACKEND = `${PRELUDE}
 local tool, id, url, host = ARGV[3], ARGV[4], ARGV[5], ARGV[6]
@@ -89,7 +89,8 @@ local now = tonumber(ARGV[10])
 local expiresAt = tonumber(ARGV[11])
 local instance = ARGV[12]
 if instance == '' then instance = nil end
-local clientVersion = ARGV[13]
+local restarts = tonumber(ARGV[13])
+local clientVersion = ARGV[14]
 
 local assignmentJson = redis.call('HGET', P .. 'assign', host .. ':' .. port)
 if assignmentJson then
@@ -158,7 +159,7 @@ local backend = {
   tool = tool, id = id, url = url, source = source,
   registeredAt = renewal and prev.registeredAt or now,
   lastHeartbeat = now, expiresAt = expiresAt, ttl = ttl,
-  clientVersion = clientVersion, instance = instance,
+  clientVersion = clientVersion, instance = instance, restarts = restarts,
 }
 redis.call('HSET', P .. 'backends', key, cjson.encode(backend))
 redis.call('SADD', P .. 'tool:' .. tool, id)

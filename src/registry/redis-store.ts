@@ -322,6 +322,7 @@ export class RedisStore implements Store {
       String(input.now),
       String(input.now + input.ttl * 1000),
       input.instance ?? '',
+      input.restarts === undefined ? '' : String(input.restarts),
     ];
     if (input.clientVersion !== undefined) args.push(input.clientVersion);
     const raw = (await this.apiRoutingScript('sbUpsertBackend', ...args)) as string;

@@ -3,6 +3,7 @@ import type { Logger } from '../logger';
 import type { Metrics } from '../metrics';
 import { RegistryError, badRequest } from './errors';
 import { StoreUnavailableError, type Store } from './store';
+import { CachedFleetFigures, readFleetFigures } from './fleet-counts';
 import { HeartbeatRefusals, type RefusalReason } from './heartbeat-refusals';
 import { acceptsConnections } from './port-check';
 import type { EpochRecovery } from './recovery';
@@ -40,6 +41,11 @@ export interface RegistryOptions {
   signer?: TokenSigner | null;
 }
 
+/** A part of a value that may still be on its way. */
+function pick<T, U>(v: T | Promise<T>, part: (t: T) => U): U | Promise<U> {
+  return v instanceof Promise ? v.then(part) : part(v);
+}
+
 /** New assignments tried per port request when something listens on them, before a 503. */
 export const OCCUPIED_PORT_ATTEMPTS = 8;
 
@@ -74,9 +80,9 @@ export class Registry {
   private readonly logger: Logger;
   private readonly now: () => number;
   private readonly clientVersionsMaxAgeMs: number;
-  private versionCounts: ReadonlyMap<string, number> | null = null;
-  private versionCountsAt = 0;
-  private versionRefresh: Promise<ReadonlyMap<string, number>> | null = null;
+  private readonly fleet: CachedFleetFigures;
+  /** Tools whose launcher deregistered a backend, and until when discovery leaves them alone. */
+  private readonly stopped = new Map<string, number>();
   private recovery: EpochRecovery | null = null;
   private readonly signer: TokenSigner | null;
   /** Heartbeats refused for their token, per tool (switchboard_heartbeat_refused_seconds, `auth.refused`). */
@@ -92,7 +98,9 @@ export class Registry {
     this.signer = opts.signer ?? null;
     this.validators = new Validators(opts.config.leases);
     this.policy = new AddressPolicy(opts.config, opts.lookup, this.now);
-    this.metrics.clientVersionsSource = () => this.cachedClientVersionCounts();
+    this.fleet = new CachedFleetFigures(this.store, this.clientVersionsMaxAgeMs, this.logger, this.now);
+    this.metrics.clientVersionsSource = () => pick(this.fleet.current(), (f) => f.versions);
+    this.metrics.backendRestartsSource = () => pick(this.fleet.current(), (f) => f.restarts);
     this.refusals = new HeartbeatRefusals({ logger: this.logger, now: this.now });
     this.metrics.refusedHeartbeatsSource = () => this.refusals.current();
   }
@@ -157,6 +165,7 @@ export class Registry {
         source,
         clientVersion: hb.clientVersion,
         instance: hb.instance,
+        restarts: hb.restarts,
         now: this.now(),
       });
       if (!answer.ok) {
@@ -212,6 +221,7 @@ export class Registry {
     this.validators.id(id);
     const own = this.validators.instance(instance);
     const result = await this.store.removeOwnedBackend(tool, id, own);
+    if (result === 'removed') this.noteStopped(tool);
     if (result !== 'absent') {
       const message = result === 'removed' ? 'backend deregistered' : 'deregistration refused: another instance holds the backend';
       this.logger.info({ event: 'deregistration', result, tool, id, instance: own }, message);
@@ -335,38 +345,27 @@ export class Registry {
   }
 
   /** Stored backends per clientVersion ("unknown" when a heartbeat sent none). */
-  async clientVersionCounts(): Promise<Map<string, number>> {
-    const snap = await this.store.snapshot();
-    const counts = new Map<string, number>();
-    for (const b of snap.backends) {
-      const v = b.clientVersion ?? 'unknown';
-      counts.set(v, (counts.get(v) ?? 0) + 1);
-    }
-    return counts;
+  async clientVersionCounts(): Promise<ReadonlyMap<string, number>> {
+    return (await readFleetFigures(this.store)).versions;
   }
 
   /**
-   * The counts for a metrics scrape: the cached ones, refreshed in the background once they are older
-   * than clientVersionsMaxAgeMs. Only the very first scrape waits for a read.
+   * Whether a launcher deregistered a backend of `tool` lately: its process is stopping (or restarting), and
+   * what still answers on its port for a moment is that process on its way out. Discovery must not route
+   * to it; proxies hold the tool's requests for its successor meanwhile (proxy.holdMs).
    */
-  cachedClientVersionCounts(): ReadonlyMap<string, number> | Promise<ReadonlyMap<string, number>> {
-    const stale = this.now() - this.versionCountsAt >= this.clientVersionsMaxAgeMs;
-    if (stale && !this.versionRefresh) {
-      this.versionRefresh = this.clientVersionCounts()
-        .then((counts) => {
-          this.versionCounts = counts;
-          this.versionCountsAt = this.now();
-          return counts;
-        })
-        .catch((err: unknown) => {
-          this.logger.debug({ event: 'client_versions.not_refreshed', err: (err as Error).message }, 'client version counts not refreshed');
-          return this.versionCounts ?? new Map<string, number>();
-        })
-        .finally(() => {
-          this.versionRefresh = null;
-        });
-    }
-    return this.versionCounts ?? this.versionRefresh ?? new Map<string, number>();
+  stoppedRecently(tool: string): boolean {
+    const until = this.stopped.get(tool);
+    if (until === undefined) return false;
+    if (until > this.now()) return true;
+    this.stopped.delete(tool);
+    return false;
+  }
+
+  private noteStopped(tool: string): void {
+    const now = this.now();
+    if (this.stopped.size >= 10_000) for (const [t, until] of this.stopped) if (until <= now) this.stopped.delete(t);
+    this.stopped.set(tool, now + Math.max(this.config.proxy.holdMs, this.config.discovery.negativeCacheMs));
   }
 
   private hostKey(host: string): string {

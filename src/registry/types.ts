@@ -28,6 +28,8 @@ export interface Backend {
    * next renewal clears it.
    */
   held?: true;
+  /** Times the launcher restarted the backend's process (`switchboard run --restart`), as its last heartbeat said. */
+  restarts?: number;
 }
 
 /** The registry's record that `tool` owns `host:port`. */
@@ -105,6 +107,7 @@ export interface UpsertBackendInput {
   source: BackendSource;
   clientVersion?: string;
   instance?: string;
+  restarts?: number;
   now: number;
 }
 

@@ -27,6 +27,7 @@ export interface HeartbeatBody {
   ttl?: number;
   clientVersion?: string;
   instance?: string;
+  restarts?: number;
 }
 
 export interface PortRequestBody {
@@ -45,7 +46,9 @@ const ISO_DATE_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:
 export function componentsAjv(patch?: (schemas: Record<string, Schema>) => void): Ajv {
   const schemas = rewriteRefs(openapi.components.schemas) as Record<string, Schema>;
   patch?.(schemas);
-  const ajv = new Ajv({ allErrors: false, strict: true, formats: { 'date-time': ISO_DATE_TIME } });
+  // verbose: an error carries its schema, whose bounds the out_of_range message names (without it the
+  // message said "between undefined and undefined").
+  const ajv = new Ajv({ allErrors: false, strict: true, verbose: true, formats: { 'date-time': ISO_DATE_TIME } });
   ajv.addSchema({ $id: 'components', definitions: schemas });
   return ajv;
 }

@@ -16,6 +16,7 @@ export interface BackendView {
   instance?: string;
   /** Present (true) while self-preservation holds the backend although its lease lapsed. */
   held?: true;
+  restarts?: number;
 }
 
 export interface AssignmentView {
@@ -46,6 +47,7 @@ export function backendView(b: Backend, now: number): BackendView {
   if (b.clientVersion !== undefined) view.clientVersion = b.clientVersion;
   if (b.instance !== undefined) view.instance = b.instance;
   if (b.held) view.held = true;
+  if (b.restarts !== undefined) view.restarts = b.restarts;
   return view;
 }
 

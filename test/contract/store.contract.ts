@@ -438,6 +438,24 @@ export function storeContract(name: string, factory: StoreFactory): void {
         assert.equal(await store.backendCount(), 1);
       });
 
+      it('stores the restarts count of the newest heartbeat, beside clientVersion, without a version bump; a heartbeat without one clears it', async () => {
+        okResult(await store.upsertBackend(input({ tool: 'alpha', id: 'a1', port: 5001, instance: 'run-aaaa1' })));
+        const v = await versionNumber();
+        const three = okResult(await store.upsertBackend(input({ tool: 'alpha', id: 'a1', port: 5001, instance: 'run-aaaa1', restarts: 3, now: T + 1000 })));
+        assert.equal(three.backend.restarts, 3);
+        assert.equal(three.created, false, 'a restart keeps the lease: a renewal');
+        const both = okResult(await store.upsertBackend(input({ tool: 'alpha', id: 'a1', port: 5001, instance: 'run-aaaa1', restarts: 4, clientVersion: '1.2.3', now: T + 2000 })));
+        assert.equal(both.backend.restarts, 4);
+        assert.equal(both.backend.clientVersion, '1.2.3');
+        const [stored] = plain(await store.getBackends('alpha'));
+        assert.equal(stored.restarts, 4);
+        assert.equal(stored.clientVersion, '1.2.3');
+        assert.equal((await store.snapshot()).backends[0].restarts, 4);
+        assert.equal(await versionNumber(), v, 'a count tells a proxy nothing to route on');
+        okResult(await store.upsertBackend(input({ tool: 'alpha', id: 'a1', port: 5001, instance: 'run-aaaa1', now: T + 3000 })));
+        assert.equal(plain(await store.getBackends('alpha'))[0].restarts, undefined);
+      });
+
       it('removes a backend for its owner instance only (compare-and-delete); a mismatch changes nothing and publishes nothing', async () => {
         const { events } = await collect();
         okResult(await store.upsertBackend(input({ tool: 'alpha', id: 'a1', port: 5001, instance: 'run-aaaa1' })));

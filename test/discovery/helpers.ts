@@ -109,7 +109,8 @@ export async function startInProcess(
     env: engineEnv(),
     overrides: {
       adminToken: ADMIN,
-      proxy: { port: 0, accessLog: false, feedPollMs: 200 },
+      // holdMs 0: what discovery on the request path answers by itself (holding: test/proxy/proxy-hold.test.ts).
+      proxy: { port: 0, accessLog: false, feedPollMs: 200, holdMs: 0 },
       control: { port: 0 },
       log: { level: 'silent' },
       discovery: { reconcileIntervalMs: 3_600_000, ...(opts.discovery ?? {}) },

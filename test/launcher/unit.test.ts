@@ -140,6 +140,8 @@ describe('launcher parts', () => {
         host: '127.0.0.1',
         ttl: 15,
         fallbackPort: undefined,
+        restart: false,
+        restartMaxDelayMs: 30_000,
         command: 'python3',
         args: ['-m', 'http.server', '--bind', '127.0.0.1'],
       });
@@ -148,6 +150,16 @@ describe('launcher parts', () => {
       assert.equal(flags.token, 't');
       assert.equal(flags.host, '::1');
       assert.equal(flags.fallbackPort, 20001);
+      const restart = parseRunArgs(['--tool', 'hello', '--restart', '--restart-max-delay', '5', '--', 'x'], env);
+      assert.equal(restart.restart, true);
+      assert.equal(restart.restartMaxDelayMs, 5000);
+      assert.equal(parseRunArgs(['--tool', 'hello', '--restart', '--', 'x'], env).restartMaxDelayMs, 30_000);
+    });
+
+    it('refuses a --restart-max-delay out of 1..3600 or without --restart', () => {
+      usage(() => parseRunArgs(['--tool', 'hello', '--restart', '--restart-max-delay', '0', '--', 'x'], env), /--restart-max-delay: must be an integer in 1\.\.3600, got "0"/);
+      usage(() => parseRunArgs(['--tool', 'hello', '--restart', '--restart-max-delay', '3601', '--', 'x'], env), /--restart-max-delay/);
+      usage(() => parseRunArgs(['--tool', 'hello', '--restart-max-delay', '5', '--', 'x'], env), /only with --restart/);
     });
 
     it('refuses what it cannot run with a usage error naming the flag', () => {

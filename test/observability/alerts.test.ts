@@ -43,6 +43,7 @@ describe('alert rules (config/prometheus/alerts.yml)', function () {
       ['SwitchboardProxy5xxRatio', /switchboard_proxy_requests_total\{code=~"5\.\."\}/],
       ['SwitchboardToolsLost', /max without \(instance\) \(switchboard_tools_lost\) > 0/],
       ['SwitchboardHeartbeatsRefused', /switchboard_heartbeat_refused_seconds\)\s+> max without \(instance\) \(switchboard_heartbeat_refused_ttl_seconds\)/],
+      ['SwitchboardToolCrashLooping', /increase\(switchboard_backend_restarts\[15m\]\)\) > 3/],
     ];
     for (const [name, expr] of wanted) {
       const b = blocks.get(name);

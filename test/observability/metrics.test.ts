@@ -47,7 +47,8 @@ describe('metrics of a serve process (embedded store)', function () {
     sb = await startProcess('serve', {
       env: { SWITCHBOARD_ACCESS_LOG: 'false' },
       config: {
-        proxy: { responseTimeoutMs: 500, feedPollMs: 200 },
+        // A short hold: the tool without a backend below is held, then answered 503 not_running.
+        proxy: { responseTimeoutMs: 500, feedPollMs: 200, holdMs: 300 },
         leases: { minTtlSeconds: 1, expiryIntervalMs: 100 },
         // The one port the registry hands out, where `healme` will run without registering.
         ports: { min: healPort, max: healPort },

@@ -1,3 +1,4 @@
+import { EventEmitter } from 'node:events';
 import http from 'node:http';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
@@ -23,11 +24,17 @@ export function capturingLogger(): { logger: Logger; lines: Array<Record<string,
   return { logger: pino({ level: 'info' }, sink), lines };
 }
 
-/** A RouteSource the test sets by hand. */
-export class StaticRoutes implements RouteSource {
-  constructor(public table: RouteTable | null = RouteTable.empty()) {}
+/** A RouteSource the test sets by hand; set() also says so, as a TableFeed does ('table'), waking held requests. */
+export class StaticRoutes extends EventEmitter implements RouteSource {
+  constructor(public table: RouteTable | null = RouteTable.empty()) {
+    super();
+  }
   current(): RouteTable | null {
     return this.table;
+  }
+  set(table: RouteTable): void {
+    this.table = table;
+    this.emit('table', table);
   }
 }
 

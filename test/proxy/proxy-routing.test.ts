@@ -34,7 +34,8 @@ describe('proxy routing', () => {
       [backend('alpha', 'a1', a1.url), backend('alpha', 'a2', a2.url), backend('beta', 'b1', b1.url)],
       [assignment('alpha', a1.port), assignment('beta', b1.port), assignment('gamma', 29999)],
     );
-    p = await startProxy(routes, testConfig({}, { domain: 'tools.test' }));
+    // holdMs 0: a tool without a backend gets its 503 at once, as before holding (test/proxy/proxy-hold.test.ts).
+    p = await startProxy(routes, testConfig({ holdMs: 0 }, { domain: 'tools.test' }));
   });
   after(async () => {
     await p.close();
@@ -144,7 +145,7 @@ describe('proxy without a snapshot, and the no-live-backend hook', () => {
     const found = createRouteBackend({ id: 'discovered-1', url: b.url, source: 'discovered' });
     const asked: string[] = [];
     const routes = new StaticRoutes(tableOf([], [assignment('gamma', b.port), assignment('delta', 1)]));
-    p = await startProxy(routes, testConfig(), {
+    p = await startProxy(routes, testConfig({ holdMs: 0 }), {
       hooks: {
         onNoLiveBackend: async (tool) => {
           asked.push(tool);

@@ -190,6 +190,19 @@ for (const kind of storeKinds()) {
         assert.match(text, /switchboard_client_versions\{version="unknown"\} 1\b/);
       });
 
+      it('stores and shows the restarts count of a heartbeat, and exports the largest per tool as switchboard_backend_restarts', async () => {
+        const r = await put('alpha', 'a1', { url: b1.url, restarts: 2 });
+        assert.equal(r.status, 200, r.text);
+        assert.equal(r.body.restarts, 2);
+        assert.equal((await put('alpha', 'a2', { url: b1.url, restarts: 5 })).status, 200);
+        assert.equal((await put('beta', 'b1', { url: b2.url, restarts: 0 })).status, 200);
+        const listed = await api.call('GET', '/v1/tools/alpha');
+        assert.deepEqual(listed.body.backends.map((b: { restarts?: number }) => b.restarts), [2, 5]);
+        const text = await api.metrics.registry.getSingleMetricAsString('switchboard_backend_restarts');
+        assert.match(text, /switchboard_backend_restarts\{tool="alpha"\} 5\b/);
+        assert.doesNotMatch(text, /tool="beta"/, 'a tool that never restarted has no series');
+      });
+
       it('answers 404 JSON for unknown routes under /v1', async () => {
         for (const [method, path] of [
           ['GET', '/v1/nothing'],
@@ -327,8 +340,11 @@ for (const kind of storeKinds()) {
         c('the control port itself', () => ({ json: { url: `http://127.0.0.1:${api.config.control.port}` }, status: 400, field: 'url', code: 'url_not_allowed' })),
         c('the control port by name', () => ({ json: { url: `http://localhost:${api.config.control.port}` }, status: 400, field: 'url' })),
         c('the proxy port', () => ({ json: { url: `http://[::1]:${api.config.proxy.port}` }, status: 400, field: 'url' })),
-        c('ttl 4', () => ({ json: { url: url(), ttl: 4 }, status: 400, field: 'ttl', code: 'out_of_range' })),
+        c('ttl 4', () => ({ json: { url: url(), ttl: 4 }, status: 400, field: 'ttl', code: 'out_of_range', message: /ttl must be between 5 and 3600/ })),
         c('ttl 3601', () => ({ json: { url: url(), ttl: 3601 }, status: 400, field: 'ttl', code: 'out_of_range' })),
+        c('restarts -1', () => ({ json: { url: url(), restarts: -1 }, status: 400, field: 'restarts', code: 'out_of_range', message: /restarts must be between 0 and 1000000000/ })),
+        c('restarts as a fraction', () => ({ json: { url: url(), restarts: 1.5 }, status: 400, field: 'restarts', code: 'invalid_type' })),
+        c('restarts as a string', () => ({ json: { url: url(), restarts: '2' }, status: 400, field: 'restarts', code: 'invalid_type' })),
         c('17 KiB body', () => ({ json: { url: url(), clientVersion: 'x'.repeat(17 * 1024) }, status: 413, field: null, code: 'body_too_large' })),
         c('malformed JSON', () => ({ raw: `{"url": "${url()}",`, status: 400, field: null, code: 'malformed_json' })),
         c('wrong content type', () => ({ raw: JSON.stringify({ url: url() }), contentType: 'text/plain', status: 415, field: null })),

@@ -1,0 +1,159 @@
+import assert from 'node:assert/strict';
+import { waitMetric } from '../observability/helpers';
+import { startProcess, waitFor, type SwitchboardProcess } from '../support/process';
+import { getTool, launch, registryConfig, serviceInfo, toolToken, waitForBackend, type BackendJson, type CliProcess } from './helpers';
+
+function portOf(url: string): number {
+  return Number(new URL(url).port);
+}
+
+interface RestartsBackend extends BackendJson {
+  restarts?: number;
+}
+
+/** Makes the child exit on its own (GET /exit), as a crash would. */
+async function crash(b: BackendJson, code = 3): Promise<void> {
+  await fetch(`http://127.0.0.1:${portOf(b.url)}/exit?code=${code}`).catch(() => undefined);
+}
+
+describe('switchboard run --restart', function () {
+  this.timeout(40_000);
+  let sb: SwitchboardProcess;
+  const running: CliProcess[] = [];
+  const started = (p: CliProcess) => {
+    running.push(p);
+    return p;
+  };
+
+  before(async () => {
+    sb = await startProcess('serve', { config: await registryConfig(), env: { SWITCHBOARD_ACCESS_LOG: 'false' } });
+  });
+  afterEach(async function () {
+    if (this.currentTest?.state === 'failed') for (const p of running) process.stderr.write(`launcher output:\n${p.stdout()}${p.stderr()}\n`);
+    await Promise.all(running.splice(0).map((p) => p.cleanup()));
+  });
+  after(async () => {
+    await sb?.kill('SIGTERM');
+  });
+
+  it('starts a child that exited on its own again, same port, backend id and instance; the restarts count reaches the registry and switchboard_backend_restarts', async () => {
+    const token = await toolToken(sb, 'crashy');
+    const l = started(launch(sb.control, token, 'crashy', ['--ttl', '5', '--restart']));
+    const first = (await waitForBackend(sb, 'crashy')) as RestartsBackend;
+    assert.equal(first.restarts, 0, 'a launcher with --restart reports its count from the start');
+    const pid1 = (await serviceInfo(portOf(first.url))).pid;
+    let last = first;
+    for (let n = 1; n <= 2; n++) {
+      await crash(last);
+      last = await waitFor(`restart ${n}`, async () => {
+        const b = (await getTool(sb, 'crashy'))?.backends[0] as RestartsBackend | undefined;
+        return b?.restarts === n ? b : null;
+      }, 15_000);
+    }
+    assert.equal(last.id, first.id, 'the same backend id: the same route');
+    assert.equal(last.url, first.url, 'the same port');
+    assert.equal(last.instance, first.instance, 'the same run');
+    assert.notEqual((await serviceInfo(portOf(last.url))).pid, pid1, 'a new child process');
+    assert.equal(l.proc.exitCode, null, 'the launcher lives on');
+    assert.deepEqual(l.events('child.restarting').map((e) => e.restarts), [1, 2]);
+    // Between two runs the backend was deregistered (proxies hold its requests), then registered again.
+    assert.ok(l.events('backend.deregistered').length >= 2);
+    const text = await waitMetric(sb, 'switchboard_backend_restarts', { tool: 'crashy' }, (v) => v === 2);
+    console.log(`      switchboard_backend_restarts{tool="crashy"} ${/switchboard_backend_restarts\{tool="crashy"\} (\d+)/.exec(text)?.[1]}`);
+  });
+
+  it('a SIGTERM to the launcher deregisters first, then stops the child for good (no restart) and exits with its status', async () => {
+    const token = await toolToken(sb, 'stopme');
+    const l = started(launch(sb.control, token, 'stopme', ['--ttl', '5', '--restart'], { FIXTURE_SIGTERM_EXIT: '0' }));
+    await waitForBackend(sb, 'stopme');
+    assert.equal((await l.stop('SIGTERM')).code, 0);
+    assert.match(l.stdout(), /service: SIGTERM/);
+    assert.deepEqual((await getTool(sb, 'stopme'))?.backends, []);
+    assert.equal(l.events('child.restarting').length, 0);
+    const events = l.logs().map((e) => e.event);
+    assert.ok(events.indexOf('backend.deregistered') >= 0 && events.indexOf('backend.deregistered') < events.indexOf('child.exited'), `deregistered before the child exited: ${events.join(',')}`);
+  });
+
+  it('without --restart a child that exits ends the launcher, as before', async () => {
+    const token = await toolToken(sb, 'once');
+    const l = started(launch(sb.control, token, 'once', ['--ttl', '5']));
+    const b = (await waitForBackend(sb, 'once')) as RestartsBackend;
+    assert.equal(b.restarts, undefined, 'no count without --restart');
+    await crash(b, 5);
+    assert.equal((await l.exited).code, 5);
+    assert.equal(l.events('child.restarting').length, 0);
+  });
+});
+
+/** Requests through the proxy in `loops` parallel loops until stop() (bounded by `maxMs` too): failures and the slowest. */
+function load(proxy: string, path: string, loops: number, maxMs: number): { stop(): Promise<{ ok: number; failed: number; statuses: Record<string, number>; maxMs: number }> } {
+  let stopping = false;
+  const end = Date.now() + maxMs;
+  const r = { ok: 0, failed: 0, statuses: {} as Record<string, number>, maxMs: 0 };
+  const loop = async () => {
+    while (!stopping && Date.now() < end) {
+      const t0 = performance.now();
+      let status = 0;
+      try {
+        const res = await fetch(`${proxy}${path}`, { signal: AbortSignal.timeout(15_000) });
+        await res.arrayBuffer();
+        status = res.status;
+      } catch {
+        status = 0;
+      }
+      r.maxMs = Math.max(r.maxMs, performance.now() - t0);
+      if (status === 200) r.ok++;
+      else {
+        r.failed++;
+        r.statuses[status] = (r.statuses[status] ?? 0) + 1;
+      }
+    }
+  };
+  const all = Promise.all(Array.from({ length: loops }, loop));
+  return {
+    async stop() {
+      stopping = true;
+      await all;
+      return r;
+    },
+  };
+}
+
+describe('a tool restarted through its launcher while requests flow through the proxy', function () {
+  this.timeout(60_000);
+  let sb: SwitchboardProcess;
+  const running: CliProcess[] = [];
+
+  before(async () => {
+    // The default hold (proxy.holdMs 5000) covers the gap between the old child and the new one.
+    sb = await startProcess('serve', { config: await registryConfig(), env: { SWITCHBOARD_ACCESS_LOG: 'false' } });
+  });
+  afterEach(async function () {
+    if (this.currentTest?.state === 'failed') for (const p of running) process.stderr.write(`launcher output:\n${p.stdout()}${p.stderr()}\n`);
+    await Promise.all(running.splice(0).map((p) => p.cleanup()));
+  });
+  after(async () => {
+    await sb?.kill('SIGTERM');
+  });
+
+  it('SIGTERM to the launcher, then a new launcher: 0 failed requests', async () => {
+    const token = await toolToken(sb, 'steady');
+    const first = launch(sb.control, token, 'steady', ['--ttl', '5']);
+    running.push(first);
+    const before = await waitForBackend(sb, 'steady');
+    await waitFor('steady routed', async () => (await fetch(`${sb.proxy}/steady/`)).status === 200, 10_000);
+    const traffic = load(sb.proxy, '/steady/', 4, 30_000);
+    await new Promise((r) => setTimeout(r, 300));
+    // The normal way: the old launcher is told to stop and has stopped before the new one starts.
+    assert.equal((await first.stop('SIGTERM')).code, 143);
+    const second = launch(sb.control, token, 'steady', ['--ttl', '5']);
+    running.push(second);
+    const after = await waitForBackend(sb, 'steady');
+    await new Promise((r) => setTimeout(r, 300));
+    const r = await traffic.stop();
+    console.log(`      ${r.ok + r.failed} requests across the restart, ${r.failed} failed ${JSON.stringify(r.statuses)}, slowest ${r.maxMs.toFixed(0)} ms`);
+    assert.equal(after.id, before.id);
+    assert.ok(r.ok > 0);
+    assert.equal(r.failed, 0, `failed requests by status: ${JSON.stringify(r.statuses)}`);
+  });
+});
