@@ -148,11 +148,14 @@ export class HoldQueues {
     if (this.queues.get(tool) === q) this.queues.delete(tool);
   }
 
-  /** A new table: every held request of a tool that has a backend now goes on, in arrival order. */
+  /**
+   * A new table: every held request of a tool that has a live backend now goes on, in arrival order (a
+   * backend held by self-preservation is not one: its heartbeats stopped).
+   */
   private wake(table: RouteTable): void {
     for (const [tool, q] of [...this.queues]) {
       const route = table.lookup(tool);
-      if (!route || route.backends.length === 0) continue;
+      if (!route || !route.backends.some((b) => !b.held)) continue;
       const now = this.now();
       for (const h of [...q.held]) h.settle({ outcome: 'forwarded', route, heldMs: now - h.started });
     }

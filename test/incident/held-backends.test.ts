@@ -49,7 +49,8 @@ describe('self-preservation hides no dead backend: 20 tools on a real Redis, 10 
       redis: { keyPrefix: 'held:' },
       // Engages once more than 2 of 20 leases lapse; the hard cap (30 x TTL) stays far off during the test.
       leases: { minTtlSeconds: 1, defaultTtlSeconds: TTL, expiryIntervalMs: 200, selfPreservation: { threshold: 0.1, minFleet: 10, windowSeconds: 60, hardCapMultiplier: 30 } },
-      proxy: { feedPollMs: 200 },
+      // A dead tool's requests are held (proxy.holdMs) before the 503 page, as for a tool without a backend.
+      proxy: { feedPollMs: 200, holdMs: 200 },
     };
     serve = await startProcess('serve', { env, config });
     proxy = await startProcess('proxy', { env: { ...env, SWITCHBOARD_REGISTRY: serve.control }, config });

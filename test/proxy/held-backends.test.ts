@@ -62,7 +62,7 @@ describe('proxy: backends held by self-preservation', () => {
     );
     const captured = capturingLogger();
     lines = captured.lines;
-    p = await startProxy(routes, testConfig({ accessLog: true, connectTimeoutMs: 300 }), { health: { baseCooloffMs: 1 }, logger: captured.logger });
+    p = await startProxy(routes, testConfig({ accessLog: true, connectTimeoutMs: 300, holdMs: 200 }), { health: { baseCooloffMs: 1 }, logger: captured.logger });
   });
   after(async () => {
     await p.close();
@@ -129,5 +129,31 @@ describe('proxy: backends held by self-preservation', () => {
     const r = await request(p.port, '/broken/x', { headers: { accept: 'application/json' } });
     assert.equal(r.status, 502, r.body);
     assert.equal(JSON.parse(r.body).error.code, 'bad_gateway');
+  });
+});
+
+describe('proxy: a tool whose only backend is held and refuses has no live backend', () => {
+  it('holds its request (proxy.holdMs) and forwards it once a live backend registers', async () => {
+    const dead = await deadPort();
+    const up = await startBackend((req, res) => res.end(`back ${req.url}`));
+    const routes = new StaticRoutes(tableOf([held('phoenix', 'p1', `http://127.0.0.1:${dead}`)], [assignment('phoenix', dead)]));
+    const p = await startProxy(routes, testConfig({ connectTimeoutMs: 300, holdMs: 10_000 }), { health: { baseCooloffMs: 1 } });
+    try {
+      const pending = request(p.port, '/phoenix/x');
+      // The refusal sends it to the hold queue; then the tool's launcher registers a live backend.
+      let waiting = 0;
+      for (let i = 0; i < 100 && waiting === 0; i++) {
+        waiting = (await p.metrics.proxyHeldRequests.get()).values[0]?.value ?? 0;
+        if (waiting === 0) await new Promise((r) => setTimeout(r, 50));
+      }
+      assert.equal(waiting, 1, 'the request is held');
+      routes.set(tableOf([held('phoenix', 'p1', `http://127.0.0.1:${dead}`), backend('phoenix', 'p2', up.url)], [assignment('phoenix', dead)]));
+      const r = await pending;
+      assert.equal(r.status, 200, r.body);
+      assert.equal(r.body, 'back /phoenix/x');
+    } finally {
+      await p.close();
+      await up.close();
+    }
   });
 });
