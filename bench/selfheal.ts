@@ -476,7 +476,6 @@ async function main(): Promise<void> {
     `With no traffic at that scale (rounds of ${steady.roundMs} ms), ${pc.atScale.tools} dead tools coming up at random moments were routed p50 ${pc.atScale.p50} ms (${round2(pc.atScale.p50 / CPU_INTERVAL)} interval), max ${pc.atScale.max} ms (${round2(pc.atScale.max / CPU_INTERVAL)} interval) after they listened; ${pc.atScale.healed}/${pc.atScale.tools} healed: ${verdict(withinOneRound(pc.atScale, CPU_INTERVAL))}.`,
     '',
     `The heal itself: the first round healed ${pc.heal.healed} tools in ${round1(pc.heal.seconds)} s, ${round1(pc.heal.cpuSeconds)} CPU-seconds of the registry (start-up included). Steady state with the whole fleet routed by discovery: ${verdict(steady.cpuPercent < 5)}.`,
-
   ].join('\n');
   writeSection('selfheal', body);
   process.stdout.write(`${body}\n`);
