@@ -26,6 +26,9 @@ export interface StoreFactory {
 }
 
 export const HOST = '127.0.0.1';
+/** A write no test looks at, whose event tells a subscriber that every earlier event has arrived. */
+const MARKER_TOOL = 'zz-marker';
+const MARKER_PORT = 5999;
 export const HOST2 = '127.0.0.2';
 
 /** Drops undefined-valued keys so stores that omit absent optionals and stores that keep them compare equal. */
@@ -135,6 +138,18 @@ export function storeContract(name: string, factory: StoreFactory): void {
       );
       unsubscribes.push(unsubscribe);
       return { events, unsubscribe };
+    }
+
+    /**
+     * The events a subscriber got before a marker write, once the marker's own event has arrived: a
+     * subscriber gets events in version order, so no event of the writes before it can still be on its way
+     * (instead of sleeping and hoping a late one would have come by then).
+     */
+    async function eventsBeforeMarker(events: ChangeEvent[]): Promise<ChangeEvent[]> {
+      const isMarker = (e: ChangeEvent) => e.changes.some((c) => c.kind === 'backend.upsert' && c.backend.tool === MARKER_TOOL);
+      okResult(await store.upsertBackend(input({ tool: MARKER_TOOL, id: 'm1', port: MARKER_PORT, ttl: 3600 })));
+      await waitFor('the marker event', () => events.some(isMarker));
+      return events.slice(0, events.findIndex(isMarker));
     }
 
     async function versionNumber(): Promise<number> {
@@ -288,8 +303,7 @@ export function storeContract(name: string, factory: StoreFactory): void {
         assert.deepEqual(ids, ['d2:discovered', 'r1:registered']);
         assert.equal(await versionNumber(), v + 1);
         await waitFor('the supersede event', () => events.length >= 1);
-        await sleep(30);
-        assert.equal(events.length, 1);
+        assert.equal((await eventsBeforeMarker(events)).length, 1);
         const removals = events[0].changes.filter((c) => c.kind === 'backend.remove');
         assert.deepEqual(removals, [{ kind: 'backend.remove', tool: 'alpha', id: 'd1', reason: 'replaced' }]);
         const upserts = events[0].changes.filter((c) => c.kind === 'backend.upsert');
@@ -349,8 +363,7 @@ export function storeContract(name: string, factory: StoreFactory): void {
         );
         assert.equal(await versionNumber(), v + 1);
         await waitFor('the replace event', () => events.length >= 1);
-        await sleep(30);
-        assert.equal(events.length, 1);
+        assert.equal((await eventsBeforeMarker(events)).length, 1);
         assert.deepEqual(
           events[0].changes.map((c) => (c.kind === 'backend.upsert' ? `upsert ${c.backend.id}` : c.kind === 'backend.remove' ? `remove ${c.id} ${c.reason}` : c.kind)).sort(),
           ['remove r1 replaced', 'upsert d1'],
@@ -577,10 +590,10 @@ export function storeContract(name: string, factory: StoreFactory): void {
         const vAfter = await versionNumber();
         assert.ok(vAfter > v && vAfter <= v + 5, `version ${vAfter} after ${v}`);
         await waitFor('all expiry events', () => events.length >= vAfter - v);
-        await sleep(30);
-        assert.equal(events.length, vAfter - v);
-        events.forEach((e, i) => assert.equal(e.version, v + 1 + i));
-        const ids = events
+        const expiries = await eventsBeforeMarker(events);
+        assert.equal(expiries.length, vAfter - v);
+        expiries.forEach((e, i) => assert.equal(e.version, v + 1 + i));
+        const ids = expiries
           .flatMap((e) => e.changes)
           .map((c) => {
             assert.equal(c.kind, 'backend.remove');
@@ -1126,9 +1139,9 @@ export function storeContract(name: string, factory: StoreFactory): void {
         await waitFor('event 5', () => events.length >= 5);
         assert.equal(events[4].version, v0 + 5);
         assert.equal(events[4].changes[0].kind, 'assignment.remove');
-        await sleep(30);
-        assert.equal(events.length, 5);
-        events.forEach((e) => assert.equal(e.epoch, epoch));
+        const five = await eventsBeforeMarker(events);
+        assert.equal(five.length, 5);
+        five.forEach((e) => assert.equal(e.epoch, epoch));
       });
 
       it('publishes a promotion from discovered to registered under one id as an upsert, not a removal', async () => {

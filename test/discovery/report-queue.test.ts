@@ -55,14 +55,17 @@ describe('discovery report queue', () => {
     assert.equal(queue.pending, 0);
   });
 
-  it('reports a discovery again once its earlier report is done', async () => {
+  it('reports a discovery again while its earlier report is still in flight (a later probe saw it answer again)', async () => {
     const reporter = heldReporter();
     const queue = new ReportQueue(reporter, () => undefined, 2);
     queue.add(at(1));
-    queue.add(at(1)); // in flight already: queued again, a later probe saw it answer again
-    assert.equal(reporter.calls.length, 2);
+    queue.add(at(1)); // in flight already: a later probe saw it answer again, which the first report predates
+    assert.deepEqual(reporter.calls.map((a) => a.port), [1, 1]);
+    assert.equal(reporter.maxInFlight, 2, 'the second report did not wait for the first');
+    assert.equal(queue.pending, 2);
     reporter.release.splice(0).forEach((go) => go());
     await settle();
     assert.equal(queue.pending, 0);
+    assert.equal(reporter.calls.length, 2, 'reported twice, no more');
   });
 });

@@ -10,6 +10,8 @@ import defaults from '../../config/default.json';
 
 const ROUNDS = 20;
 const HEADERS_TIMEOUT_MS = 500;
+/** How late after proxy.headersTimeoutMs a slow client may be cut, as a multiple of it. */
+const CUT_OFF_SLACK = 4;
 
 /** What a backend saw of each request: did it end as sent, or was it cut off? */
 interface Seen {
@@ -141,11 +143,15 @@ describe('client faults against a proxy process: aborted uploads and downloads, 
     const before = await settled();
     const head = 'GET /ok/slow HTTP/1.1\r\nHost: x\r\nX-Slow: ' + 'a'.repeat(200);
     const clients = Array.from({ length: 200 }, () => {
+      const started = performance.now();
       const s = net.connect(proxy.port, '127.0.0.1');
-      const c = { s, sent: 0, closed: false, reply: '' };
+      const c = { s, sent: 0, closed: false, reply: '', cutAfterMs: NaN };
       s.on('error', () => undefined);
       s.on('data', (d) => (c.reply += d.toString()));
-      s.on('close', () => (c.closed = true));
+      s.on('close', () => {
+        c.closed = true;
+        c.cutAfterMs = performance.now() - started;
+      });
       return c;
     });
     // One byte per client every 50 ms: the head would take 10 s to arrive whole.
@@ -166,6 +172,14 @@ describe('client faults against a proxy process: aborted uploads and downloads, 
       assert.ok(c.sent < head.length, 'cut before its head was complete');
       assert.match(c.reply, /^(HTTP\/1\.1 408 |$)/);
     }
+    // Node checks the header timer every headersTimeout / 4 (src/proxy/server.ts), so a cut lands between
+    // the timeout and 1.25 times it, plus the event-loop lag of 200 dripping clients on a shared machine:
+    // within CUT_OFF_SLACK times the timeout. A cut at the 5 s of a header timeout left at its default fails.
+    const cuts = clients.map((c) => c.cutAfterMs).sort((a, b) => a - b);
+    const [first, median, last] = [cuts[0], cuts[cuts.length >> 1], cuts[cuts.length - 1]];
+    console.log(`      200 slow clients cut ${Math.round(first)}–${Math.round(last)} ms after connecting (median ${Math.round(median)} ms; headersTimeoutMs ${HEADERS_TIMEOUT_MS})`);
+    assert.ok(first >= HEADERS_TIMEOUT_MS, `a slow client was cut after ${Math.round(first)} ms, before the ${HEADERS_TIMEOUT_MS} ms header timeout`);
+    assert.ok(last <= CUT_OFF_SLACK * HEADERS_TIMEOUT_MS, `a slow client was cut only after ${Math.round(last)} ms (header timeout ${HEADERS_TIMEOUT_MS} ms)`);
     const after = await released(before);
     assert.ok(sockets(after) <= sockets(before), `TCP handles ${sockets(before)} -> ${sockets(after)}`);
     assert.ok(after.fds <= before.fds, `descriptors ${before.fds} -> ${after.fds}`);

@@ -3,6 +3,7 @@ import { RedisStore } from '../../src/registry/redis-store';
 import { NotReplicatedError } from '../../src/registry/store';
 import { command } from '../support/redis-command';
 import { RedisServer } from '../support/redis-server';
+import { waitFor } from '../support/process';
 
 /** A Redis without replicas: every WAIT for one runs into its timeout. */
 describe('RedisStore with waitReplicas on a Redis that has no replica', function () {
@@ -45,8 +46,8 @@ describe('RedisStore with waitReplicas on a Redis that has no replica', function
   it('reads and lease work stay on the command connection, unhindered by a blocked WAIT', async () => {
     let settled = false;
     const pending = upsert(200).catch((err: unknown) => err).finally(() => (settled = true));
-    // Once the WAIT is blocking its connection (200 ms), reads and locks must not queue behind it.
-    await new Promise((r) => setTimeout(r, 50));
+    // Once the WAIT is blocking its connection (for 200 ms), reads and locks must not queue behind it.
+    await waitFor('the WAIT to block its connection', async () => /^blocked_clients:[1-9]/m.test(String(await command(redis.port, ['INFO', 'clients']))), 1000, 5);
     assert.equal((await store.getBackends('t0')).length, 1);
     assert.equal(await store.acquireLock('l', 'me', 1000), true);
     assert.equal(settled, false, 'answered while the WAIT was still blocking');

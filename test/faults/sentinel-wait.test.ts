@@ -4,6 +4,8 @@ import { SentinelCluster, command, commands } from '../support/sentinel';
 import { adminHeaders, allocatePort, heartbeat } from './helpers';
 
 const WAIT_TIMEOUT_MS = 300;
+/** Registrations of the failover case, sent by four launchers at once. */
+const REGISTRATIONS = 80;
 
 interface ErrorBody {
   error: { code: string; message: string; field: string | null };
@@ -76,20 +78,43 @@ describe('redis.waitReplicas: a registration answers 200 only once a replica ack
     const acked: string[] = [];
     const unacked: string[] = [];
     const other: number[] = [];
-    let cut = false;
+    let storeDownRetries = 0;
+    let inFlightAtKill = 0;
+    let sentAfterKill = 0;
+    let killedAt = 0;
     let n = 0;
-    // Four launchers registering as fast as they are answered; half way the replica is cut off for good
-    // (it cannot authenticate to reconnect), so from then on the master alone has the writes.
+    // Four launchers registering as fast as they are answered, each retrying a registration the registry
+    // could not write (503 store_unavailable) as a launcher does. At CUT the replica is cut off for good (it
+    // cannot authenticate to reconnect), so from then on the master alone has the writes; at KILL the master
+    // is killed while the other launchers' registrations are in flight, and the rest are sent during the
+    // failover and answered by the new master.
+    const CUT = 30;
+    const KILL = 50;
     const launcher = async () => {
-      while (n < 80) {
+      while (n < REGISTRATIONS) {
         const i = n++;
         const tool = `w${i}`;
-        const res = await heartbeat(registry, tool, port(200 + i), 30);
-        if (res.status === 200) acked.push(tool);
-        else if (res.status === 503 && ((await res.json()) as ErrorBody).error.code === 'not_replicated') unacked.push(tool);
-        else other.push(res.status);
-        if (i === 40 && !cut) {
-          cut = true;
+        if (i === KILL) {
+          await master.kill();
+          killedAt = Date.now();
+        }
+        const sentAt = Date.now();
+        if (killedAt) sentAfterKill++;
+        for (let attempt = 0; attempt < 300; attempt++) {
+          const res = await heartbeat(registry, tool, port(200 + i), 30);
+          const code = res.status === 503 ? ((await res.json()) as ErrorBody).error.code : '';
+          if (code === 'store_unavailable') {
+            storeDownRetries++;
+            await new Promise((r) => setTimeout(r, 100));
+            continue;
+          }
+          if (res.status === 200) acked.push(tool);
+          else if (code === 'not_replicated') unacked.push(tool);
+          else other.push(res.status);
+          break;
+        }
+        if (killedAt && sentAt < killedAt) inFlightAtKill++;
+        if (i === CUT) {
           await commands(master.port, [
             ['CONFIG', 'SET', 'requirepass', 'the-replica-cannot-reconnect'],
             ['CLIENT', 'KILL', 'TYPE', 'replica'],
@@ -98,13 +123,15 @@ describe('redis.waitReplicas: a registration answers 200 only once a replica ack
       }
     };
     await Promise.all([launcher(), launcher(), launcher(), launcher()]);
-    await master.kill();
     const promoted = await cluster.waitFailover(master);
     const present = new Set(((await command(promoted.port, ['HKEYS', 'sb:backends'])) as string[]).map((k) => k.split('/')[0]));
 
-    console.log(`      figures: ${JSON.stringify({ acked: acked.length, unacked: unacked.length, unackedSurvived: unacked.filter((t) => present.has(t)).length })}`);
-    assert.deepEqual(other, [], 'every answer was 200 or 503 not_replicated');
-    assert.ok(acked.length >= 40 && unacked.length >= 20, 'both kinds of answer happened');
+    const figures = { registrations: REGISTRATIONS, acked: acked.length, unacked: unacked.length, unackedSurvived: unacked.filter((t) => present.has(t)).length, inFlightAtKill, sentAfterKill, storeDownRetries };
+    console.log(`      figures: ${JSON.stringify(figures)}`);
+    assert.deepEqual(other, [], 'every registration was answered 200 or 503 not_replicated in the end');
+    assert.equal(acked.length + unacked.length, REGISTRATIONS);
+    assert.ok(inFlightAtKill >= 1 && sentAfterKill >= 1, 'the registrations straddle the kill: some in flight when it happened, some sent after it');
+    assert.ok(acked.length >= CUT / 2 && unacked.length >= (KILL - CUT) / 2, `both kinds of answer happened: ${acked.length} 200, ${unacked.length} 503`);
     assert.deepEqual(acked.filter((t) => !present.has(t)), [], 'no acknowledged registration was lost');
     // 503 not_replicated means "may be lost", not "lost": one whose write reached the replica just before
     // the cut survives, the ones only the master had died with it.

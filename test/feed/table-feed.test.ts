@@ -132,6 +132,38 @@ for (const [name, make] of stores) {
       assert.equal(feed.current()!.routeCount, 3);
     });
 
+    it('notices a lost last message by polling the version and reloads (the message dropped on its way)', async () => {
+      // The store as the feed sees it, with its subscription losing the messages it is told to: the write
+      // happens and moves the version, its message never arrives, and no later one reveals the gap.
+      let dropping = false;
+      let dropped = 0;
+      const lossy = new Proxy(store, {
+        get(target, prop, receiver) {
+          if (prop === 'subscribe')
+            return (onChange: Parameters<Store['subscribe']>[0], onResync: () => void) =>
+              target.subscribe((ev) => (dropping ? dropped++ : onChange(ev)), onResync);
+          const v = Reflect.get(target, prop, receiver) as unknown;
+          return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+        },
+      });
+      const lossyFeed = new TableFeed(lossy, { pollMs: 100, carryOverMs: 30_000, logger: silentLogger() });
+      await lossyFeed.start();
+      try {
+        const reloads = lossyFeed.reloads;
+        const version = lossyFeed.current()!.version;
+        dropping = true;
+        await register(store, 'lost-message', 30400);
+        await waitFor('the message to be dropped', async () => dropped === 1, 3000, 5);
+        dropping = false;
+        await waitFor('the poll sees the store ahead and reloads', async () => routed(lossyFeed, 'lost-message'), 5000, 20);
+        assert.equal(lossyFeed.current()!.version, version + 1);
+        assert.equal(lossyFeed.reloads, reloads + 1, 'one reload, found by the version poll');
+        assert.ok(lossyFeed.gaps >= 1);
+      } finally {
+        await lossyFeed.stop();
+      }
+    });
+
     it('reloads the snapshot when a message reveals a gap', async () => {
       const t = feed.current()!;
       const reloads = feed.reloads;

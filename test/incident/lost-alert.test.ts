@@ -1,8 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, writeFileSync, copyFileSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { promtool } from '../observability/promtool';
+import { ruleAnnotations, testRecorded } from '../observability/promtool';
 import { metricValue, startProcess, waitFor, type SwitchboardProcess } from '../support/process';
 import { RedisServer } from '../support/redis-server';
 import { toolServer, type ToolServer } from '../discovery/helpers';
@@ -15,7 +12,6 @@ import { toolServer, type ToolServer } from '../discovery/helpers';
 // lost and resolve only once they are back.
 
 const TTL = 5;
-const RULES = path.join(__dirname, '..', '..', 'config', 'prometheus', 'alerts.yml');
 const LOST = ['gus', 'ida'];
 const KEPT = 'hal';
 
@@ -37,14 +33,7 @@ async function call(base: string, token: string, method: string, p: string, body
 
 /** The rule's summary and description as Prometheus renders them for `n` lost tools named `tools`. */
 function rendered(n: number, tools: string[]): { summary: string; description: string } {
-  const block = readFileSync(RULES, 'utf8').split(/^\s*- alert: /m).find((b) => b.startsWith('SwitchboardToolsLost'))!;
-  const summary = /summary: "(.*)"/.exec(block)![1];
-  const folded = /description: >-\n((?:\s{12}.*\n?)+)/.exec(block)![1];
-  const description = folded
-    .split('\n')
-    .map((l) => l.trim())
-    .filter(Boolean)
-    .join(' ');
+  const { summary, description } = ruleAnnotations('SwitchboardToolsLost');
   const fill = (s: string) =>
     s
       .replace(/\{\{ \$value \}\}/g, String(n))
@@ -158,10 +147,7 @@ describe('tools lost with both the store and the copy: counted until they are ba
       '        exp_alerts: []',
       '',
     ].join('\n');
-    const dir = mkdtempSync(path.join(os.tmpdir(), 'sb-promtool-'));
-    copyFileSync(RULES, path.join(dir, 'alerts.yml'));
-    writeFileSync(path.join(dir, 'recorded.test.yml'), tests);
-    const r = await promtool(['test', 'rules', 'recorded.test.yml'], undefined, dir);
+    const r = await testRecorded(tests);
     console.log(`      recorded ${samples.length} samples of the proxy: lost from sample ${lostAt}, 2 lost at sample ${bothLost.at(-1)}, 0 at the end; promtool exit ${r.code}`);
     assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}\n${tests}`);
   });

@@ -3,6 +3,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { accepts, freePortRange, launch, SERVICE, type CliProcess } from '../launcher/helpers';
 import { metricValue, startProcess, waitFor, type SwitchboardProcess } from '../support/process';
 import { RedisServer } from '../support/redis-server';
+import { testRecorded } from '../observability/promtool';
+import { SeriesRecorder, replayAlertTests } from './replay-series';
 
 // The outage this project exists for, replayed on real processes: a real Redis, a `serve` process (registry
 // and proxy) and a proxy-only process, N tools each started by `switchboard run`. Redis first restarts
@@ -14,8 +16,13 @@ const TTL = 5;
 const HEARTBEAT_MS = (TTL * 1000) / 3;
 /** Tools that ask for a port while the table is being rebuilt. */
 const NEWCOMERS = 8;
-/** The launcher's heartbeat jitter (10 %), a retry in flight, and a scheduler shared with other suites. */
-const REBUILD_SLACK_MS = HEARTBEAT_MS * 0.1 + 2000;
+/**
+ * Every launcher tries again within one heartbeat interval plus its 10 % jitter (a retry after a 503 waits
+ * at most one interval), then its heartbeat and the test's poll make a round trip each.
+ */
+const REBUILD_BOUND_MS = HEARTBEAT_MS * 1.1 + 500;
+/** How often the alert-relevant series are scraped in the second phase; one scrape is a minute for promtool. */
+const SCRAPE_EVERY_MS = 250;
 
 interface Tool {
   name: string;
@@ -217,6 +224,7 @@ describe('the incident, replayed: 20 tools on a real Redis', function () {
     // free ports are those the running tools listen on.
     const newcomers = Promise.all(
       Array.from({ length: NEWCOMERS }, (_, j) =>
+        // Only a 503 (the store not back yet) is waited out; any other answer is the newcomer's, checked below.
         waitFor(`a port for newcomer ${j}`, async () => {
           const res = await fetch(`${serve.control}/v1/ports`, {
             method: 'POST',
@@ -225,9 +233,7 @@ describe('the incident, replayed: 20 tools on a real Redis', function () {
             signal: AbortSignal.timeout(5000),
           });
           const text = await res.text();
-          if (res.status === 503) return null;
-          assert.equal(res.status, 200, text);
-          return (JSON.parse(text) as { port: number }).port;
+          return res.status === 503 ? null : { status: res.status, text };
         }, 20_000, 20),
       ),
     );
@@ -240,13 +246,15 @@ describe('the incident, replayed: 20 tools on a real Redis', function () {
       const ok = tools.every((t) => ports.get(t.name)?.includes(t.port) && backends.get(t.name)?.some((b) => b.source === 'registered'));
       return ok ? Date.now() : null;
     }, 30_000, 50);
-    const newPorts = await newcomers;
+    const answers = await newcomers;
+    assert.deepEqual(answers.filter((a) => a.status !== 200), [], 'every newcomer got a port');
+    const newPorts = answers.map((a) => (JSON.parse(a.text) as { port: number }).port);
     // Traffic goes on a little after the rebuild: the proxies' carry-over of the old table must end cleanly.
     await new Promise((r) => setTimeout(r, 1500));
 
     const rebuildMs = restoredAt - storeUpAt;
     console.log(`      rebuild: every route and assignment back ${rebuildMs} ms after the registry reached the empty Redis (heartbeat interval ${Math.round(HEARTBEAT_MS)} ms)`);
-    assert.ok(rebuildMs <= HEARTBEAT_MS + REBUILD_SLACK_MS, `rebuilt after ${rebuildMs} ms`);
+    assert.ok(rebuildMs <= REBUILD_BOUND_MS, `rebuilt ${rebuildMs} ms after the store was back: more than one heartbeat interval (+10 % jitter, +500 ms) = ${Math.round(REBUILD_BOUND_MS)} ms`);
     assert.ok(events(serve, 'feed.new_epoch').length >= 1, 'the store really lost its state (a new epoch)');
 
     // No port given to two tools: the newcomers got ports no running tool holds, every tool kept its own.
@@ -288,15 +296,8 @@ describe('the incident, replayed: 20 tools on a real Redis', function () {
     const textBefore = await metrics(serve);
     const healsBefore = { request: value(textBefore, 'switchboard_selfheal_total', { trigger: 'request' }), reconcile: value(textBefore, 'switchboard_selfheal_total', { trigger: 'reconcile' }) };
 
-    // What the alert rules watch, sampled on the registry while it happens.
-    let watching = true;
-    let selfPreservation = 0;
-    const watcher = (async () => {
-      for (let i = 0; i < 600 && watching; i++) {
-        selfPreservation = Math.max(selfPreservation, value(await metrics(serve), 'switchboard_self_preservation_active'));
-        await new Promise((r) => setTimeout(r, 200));
-      }
-    })();
+    // What the alert rules watch, scraped from both processes while it happens.
+    const recorder = new SeriesRecorder([serve, proxy], tools.map((t) => t.name), SCRAPE_EVERY_MS, 600);
 
     const first: Sample[] = [];
     await Promise.all(
@@ -335,8 +336,7 @@ describe('the incident, replayed: 20 tools on a real Redis', function () {
     }, 15_000, 100);
     await new Promise((r) => setTimeout(r, 2000));
     await traffic!.stop();
-    watching = false;
-    await watcher;
+    await recorder.stop();
 
     // No request failed (or reached another tool) while its server was up, the first after restart included.
     const samples = traffic!.samples.slice(phaseStart);
@@ -378,7 +378,27 @@ describe('the incident, replayed: 20 tools on a real Redis', function () {
       assert.equal(value(text, 'switchboard_assignments_without_backend'), 0);
       for (const t of tools) assert.equal(value(text, 'switchboard_discovered_backends', { tool: t.name }), 1, t.name);
     }
+    // switchboard_routes, scraped throughout on both processes: a lease that expired before self-preservation
+    // engaged takes its route away until the tool is healed, so it dips by at most the leases expired, and
+    // is N again at the end. The real rules, fed the recorded series, fire SwitchboardSelfHealing and
+    // SwitchboardToolNotRegistering, never SwitchboardRoutesDropped.
+    const scrapes = recorder.scrapes;
     const expired = events(serve, 'lease.expired').length;
+    const routes = scrapes.flatMap((s) => s.routes);
+    const below = scrapes.filter((s) => s.routes.some((r) => r < N)).length;
+    assert.ok(Math.min(...routes) >= N - expired, `switchboard_routes fell to ${Math.min(...routes)} with ${expired} leases expired: ${routes.join(' ')}`);
+    assert.deepEqual(scrapes.at(-1)!.routes, [N, N], 'switchboard_routes back to N on both processes');
+    const healedScrape = scrapes.findIndex((s) => s.heals.request + s.heals.reconcile === healsBefore.request + healsBefore.reconcile + N);
+    assert.ok(healedScrape > 0, 'a scrape saw every heal counted');
+    const r = await testRecorded(replayAlertTests(scrapes, tools.map((t) => t.name), healedScrape));
+    assert.equal(r.code, 0, `promtool on the recorded series:\n${r.stdout}\n${r.stderr}`);
+    const selfPreservation = Math.max(...scrapes.map((s) => s.selfPreservation));
+    const withoutBackend = Math.max(...scrapes.flatMap((s) => s.assignmentsWithoutBackend));
+    console.log(
+      `      alerts: ${scrapes.length} scrapes of both processes (one a minute for promtool), switchboard_routes at least ${Math.min(...routes)} (below ${N} in ${below}; ${expired} leases expired), ${N} at the end; ` +
+        `SwitchboardSelfHealing firing at scrape ${healedScrape}, SwitchboardToolNotRegistering for all ${N} tools at the last, SwitchboardRoutesDropped never; ` +
+        `assignments_without_backend at most ${withoutBackend}`,
+    );
     console.log(
       `      replay: ${N} heals (request ${byTrigger.request}, reconcile ${byTrigger.reconcile}) ${Math.round((healedAt - Math.max(...[...leaseEnds.values()])) / 100) / 10} s after the last lease lapsed; ` +
         `self-preservation engaged: ${selfPreservation === 1 ? 'yes' : 'no'}, leases expired ${expired}; ` +

@@ -1,4 +1,7 @@
 import { spawn } from 'node:child_process';
+import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 
 export interface Run {
   code: number | null;
@@ -40,4 +43,34 @@ export async function checkMetrics(text: string): Promise<void> {
   if ((r.code !== 0 && r.code !== 3) || unexpected.length > 0) {
     throw new Error(`promtool check metrics exited ${r.code}:\n${unexpected.join('\n')}`);
   }
+}
+
+export const ALERT_RULES = path.join(__dirname, '..', '..', 'config', 'prometheus', 'alerts.yml');
+
+/**
+ * One rule's summary and description in config/prometheus/alerts.yml, as templates: the description's
+ * folded block (`>-`) joined with spaces as YAML folds it. The file is ours; its layout is known.
+ */
+export function ruleAnnotations(alert: string): { summary: string; description: string } {
+  const block = readFileSync(ALERT_RULES, 'utf8').split(/^\s*- alert: /m).find((b) => b.split('\n')[0].trim() === alert);
+  if (!block) throw new Error(`no rule ${alert} in ${ALERT_RULES}`);
+  const summary = /summary: "(.*)"/.exec(block)![1];
+  const folded = /description: >-\n((?:\s{12}.*\n?)+)/.exec(block)![1];
+  const description = folded
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean)
+    .join(' ');
+  return { summary, description };
+}
+
+/**
+ * `promtool test rules` on a test file (its text: series recorded during a run and what the rules must
+ * do with them) written next to a copy of the real alerts.yml, which it loads as `rule_files: [alerts.yml]`.
+ */
+export async function testRecorded(tests: string): Promise<Run> {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'sb-promtool-'));
+  copyFileSync(ALERT_RULES, path.join(dir, 'alerts.yml'));
+  writeFileSync(path.join(dir, 'recorded.test.yml'), tests);
+  return promtool(['test', 'rules', 'recorded.test.yml'], undefined, dir);
 }

@@ -8,13 +8,13 @@ import {
   capturingLogger,
   rawRequest,
   request,
-  sleep,
   startBackend,
   startProxy,
   tableOf,
   testConfig,
   type TestBackend,
 } from './helpers';
+import { waitFor } from '../support/process';
 
 describe('proxy server', () => {
   let slow: TestBackend;
@@ -32,8 +32,9 @@ describe('proxy server', () => {
     const p = await startProxy(routes(), testConfig({ drainTimeoutMs: 5000 }));
     // Keep-alive, so that a `connection: close` below is the proxy's doing, not the client's.
     const agent = new http.Agent({ keepAlive: true });
+    const reached = slow.requests.length;
     const inFlight = request(p.port, '/slow/?ms=300', { agent });
-    await sleep(50);
+    await waitFor('the request to reach the backend', async () => slow.requests.length > reached, 5000, 5);
     const t0 = Date.now();
     const closed = p.close();
     const r = await inFlight;
@@ -91,11 +92,12 @@ describe('proxy server', () => {
 
   it('close() cuts requests still running after drainTimeoutMs', async () => {
     const p = await startProxy(routes(), testConfig({ drainTimeoutMs: 200, responseTimeoutMs: 10000 }));
+    const reached = slow.requests.length;
     const inFlight = request(p.port, '/slow/?ms=5000').then(
       (r) => r.status,
       () => 'cut',
     );
-    await sleep(50);
+    await waitFor('the request to reach the backend', async () => slow.requests.length > reached, 5000, 5);
     const t0 = Date.now();
     await p.close();
     assert.ok(Date.now() - t0 < 2000);
@@ -151,7 +153,7 @@ describe('proxy server', () => {
       const r = await request(p.port, '/any/', { headers: { accept: 'application/json' } });
       assert.equal(r.status, 502);
       assert.ok(!r.body.includes('broken table'), 'no internal detail in the answer');
-      await sleep(50);
+      await waitFor('the access line', async () => lines.some((l) => l.event === 'access'), 5000, 5);
       assert.equal(lines.filter((l) => l.event === 'proxy.internal_error' && l.err === 'broken table').length, 1);
       const access = lines.filter((l) => l.event === 'access');
       assert.equal(access.length, 1);
@@ -175,11 +177,12 @@ describe('proxy server', () => {
       await request(p.port, '/nope/');
       assert.equal((await request(p.port, '/dead/')).status, 502);
       // A client that gives up while the backend is still working: its connection closed, nothing answered.
+      const reached = slow.requests.length;
       const cut = http.get({ port: p.port, path: '/slow/?ms=400', agent: false });
       cut.on('error', () => undefined);
-      await sleep(100);
+      await waitFor('the request to reach the backend', async () => slow.requests.length > reached, 5000, 5);
       cut.destroy();
-      await sleep(100);
+      await waitFor('the fourth access line', async () => lines.filter((l) => l.event === 'access').length >= 4, 5000, 5);
       const access = lines.filter((l) => l.event === 'access');
       assert.equal(access.length, 4);
       assert.equal(access[0].requestId, 'log-test-1');

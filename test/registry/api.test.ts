@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { waitFor } from '../support/process';
 import { Writable } from 'node:stream';
 import pino from 'pino';
 import type { Store } from '../../src/registry/store';
@@ -430,6 +431,12 @@ for (const kind of storeKinds()) {
           } finally {
             await kind.redis!.start();
           }
+          // A refused write changes nothing, later either: none of them is applied once the store is back (it
+          // restarted without its data, so anything in it now was written after the restart).
+          const back = await waitFor('the store to answer again', async () => store.snapshot().catch(() => null), 10_000);
+          assert.equal((await api.call('GET', '/v1/tools')).status, 200, 'the registry reaches the store again');
+          const now = await store.snapshot();
+          assert.deepEqual([back.backends, back.assignments, now.backends, now.assignments].map((x) => x.length), [0, 0, 0, 0], JSON.stringify(now));
           const logged = lines.join('');
           assert.match(logged, /store unavailable/);
           assert.equal(logged.includes(ADMIN_TOKEN), false);

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { loadConfig, type Config } from '../../src/config';
 import { silentLogger } from '../../src/logger';
 import { Metrics } from '../../src/metrics';
+import { TableFeed } from '../../src/proxy/table-feed';
 import { LeaseExpirer } from '../../src/registry/expirer';
 import { Leadership } from '../../src/registry/leadership';
 import { MemoryStore } from '../../src/registry/memory-store';
@@ -53,8 +54,12 @@ for (const [name, make] of stores) {
       await store.close();
     });
 
-    it('removes a lapsed lease within TTL + 1 s and keeps a renewed one', async () => {
+    it('removes a lapsed lease within TTL + 1 s and keeps a renewed one, in the store and in a proxy\'s table', async () => {
       const expirer = new LeaseExpirer(store, leadership, leases(), logger, metrics);
+      // What a proxy routes on: the route table its feed keeps from the store.
+      const feed = new TableFeed(store, { pollMs: 100, carryOverMs: 30_000, logger });
+      await feed.start();
+      const routed = (tool: string) => (feed.current()?.lookup(tool)?.backends.length ?? 0) > 0;
       expirer.start();
       try {
         const t0 = Date.now();
@@ -62,16 +67,19 @@ for (const [name, make] of stores) {
         await register(store, 'lives', 'a', 20002, 1);
         const renew = setInterval(() => void register(store, 'lives', 'a', 20002, 1), 300);
         try {
-          await waitFor('lapsed lease removed', async () => (await store.getBackends('dies')).length === 0, 3000, 20);
-          assert.ok(Date.now() - t0 <= 2000 + 200, 'removed within TTL + 1 s (plus scheduling slack)');
+          await waitFor('both routed by the proxy', async () => routed('dies') && routed('lives'), 2000, 10);
+          await waitFor('lapsed lease removed and unrouted', async () => (await store.getBackends('dies')).length === 0 && !routed('dies'), 3000, 20);
+          assert.ok(Date.now() - t0 <= 2000 + 200, 'removed and unrouted within TTL + 1 s (plus scheduling slack)');
           await new Promise((r) => setTimeout(r, 1200));
           assert.equal((await store.getBackends('lives')).length, 1);
+          assert.ok(routed('lives'), 'the renewed lease is still routed');
         } finally {
           clearInterval(renew);
         }
         assert.equal(await metrics.leaseExpirations.get().then((m) => m.values[0].value), 1);
       } finally {
         await expirer.stop();
+        await feed.stop();
       }
     });
 

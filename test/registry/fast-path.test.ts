@@ -8,6 +8,7 @@ import { MemoryStore } from '../../src/registry/memory-store';
 import { RedisStore } from '../../src/registry/redis-store';
 import type { Store } from '../../src/registry/store';
 import { RedisServer } from '../support/redis-server';
+import { waitFor } from '../support/process';
 import { ADMIN_TOKEN, startApi, type Api } from './harness';
 
 /**
@@ -301,6 +302,14 @@ describe('heartbeat fast path', () => {
           } finally {
             await redis!.start();
           }
+          // A refused heartbeat changes nothing, later either: once the store (restarted without its data)
+          // answers again, neither path's store holds the refused registration.
+          for (const store of stores) {
+            const snap = await waitFor('the store to answer again', async () => store.snapshot().catch(() => null), 10_000);
+            assert.deepEqual([snap.backends.length, snap.assignments.length], [0, 0], JSON.stringify(snap));
+          }
+          for (const api of [fast, slow]) assert.equal((await api.call('GET', '/v1/tools')).status, 200, 'the registry reaches the store again');
+          for (const store of stores) assert.deepEqual((await store.snapshot()).backends, [], 'nothing written once the registries reached it');
         });
       }
     });
