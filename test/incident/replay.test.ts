@@ -4,7 +4,7 @@ import { accepts, freePortRange, launch, SERVICE, type CliProcess } from '../lau
 import { metricValue, startProcess, waitFor, type SwitchboardProcess } from '../support/process';
 import { RedisServer } from '../support/redis-server';
 import { testRecorded } from '../observability/promtool';
-import { SeriesRecorder, replayAlertTests } from './replay-series';
+import { SeriesRecorder, replayAlertTests, replayRoutesTests } from './replay-series';
 
 // The outage this project exists for, replayed on real processes: a real Redis, a `serve` process (registry
 // and proxy) and a proxy-only process, N tools each started by `switchboard run`. Redis first restarts
@@ -384,18 +384,22 @@ describe('the incident, replayed: 20 tools on a real Redis', function () {
     // SwitchboardToolNotRegistering, never SwitchboardRoutesDropped.
     const scrapes = recorder.scrapes;
     const expired = events(serve, 'lease.expired').length;
+    // A lease self-preservation holds is no live route either (its heartbeats stopped).
+    const held = new Set(events(serve, 'lease.held').map((l) => l.tool)).size;
     const routes = scrapes.flatMap((s) => s.routes);
     const below = scrapes.filter((s) => s.routes.some((r) => r < N)).length;
-    assert.ok(Math.min(...routes) >= N - expired, `switchboard_routes fell to ${Math.min(...routes)} with ${expired} leases expired: ${routes.join(' ')}`);
+    assert.ok(Math.min(...routes) >= N - expired - held, `switchboard_routes fell to ${Math.min(...routes)} with ${expired} leases expired and ${held} held: ${routes.join(' ')}`);
     assert.deepEqual(scrapes.at(-1)!.routes, [N, N], 'switchboard_routes back to N on both processes');
     const healedScrape = scrapes.findIndex((s) => s.heals.request + s.heals.reconcile === healsBefore.request + healsBefore.reconcile + N);
     assert.ok(healedScrape > 0, 'a scrape saw every heal counted');
     const r = await testRecorded(replayAlertTests(scrapes, tools.map((t) => t.name), healedScrape));
     assert.equal(r.code, 0, `promtool on the recorded series:\n${r.stdout}\n${r.stderr}`);
+    const q = await testRecorded(replayRoutesTests(scrapes, SCRAPE_EVERY_MS));
+    assert.equal(q.code, 0, `promtool on the recorded routes at their pace:\n${q.stdout}\n${q.stderr}`);
     const selfPreservation = Math.max(...scrapes.map((s) => s.selfPreservation));
     const withoutBackend = Math.max(...scrapes.flatMap((s) => s.assignmentsWithoutBackend));
     console.log(
-      `      alerts: ${scrapes.length} scrapes of both processes (one a minute for promtool), switchboard_routes at least ${Math.min(...routes)} (below ${N} in ${below}; ${expired} leases expired), ${N} at the end; ` +
+      `      alerts: ${scrapes.length} scrapes of both processes (one a minute for promtool), switchboard_routes at least ${Math.min(...routes)} (below ${N} in ${below}; ${expired} leases expired, ${held} held), ${N} at the end; ` +
         `SwitchboardSelfHealing firing at scrape ${healedScrape}, SwitchboardToolNotRegistering for all ${N} tools at the last, SwitchboardRoutesDropped never; ` +
         `assignments_without_backend at most ${withoutBackend}`,
     );
