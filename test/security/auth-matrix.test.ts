@@ -2,8 +2,9 @@ import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import type { Store } from '../../src/registry/store';
 import { freePortRange } from '../launcher/helpers';
-import { startBackend, storeKinds } from '../registry/harness';
+import { storeKinds, type StoreKind } from '../registry/harness';
 import { ADMIN_TOKEN, Client, appTarget, documentedRoutes, fillPath, harnessTarget, issuePrincipals, watchStore, type DocRoute, type Principals, type RawRequest, type StoreWatch, type Target } from './support';
+import { startBackend } from '../support/backend';
 
 /**
  * Every operation of docs/openapi.json against every kind of caller, on both stores, through the registry
@@ -173,7 +174,7 @@ function portRange(): Record<string, unknown> {
 
 let listener: Awaited<ReturnType<typeof startBackend>> | null = null;
 before(async () => {
-  listener = await startBackend();
+  listener = await startBackend('ok');
   listenerPort = listener.port;
   freeRange = await freePortRange(1);
 });
@@ -198,51 +199,29 @@ interface Maker {
   target(): Promise<Made>;
 }
 
-function makers(): Maker[] {
-  const out: Maker[] = [];
-  for (const kind of storeKinds()) {
-    out.push({
-      name: `harness, ${kind.name} store`,
-      form: 'stored',
-      fastPath: true,
-      before: () => kind.before(),
-      after: () => kind.after(),
-      async target() {
-        const store = await kind.create();
-        const watch = watchStore(store);
-        return { target: await harnessTarget(watch.store, portRange()), store, watch };
-      },
-    });
-  }
-  const memory = storeKinds()[0];
-  out.push({
-    name: 'harness without the heartbeat fast path (express answers), memory store',
-    form: 'stored',
-    fastPath: false,
-    routes: [HEARTBEAT],
-    before: async () => {},
-    after: async () => {},
+/** A composition of the API on one kind of store, fresh per test, with the store's writes watched. */
+function maker(kind: StoreKind, m: Pick<Maker, 'name' | 'form' | 'fastPath' | 'routes'>, compose: (store: Store) => Promise<Target>): Maker {
+  return {
+    ...m,
+    before: () => kind.before(),
+    after: () => kind.after(),
     async target() {
-      const store = await memory.create();
+      const store = await kind.create();
       const watch = watchStore(store);
-      return { target: await harnessTarget(watch.store, portRange(), { fastPath: false }), store, watch };
+      return { target: await compose(watch.store), store, watch };
     },
-  });
-  for (const kind of storeKinds()) {
-    out.push({
-      name: `startSwitchboard (production composition), ${kind.name} store`,
-      form: 'signed',
-      fastPath: null,
-      before: () => kind.before(),
-      after: () => kind.after(),
-      async target() {
-        const store = await kind.create();
-        const watch = watchStore(store);
-        return { target: await appTarget(watch.store, { overrides: portRange() }), store, watch };
-      },
-    });
-  }
-  return out;
+  };
+}
+
+function makers(): Maker[] {
+  const harness = (s: Store) => harnessTarget(s, portRange());
+  const expressOnly = (s: Store) => harnessTarget(s, portRange(), { fastPath: false });
+  const app = (s: Store) => appTarget(s, { overrides: portRange() });
+  return [
+    ...storeKinds().map((kind) => maker(kind, { name: `harness, ${kind.name} store`, form: 'stored', fastPath: true }, harness)),
+    maker(storeKinds()[0], { name: 'harness without the heartbeat fast path (express answers), memory store', form: 'stored', fastPath: false, routes: [HEARTBEAT] }, expressOnly),
+    ...storeKinds().map((kind) => maker(kind, { name: `startSwitchboard (production composition), ${kind.name} store`, form: 'signed', fastPath: null }, app)),
+  ];
 }
 
 /** The request a caller makes on a route: its path parameters, credentials and the route's body. */

@@ -1,9 +1,8 @@
 import http from 'node:http';
-import { Writable } from 'node:stream';
 import openapi from '../../docs/openapi.json';
 import { startSwitchboard } from '../../src/app';
 import { loadConfig } from '../../src/config';
-import { createLogger, silentLogger, type Logger } from '../../src/logger';
+import { silentLogger, type Logger } from '../../src/logger';
 import type { Store } from '../../src/registry/store';
 import { ADMIN_TOKEN, startApi } from '../registry/harness';
 import { freePort } from '../support/redis-server';
@@ -265,18 +264,6 @@ export function watchStore(inner: Store): StoreWatch {
       });
     },
   };
-}
-
-/** A pino logger whose lines are kept in memory, at debug level so every line a flow can write is seen. */
-export function capturingLogger(): { logger: Logger; lines: string[] } {
-  const lines: string[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      for (const line of chunk.toString('utf8').split('\n')) if (line) lines.push(line);
-      cb();
-    },
-  });
-  return { logger: createLogger('debug', sink), lines };
 }
 
 /** The error body every API refusal carries. */
