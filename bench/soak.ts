@@ -14,9 +14,10 @@ import { RegistryClient, type BackendView } from '../src/client/registry-client'
 import { HeartbeatLoop } from '../src/launcher/heartbeat-loop';
 import { newInstance } from '../src/launcher/identity';
 import { silentLogger } from '../src/logger';
-import { startProcess, waitFor, type SwitchboardProcess } from '../test/support/process';
+import { startProcess, type SwitchboardProcess } from '../test/support/process';
 import { RedisServer } from '../test/support/redis-server';
 import { machine, memoryMiB, percentile, ROOT, writeSection } from './lib';
+import { waitFor } from '../test/support/wait';
 
 const SAMPLE_MS = 5000;
 /** Requests in flight beyond which the load generator counts a request as not sent instead of piling up. */

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import type { Store } from '../../src/registry/store';
 import type { Assignment, Change, ChangeEvent, Revocation, TokenRecord, UpsertBackendInput } from '../../src/registry/types';
-import { HOST, HOST2, byHostPort, byId, plain, sleep, waitFor, type StoreFactory } from './store.contract';
+import { HOST, HOST2, byHostPort, byId, plain, type StoreFactory } from './store.contract';
+import { waitFor, sleep } from '../support/wait';
 
 /**
  * The store's part in writing back a registry's durable copy after the store lost its state
@@ -84,7 +85,7 @@ export function restoreContract(name: string, factory: StoreFactory): void {
         const created = await store.restoreAssignments(copy);
         assert.equal(created.length, 3);
         assert.equal(await versionNumber(), v + 1);
-        await waitFor('the restore event', () => events.length >= 1);
+        await waitFor('the restore event', () => events.length >= 1, 3000, 5);
         assert.equal(events[0].version, v + 1);
         assert.deepEqual(plain(upserted(events[0]).sort(byHostPort)), plain(created.sort(byHostPort)));
         assert.equal(events[0].changes.length, 3);
@@ -94,7 +95,7 @@ export function restoreContract(name: string, factory: StoreFactory): void {
         assert.deepEqual(await store.restoreAssignments([]), []);
         assert.equal(await versionNumber(), v + 1);
         assert.ok(await store.releasePort(HOST2, 7001));
-        await waitFor('the release event', () => events.length >= 2);
+        await waitFor('the release event', () => events.length >= 2, 3000, 5);
         await sleep(30);
         assert.equal(events.length, 2);
         assert.equal(events[1].version, v + 2);
@@ -144,7 +145,7 @@ export function restoreContract(name: string, factory: StoreFactory): void {
 
         // A store may split a long list into several mutations; each is one version and one event.
         const bumps = (await versionNumber()) - v;
-        await waitFor('the restore events', () => events.length >= bumps);
+        await waitFor('the restore events', () => events.length >= bumps, 3000, 5);
         assert.ok(bumps >= 1 && bumps <= Math.ceil(n / 500), `${bumps} versions for ${n} assignments`);
         assert.deepEqual(events.map((e) => e.version), Array.from({ length: bumps }, (_, i) => v + 1 + i));
         assert.deepEqual(plain(events.flatMap(upserted).sort(byHostPort)), expected);

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import type { Store } from '../../src/registry/store';
+import { waitFor, sleep } from '../support/wait';
 import type {
   Assignment,
   Backend,
@@ -43,18 +44,6 @@ export function byId(a: { id: string }, b: { id: string }): number {
 export function byHostPort(a: Assignment, b: Assignment): number {
   if (a.host !== b.host) return a.host < b.host ? -1 : 1;
   return a.port - b.port;
-}
-
-export async function waitFor(what: string, pred: () => boolean, timeoutMs = 3000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!pred()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
-
-export function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }
 
 /** A RouteSink that keeps what it is handed, and forgets it when the read starts over. */
@@ -148,7 +137,7 @@ export function storeContract(name: string, factory: StoreFactory): void {
     async function eventsBeforeMarker(events: ChangeEvent[]): Promise<ChangeEvent[]> {
       const isMarker = (e: ChangeEvent) => e.changes.some((c) => c.kind === 'backend.upsert' && c.backend.tool === MARKER_TOOL);
       okResult(await store.upsertBackend(input({ tool: MARKER_TOOL, id: 'm1', port: MARKER_PORT, ttl: 3600 })));
-      await waitFor('the marker event', () => events.some(isMarker));
+      await waitFor('the marker event', () => events.some(isMarker), 3000, 5);
       return events.slice(0, events.findIndex(isMarker));
     }
 
@@ -302,7 +291,7 @@ export function storeContract(name: string, factory: StoreFactory): void {
         const ids = (await store.getBackends('alpha')).sort(byId).map((b) => `${b.id}:${b.source}`);
         assert.deepEqual(ids, ['d2:discovered', 'r1:registered']);
         assert.equal(await versionNumber(), v + 1);
-        await waitFor('the supersede event', () => events.length >= 1);
+        await waitFor('the supersede event', () => events.length >= 1, 3000, 5);
         assert.equal((await eventsBeforeMarker(events)).length, 1);
         const removals = events[0].changes.filter((c) => c.kind === 'backend.remove');
         assert.deepEqual(removals, [{ kind: 'backend.remove', tool: 'alpha', id: 'd1', reason: 'replaced' }]);
@@ -362,7 +351,7 @@ export function storeContract(name: string, factory: StoreFactory): void {
           ['d1:discovered', 'r2:registered'],
         );
         assert.equal(await versionNumber(), v + 1);
-        await waitFor('the replace event', () => events.length >= 1);
+        await waitFor('the replace event', () => events.length >= 1, 3000, 5);
         assert.equal((await eventsBeforeMarker(events)).length, 1);
         assert.deepEqual(
           events[0].changes.map((c) => (c.kind === 'backend.upsert' ? `upsert ${c.backend.id}` : c.kind === 'backend.remove' ? `remove ${c.id} ${c.reason}` : c.kind)).sort(),
@@ -473,7 +462,7 @@ export function storeContract(name: string, factory: StoreFactory): void {
         const { events } = await collect();
         okResult(await store.upsertBackend(input({ tool: 'alpha', id: 'a1', port: 5001, instance: 'run-aaaa1' })));
         okResult(await store.upsertBackend(input({ tool: 'alpha', id: 'a2', port: 5002 })));
-        await waitFor('the two upserts', () => events.length >= 2);
+        await waitFor('the two upserts', () => events.length >= 2, 3000, 5);
         const v = await versionNumber();
         assert.equal(await store.removeOwnedBackend('alpha', 'a1', 'run-bbbb2'), 'instance_mismatch');
         assert.equal(await store.removeOwnedBackend('alpha', 'a2', 'run-aaaa1'), 'instance_mismatch', 'a backend held by no instance');
@@ -488,7 +477,7 @@ export function storeContract(name: string, factory: StoreFactory): void {
         assert.equal((await store.getBackends('alpha')).find((b) => b.id === 'a1')?.instance, 'run-bbbb2');
         assert.equal(await store.removeOwnedBackend('alpha', 'a1', 'run-bbbb2'), 'removed');
         assert.equal(await versionNumber(), v + 1);
-        await waitFor('the removal event', () => events.length >= 3);
+        await waitFor('the removal event', () => events.length >= 3, 3000, 5);
         assert.deepEqual(events[2].changes, [{ kind: 'backend.remove', tool: 'alpha', id: 'a1', reason: 'deregistered' }]);
         assert.equal(events[2].version, v + 1, 'the refused removals published nothing before it');
         assert.equal(await store.removeOwnedBackend('alpha', 'a1', 'run-bbbb2'), 'absent');
@@ -571,7 +560,7 @@ export function storeContract(name: string, factory: StoreFactory): void {
         );
         assert.equal(await store.backendCount(), 2);
         assert.equal(await versionNumber(), v + 1);
-        await waitFor('the expiry event', () => events.length >= 1);
+        await waitFor('the expiry event', () => events.length >= 1, 3000, 5);
         assert.equal(events[0].version, v + 1);
         assert.deepEqual(events[0].changes, [{ kind: 'backend.remove', tool: 'alpha', id: 'a2', reason: 'expired' }]);
         // Expiring removes leases, not the port the tool owns.
@@ -589,7 +578,7 @@ export function storeContract(name: string, factory: StoreFactory): void {
         assert.equal(await store.backendCount(), 0);
         const vAfter = await versionNumber();
         assert.ok(vAfter > v && vAfter <= v + 5, `version ${vAfter} after ${v}`);
-        await waitFor('all expiry events', () => events.length >= vAfter - v);
+        await waitFor('all expiry events', () => events.length >= vAfter - v, 3000, 5);
         const expiries = await eventsBeforeMarker(events);
         assert.equal(expiries.length, vAfter - v);
         expiries.forEach((e, i) => assert.equal(e.version, v + 1 + i));
@@ -636,7 +625,7 @@ export function storeContract(name: string, factory: StoreFactory): void {
           { tool: 'alpha', id: 'a2', expiresAt: T + 1000, ttl: 1 },
         ]);
         assert.equal(await versionNumber(), v + 1);
-        await waitFor('the held event', () => events.length >= 1);
+        await waitFor('the held event', () => events.length >= 1, 3000, 5);
         assert.equal(events[0].version, v + 1);
         assert.deepEqual(
           events[0].changes.map((c) => (c.kind === 'backend.upsert' ? `upsert ${c.backend.id} held=${c.backend.held}` : c.kind)).sort(),
@@ -655,7 +644,7 @@ export function storeContract(name: string, factory: StoreFactory): void {
         assert.deepEqual(await store.markHeld([]), []);
         assert.equal(await versionNumber(), v + 1);
         okResult(await store.upsertBackend(input({ tool: 'beta', id: 'b1', port: 5009 })));
-        await waitFor('the next event', () => events.length >= 2);
+        await waitFor('the next event', () => events.length >= 2, 3000, 5);
         assert.equal(events[1].version, v + 2);
       });
 
@@ -668,7 +657,7 @@ export function storeContract(name: string, factory: StoreFactory): void {
         assert.equal(r.created, false, 'a renewal, not a new registration');
         assert.equal(r.backend.held, undefined);
         assert.equal(await versionNumber(), v + 1);
-        await waitFor('the renewal event', () => events.length >= 1);
+        await waitFor('the renewal event', () => events.length >= 1, 3000, 5);
         assert.equal(events[0].changes.length, 1);
         const ch = events[0].changes[0];
         assert.equal(ch.kind, 'backend.upsert');
@@ -703,7 +692,7 @@ export function storeContract(name: string, factory: StoreFactory): void {
         const removed = await store.expireLeases(await store.expiredLeases(T + 5000, 10));
         assert.deepEqual(plain(removed), [{ tool: 'alpha', id: 'a1', expiresAt: T + 1000, ttl: 1 }]);
         assert.equal(await store.backendCount(), 0);
-        await waitFor('the expiry event', () => events.length >= 1);
+        await waitFor('the expiry event', () => events.length >= 1, 3000, 5);
         assert.deepEqual(events[0].changes, [{ kind: 'backend.remove', tool: 'alpha', id: 'a1', reason: 'expired' }]);
       });
 
@@ -869,7 +858,7 @@ export function storeContract(name: string, factory: StoreFactory): void {
         assert.deepEqual(plain(await store.releasePort(HOST, 7000)), plain(a.assignment));
         assert.equal(await store.getAssignment(HOST, 7000), null);
         assert.equal(await versionNumber(), v + 1);
-        await waitFor('the release event', () => events.length >= 1);
+        await waitFor('the release event', () => events.length >= 1, 3000, 5);
         assert.deepEqual(events[0].changes, [{ kind: 'assignment.remove', host: HOST, port: 7000, tool: 'alpha' }]);
         assert.equal(events[0].version, v + 1);
 
@@ -1089,7 +1078,7 @@ export function storeContract(name: string, factory: StoreFactory): void {
         const { epoch, version: v0 } = await store.version();
 
         const created = okResult(await store.upsertBackend(input({ tool: 'alpha', id: 'a1', port: 5001 })));
-        await waitFor('event 1', () => events.length >= 1);
+        await waitFor('event 1', () => events.length >= 1, 3000, 5);
         assert.equal(events[0].epoch, epoch);
         assert.equal(events[0].version, v0 + 1);
         const kinds = events[0].changes.map((c) => c.kind).sort();
@@ -1109,14 +1098,14 @@ export function storeContract(name: string, factory: StoreFactory): void {
         okResult(await store.upsertBackend(input({ tool: 'alpha', id: 'a1', port: 5001, now: T + 1000 })));
         // Second instance, same assignment: only a backend.upsert.
         okResult(await store.upsertBackend(input({ tool: 'alpha', id: 'a2', port: 5001 })));
-        await waitFor('event 2', () => events.length >= 2);
+        await waitFor('event 2', () => events.length >= 2, 3000, 5);
         assert.equal(events[1].version, v0 + 2);
         assert.equal(events[1].changes.length, 1);
         assert.equal(events[1].changes[0].kind, 'backend.upsert');
         assert.equal((events[1].changes[0] as Extract<Change, { kind: 'backend.upsert' }>).backend.id, 'a2');
 
         assert.equal(await store.removeBackend('alpha', 'a2'), true);
-        await waitFor('event 3', () => events.length >= 3);
+        await waitFor('event 3', () => events.length >= 3, 3000, 5);
         assert.equal(events[2].version, v0 + 3);
         assert.deepEqual(events[2].changes, [
           { kind: 'backend.remove', tool: 'alpha', id: 'a2', reason: 'deregistered' },
@@ -1124,7 +1113,7 @@ export function storeContract(name: string, factory: StoreFactory): void {
 
         const a = await store.allocatePort('beta', HOST, { min: 9100, max: 9100 }, T);
         assert.ok(a.ok);
-        await waitFor('event 4', () => events.length >= 4);
+        await waitFor('event 4', () => events.length >= 4, 3000, 5);
         assert.equal(events[3].version, v0 + 4);
         assert.deepEqual(plain(events[3].changes), [
           { kind: 'assignment.upsert', assignment: { tool: 'beta', host: HOST, port: 9100, createdAt: T } },
@@ -1136,7 +1125,7 @@ export function storeContract(name: string, factory: StoreFactory): void {
         await store.allocatePort('late', HOST, { min: 9100, max: 9100 }, T); // exhausted
         await store.removeBackend('alpha', 'nope');
         await store.releasePort(HOST, 9100);
-        await waitFor('event 5', () => events.length >= 5);
+        await waitFor('event 5', () => events.length >= 5, 3000, 5);
         assert.equal(events[4].version, v0 + 5);
         assert.equal(events[4].changes[0].kind, 'assignment.remove');
         const five = await eventsBeforeMarker(events);
@@ -1151,7 +1140,7 @@ export function storeContract(name: string, factory: StoreFactory): void {
         const r = okResult(await store.upsertBackend(input({ tool: 'alpha', id: 'x1', port: 5001, now: T + 10 })));
         assert.equal(r.created, false);
         assert.equal(r.assignmentCreated, false);
-        await waitFor('the promotion event', () => events.length >= 1);
+        await waitFor('the promotion event', () => events.length >= 1, 3000, 5);
         assert.equal(events[0].version, v + 1);
         assert.equal(events[0].changes.length, 1);
         const change = events[0].changes[0] as Extract<Change, { kind: 'backend.upsert' }>;
@@ -1171,7 +1160,7 @@ export function storeContract(name: string, factory: StoreFactory): void {
           Array.from({ length: 25 }, (_, i) => store.upsertBackend(input({ tool: `t${i}`, id: 'x', port: 5100 + i }))),
         );
         assert.equal(await versionNumber(), v0 + 25);
-        await waitFor('25 events', () => events.length >= 25);
+        await waitFor('25 events', () => events.length >= 25, 3000, 5);
         assert.deepEqual(
           events.map((e) => e.version),
           Array.from({ length: 25 }, (_, i) => v0 + 1 + i),
@@ -1181,13 +1170,13 @@ export function storeContract(name: string, factory: StoreFactory): void {
       it('stops delivery after unsubscribe', async () => {
         const first = await collect();
         okResult(await store.upsertBackend(input({ tool: 'alpha', id: 'a1', port: 5001 })));
-        await waitFor('first event', () => first.events.length >= 1);
+        await waitFor('first event', () => first.events.length >= 1, 3000, 5);
         await first.unsubscribe();
 
         const second = await collect();
         okResult(await store.upsertBackend(input({ tool: 'alpha', id: 'a2', port: 5002 })));
         okResult(await store.upsertBackend(input({ tool: 'alpha', id: 'a3', port: 5003 })));
-        await waitFor('second subscriber events', () => second.events.length >= 2);
+        await waitFor('second subscriber events', () => second.events.length >= 2, 3000, 5);
         await sleep(30);
         assert.equal(first.events.length, 1);
         assert.equal(second.events.length, 2);
@@ -1197,7 +1186,7 @@ export function storeContract(name: string, factory: StoreFactory): void {
         const a = await collect();
         const b = await collect();
         okResult(await store.upsertBackend(input({ tool: 'alpha', id: 'a1', port: 5001 })));
-        await waitFor('both subscribers', () => a.events.length >= 1 && b.events.length >= 1);
+        await waitFor('both subscribers', () => a.events.length >= 1 && b.events.length >= 1, 3000, 5);
         assert.deepEqual(plain(a.events), plain(b.events));
       });
     });

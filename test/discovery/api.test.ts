@@ -3,10 +3,12 @@ import type { Switchboard } from '../../src/app';
 import { MemoryStore } from '../../src/registry/memory-store';
 import { compileComponent, componentsAjv } from '../../src/registry/validate';
 import type { Store } from '../../src/registry/store';
-import { deadPort } from '../proxy/helpers';
 import { storeKinds } from '../registry/harness';
-import { metricValue, waitFor } from '../support/process';
-import { LogLines, api, controlUrl, loseRegistration, startInProcess, toolServer, type ToolServer } from './helpers';
+import { api, controlUrl, loseRegistration, startInProcess, toolServer, type ToolServer } from './helpers';
+import { waitFor } from '../support/wait';
+import { deadPort } from '../support/backend';
+import { capturingLogger, CapturedLogs } from '../support/logs';
+import { metricValue } from '../support/metrics';
 
 const ajv = componentsAjv();
 // Typed loosely: the answers are read field by field after the schema check.
@@ -19,14 +21,14 @@ for (const kind of storeKinds()) {
     let store: Store;
     let sb: Switchboard;
     let base: string;
-    let logs: LogLines;
+    let logs: CapturedLogs;
     let alpha: ToolServer;
 
     before(() => kind.before());
     after(() => kind.after());
     beforeEach(async () => {
       store = await kind.create();
-      logs = new LogLines();
+      logs = capturingLogger('info');
       sb = await startInProcess(store, { roles: { proxy: false, registry: true }, logger: logs.logger });
       base = controlUrl(sb);
       alpha = await toolServer('alpha');

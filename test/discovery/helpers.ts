@@ -1,9 +1,8 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Writable } from 'node:stream';
 import { startSwitchboard, type Roles, type Switchboard } from '../../src/app';
 import { loadConfig } from '../../src/config';
-import { createLogger, type Logger } from '../../src/logger';
+import { type Logger, silentLogger } from '../../src/logger';
 import type { Store } from '../../src/registry/store';
 import { engineEnv } from '../support/engine';
 
@@ -79,27 +78,6 @@ export async function toolServer(name: string, opts: { healthPath?: string; port
   return t;
 }
 
-/** Log lines as parsed JSON objects, for tests that read what was logged. */
-export class LogLines {
-  readonly lines: Array<Record<string, unknown>> = [];
-  readonly logger: Logger;
-
-  constructor(level = 'info') {
-    const sink = new Writable({
-      write: (chunk: Buffer, _enc, cb) => {
-        for (const line of chunk.toString('utf8').split('\n')) if (line.trim()) this.lines.push(JSON.parse(line) as Record<string, unknown>);
-        cb();
-      },
-    });
-    this.logger = createLogger(level, sink);
-  }
-
-  events(event: string): Array<Record<string, unknown>> {
-    this.logger.flush();
-    return this.lines.filter((l) => l.event === event);
-  }
-}
-
 /** Switchboard in this process on loopback ports the kernel picks, on the store given. */
 export async function startInProcess(
   store: Store,
@@ -120,7 +98,7 @@ export async function startInProcess(
   return startSwitchboard({
     config,
     roles: opts.roles ?? { proxy: true, registry: true },
-    logger: opts.logger ?? new LogLines('silent').logger,
+    logger: opts.logger ?? silentLogger(),
     store,
     defaultMetrics: false,
   });

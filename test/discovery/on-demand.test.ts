@@ -1,10 +1,13 @@
 import assert from 'node:assert/strict';
 import type { Switchboard } from '../../src/app';
 import type { Store } from '../../src/registry/store';
-import { deadPort, request } from '../proxy/helpers';
+import { request } from '../proxy/helpers';
 import { storeKinds } from '../registry/harness';
-import { metricValue, waitFor } from '../support/process';
-import { LogLines, api, controlUrl, get, loseRegistration, startInProcess, toolServer, type ToolServer } from './helpers';
+import { api, controlUrl, get, loseRegistration, startInProcess, toolServer, type ToolServer } from './helpers';
+import { waitFor } from '../support/wait';
+import { deadPort } from '../support/backend';
+import { capturingLogger, CapturedLogs } from '../support/logs';
+import { metricValue } from '../support/metrics';
 
 async function metrics(sb: Switchboard): Promise<string> {
   return sb.metrics.registry.metrics();
@@ -23,7 +26,7 @@ for (const kind of storeKinds()) {
     this.timeout(30_000);
     let store: Store;
     let sb: Switchboard;
-    let logs: LogLines;
+    let logs: CapturedLogs;
     const servers: ToolServer[] = [];
     const tool = async (name: string, opts: { healthPath?: string } = {}) => {
       const t = await toolServer(name, opts);
@@ -43,7 +46,7 @@ for (const kind of storeKinds()) {
     });
 
     async function serve(discovery: Record<string, unknown> = {}) {
-      logs = new LogLines();
+      logs = capturingLogger('info');
       sb = await startInProcess(store, { discovery, logger: logs.logger });
       return sb;
     }

@@ -3,6 +3,7 @@ import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { probe } from '../../src/discovery/probe';
 import { ConnectGuard } from '../../src/proxy/connect-guard';
+import { sleep } from '../support/wait';
 
 // A probe knocks only where the proxy itself would be allowed to connect.
 describe('discovery probe and the connect-time address rule', () => {
@@ -28,7 +29,7 @@ describe('discovery probe and the connect-time address rule', () => {
     const before = connections;
     const r = await probe({ host: '127.0.0.1', port }, { budgetMs: 2000, healthPath: null, guard: new ConnectGuard(['10.0.0.0/8']) });
     assert.equal(r.ok, false);
-    await new Promise((r) => setTimeout(r, 100));
+    await sleep(100);
     assert.equal(connections, before);
   });
 
@@ -39,12 +40,12 @@ describe('discovery probe and the connect-time address rule', () => {
     // The same name and resolver with the address allowed connects: the refusal below is the rule's.
     const allowed = await probe({ host: 'tool.internal.example', port }, { budgetMs: 2000, healthPath: null, guard: new ConnectGuard(['127.0.0.0/8'], rebound) });
     assert.deepEqual(allowed, { ok: true });
-    await new Promise((r) => setTimeout(r, 100));
+    await sleep(100);
     assert.ok(connections > before, 'the allowed probe did connect');
     const before2 = connections;
     const r = await probe({ host: 'tool.internal.example', port }, { budgetMs: 2000, healthPath: null, guard: new ConnectGuard(['10.0.0.0/8'], rebound) });
     assert.equal(r.ok, false);
-    await new Promise((r) => setTimeout(r, 100));
+    await sleep(100);
     assert.equal(connections, before2);
   });
 });

@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import { probe } from '../../src/discovery/probe';
 import { ProbeGate } from '../../src/discovery/probe-gate';
-import { deadPort, startRawBackend } from '../proxy/helpers';
-import { waitFor } from '../support/process';
+import { startRawBackend } from '../proxy/helpers';
 import { toolServer } from './helpers';
+import { waitFor } from '../support/wait';
+import { deadPort } from '../support/backend';
 
 describe('discovery probe', () => {
   it('a listening port answers a TCP probe, which sends nothing', async () => {

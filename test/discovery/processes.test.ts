@@ -1,7 +1,10 @@
 import assert from 'node:assert/strict';
 import { RedisServer } from '../support/redis-server';
-import { metricValue, startProcess, waitFor, type SwitchboardProcess } from '../support/process';
+import { startProcess, type SwitchboardProcess } from '../support/process';
 import { api, loseRegistration, toolServer, type ToolServer } from './helpers';
+import { waitFor } from '../support/wait';
+import { logEvents } from '../support/logs';
+import { metricValue } from '../support/metrics';
 
 const N = 6;
 
@@ -14,14 +17,6 @@ async function selfHeals(p: SwitchboardProcess, trigger: string): Promise<number
 async function isLeader(p: SwitchboardProcess): Promise<boolean> {
   const body = (await (await fetch(`${p.control}/readyz`)).json()) as { registry?: { expiryLeader?: boolean } };
   return body.registry?.expiryLeader === true;
-}
-
-function selfHealLines(p: SwitchboardProcess): Array<Record<string, unknown>> {
-  return p
-    .output()
-    .split('\n')
-    .filter((l) => l.includes('"event":"selfheal"'))
-    .map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 
 describe('discovery across real processes on one Redis', function () {
@@ -81,11 +76,11 @@ describe('discovery across real processes on one Redis', function () {
     await waitFor('the follower to heal', async () => (await selfHeals(follower, 'reconcile')) === 1, 20_000);
     await follower.kill('SIGTERM');
 
-    const leaderLines = selfHealLines(leader);
+    const leaderLines = logEvents(leader.output(), 'selfheal');
     assert.equal(leaderLines.length, N);
     assert.deepEqual(leaderLines.map((l) => l.tool).sort(), tools.map((t) => t.name).sort());
     assert.ok(leaderLines.every((l) => l.trigger === 'reconcile'));
-    assert.deepEqual(selfHealLines(follower).map((l) => l.tool), ['late']);
+    assert.deepEqual(logEvents(follower.output(), 'selfheal').map((l) => l.tool), ['late']);
   });
 
   it('a proxy-only process heals through the registry endpoint; the registry counts the heal once', async () => {
@@ -124,7 +119,7 @@ describe('discovery across real processes on one Redis', function () {
     assert.equal(await selfHeals(registry, 'request'), 1);
     for (const p of proxies) assert.equal(await selfHeals(p, 'request'), 0, 'a proxy never counts a heal it did not write');
     await registry.kill('SIGTERM'); // flushes the buffered log
-    const lines = selfHealLines(registry);
+    const lines = logEvents(registry.output(), 'selfheal');
     assert.equal(lines.length, 1);
     assert.deepEqual([lines[0].tool, lines[0].address, lines[0].trigger], ['omega', `127.0.0.1:${t.port}`, 'request']);
     // A proxy probed, and the registry probed again before writing.

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import type { Switchboard } from '../../src/app';
 import { MemoryStore } from '../../src/registry/memory-store';
-import { waitFor } from '../support/process';
 import { api, controlUrl, loseRegistration, startInProcess, toolServer, type ToolServer } from './helpers';
+import { waitFor, sleep } from '../support/wait';
 
 // A launcher's child listens a moment before the launcher registers it. A reconcile probe in that moment
 // must not count a heal (and fire the self-heal alert) for a tool whose registration is on its way.
@@ -28,7 +28,7 @@ describe('the reconciler waits discovery.settleMs before healing', function () {
     servers.push(t);
     await loseRegistration(base, 'gamma', t.url);
     const round = sb.reconciler!.runOnce();
-    await new Promise((r) => setTimeout(r, 200)); // probed, now settling
+    await sleep(200); // probed, now settling
     const put = await api(base, 'PUT', '/v1/tools/gamma/backends/launcher-1', { url: t.url, ttl: 30 });
     assert.equal(put.status, 200);
     const out = await round;

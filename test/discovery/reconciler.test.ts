@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict';
 import type { Switchboard } from '../../src/app';
 import type { Store } from '../../src/registry/store';
-import { deadPort } from '../proxy/helpers';
 import { storeKinds } from '../registry/harness';
-import { metricValue, waitFor } from '../support/process';
-import { LogLines, api, controlUrl, loseRegistration, startInProcess, toolServer, type ToolServer } from './helpers';
+import { api, controlUrl, loseRegistration, startInProcess, toolServer, type ToolServer } from './helpers';
+import { waitFor } from '../support/wait';
+import { deadPort } from '../support/backend';
+import { capturingLogger, CapturedLogs } from '../support/logs';
+import { metricValue } from '../support/metrics';
 
 for (const kind of storeKinds()) {
   describe(`the reconciler (${kind.name} store)`, function () {
@@ -12,7 +14,7 @@ for (const kind of storeKinds()) {
     let store: Store;
     let sb: Switchboard;
     let base: string;
-    let logs: LogLines;
+    let logs: CapturedLogs;
     const servers: ToolServer[] = [];
     const tool = async (name: string) => {
       const t = await toolServer(name);
@@ -33,7 +35,7 @@ for (const kind of storeKinds()) {
 
     /** A registry alone: no proxy, so no request can trigger anything. */
     async function registry(reconcileIntervalMs: number) {
-      logs = new LogLines();
+      logs = capturingLogger('info');
       sb = await startInProcess(store, { roles: { proxy: false, registry: true }, discovery: { reconcileIntervalMs }, logger: logs.logger });
       base = controlUrl(sb);
       await waitFor('leadership', async () => sb.leadership!.isLeader);

@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
-import { backend, listen, startBackend, startRawBackend, type TestBackend } from '../proxy/helpers';
+import { backend, startRawBackend } from '../proxy/helpers';
 import { ProxyChild } from './proxy-child';
-import { sleep } from './helpers';
+import { sleep } from '../support/wait';
+import { startBackend, listen, type Backend } from '../support/backend';
 
 // test/proxy/proxy-errors.test.ts already proves: refused -> 502, reset before the answer -> 502, no
 // answer in time -> 504, invalid header name or value -> 502, each with the process living on. These are
@@ -73,7 +74,7 @@ async function staleKeepAliveBackend() {
 describe('backend faults through a proxy process', function () {
   this.timeout(60_000);
   let proxy: ProxyChild;
-  let ok: TestBackend;
+  let ok: Backend;
   const cleanups: Array<() => Promise<void>> = [];
 
   before(async () => {

@@ -3,10 +3,11 @@ import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import WebSocket, { WebSocketServer } from 'ws';
-import { backend, closeServer, listen, startBackend, type TestBackend } from '../proxy/helpers';
-import { waitFor } from '../support/process';
+import { backend } from '../proxy/helpers';
 import { get } from './helpers';
 import { ProxyChild } from './proxy-child';
+import { waitFor } from '../support/wait';
+import { startBackend, listen, closeServer, type Backend } from '../support/backend';
 
 const KEEP_ALIVE_CONNECTIONS = 10_000;
 const WEBSOCKETS = 1000;
@@ -76,7 +77,7 @@ const round = (x: number) => Math.round(x * 10) / 10;
 describe(`capacity of one proxy process: ${KEEP_ALIVE_CONNECTIONS} idle keep-alive connections, ${WEBSOCKETS} WebSockets`, function () {
   this.timeout(120_000);
   let proxy: ProxyChild | null = null;
-  let ok: TestBackend;
+  let ok: Backend;
   let wsPort = 0;
   let wsServer: http.Server;
   let wss: WebSocketServer;

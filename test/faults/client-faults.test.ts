@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
-import { backend, startBackend, type TestBackend } from '../proxy/helpers';
-import { waitFor } from '../support/process';
-import { get, sleep } from './helpers';
+import { backend } from '../proxy/helpers';
+import { get } from './helpers';
 import { ProxyChild } from './proxy-child';
 import type { ProxyStats } from './fixtures/proxy-process';
 import defaults from '../../config/default.json';
+import { waitFor, sleep } from '../support/wait';
+import { startBackend, type Backend } from '../support/backend';
 
 const ROUNDS = 20;
 const HEADERS_TIMEOUT_MS = 500;
@@ -26,9 +27,9 @@ function sockets(s: ProxyStats): number {
 describe('client faults against a proxy process: aborted uploads and downloads, slowloris', function () {
   this.timeout(60_000);
   let proxy: ProxyChild;
-  let sink: TestBackend;
-  let stream: TestBackend;
-  let ok: TestBackend;
+  let sink: Backend;
+  let stream: Backend;
+  let ok: Backend;
   const uploads: Seen = { complete: 0, aborted: 0 };
   const downloads: Seen = { complete: 0, aborted: 0 };
 
@@ -98,8 +99,8 @@ describe('client faults against a proxy process: aborted uploads and downloads, 
         req.on('response', () => resolve());
         req.write(Buffer.alloc(256 * 1024, 7));
         // Cut once the backend has the upload in progress.
-        const started = sink.requests.length;
-        void waitFor('the upload to reach the backend', async () => sink.requests.length > started, 5000, 5).then(() => {
+        const started = sink.requests;
+        void waitFor('the upload to reach the backend', async () => sink.requests > started, 5000, 5).then(() => {
           req.destroy();
           resolve();
         });

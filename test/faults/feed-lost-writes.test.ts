@@ -4,7 +4,7 @@ import { silentLogger } from '../../src/logger';
 import { TableFeed } from '../../src/proxy/table-feed';
 import { RedisStore } from '../../src/registry/redis-store';
 import { RedisServer } from '../support/redis-server';
-import { waitFor } from '../support/process';
+import { waitFor } from '../support/wait';
 
 /**
  * A failover to a replica that had not received the master's last writes leaves the store at the same

@@ -1,32 +1,7 @@
 import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { SwitchboardProcess } from '../support/process';
-
-/** A real HTTP backend on loopback answering "<name> <url>", one per tool (one tool per host:port). */
-export interface Backend {
-  name: string;
-  server: http.Server;
-  port: number;
-  close(): Promise<void>;
-}
-
-export async function startBackend(name: string): Promise<Backend> {
-  const server = http.createServer((req, res) => res.end(`${name} ${req.url}`));
-  server.keepAliveTimeout = 30_000;
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  const port = (server.address() as AddressInfo).port;
-  return {
-    name,
-    server,
-    port,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
-}
+import { sleep } from '../support/wait';
 
 export function adminHeaders(p: SwitchboardProcess): Record<string, string> {
   return { authorization: `Bearer ${p.adminToken}`, 'content-type': 'application/json' };
@@ -200,10 +175,6 @@ export function fds<K extends string>(pid: number, peers = {} as Record<K, numbe
     }
   }
   return { total, sockets: inodes.size, to };
-}
-
-export function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }
 
 export function alive(p: SwitchboardProcess): boolean {

@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import type { Backend } from '../../src/registry/types';
 import type { ProxyStats } from './fixtures/proxy-process';
+import { sleep } from '../support/wait';
 
 const FIXTURE = path.join(__dirname, 'fixtures', 'proxy-process.ts');
 
@@ -72,7 +73,7 @@ export class ProxyChild {
     if (!this.alive) return;
     const exited = new Promise((r) => this.proc.once('exit', r));
     this.proc.send({ op: 'exit', id: 0 });
-    await Promise.race([exited, new Promise((r) => setTimeout(r, 3000))]);
+    await Promise.race([exited, sleep(3000)]);
     if (this.alive) this.proc.kill('SIGKILL');
   }
 }

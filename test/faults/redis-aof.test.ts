@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { RedisServer } from '../support/redis-server';
-import { startProcess, waitFor, type SwitchboardProcess } from '../support/process';
+import { startProcess, type SwitchboardProcess } from '../support/process';
 import { command } from '../support/redis-command';
 import { adminHeaders, allocatePort, heartbeat, readyz } from './helpers';
+import { waitFor } from '../support/wait';
 
 /**
  * Redis with an append-only file and `appendfsync always` (what test/support/redis-server.ts runs): a

@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { RedisServer } from '../support/redis-server';
-import { startProcess, waitFor, type SwitchboardProcess } from '../support/process';
-import { Traffic, alive, allocatePort, fds, get, heartbeat, readyz, sleep, startBackend, type Backend } from './helpers';
+import { startProcess, type SwitchboardProcess } from '../support/process';
+import { Traffic, alive, allocatePort, fds, get, heartbeat, readyz } from './helpers';
+import { waitFor, sleep } from '../support/wait';
+import { startBackend, type Backend } from '../support/backend';
 
 const CYCLES = 3;
 const OUTAGE_MS = 1500;

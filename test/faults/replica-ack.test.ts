@@ -3,7 +3,7 @@ import { RedisStore } from '../../src/registry/redis-store';
 import { NotReplicatedError } from '../../src/registry/store';
 import { command } from '../support/redis-command';
 import { RedisServer } from '../support/redis-server';
-import { waitFor } from '../support/process';
+import { waitFor } from '../support/wait';
 
 /** A Redis without replicas: every WAIT for one runs into its timeout. */
 describe('RedisStore with waitReplicas on a Redis that has no replica', function () {

@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
-import { startProcess, waitFor, type SwitchboardProcess } from '../support/process';
+import { startProcess, type SwitchboardProcess } from '../support/process';
 import { SentinelCluster, command, commands } from '../support/sentinel';
-import { Heartbeats, Traffic, alive, fds, get, heartbeat, readyz, sleep, startBackend, toolsWithBackends, type Backend } from './helpers';
+import { Heartbeats, Traffic, alive, fds, get, heartbeat, readyz, toolsWithBackends } from './helpers';
+import { waitFor, sleep } from '../support/wait';
+import { startBackend, type Backend } from '../support/backend';
 
 const TTL = 9;
 const INTERVAL_MS = (TTL * 1000) / 3;

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
-import { startProcess, waitFor, type SwitchboardProcess } from '../support/process';
+import { startProcess, type SwitchboardProcess } from '../support/process';
 import { SentinelCluster, command, commands } from '../support/sentinel';
 import { adminHeaders, allocatePort, heartbeat } from './helpers';
+import { waitFor, sleep } from '../support/wait';
 
 const WAIT_TIMEOUT_MS = 300;
 /** Registrations of the failover case, sent by four launchers at once. */
@@ -105,7 +106,7 @@ describe('redis.waitReplicas: a registration answers 200 only once a replica ack
           const code = res.status === 503 ? ((await res.json()) as ErrorBody).error.code : '';
           if (code === 'store_unavailable') {
             storeDownRetries++;
-            await new Promise((r) => setTimeout(r, 100));
+            await sleep(100);
             continue;
           }
           if (res.status === 200) acked.push(tool);

@@ -1,7 +1,10 @@
 import assert from 'node:assert/strict';
 import { RedisServer } from '../support/redis-server';
-import { metricValue, startProcess, waitFor, type SwitchboardProcess } from '../support/process';
-import { alive, get, heartbeat, readyz, sleep, startBackend, toolsWithBackends, type Backend } from './helpers';
+import { startProcess, type SwitchboardProcess } from '../support/process';
+import { alive, get, heartbeat, readyz, toolsWithBackends } from './helpers';
+import { waitFor, sleep } from '../support/wait';
+import { startBackend, type Backend } from '../support/backend';
+import { metricValue } from '../support/metrics';
 
 const LOCK_TTL_MS = 1500;
 

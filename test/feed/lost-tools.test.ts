@@ -7,7 +7,8 @@ import { RedisStore } from '../../src/registry/redis-store';
 import type { Store } from '../../src/registry/store';
 import type { ChangeEvent } from '../../src/registry/types';
 import { RedisServer } from '../support/redis-server';
-import { metricValue, waitFor } from '../support/process';
+import { waitFor } from '../support/wait';
+import { metricValue } from '../support/metrics';
 
 // switchboard_tools_lost: tools the store lost that are not back. The incident it is for: Redis restarted
 // empty, launchers whose tokens went with it could not heartbeat, their tools stayed unrouted, and every

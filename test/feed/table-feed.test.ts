@@ -6,7 +6,7 @@ import { MemoryStore } from '../../src/registry/memory-store';
 import { RedisStore } from '../../src/registry/redis-store';
 import type { Store } from '../../src/registry/store';
 import { RedisServer } from '../support/redis-server';
-import { waitFor } from '../support/process';
+import { waitFor } from '../support/wait';
 
 async function register(store: Store, tool: string, port: number, id = 'a') {
   const r = await store.upsertBackend({ tool, id, url: `http://127.0.0.1:${port}`, host: '127.0.0.1', port, ttl: 30, source: 'registered', now: Date.now() });

@@ -1,7 +1,10 @@
 import assert from 'node:assert/strict';
-import { metricValue, startProcess, waitFor, type SwitchboardProcess } from '../support/process';
+import { startProcess, type SwitchboardProcess } from '../support/process';
 import { RedisServer } from '../support/redis-server';
-import { heartbeat, scrape, startBackend, waitMetric, type Backend } from '../observability/helpers';
+import { heartbeat } from '../observability/helpers';
+import { waitFor, sleep } from '../support/wait';
+import { startBackend, type Backend } from '../support/backend';
+import { metricValue, scrape, waitMetric } from '../support/metrics';
 
 // The issue's run, on real processes: a `serve` process (registry and proxy) and a proxy-only process on a
 // real Redis, 20 tools heartbeating with a short TTL, each with a real HTTP server. 10 servers are killed
@@ -66,7 +69,7 @@ describe('self-preservation hides no dead backend: 20 tools on a real Redis, 10 
     await beatAll();
     beats = (async () => {
       for (let i = 0; i < 1000 && beating; i++) {
-        await new Promise((r) => setTimeout(r, (TTL * 1000) / 4));
+        await sleep((TTL * 1000) / 4);
         if (beating) await beatAll().catch(() => undefined);
       }
     })();

@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
 import { freePortRange, launch, type CliProcess } from '../launcher/helpers';
 import { toolServer, type ToolServer } from '../discovery/helpers';
-import { metricValue, startProcess, waitFor, type SwitchboardProcess } from '../support/process';
+import { startProcess, type SwitchboardProcess } from '../support/process';
 import { SentinelCluster, command, commands } from '../support/sentinel';
+import { waitFor, sleep } from '../support/wait';
+import { metricValue } from '../support/metrics';
 
 // The issue's worst case, on real processes: a Sentinel failover to a replica that missed the last writes.
 // Everything below is written after the replica was cut off, so the failover loses it all: a tool token
@@ -78,7 +80,7 @@ describe('a Sentinel failover to a replica that missed the last writes (tokens, 
       const t = await call(serve.control, admin, 'GET', '/v1/tools/t8');
       return t.status === 200 && (t.json.backends as Array<{ source: string }>).some((b) => b.source === 'discovered');
     }, 30_000, 100);
-    await new Promise((r) => setTimeout(r, 600)); // the registry's copy is refreshed every 250 ms
+    await sleep(600); // the registry's copy is refreshed every 250 ms
 
     await master.kill();
     const killedAt = Date.now();

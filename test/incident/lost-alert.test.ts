@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
 import { ruleAnnotations, testRecorded } from '../observability/promtool';
-import { metricValue, startProcess, waitFor, type SwitchboardProcess } from '../support/process';
+import { startProcess, type SwitchboardProcess } from '../support/process';
 import { RedisServer } from '../support/redis-server';
 import { toolServer, type ToolServer } from '../discovery/helpers';
+import { waitFor, sleep } from '../support/wait';
+import { metricValue } from '../support/metrics';
 
 // What is lost when both the store and the registry's copy are: a registry on Redis without
 // registry.snapshotPath restarts together with an empty Redis. Tools nobody heartbeats for (their launchers are
@@ -84,10 +86,10 @@ describe('tools lost with both the store and the copy: counted until they are ba
         const text = await (await fetch(`${proxy.control}/metrics`)).text();
         const tools = [...text.matchAll(/^switchboard_lost_tool\{tool="([^"]+)"\} 1$/gm)].map((m) => m[1]).sort();
         samples.push({ lost: metricValue(text, 'switchboard_tools_lost'), tools });
-        await new Promise((r) => setTimeout(r, 250));
+        await sleep(250);
       }
     })();
-    await new Promise((r) => setTimeout(r, 1000));
+    await sleep(1000);
 
     // Registry and Redis lost together, and no copy on disk: the registry comes back knowing nothing.
     const controlPort = Number(new URL(registry.control).port);
@@ -99,17 +101,17 @@ describe('tools lost with both the store and the copy: counted until they are ba
     assert.equal(await call(registry.control, admin, 'PUT', `/v1/tools/${KEPT}/backends/b1`, { url: url.get(KEPT) }), 200);
     await waitFor('the proxy counts gus and ida as lost', async () => samples.at(-1)?.tools.join(',') === LOST.join(','), 15_000, 100);
     // Past the carry-over of the old table: still lost, and unrouted.
-    await new Promise((r) => setTimeout(r, TTL * 1000 + 1000));
+    await sleep(TTL * 1000 + 1000);
     assert.deepEqual(samples.at(-1), { lost: 2, tools: LOST });
     assert.equal((await fetch(`${proxy.proxy}/gus/`)).status, 404);
 
     // The operator routes them again, one after the other.
     for (const tool of LOST) {
       assert.equal(await call(registry.control, admin, 'PUT', `/v1/tools/${tool}/backends/b1`, { url: url.get(tool) }), 200);
-      await new Promise((r) => setTimeout(r, 1500));
+      await sleep(1500);
     }
     await waitFor('nothing lost any more', async () => samples.at(-1)?.lost === 0, 10_000, 100);
-    await new Promise((r) => setTimeout(r, 1000));
+    await sleep(1000);
     sampling = false;
     await sampler;
 

@@ -6,8 +6,9 @@ import type { Store } from '../../src/registry/store';
 import { api, controlUrl, startInProcess, toolServer, type Reply, type ToolServer } from '../discovery/helpers';
 import { freePortRange } from '../launcher/helpers';
 import { storeKinds } from '../registry/harness';
-import { metricValue, waitFor } from '../support/process';
 import { RedisServer } from '../support/redis-server';
+import { waitFor } from '../support/wait';
+import { metricValue } from '../support/metrics';
 
 const HOST = '127.0.0.1';
 

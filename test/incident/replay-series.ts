@@ -1,5 +1,7 @@
 import { ruleAnnotations } from '../observability/promtool';
-import { metricValue, type SwitchboardProcess } from '../support/process';
+import { type SwitchboardProcess } from '../support/process';
+import { sleep } from '../support/wait';
+import { metricValue, scrape } from '../support/metrics';
 
 /** One scrape of both processes of the replay: what the alert rules of the self-heal watch. */
 export interface Scrape {
@@ -15,9 +17,6 @@ export interface Scrape {
 
 const INSTANCES = ['serve', 'proxy'] as const;
 
-async function metricsOf(p: SwitchboardProcess): Promise<string> {
-  return (await fetch(`${p.control}/metrics`, { signal: AbortSignal.timeout(5000) })).text();
-}
 
 /** Both processes' /metrics read as a scrape would, every `everyMs` until stopped (at most `max` scrapes). */
 export class SeriesRecorder {
@@ -28,7 +27,7 @@ export class SeriesRecorder {
   constructor(processes: [SwitchboardProcess, SwitchboardProcess], tools: string[], everyMs: number, max: number) {
     this.loop = (async () => {
       for (let i = 0; i < max && this.running; i++) {
-        const texts = await Promise.all(processes.map(metricsOf));
+        const texts = await Promise.all(processes.map(scrape));
         const v = (t: string, name: string, labels: Record<string, string> = {}) => metricValue(t, name, labels);
         this.scrapes.push({
           routes: [v(texts[0], 'switchboard_routes'), v(texts[1], 'switchboard_routes')],
@@ -37,7 +36,7 @@ export class SeriesRecorder {
           assignmentsWithoutBackend: [v(texts[0], 'switchboard_assignments_without_backend'), v(texts[1], 'switchboard_assignments_without_backend')],
           selfPreservation: v(texts[0], 'switchboard_self_preservation_active'),
         });
-        await new Promise((r) => setTimeout(r, everyMs));
+        await sleep(everyMs);
       }
     })();
   }

@@ -1,10 +1,13 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { accepts, freePortRange, launch, SERVICE, type CliProcess } from '../launcher/helpers';
-import { metricValue, startProcess, waitFor, type SwitchboardProcess } from '../support/process';
+import { startProcess, type SwitchboardProcess } from '../support/process';
 import { RedisServer } from '../support/redis-server';
 import { testRecorded } from '../observability/promtool';
 import { SeriesRecorder, replayAlertTests, replayRoutesTests } from './replay-series';
+import { waitFor, sleep } from '../support/wait';
+import { logEvents } from '../support/logs';
+import { metricValue, scrape } from '../support/metrics';
 
 // The outage this project exists for, replayed on real processes: a real Redis, a `serve` process (registry
 // and proxy) and a proxy-only process, N tools each started by `switchboard run`. Redis first restarts
@@ -61,7 +64,7 @@ class Traffic {
           (async () => {
             for (let i = 0; i < maxPerLoop && !this.stopped && Date.now() < deadline; i++) {
               await this.one(tool, p);
-              await new Promise((r) => setTimeout(r, pauseMs));
+              await sleep(pauseMs);
             }
           })(),
         );
@@ -101,21 +104,10 @@ async function json(url: string, token?: string): Promise<any> {
   return res.json();
 }
 
-async function metrics(p: SwitchboardProcess): Promise<string> {
-  return (await fetch(`${p.control}/metrics`, { signal: AbortSignal.timeout(5000) })).text();
-}
 
 function value(text: string, name: string, labels: Record<string, string> = {}): number {
   const v = metricValue(text, name, labels);
   return Number.isNaN(v) ? 0 : v;
-}
-
-function events(p: SwitchboardProcess, event: string): Array<Record<string, unknown>> {
-  return p
-    .output()
-    .split('\n')
-    .filter((l) => l.startsWith('{') && l.includes(`"event":"${event}"`))
-    .map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 
 /** The old runner: the tool's server on its port, started with PORT alone. Resolves once it listens. */
@@ -218,7 +210,7 @@ describe('the incident, replayed: 20 tools on a real Redis', function () {
     const from = traffic!.samples.length;
 
     await redis.kill();
-    await new Promise((r) => setTimeout(r, 300));
+    await sleep(300);
     await redis.start();
     // New tools ask for ports while the launchers rebuild the table, all at once: the empty store's lowest
     // free ports are those the running tools listen on.
@@ -250,12 +242,12 @@ describe('the incident, replayed: 20 tools on a real Redis', function () {
     assert.deepEqual(answers.filter((a) => a.status !== 200), [], 'every newcomer got a port');
     const newPorts = answers.map((a) => (JSON.parse(a.text) as { port: number }).port);
     // Traffic goes on a little after the rebuild: the proxies' carry-over of the old table must end cleanly.
-    await new Promise((r) => setTimeout(r, 1500));
+    await sleep(1500);
 
     const rebuildMs = restoredAt - storeUpAt;
     console.log(`      rebuild: every route and assignment back ${rebuildMs} ms after the registry reached the empty Redis (heartbeat interval ${Math.round(HEARTBEAT_MS)} ms)`);
     assert.ok(rebuildMs <= REBUILD_BOUND_MS, `rebuilt ${rebuildMs} ms after the store was back: more than one heartbeat interval (+10 % jitter, +500 ms) = ${Math.round(REBUILD_BOUND_MS)} ms`);
-    assert.ok(events(serve, 'feed.new_epoch').length >= 1, 'the store really lost its state (a new epoch)');
+    assert.ok(logEvents(serve.output(), 'feed.new_epoch').length >= 1, 'the store really lost its state (a new epoch)');
 
     // No port given to two tools: the newcomers got ports no running tool holds, every tool kept its own.
     const portsAfter = await portsByTool();
@@ -293,7 +285,7 @@ describe('the incident, replayed: 20 tools on a real Redis', function () {
     assert.ok(tools.every((t) => before.get(t.name)?.every((b) => b.source === 'registered')));
     const phaseStart = traffic!.samples.length;
     const phaseStartAt = Date.now();
-    const textBefore = await metrics(serve);
+    const textBefore = await scrape(serve);
     const healsBefore = { request: value(textBefore, 'switchboard_selfheal_total', { trigger: 'request' }), reconcile: value(textBefore, 'switchboard_selfheal_total', { trigger: 'reconcile' }) };
 
     // What the alert rules watch, scraped from both processes while it happens.
@@ -331,10 +323,10 @@ describe('the incident, replayed: 20 tools on a real Redis', function () {
     }, 45_000, 100);
     // Both proxies route the discovered backends; traffic goes on over them for a while.
     await waitFor('both proxies to hold the discovered backends', async () => {
-      const texts = await Promise.all([metrics(serve), metrics(proxy)]);
+      const texts = await Promise.all([scrape(serve), scrape(proxy)]);
       return texts.every((m) => value(m, 'switchboard_backends', { source: 'discovered' }) === N);
     }, 15_000, 100);
-    await new Promise((r) => setTimeout(r, 2000));
+    await sleep(2000);
     await traffic!.stop();
     await recorder.stop();
 
@@ -355,7 +347,7 @@ describe('the incident, replayed: 20 tools on a real Redis', function () {
     const excluded = samples.length - whileUp.length;
 
     // N heals, each counted once, by whichever trigger got there first; the proxy-only process counts none.
-    const [serveText, proxyText] = await Promise.all([metrics(serve), metrics(proxy)]);
+    const [serveText, proxyText] = await Promise.all([scrape(serve), scrape(proxy)]);
     const byTrigger = {
       request: value(serveText, 'switchboard_selfheal_total', { trigger: 'request' }) - healsBefore.request,
       reconcile: value(serveText, 'switchboard_selfheal_total', { trigger: 'reconcile' }) - healsBefore.reconcile,
@@ -365,7 +357,7 @@ describe('the incident, replayed: 20 tools on a real Redis', function () {
     assert.equal(value(proxyText, 'switchboard_selfheal_total'), 0, proxyText.split('\n').filter((l) => l.includes('selfheal')).join('\n') + proxy.output().slice(-3000));
     // Only this phase's: while the launchers started, the reconciler may have found a child listening in
     // the moment before its launcher registered it (healed, then superseded by the registration).
-    const lines = events(serve, 'selfheal').filter((l) => (l.time as number) >= phaseStartAt);
+    const lines = logEvents(serve.output(), 'selfheal').filter((l) => (l.time as number) >= phaseStartAt);
     assert.deepEqual(lines.map((l) => l.tool).sort(), tools.map((t) => t.name).sort(), 'one selfheal log line per tool');
 
     // What the alert rules watch shows it: SwitchboardSelfHealing (selfheal_total increased),
@@ -383,9 +375,9 @@ describe('the incident, replayed: 20 tools on a real Redis', function () {
     // is N again at the end. The real rules, fed the recorded series, fire SwitchboardSelfHealing and
     // SwitchboardToolNotRegistering, never SwitchboardRoutesDropped.
     const scrapes = recorder.scrapes;
-    const expired = events(serve, 'lease.expired').length;
+    const expired = logEvents(serve.output(), 'lease.expired').length;
     // A lease self-preservation holds is no live route either (its heartbeats stopped).
-    const held = new Set(events(serve, 'lease.held').map((l) => l.tool)).size;
+    const held = new Set(logEvents(serve.output(), 'lease.held').map((l) => l.tool)).size;
     const routes = scrapes.flatMap((s) => s.routes);
     const below = scrapes.filter((s) => s.routes.some((r) => r < N)).length;
     assert.ok(Math.min(...routes) >= N - expired - held, `switchboard_routes fell to ${Math.min(...routes)} with ${expired} leases expired and ${held} held: ${routes.join(' ')}`);

@@ -3,9 +3,11 @@ import { mkdtempSync, existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { accepts, freePortRange, launch, type CliProcess } from '../launcher/helpers';
-import { metricValue, startProcess, waitFor, type SwitchboardProcess } from '../support/process';
+import { startProcess, type SwitchboardProcess } from '../support/process';
 import { RedisServer } from '../support/redis-server';
 import { toolServer, type ToolServer } from '../discovery/helpers';
+import { waitFor, sleep } from '../support/wait';
+import { metricValue } from '../support/metrics';
 
 // The state-loss outages, on real processes: a `serve` process on a real Redis, tools under `switchboard
 // run` with their own (signed) tool tokens, and tools whose launchers were SIGKILLed (their servers run on,
@@ -51,7 +53,7 @@ class Probe {
     this.loop = (async () => {
       for (let i = 0; i < 5000 && !this.stopped && Date.now() < deadline; i++) {
         await Promise.all(ALL.map((t) => this.one(t)));
-        await new Promise((r) => setTimeout(r, 100));
+        await sleep(100);
       }
     })();
   }
@@ -122,7 +124,7 @@ describe('state loss: tokens, assignments and discovered tools survive Redis (an
   async function backAndBeyondCarryOver(lostAt: number): Promise<number> {
     const backAt = await waitFor('every tool back in the store', async () => ((await everyToolBack()) ? Date.now() : null), 30_000, 100);
     const carryEnds = lostAt + TTL * 1000 + 1500;
-    await new Promise((r) => setTimeout(r, Math.max(0, carryEnds - Date.now())));
+    await sleep(Math.max(0, carryEnds - Date.now()));
     assert.ok(await everyToolBack(), 'every tool still in the store after the carry-over');
     return backAt;
   }
@@ -206,7 +208,7 @@ describe('state loss: tokens, assignments and discovered tools survive Redis (an
     probe.start(60_000);
     const lostAt = Date.now();
     await restartRedisEmpty();
-    await new Promise((r) => setTimeout(r, (TTL * 1000) / 2));
+    await sleep((TTL * 1000) / 2);
     const secondAt = Date.now();
     await restartRedisEmpty();
     const backAt = await backAndBeyondCarryOver(secondAt);
@@ -270,7 +272,7 @@ describe('one host on the embedded store: a restart keeps ports, tokens and disc
       const before = (await call(serve.control, serve.adminToken, 'GET', '/v1/ports')).json.assignments as Array<{ tool: string; port: number }>;
       assert.equal(before.length, 1);
       await waitFor('the copy on disk', async () => existsSync(path.join(dataDir, 'registry-snapshot.json')), 10_000);
-      await new Promise((r) => setTimeout(r, 600)); // two copy intervals: the file holds the token issued above
+      await sleep(600); // two copy intervals: the file holds the token issued above
 
       const controlPort = Number(new URL(serve.control).port);
       await serve.kill(signal);

@@ -3,7 +3,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { freePort } from '../support/redis-server';
-import { waitFor } from '../support/process';
+import { waitFor } from '../support/wait';
 
 const ROOT = path.join(__dirname, '..', '..');
 

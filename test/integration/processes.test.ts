@@ -2,7 +2,9 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { RedisServer } from '../support/redis-server';
-import { metricValue, startProcess, waitFor, type SwitchboardProcess } from '../support/process';
+import { startProcess, type SwitchboardProcess } from '../support/process';
+import { waitFor, sleep } from '../support/wait';
+import { metricValue } from '../support/metrics';
 
 interface Backend {
   server: http.Server;
@@ -94,7 +96,7 @@ describe('registry and proxies as separate processes on one Redis', function () 
     await waitFor('traffic through every proxy', async () => okBy.every((n) => n > 0), 5000, 20);
     await redis.kill();
     const okAtKill = [...okBy];
-    await new Promise((r) => setTimeout(r, 1500));
+    await sleep(1500);
 
     const refused = await put(registry, 'delta', backends[0].port);
     assert.equal(refused.status, 503, 'registry writes answer 503 while the store is down');
@@ -106,7 +108,7 @@ describe('registry and proxies as separate processes on one Redis', function () 
 
     const servedWhileDown = okBy.map((n, i) => n - okAtKill[i]);
     await redis.start(); // comes back empty: the launchers' heartbeats rebuild it
-    await new Promise((r) => setTimeout(r, 1000));
+    await sleep(1000);
     flowing = false;
     await Promise.all(loops);
     assert.equal(failures, 0, `no failed request for a live route (ok=${ok})`);
@@ -129,7 +131,7 @@ describe('registry and proxies as separate processes on one Redis', function () 
     const p = await startProcess('proxy', { env: env(), config });
     await waitFor('slow routed', async () => (await get(p, '/slow/warm')).status === 200, 10_000);
     const inflight = get(p, '/slow/drain');
-    await new Promise((r) => setTimeout(r, 200));
+    await sleep(200);
     const exited = p.kill('SIGTERM');
     const r = await inflight;
     assert.equal(r.status, 200);

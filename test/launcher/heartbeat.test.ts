@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { metricValue, startProcess, waitFor, type SwitchboardProcess } from '../support/process';
+import { startProcess, type SwitchboardProcess } from '../support/process';
 import { freePort } from '../support/redis-server';
 import { VERSION } from '../../src/version';
 import { accepts, api, getTool, registryConfig, SERVICE, spawnCli, waitForBackend, type CliProcess } from './helpers';
+import { waitFor } from '../support/wait';
+import { metricValue } from '../support/metrics';
 
 describe('switchboard heartbeat, and clients old and new', function () {
   this.timeout(40_000);

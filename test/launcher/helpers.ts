@@ -2,16 +2,12 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { cliArgs, waitFor, type SwitchboardProcess } from '../support/process';
+import { cliArgs, type SwitchboardProcess } from '../support/process';
+import { waitFor } from '../support/wait';
+import { logLines, LogLine } from '../support/logs';
 
 const ROOT = path.join(__dirname, '..', '..');
 export const SERVICE = path.join(__dirname, 'fixtures', 'service.js');
-
-export interface LogLine {
-  level: number;
-  event?: string;
-  [k: string]: unknown;
-}
 
 /** A `switchboard run|heartbeat` process with its output captured; the child's stdout shows up in `stdout`. */
 export interface CliProcess {
@@ -43,11 +39,7 @@ export function spawnCli(args: string[], env: Record<string, string>): CliProces
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
     proc.once('exit', (code, signal) => resolve({ code, signal })),
   );
-  const logs = () =>
-    err
-      .split('\n')
-      .filter((l) => l.startsWith('{'))
-      .map((l) => JSON.parse(l) as LogLine);
+  const logs = () => logLines(err);
   return {
     proc,
     stdout: () => out,
@@ -188,12 +180,3 @@ export async function registryConfig(): Promise<Record<string, unknown>> {
 }
 
 /** The registry's JSON log lines (stdout of `serve`) of one event; a line still being written is left out. */
-export function registryEvents(sb: SwitchboardProcess, event: string): LogLine[] {
-  const out: LogLine[] = [];
-  for (const l of sb.output().split('\n')) {
-    if (!l.startsWith('{') || !l.endsWith('}')) continue;
-    const line = JSON.parse(l) as LogLine;
-    if (line.event === event) out.push(line);
-  }
-  return out;
-}

@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
-import { startProcess, waitFor, type SwitchboardProcess } from '../support/process';
-import { accepts, api, getTool, launch, registryConfig, registryEvents, serviceInfo, spawnCli, waitForBackend, type CliProcess, toolToken } from './helpers';
+import { startProcess, type SwitchboardProcess } from '../support/process';
+import { accepts, api, getTool, launch, registryConfig, serviceInfo, spawnCli, waitForBackend, type CliProcess, toolToken } from './helpers';
+import { waitFor } from '../support/wait';
+import { logEvents } from '../support/logs';
 
 function portOf(url: string): number {
   return Number(new URL(url).port);
@@ -56,7 +58,7 @@ describe('switchboard run: a launcher removes only the lease it owns', function 
   async function logMarker(name: string): Promise<void> {
     const port = (await (await api(sb, 'POST', '/v1/ports', { tool: name, host: '127.0.0.1' })).json()) as { port: number };
     assert.equal((await api(sb, 'PUT', `/v1/tools/${name}/backends/m1`, { url: `http://127.0.0.1:${port.port}` })).status, 200);
-    await waitFor(`the registry's log line for ${name}`, async () => registryEvents(sb, 'registration').some((l) => l.tool === name), 10_000, 100);
+    await waitFor(`the registry's log line for ${name}`, async () => logEvents(sb.output(), 'registration').some((l) => l.tool === name), 10_000, 100);
   }
 
   it('a second launcher of a running tool exits 1 naming the tool, host:port and backend, and the first stays registered and routed', async () => {
@@ -101,7 +103,7 @@ describe('switchboard run: a launcher removes only the lease it owns', function 
     }
     assert.deepEqual((await getTool(sb, 'stale'))!.backends.map((x) => [x.id, x.instance]), [[id, 'earlier-run-0001']]);
     await logMarker('stale-marker');
-    assert.deepEqual(registryEvents(sb, 'deregistration').filter((l) => l.tool === 'stale'), [], 'no DELETE reached the registry');
+    assert.deepEqual(logEvents(sb.output(), 'deregistration').filter((l) => l.tool === 'stale'), [], 'no DELETE reached the registry');
   });
 
   it('an overlapping deploy: the new run takes the lease over by its heartbeat, the old run stopped afterwards leaves it routed', async () => {
@@ -154,7 +156,7 @@ describe('switchboard run: a launcher removes only the lease it owns', function 
     assert.deepEqual((await getTool(sb, 'deploy'))!.backends.map((b) => [b.id, b.instance]), [[taken.id, taken.instance]]);
     const after = await traffic(sb, 'deploy', newPid, null, 200);
     assert.deepEqual([...bad, ...after.bad], [], 'every request reached the new child');
-    assert.ok(registryEvents(sb, 'deregistration').some((l) => l.tool === 'deploy' && l.result === 'removed' && l.instance === first.instance));
+    assert.ok(logEvents(sb.output(), 'deregistration').some((l) => l.tool === 'deploy' && l.result === 'removed' && l.instance === first.instance));
 
     // The new run's own deregistration still works.
     assert.equal((await fresh.stop('SIGTERM')).code, 143);

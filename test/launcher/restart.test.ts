@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
-import { waitMetric } from '../observability/helpers';
-import { startProcess, waitFor, type SwitchboardProcess } from '../support/process';
+import { startProcess, type SwitchboardProcess } from '../support/process';
 import { getTool, launch, registryConfig, serviceInfo, toolToken, waitForBackend, type BackendJson, type CliProcess } from './helpers';
+import { waitFor, sleep } from '../support/wait';
+import { waitMetric } from '../support/metrics';
 
 function portOf(url: string): number {
   return Number(new URL(url).port);
@@ -143,13 +144,13 @@ describe('a tool restarted through its launcher while requests flow through the 
     const before = await waitForBackend(sb, 'steady');
     await waitFor('steady routed', async () => (await fetch(`${sb.proxy}/steady/`)).status === 200, 10_000);
     const traffic = load(sb.proxy, '/steady/', 4, 30_000);
-    await new Promise((r) => setTimeout(r, 300));
+    await sleep(300);
     // The normal way: the old launcher is told to stop and has stopped before the new one starts.
     assert.equal((await first.stop('SIGTERM')).code, 143);
     const second = launch(sb.control, token, 'steady', ['--ttl', '5']);
     running.push(second);
     const after = await waitForBackend(sb, 'steady');
-    await new Promise((r) => setTimeout(r, 300));
+    await sleep(300);
     const r = await traffic.stop();
     console.log(`      ${r.ok + r.failed} requests across the restart, ${r.failed} failed ${JSON.stringify(r.statuses)}, slowest ${r.maxMs.toFixed(0)} ms`);
     assert.equal(after.id, before.id);

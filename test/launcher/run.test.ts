@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
-import { startProcess, waitFor, type SwitchboardProcess } from '../support/process';
+import { startProcess, type SwitchboardProcess } from '../support/process';
 import { freePort } from '../support/redis-server';
 import { VERSION } from '../../src/version';
 import { accepts, api, getTool, launch, registryConfig, serviceInfo, spawnCli, waitForBackend, type CliProcess, toolToken } from './helpers';
+import { waitFor } from '../support/wait';
 
 function portOf(url: string): number {
   return Number(new URL(url).port);

@@ -9,8 +9,8 @@ import { Backoff, jittered } from '../../src/launcher/backoff';
 import { exitStatus } from '../../src/launcher/child';
 import { idForUrl } from '../../src/launcher/heartbeat-command';
 import { backendId, backendUrl, newInstance } from '../../src/launcher/identity';
-import { waitFor } from '../support/process';
 import { sleep } from '../../src/launcher/sleep';
+import { waitFor } from '../support/wait';
 
 function usage(fn: () => unknown, re: RegExp): void {
   assert.throws(fn, (err: Error & { code?: string }) => {

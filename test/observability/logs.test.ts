@@ -1,31 +1,13 @@
 import assert from 'node:assert/strict';
 import { RedisServer, freePort } from '../support/redis-server';
-import { startProcess, waitFor, type SwitchboardProcess } from '../support/process';
-import { assignPort, heartbeat, startBackend, viaProxy, type Backend } from './helpers';
-
-interface LogLine {
-  level: number;
-  event?: string;
-  [k: string]: unknown;
-}
-
-/** Every line of a process's output, parsed. A line that is not JSON fails: the log is one JSON object a line. */
-function lines(p: SwitchboardProcess): LogLine[] {
-  return p
-    .output()
-    .split('\n')
-    .filter((l) => l.trim() !== '')
-    .map((l) => {
-      try {
-        return JSON.parse(l) as LogLine;
-      } catch {
-        throw new Error(`not a JSON log line: ${l}`);
-      }
-    });
-}
+import { startProcess, type SwitchboardProcess } from '../support/process';
+import { assignPort, heartbeat, viaProxy } from './helpers';
+import { waitFor } from '../support/wait';
+import { startBackend, type Backend } from '../support/backend';
+import { logLines, LogLine, logEvents } from '../support/logs';
 
 function events(p: SwitchboardProcess, event: string): LogLine[] {
-  return lines(p).filter((l) => l.event === event);
+  return logEvents(p.output(), event, { strict: true });
 }
 
 function waitEvent(p: SwitchboardProcess, event: string, match: (l: LogLine) => boolean = () => true): Promise<LogLine> {
@@ -113,7 +95,7 @@ describe('logs: one JSON line per event, never a secret', function () {
   it('logs a self-heal', async () => {
     assert.equal((await assignPort(sb, 'healme')).status, 200);
     // Started on its port after the assignment (the registry hands out no port that something listens on).
-    healme = await startBackend('healme', 'ok', healPort);
+    healme = await startBackend('healme', { port: healPort });
     assert.equal(await viaProxy(sb, '/healme/'), 200);
     const heal = await waitEvent(sb, 'selfheal', (l) => l.tool === 'healme');
     assert.equal(heal.trigger, 'request');
@@ -149,7 +131,7 @@ describe('logs: one JSON line per event, never a secret', function () {
     await waitEvent(sb, 'shutdown');
     const out = sb.output();
     // Everything the process wrote is JSON lines (lines() throws on any other), each naming its event.
-    const all = lines(sb);
+    const all = logLines(sb.output(), { strict: true });
     assert.ok(all.length > 20, `expected a talkative log, got ${all.length} lines`);
     const unnamed = all.filter((l) => typeof l.event !== 'string' || l.event === '');
     assert.deepEqual(unnamed, [], 'lines without an event field');
@@ -183,6 +165,6 @@ describe('logs: one JSON line per event, never a secret', function () {
     const loaded = events(p, 'config.loaded')[0];
     assert.equal((loaded.config as { discovery: { token: string } }).discovery.token, '[redacted]');
     assert.ok(!p.output().includes(reportToken), 'the report token appears in the log output');
-    assert.deepEqual(lines(p).filter((l) => typeof l.event !== 'string'), []);
+    assert.deepEqual(logLines(p.output(), { strict: true }).filter((l) => typeof l.event !== 'string'), []);
   });
 });

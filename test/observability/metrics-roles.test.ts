@@ -1,8 +1,11 @@
 import assert from 'node:assert/strict';
 import { RedisServer } from '../support/redis-server';
-import { metricValue, startProcess, waitFor, type SwitchboardProcess } from '../support/process';
-import { heartbeat, scrape, startBackend, viaProxy, waitMetric, type Backend } from './helpers';
+import { startProcess, type SwitchboardProcess } from '../support/process';
+import { heartbeat, viaProxy } from './helpers';
 import { checkMetrics } from './promtool';
+import { waitFor } from '../support/wait';
+import { startBackend, type Backend } from '../support/backend';
+import { metricValue, scrape, waitMetric } from '../support/metrics';
 
 const NODE_DEFAULTS = ['process_cpu_user_seconds_total', 'process_resident_memory_bytes', 'nodejs_heap_size_used_bytes'];
 

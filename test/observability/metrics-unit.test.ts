@@ -3,8 +3,8 @@ import { AggregatorRegistry, type MetricObjectWithValues, type MetricValue } fro
 import { DISCOVERED_TOOLS_LIMIT, Metrics, type TableSource } from '../../src/metrics';
 import { RouteTable } from '../../src/proxy/route-table';
 import type { Assignment, Backend } from '../../src/registry/types';
-import { metricValue } from '../support/process';
 import { checkMetrics } from './promtool';
+import { metricValue } from '../support/metrics';
 
 function backend(tool: string, id: string, port: number, source: Backend['source'] = 'registered'): Backend {
   return { tool, id, url: `http://127.0.0.1:${port}`, source, registeredAt: 1, lastHeartbeat: 1, expiresAt: 9e15, ttl: 30 };

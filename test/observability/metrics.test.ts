@@ -1,8 +1,11 @@
 import assert from 'node:assert/strict';
 import { freePort } from '../support/redis-server';
-import { metricValue, startProcess, waitFor, type SwitchboardProcess } from '../support/process';
-import { assignPort, heartbeat, scrape, startBackend, viaProxy, waitMetric, type Backend } from './helpers';
+import { startProcess, type SwitchboardProcess } from '../support/process';
+import { assignPort, heartbeat, viaProxy } from './helpers';
 import { checkMetrics } from './promtool';
+import { waitFor } from '../support/wait';
+import { startBackend, type Backend } from '../support/backend';
+import { metricValue, scrape, waitMetric } from '../support/metrics';
 
 /** Names the issue spells out: each must be exported by a `serve` process (with HELP and TYPE). */
 const REQUIRED: Array<[string, string]> = [
@@ -41,7 +44,8 @@ describe('metrics of a serve process (embedded store)', function () {
 
   before(async () => {
     ok = await startBackend('alpha');
-    hang = await startBackend('slow', 'hang');
+    // Never answers: holds the request until the proxy gives up.
+    hang = await startBackend(() => undefined);
     healPort = await freePort();
     deadPort = await freePort();
     sb = await startProcess('serve', {
@@ -146,7 +150,7 @@ describe('metrics of a serve process (embedded store)', function () {
     await waitMetric(sb, 'switchboard_assignments', {}, (v) => v === metricValue(before, 'switchboard_assignments') + 1);
     // healme starts on its assigned port and never registers: the request heals it. (Started after the
     // assignment: the registry hands out no port that something listens on.)
-    unregistered = await startBackend('healme', 'ok', healPort);
+    unregistered = await startBackend('healme', { port: healPort });
     assert.equal(await viaProxy(sb, '/healme/'), 200);
     const text = await waitMetric(sb, 'switchboard_discovered_backends', { tool: 'healme' }, (v) => v === 1);
     assert.equal(metricValue(text, 'switchboard_selfheal_total', { trigger: 'request' }), 1);

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { startProcess, waitFor, type SwitchboardProcess } from '../support/process';
+import { startProcess, type SwitchboardProcess } from '../support/process';
+import { waitFor } from '../support/wait';
 
 // `npm run test:engine` runs this folder (and the process-level fault suites) with SWITCHBOARD_TEST_ENGINE
 // set: a switchboard process started by the harness must forward with that engine, not the default.

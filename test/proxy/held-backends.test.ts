@@ -1,22 +1,9 @@
 import assert from 'node:assert/strict';
 import type { Backend } from '../../src/registry/types';
-import {
-  StaticRoutes,
-  assignment,
-  backend,
-  capturingLogger,
-  deadPort,
-  rawRequest,
-  request,
-  startBackend,
-  startProxy,
-  tableOf,
-  testConfig,
-  waitFor,
-  type Reply,
-  type TestBackend,
-  type TestProxy,
-} from './helpers';
+import { StaticRoutes, assignment, backend, rawRequest, request, startProxy, tableOf, testConfig, type Reply, type TestProxy } from './helpers';
+import { waitFor, sleep } from '../support/wait';
+import { deadPort, startBackend, type Backend as TestBackend } from '../support/backend';
+import { capturingLogger } from '../support/logs';
 
 // A held backend: its lease lapsed and self-preservation keeps it in the store (Store.markHeld). Runs with
 // both forwarding engines (package.json test:engine).
@@ -60,7 +47,7 @@ describe('proxy: backends held by self-preservation', () => {
         [assignment('stopped', 40999), assignment('dead', refused)],
       ),
     );
-    const captured = capturingLogger();
+    const captured = capturingLogger('info');
     lines = captured.lines;
     p = await startProxy(routes, testConfig({ accessLog: true, connectTimeoutMs: 300, holdMs: 200 }), { health: { baseCooloffMs: 1 }, logger: captured.logger });
   });
@@ -100,7 +87,7 @@ describe('proxy: backends held by self-preservation', () => {
     const before = { notRunning: await count('not_running'), refused: await count('refused') };
     const r = await request(p.port, '/dead/y');
     assert.equal(r.status, 503);
-    await waitFor(() => lines.some((l) => l.event === 'access' && l.requestId === r.headers['x-request-id']), 2000, 'the access line');
+    await waitFor('the access line', () => lines.some((l) => l.event === 'access' && l.requestId === r.headers['x-request-id']), 2000, 10);
     const line = lines.find((l) => l.event === 'access' && l.requestId === r.headers['x-request-id'])!;
     assert.equal(line.outcome, 'not_running');
     assert.equal(line.status, 503);
@@ -122,7 +109,7 @@ describe('proxy: backends held by self-preservation', () => {
       bodies.add(r.body.split(' ')[0]);
     }
     assert.deepEqual([...bodies], ['live']);
-    assert.equal(heldButUp.requests.length, 0);
+    assert.equal(heldButUp.requests, 0);
   });
 
   it('keeps 502 when a live backend refuses too: that tool runs and is broken', async () => {
@@ -144,7 +131,7 @@ describe('proxy: a tool whose only backend is held and refuses has no live backe
       let waiting = 0;
       for (let i = 0; i < 100 && waiting === 0; i++) {
         waiting = (await p.metrics.proxyHeldRequests.get()).values[0]?.value ?? 0;
-        if (waiting === 0) await new Promise((r) => setTimeout(r, 50));
+        if (waiting === 0) await sleep(50);
       }
       assert.equal(waiting, 1, 'the request is held');
       routes.set(tableOf([held('phoenix', 'p1', `http://127.0.0.1:${dead}`), backend('phoenix', 'p2', up.url)], [assignment('phoenix', dead)]));

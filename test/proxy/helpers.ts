@@ -1,9 +1,6 @@
 import { EventEmitter } from 'node:events';
 import http from 'node:http';
 import net from 'node:net';
-import type { AddressInfo } from 'node:net';
-import { Writable } from 'node:stream';
-import pino from 'pino';
 import { loadConfig, type Config } from '../../src/config';
 import { silentLogger, type Logger } from '../../src/logger';
 import { Metrics } from '../../src/metrics';
@@ -11,18 +8,7 @@ import { RouteTable, type RouteSource } from '../../src/proxy/route-table';
 import { createProxyServer, type ProxyServer, type ProxyServerOptions } from '../../src/proxy/server';
 import type { Assignment, Backend, TableSnapshot } from '../../src/registry/types';
 import { engineEnv } from '../support/engine';
-
-/** A logger at info whose lines land, parsed, in `lines` as they are written (access-log checks). */
-export function capturingLogger(): { logger: Logger; lines: Array<Record<string, unknown>> } {
-  const lines: Array<Record<string, unknown>> = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      for (const l of chunk.toString().split('\n')) if (l) lines.push(JSON.parse(l) as Record<string, unknown>);
-      cb();
-    },
-  });
-  return { logger: pino({ level: 'info' }, sink), lines };
-}
+import { listen } from '../support/backend';
 
 /** A RouteSource the test sets by hand; set() also says so, as a TableFeed does ('table'), waking held requests. */
 export class StaticRoutes extends EventEmitter implements RouteSource {
@@ -75,28 +61,6 @@ export function testConfig(proxy: Record<string, unknown> = {}, top: Record<stri
   });
 }
 
-export interface TestBackend {
-  server: http.Server;
-  port: number;
-  url: string;
-  /** TCP connections accepted so far. */
-  connections: number;
-  /** Requests received so far. */
-  requests: http.IncomingMessage[];
-  close(): Promise<void>;
-}
-
-export async function startBackend(handler: http.RequestListener): Promise<TestBackend> {
-  const server = http.createServer(handler);
-  server.keepAliveTimeout = 10_000;
-  const b = { server, port: 0, url: '', connections: 0, requests: [] as http.IncomingMessage[], close: () => closeServer(server) };
-  server.on('connection', () => b.connections++);
-  server.on('request', (req: http.IncomingMessage) => b.requests.push(req));
-  b.port = await listen(server);
-  b.url = `http://127.0.0.1:${b.port}`;
-  return b;
-}
-
 /** A TCP server that runs `onConnection` on each raw socket: for backends that misbehave below HTTP. */
 export async function startRawBackend(onConnection: (s: net.Socket) => void): Promise<{ server: net.Server; port: number; url: string; close(): Promise<void> }> {
   const sockets = new Set<net.Socket>();
@@ -117,28 +81,6 @@ export async function startRawBackend(onConnection: (s: net.Socket) => void): Pr
         server.close(() => resolve());
       }),
   };
-}
-
-export function listen(server: net.Server): Promise<number> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve((server.address() as AddressInfo).port));
-  });
-}
-
-export function closeServer(server: http.Server): Promise<void> {
-  return new Promise((resolve) => {
-    server.closeAllConnections();
-    server.close(() => resolve());
-  });
-}
-
-/** A loopback port nothing listens on (connections to it are refused). */
-export async function deadPort(): Promise<number> {
-  const s = net.createServer();
-  const port = await listen(s);
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
 }
 
 export interface TestProxy {
@@ -201,17 +143,4 @@ export function rawRequest(port: number, text: string, timeoutMs = 3000): Promis
     });
     s.write(text);
   });
-}
-
-export function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
-/** Polls `cond` until it holds or `ms` pass. */
-export async function waitFor(cond: () => boolean, ms = 2000, what = 'condition'): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
 }

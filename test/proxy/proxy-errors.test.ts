@@ -1,20 +1,7 @@
 import assert from 'node:assert/strict';
 import type http from 'node:http';
-import {
-  StaticRoutes,
-  assignment,
-  backend,
-  deadPort,
-  request,
-  startBackend,
-  startProxy,
-  startRawBackend,
-  tableOf,
-  testConfig,
-  type Reply,
-  type TestBackend,
-  type TestProxy,
-} from './helpers';
+import { StaticRoutes, assignment, backend, request, startProxy, startRawBackend, tableOf, testConfig, type Reply, type TestProxy } from './helpers';
+import { type Backend, startBackend, deadPort } from '../support/backend';
 
 type Raw = Awaited<ReturnType<typeof startRawBackend>>;
 
@@ -38,7 +25,7 @@ async function expectErrorPage(port: number, path: string, status: number, code:
 
 describe('proxy error answers', () => {
   let p: TestProxy;
-  let hang: TestBackend;
+  let hang: Backend;
   let reset: Raw;
   let badHeader: Raw;
   let badValue: Raw;

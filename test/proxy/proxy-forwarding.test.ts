@@ -1,22 +1,9 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import http from 'node:http';
-import {
-  StaticRoutes,
-  backend,
-  deadPort,
-  rawRequest,
-  request,
-  sleep,
-  startBackend,
-  startProxy,
-  startRawBackend,
-  tableOf,
-  testConfig,
-  waitFor,
-  type TestBackend,
-  type TestProxy,
-} from './helpers';
+import { StaticRoutes, backend, rawRequest, request, startProxy, startRawBackend, tableOf, testConfig, type TestProxy } from './helpers';
+import { waitFor, sleep } from '../support/wait';
+import { startBackend, deadPort, type Backend } from '../support/backend';
 
 /** Answers with the headers it received. */
 function headerEcho() {
@@ -41,7 +28,7 @@ function bodyCounter() {
 
 describe('proxy forwarding', () => {
   describe('forwarded headers', () => {
-    let echo: TestBackend;
+    let echo: Backend;
     let p: TestProxy;
     let trustedProxy: TestProxy;
 
@@ -124,7 +111,7 @@ describe('proxy forwarding', () => {
   });
 
   describe('response headers', () => {
-    let hop: TestBackend;
+    let hop: Backend;
     let p: TestProxy;
     before(async () => {
       hop = await startBackend((req, res) => {
@@ -187,7 +174,7 @@ describe('proxy forwarding', () => {
   });
 
   describe('connections', () => {
-    let b: TestBackend;
+    let b: Backend;
     let p: TestProxy;
     const streaming: { closed: boolean; chunks: number } = { closed: false, chunks: 0 };
     before(async () => {
@@ -222,7 +209,7 @@ describe('proxy forwarding', () => {
       }
       const used = b.connections - before;
       assert.ok(used <= 3, `backend saw ${used} new connections for 50 requests`);
-      for (const req of b.requests.slice(-50)) assert.notEqual(req.headers.connection, 'close', 'no forced Connection: close');
+      for (const req of b.recent.slice(-50)) assert.notEqual(req.headers.connection, 'close', 'no forced Connection: close');
     });
 
     it('a client abort mid-download aborts the upstream request (the backend sees close)', async () => {
@@ -236,7 +223,7 @@ describe('proxy forwarding', () => {
         req.on('error', () => undefined);
         setTimeout(() => reject(new Error('no data')), 2000);
       });
-      await waitFor(() => streaming.closed, 2000, 'backend response to close');
+      await waitFor('backend response to close', () => streaming.closed, 2000, 10);
       const after = streaming.chunks;
       await sleep(100);
       assert.ok(streaming.chunks - after <= 1, 'the backend stopped writing');
@@ -244,8 +231,8 @@ describe('proxy forwarding', () => {
   });
 
   describe('retries', () => {
-    let live: TestBackend;
-    let counter: TestBackend;
+    let live: Backend;
+    let counter: Backend;
     let p: TestProxy;
     let dead: number;
     const routes = new StaticRoutes();
@@ -302,7 +289,7 @@ describe('proxy forwarding', () => {
         });
       });
       try {
-        const before = counter.requests.length;
+        const before = counter.requests;
         routes.table = tableOf([backend('eat', 'eater', eater.url), backend('eat', 'counter', counter.url)]);
         const r = await new Promise<number>((resolve) => {
           const req = http.request({ host: '127.0.0.1', port: p.port, path: '/eat/', method: 'POST', agent: false }, (res) => {
@@ -321,7 +308,7 @@ describe('proxy forwarding', () => {
           pump();
         });
         assert.ok(r === 502 || r === -1, `expected 502 or a closed connection, got ${r}`);
-        assert.equal(counter.requests.length, before, 'the other backend never got the truncated body');
+        assert.equal(counter.requests, before, 'the other backend never got the truncated body');
       } finally {
         await eater.close();
       }

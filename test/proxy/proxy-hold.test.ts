@@ -2,27 +2,13 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import WebSocket, { WebSocketServer } from 'ws';
 import type { Metrics } from '../../src/metrics';
-import {
-  StaticRoutes,
-  assignment,
-  backend,
-  capturingLogger,
-  closeServer,
-  deadPort,
-  listen,
-  request,
-  startBackend,
-  startProxy,
-  tableOf,
-  testConfig,
-  waitFor,
-  type Reply,
-  type TestBackend,
-  type TestProxy,
-} from './helpers';
+import { StaticRoutes, assignment, backend, request, startProxy, tableOf, testConfig, type Reply, type TestProxy } from './helpers';
+import { waitFor, sleep } from '../support/wait';
+import { startBackend, deadPort, listen, closeServer, type Backend } from '../support/backend';
+import { capturingLogger } from '../support/logs';
 
 /** A backend that answers with the method and the body it received. */
-function echo(): Promise<TestBackend> {
+function echo(): Promise<Backend> {
   return startBackend((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
@@ -50,7 +36,7 @@ async function heldIs(m: Metrics, want: number): Promise<void> {
   const end = Date.now() + 5000;
   while ((now = await held(m)) !== want) {
     if (Date.now() > end) throw new Error(`switchboard_proxy_held_requests is ${now}, waited for ${want}`);
-    await new Promise((r) => setTimeout(r, 10));
+    await sleep(10);
   }
 }
 
@@ -58,13 +44,13 @@ const GAMMA_PORT = 29999;
 
 describe('proxy hold: a tool with an assignment and no live backend', () => {
   let p: TestProxy | null = null;
-  let b: TestBackend | null = null;
+  let b: Backend | null = null;
   let routes: StaticRoutes;
   let lines: Array<Record<string, unknown>>;
 
   async function start(proxy: Record<string, unknown>): Promise<TestProxy> {
     routes = new StaticRoutes(tableOf([], [assignment('gamma', GAMMA_PORT)]));
-    const captured = capturingLogger();
+    const captured = capturingLogger('info');
     lines = captured.lines;
     p = await startProxy(routes, testConfig({ accessLog: true, ...proxy }), { logger: captured.logger });
     return p;
@@ -96,7 +82,7 @@ describe('proxy hold: a tool with an assignment and no live backend', () => {
     assert.equal((await holds(px.metrics)).forwarded, 1);
     const hist = (await px.metrics.proxyHoldSeconds.get()).values.find((v) => v.metricName === 'switchboard_proxy_hold_seconds_count');
     assert.equal(hist?.value, 1);
-    await waitFor(() => access().length === 1, 2000, 'the access line');
+    await waitFor('the access line', () => access().length === 1, 2000, 10);
     const line = access()[0];
     assert.equal(line.status, 200);
     assert.equal(line.outcome, 'ok');
@@ -113,7 +99,7 @@ describe('proxy hold: a tool with an assignment and no live backend', () => {
     assert.ok(r.headers['retry-after']);
     assert.equal((await holds(px.metrics)).timeout, 1);
     await heldIs(px.metrics, 0);
-    await waitFor(() => access().length === 1, 2000, 'the access line');
+    await waitFor('the access line', () => access().length === 1, 2000, 10);
     assert.equal(access()[0].hold, 'timeout');
     assert.equal(access()[0].outcome, 'not_running');
   });
@@ -128,13 +114,13 @@ describe('proxy hold: a tool with an assignment and no live backend', () => {
     await heldIs(px.metrics, 0);
     assert.equal((await holds(px.metrics)).client_gone, 1);
     assert.equal(routes.listenerCount('table'), 0);
-    await waitFor(() => access().length === 1, 2000, 'the access line');
+    await waitFor('the access line', () => access().length === 1, 2000, 10);
     assert.equal(access()[0].status, 499);
     assert.equal(access()[0].hold, 'client_gone');
     // A backend coming later finds nothing held for it.
     b = await echo();
     routes.set(tableOf([backend('gamma', 'g1', b.url)], [assignment('gamma', GAMMA_PORT)]));
-    assert.equal(b.requests.length, 0);
+    assert.equal(b.requests, 0);
   });
 
   it('past holdMaxPerTool held requests the next one gets the 503 page at once (overflow); the held ones still go on', async () => {

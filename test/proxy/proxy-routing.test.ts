@@ -1,17 +1,7 @@
 import assert from 'node:assert/strict';
 import { createRouteBackend } from '../../src/proxy/route-table';
-import {
-  StaticRoutes,
-  assignment,
-  backend,
-  request,
-  startBackend,
-  startProxy,
-  tableOf,
-  testConfig,
-  type TestBackend,
-  type TestProxy,
-} from './helpers';
+import { StaticRoutes, assignment, backend, request, startProxy, tableOf, testConfig, type TestProxy } from './helpers';
+import { type Backend, startBackend } from '../support/backend';
 
 /** A backend that answers with its name and what it received. */
 function echo(name: string) {
@@ -22,9 +12,9 @@ function echo(name: string) {
 }
 
 describe('proxy routing', () => {
-  let a1: TestBackend;
-  let a2: TestBackend;
-  let b1: TestBackend;
+  let a1: Backend;
+  let a2: Backend;
+  let b1: Backend;
   let p: TestProxy;
   const routes = new StaticRoutes();
 
@@ -124,7 +114,7 @@ describe('proxy routing', () => {
 
 describe('proxy without a snapshot, and the no-live-backend hook', () => {
   let p: TestProxy | null = null;
-  let b: TestBackend | null = null;
+  let b: Backend | null = null;
   afterEach(async () => {
     await p?.close();
     await b?.close();

@@ -2,22 +2,13 @@ import assert from 'node:assert/strict';
 import diagnostics from 'node:diagnostics_channel';
 import http from 'node:http';
 import net from 'node:net';
-import {
-  StaticRoutes,
-  backend,
-  capturingLogger,
-  rawRequest,
-  request,
-  startBackend,
-  startProxy,
-  tableOf,
-  testConfig,
-  type TestBackend,
-} from './helpers';
-import { waitFor } from '../support/process';
+import { waitFor } from '../support/wait';
+import { StaticRoutes, backend, rawRequest, request, startProxy, tableOf, testConfig } from './helpers';
+import { type Backend, startBackend } from '../support/backend';
+import { capturingLogger } from '../support/logs';
 
 describe('proxy server', () => {
-  let slow: TestBackend;
+  let slow: Backend;
   before(async () => {
     slow = await startBackend((req, res) => {
       const ms = Number(new URL(req.url ?? '/', 'http://x').searchParams.get('ms') ?? 0);
@@ -32,9 +23,9 @@ describe('proxy server', () => {
     const p = await startProxy(routes(), testConfig({ drainTimeoutMs: 5000 }));
     // Keep-alive, so that a `connection: close` below is the proxy's doing, not the client's.
     const agent = new http.Agent({ keepAlive: true });
-    const reached = slow.requests.length;
+    const reached = slow.requests;
     const inFlight = request(p.port, '/slow/?ms=300', { agent });
-    await waitFor('the request to reach the backend', async () => slow.requests.length > reached, 5000, 5);
+    await waitFor('the request to reach the backend', async () => slow.requests > reached, 5000, 5);
     const t0 = Date.now();
     const closed = p.close();
     const r = await inFlight;
@@ -92,12 +83,12 @@ describe('proxy server', () => {
 
   it('close() cuts requests still running after drainTimeoutMs', async () => {
     const p = await startProxy(routes(), testConfig({ drainTimeoutMs: 200, responseTimeoutMs: 10000 }));
-    const reached = slow.requests.length;
+    const reached = slow.requests;
     const inFlight = request(p.port, '/slow/?ms=5000').then(
       (r) => r.status,
       () => 'cut',
     );
-    await waitFor('the request to reach the backend', async () => slow.requests.length > reached, 5000, 5);
+    await waitFor('the request to reach the backend', async () => slow.requests > reached, 5000, 5);
     const t0 = Date.now();
     await p.close();
     assert.ok(Date.now() - t0 < 2000);
@@ -141,7 +132,7 @@ describe('proxy server', () => {
   });
 
   it('an internal error is answered 502, logged, and still access-logged once', async () => {
-    const { logger, lines } = capturingLogger();
+    const { logger, lines } = capturingLogger('info');
     // A route source that throws: handle() rejects, which only a bug in the proxy can make it do.
     class BrokenRoutes extends StaticRoutes {
       override current(): never {
@@ -166,7 +157,7 @@ describe('proxy server', () => {
   });
 
   it('writes one access-log line per request, without the query string, with its final outcome', async () => {
-    const { logger, lines } = capturingLogger();
+    const { logger, lines } = capturingLogger('info');
     // Nothing listens on a closed backend's port: refused, 502.
     const gone = await startBackend((_req, res) => res.end());
     await gone.close();
@@ -177,10 +168,10 @@ describe('proxy server', () => {
       await request(p.port, '/nope/');
       assert.equal((await request(p.port, '/dead/')).status, 502);
       // A client that gives up while the backend is still working: its connection closed, nothing answered.
-      const reached = slow.requests.length;
+      const reached = slow.requests;
       const cut = http.get({ port: p.port, path: '/slow/?ms=400', agent: false });
       cut.on('error', () => undefined);
-      await waitFor('the request to reach the backend', async () => slow.requests.length > reached, 5000, 5);
+      await waitFor('the request to reach the backend', async () => slow.requests > reached, 5000, 5);
       cut.destroy();
       await waitFor('the fourth access line', async () => lines.filter((l) => l.event === 'access').length >= 4, 5000, 5);
       const access = lines.filter((l) => l.event === 'access');

@@ -2,7 +2,9 @@ import assert from 'node:assert/strict';
 import { fork, type ChildProcess } from 'node:child_process';
 import http from 'node:http';
 import path from 'node:path';
-import { backend, startBackend, type TestBackend } from './helpers';
+import { backend } from './helpers';
+import { sleep } from '../support/wait';
+import { startBackend, type Backend } from '../support/backend';
 
 const MiB = 1024 * 1024;
 /** The body sizes compared: the proxy's memory while streaming must not grow with the size. */
@@ -43,7 +45,7 @@ function upload(port: number, total: number): Promise<{ status: number; body: st
 
 describe('proxy streaming upload', function () {
   this.timeout(60_000);
-  let sink: TestBackend;
+  let sink: Backend;
   let child: ChildProcess;
 
   before(async () => {
@@ -61,7 +63,7 @@ describe('proxy streaming upload', function () {
     if (child.exitCode === null) {
       const exited = new Promise((r) => child.once('exit', r));
       child.send('exit');
-      await Promise.race([exited, new Promise((r) => setTimeout(r, 2000))]);
+      await Promise.race([exited, sleep(2000)]);
       if (child.exitCode === null) child.kill();
     }
     await sink.close();

@@ -2,7 +2,10 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import type net from 'node:net';
 import WebSocket, { WebSocketServer } from 'ws';
-import { StaticRoutes, backend, capturingLogger, closeServer, deadPort, listen, rawRequest, startProxy, tableOf, testConfig, waitFor, type TestProxy } from './helpers';
+import { StaticRoutes, backend, rawRequest, startProxy, tableOf, testConfig, type TestProxy } from './helpers';
+import { waitFor } from '../support/wait';
+import { deadPort, listen, closeServer } from '../support/backend';
+import { capturingLogger } from '../support/logs';
 
 interface Client {
   ws: WebSocket;
@@ -77,7 +80,7 @@ describe('proxy WebSockets', () => {
         backend('gone', 'g1', `http://127.0.0.1:${dead}`),
       ]),
     );
-    const captured = capturingLogger();
+    const captured = capturingLogger('info');
     lines = captured.lines;
     p = await startProxy(routes, testConfig({ accessLog: true }), { wsIdleTimeoutMs: 300, logger: captured.logger });
   });
@@ -120,8 +123,8 @@ describe('proxy WebSockets', () => {
     assert.match(raw, /^HTTP\/1\.1 502 /);
     assert.ok(!raw.includes('hello'), 'the backend body is not relayed');
     assert.ok(!raw.includes(String(wrongPort)));
-    await waitFor(() => wrongSockets.length >= before + 2, 2000, 'backend to see both upgrades');
-    for (const s of wrongSockets.slice(before)) await waitFor(() => wrongEnded.has(s), 2000, 'the proxy to close its backend socket');
+    await waitFor('backend to see both upgrades', () => wrongSockets.length >= before + 2, 2000, 10);
+    for (const s of wrongSockets.slice(before)) await waitFor('the proxy to close its backend socket', () => wrongEnded.has(s), 2000, 10);
   });
 
   it('answers 502 for a refused backend and 404 for an unknown tool', async () => {
@@ -137,7 +140,7 @@ describe('proxy WebSockets', () => {
     ws.close();
     assert.equal(await handshakeStatus(`ws://127.0.0.1:${p.port}/gone/`), 502);
     assert.equal(await handshakeStatus(`ws://127.0.0.1:${p.port}/nope/`), 404);
-    await waitFor(() => access().length >= from + 3, 2000, 'three access lines');
+    await waitFor('three access lines', () => access().length >= from + 3, 2000, 10);
     const got = access()
       .slice(from)
       .map((l) => `${String(l.path)} ${String(l.status)} ${String(l.outcome)}`)

@@ -3,7 +3,8 @@
 // of leaving it hanging.
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { StaticRoutes, backend, request, startBackend, startProxy, startRawBackend, tableOf, testConfig, type TestProxy } from './helpers';
+import { StaticRoutes, backend, request, startProxy, startRawBackend, tableOf, testConfig, type TestProxy } from './helpers';
+import { startBackend } from '../support/backend';
 
 /** GET that resolves with how the response ended: whole ('end') or cut ('aborted'), and what arrived. */
 function fetchEnding(port: number, path: string, agent: http.Agent | false = false, deadlineMs = 5000): Promise<{ ending: 'end' | 'aborted'; status: number; body: string; socket: unknown }> {

@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
-import { waitFor } from '../support/process';
 import { Writable } from 'node:stream';
 import pino from 'pino';
 import type { Store } from '../../src/registry/store';
 import type { TableSnapshot } from '../../src/registry/types';
 import type { Lookup } from '../../src/registry/url-policy';
-import { ADMIN_TOKEN, startApi, startBackend, storeKinds, type Api } from './harness';
+import { ADMIN_TOKEN, startApi, storeKinds, type Api } from './harness';
+import { waitFor, sleep } from '../support/wait';
+import { startBackend } from '../support/backend';
 
 /** Names the tests resolve without touching real DNS. */
 const NAMES: Record<string, string[]> = {
@@ -35,8 +36,8 @@ for (const kind of storeKinds()) {
     before(async function () {
       this.timeout(15_000);
       await kind.before();
-      b1 = await startBackend();
-      b2 = await startBackend();
+      b1 = await startBackend('ok');
+      b2 = await startBackend('ok');
     });
 
     after(async () => {
@@ -101,7 +102,7 @@ for (const kind of storeKinds()) {
       it('renewing keeps registeredAt and moves the lease forward', async () => {
         const first = await put('alpha', 'a1', { url: b1.url, ttl: 30 });
         assert.equal(first.status, 200, first.text);
-        await new Promise((r) => setTimeout(r, 15));
+        await sleep(15);
         const again = await put('alpha', 'a1', { url: b1.url, ttl: 30 });
         assert.equal(again.status, 200, again.text);
         assert.equal(again.body.registeredAt, first.body.registeredAt);

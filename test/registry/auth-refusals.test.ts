@@ -4,9 +4,10 @@ import { silentLogger } from '../../src/logger';
 import { MemoryStore } from '../../src/registry/memory-store';
 import { HeartbeatRefusals } from '../../src/registry/heartbeat-refusals';
 import { tokenIdOf } from '../../src/registry/tokens';
-import { capturingLogger } from '../security/support';
-import { metricValue } from '../support/process';
-import { startApi, startBackend, type Api } from './harness';
+import { startApi, type Api } from './harness';
+import { startBackend } from '../support/backend';
+import { capturingLogger, CapturedLogs } from '../support/logs';
+import { metricValue } from '../support/metrics';
 
 // After Redis restarted empty, launchers kept heartbeating with tokens the registry no longer knew: every
 // heartbeat got 401, nothing counted or logged them, and the tools' routes lapsed unnoticed.
@@ -18,21 +19,17 @@ function unknownToken(): { id: string; secret: string; token: string } {
   return { id, secret, token: `sbt_${id}_${secret}` };
 }
 
-function refusedLines(lines: string[]): Array<Record<string, unknown>> {
-  return lines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.event === 'auth.refused');
-}
-
 for (const fastPath of [true, false]) {
   describe(`refused heartbeats are counted, logged and followed per tool (${fastPath ? 'fast path' : 'express'})`, function () {
     this.timeout(20_000);
     let api: Api;
-    let lines: string[];
+    let logs: CapturedLogs;
     let backend: Awaited<ReturnType<typeof startBackend>>;
 
     beforeEach(async () => {
       const captured = capturingLogger();
-      lines = captured.lines;
-      backend = await startBackend();
+      logs = captured;
+      backend = await startBackend('ok');
       api = await startApi({ store: new MemoryStore(), logger: captured.logger, fastPath });
     });
     afterEach(async () => {
@@ -59,13 +56,13 @@ for (const fastPath of [true, false]) {
       assert.ok(metricValue(text, 'switchboard_heartbeat_refused_seconds', { tool: 'wiki-bot' }) >= 0);
       assert.equal(metricValue(text, 'switchboard_heartbeat_refused_ttl_seconds', { tool: 'wiki-bot' }), 45, 'the ttl the body asked for');
 
-      const refused = refusedLines(lines).filter((l) => l.tool === 'wiki-bot');
+      const refused = logs.events('auth.refused').filter((l) => l.tool === 'wiki-bot');
       assert.equal(refused.length, 1, 'one line for the tool within the interval, not one per refusal');
       assert.equal(refused[0].tool, 'wiki-bot');
       assert.equal(refused[0].tokenId, bad.id);
       assert.equal(refused[0].reason, 'invalid');
       assert.equal(refused[0].count, 1);
-      const all = lines.join('\n');
+      const all = logs.raw.join('\n');
       assert.ok(!all.includes(bad.token), 'the token is never logged');
       assert.ok(!all.includes(bad.secret), 'nor its secret');
     });
@@ -88,14 +85,14 @@ for (const fastPath of [true, false]) {
       assert.equal((await beat(bad.token, 'Not_A_Tool')).status, 401);
       const signed = `sbs_citation-hunt_${bad.id}_${crypto.randomBytes(32).toString('base64url')}`;
       assert.equal((await beat(signed, 'citation-hunt', { url: backend.url })).status, 401);
-      const refused = refusedLines(lines);
+      const refused = logs.events('auth.refused');
       assert.equal(refused.length, 2);
       assert.equal('tool' in refused[0], false, 'no tool: the path segment is arbitrary input');
       assert.equal(refused[1].tool, 'citation-hunt');
       assert.equal(refused[1].tokenId, bad.id);
       const text = await api.metrics.registry.metrics();
       assert.equal(metricValue(text, 'switchboard_heartbeat_refused_ttl_seconds', { tool: 'citation-hunt' }), 30, 'no ttl asked: the default');
-      assert.ok(!lines.join('\n').includes(signed));
+      assert.ok(!logs.raw.join('\n').includes(signed));
     });
   });
 }
@@ -105,12 +102,13 @@ describe('HeartbeatRefusals: runs of refusals per tool', () => {
   const clock = () => now;
 
   it('logs one line per tool per interval with the count of refusals it stands for', () => {
-    const { logger, lines } = capturingLogger();
+    const logs = capturingLogger();
+    const { logger } = logs;
     const r = new HeartbeatRefusals({ logger, now: clock, logIntervalMs: 30_000 });
     for (let i = 0; i < 1000; i++) r.refused({ tool: 'wiki-bot', tokenId: 'abcdefghijkl', reason: 'invalid', ttlSeconds: 30 });
     now += 30_000;
     r.refused({ tool: 'wiki-bot', tokenId: 'abcdefghijkl', reason: 'invalid', ttlSeconds: 30 });
-    const refused = refusedLines(lines);
+    const refused = logs.events('auth.refused');
     console.log(`      1001 refusals over 30 s: ${refused.length} lines, counts ${refused.map((l) => l.count).join(' + ')}`);
     assert.deepEqual(refused.map((l) => l.count), [1, 1000]);
     assert.equal(refused[1].refusingForSeconds, 30);

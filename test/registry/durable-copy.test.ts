@@ -13,7 +13,7 @@ import { StateRestorer, type RestoreCounts, type RestoreSource } from '../../src
 import type { Store } from '../../src/registry/store';
 import type { Assignment } from '../../src/registry/types';
 import { RedisServer } from '../support/redis-server';
-import { waitFor } from '../support/process';
+import { waitFor } from '../support/wait';
 
 const HOST = '127.0.0.1';
 

@@ -9,7 +9,9 @@ import { MemoryStore } from '../../src/registry/memory-store';
 import { RedisStore } from '../../src/registry/redis-store';
 import type { Store } from '../../src/registry/store';
 import { RedisServer } from '../support/redis-server';
-import { metricValue, startProcess, waitFor, type SwitchboardProcess } from '../support/process';
+import { startProcess, type SwitchboardProcess } from '../support/process';
+import { waitFor, sleep } from '../support/wait';
+import { metricValue } from '../support/metrics';
 
 function leases(over: Partial<Config['leases']['selfPreservation']> = {}): Config['leases'] {
   const c = loadConfig({ env: {} });
@@ -70,7 +72,7 @@ for (const [name, make] of stores) {
           await waitFor('both routed by the proxy', async () => routed('dies') && routed('lives'), 2000, 10);
           await waitFor('lapsed lease removed and unrouted', async () => (await store.getBackends('dies')).length === 0 && !routed('dies'), 3000, 20);
           assert.ok(Date.now() - t0 <= 2000 + 200, 'removed and unrouted within TTL + 1 s (plus scheduling slack)');
-          await new Promise((r) => setTimeout(r, 1200));
+          await sleep(1200);
           assert.equal((await store.getBackends('lives')).length, 1);
           assert.ok(routed('lives'), 'the renewed lease is still routed');
         } finally {
@@ -157,7 +159,7 @@ for (const [name, make] of stores) {
       const other = new Leadership(store, 'expiry', 1000, logger);
       other.start();
       try {
-        await new Promise((r) => setTimeout(r, 100));
+        await sleep(100);
         assert.equal(other.isLeader, false);
         const expirer = new LeaseExpirer(store, other, leases(), logger, metrics);
         await register(store, 'x', 'a', 25000, 1, Date.now() - 1500);

@@ -8,8 +8,8 @@ import { MemoryStore } from '../../src/registry/memory-store';
 import { RedisStore } from '../../src/registry/redis-store';
 import type { Store } from '../../src/registry/store';
 import { RedisServer } from '../support/redis-server';
-import { waitFor } from '../support/process';
 import { ADMIN_TOKEN, startApi, type Api } from './harness';
+import { waitFor } from '../support/wait';
 
 /**
  * The heartbeat fast path (src/registry/heartbeat-fast-path.ts) against the express route it stands in

@@ -158,18 +158,3 @@ export async function startApi(opts: ApiOptions): Promise<Api> {
     },
   };
 }
-
-/** A real HTTP backend on loopback: registrations point at live servers, as in production. */
-export async function startBackend(): Promise<{ port: number; url: string; close(): Promise<void> }> {
-  const server = http.createServer((_req, res) => res.end('ok'));
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-  const port = (server.address() as AddressInfo).port;
-  return {
-    port,
-    url: `http://127.0.0.1:${port}`,
-    async close() {
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-  };
-}

@@ -8,7 +8,8 @@ import { MemoryStore } from '../../src/registry/memory-store';
 import { Registry } from '../../src/registry/registry';
 import { compileComponent, componentsAjv } from '../../src/registry/validate';
 import { loadConfig } from '../../src/config';
-import { startApi, startBackend, type Api } from './harness';
+import { startApi, type Api } from './harness';
+import { startBackend } from '../support/backend';
 
 type Doc = {
   paths: Record<string, Record<string, unknown>>;
@@ -100,7 +101,7 @@ describe('live answers match the documented schemas', () => {
   };
 
   before(async () => {
-    backend = await startBackend();
+    backend = await startBackend('ok');
     api = await startApi({ store: new MemoryStore() });
   });
 

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { OCCUPIED_PORT_ATTEMPTS } from '../../src/registry/registry';
-import { capturingLogger } from '../security/support';
-import { metricValue } from '../support/process';
 import { startApi, storeKinds, type Api } from './harness';
+import { capturingLogger, CapturedLogs } from '../support/logs';
+import { metricValue } from '../support/metrics';
 
 // "A port is never handed out while something listens on it": after Redis restarted empty, the lowest
 // free port of the store was one a running tool still listened on.
@@ -49,7 +49,7 @@ for (const kind of storeKinds()) {
   describe(`POST /v1/ports skips ports something listens on (${kind.name} store)`, function () {
     this.timeout(20_000);
     let api: Api;
-    let lines: string[];
+    let logs: CapturedLogs;
     let servers: net.Server[] = [];
 
     before(() => kind.before());
@@ -63,7 +63,7 @@ for (const kind of storeKinds()) {
 
     async function start(min: number, max: number) {
       const captured = capturingLogger();
-      lines = captured.lines;
+      logs = captured;
       api = await startApi({ store: await kind.create(), logger: captured.logger, overrides: { ports: { min, max } } });
     }
 
@@ -84,7 +84,7 @@ for (const kind of storeKinds()) {
         [`wiki-bot:${l.base + 1}`],
         'no assignment left on the occupied port',
       );
-      const logged = lines.map((x) => JSON.parse(x) as Record<string, unknown>).filter((x) => x.event === 'port.occupied');
+      const logged = logs.events('port.occupied');
       assert.deepEqual(logged.map((x) => [x.host, x.port]), [['127.0.0.1', l.base]]);
     });
 

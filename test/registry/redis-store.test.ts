@@ -4,27 +4,19 @@ import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Writable } from 'node:stream';
 import Redis from 'ioredis';
-import pino from 'pino';
 import { silentLogger } from '../../src/logger';
 import { RedisStore, type RedisStoreOptions } from '../../src/registry/redis-store';
 import { StoreUnavailableError } from '../../src/registry/store';
 import type { ChangeEvent, UpsertBackendInput } from '../../src/registry/types';
 import { freePort, RedisServer } from '../support/redis-server';
+import { waitFor, sleep } from '../support/wait';
+import { capturingLogger } from '../support/logs';
 
 const HOST = '127.0.0.1';
 
 function input(over: Partial<UpsertBackendInput> & { tool: string; id: string; port: number }): UpsertBackendInput {
   return { url: `http://${HOST}:${over.port}`, host: HOST, ttl: 30, source: 'registered', now: Date.now(), ...over };
-}
-
-async function waitFor(what: string, pred: () => boolean | Promise<boolean>, timeoutMs = 8000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await pred())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 /** Rejects with the call's own error, or with "hung" when it has not settled within `ms`. */
@@ -38,17 +30,6 @@ async function settleWithin<T>(call: Promise<T>, ms: number): Promise<T> {
   } finally {
     clearTimeout(timer);
   }
-}
-
-/** A pino logger whose lines land in `lines`, to see what the store reports. */
-function capturingLogger(lines: Array<Record<string, unknown>>): pino.Logger {
-  const sink = new Writable({
-    write(chunk, _enc, done) {
-      for (const line of String(chunk).split('\n')) if (line) lines.push(JSON.parse(line));
-      done();
-    },
-  });
-  return pino({ level: 'debug' }, sink);
 }
 
 describe('RedisStore', function () {
@@ -153,16 +134,16 @@ describe('RedisStore', function () {
     });
 
     it('ignores and logs malformed feed messages and keeps delivering', async () => {
-      const lines: Array<Record<string, unknown>> = [];
+      const { logger, lines } = capturingLogger();
       const keyPrefix = `t:${randomUUID()}:`;
-      const store = await open(server, { keyPrefix, logger: capturingLogger(lines) });
+      const store = await open(server, { keyPrefix, logger });
       const events: ChangeEvent[] = [];
       await store.subscribe((e) => events.push(e), () => undefined);
       const publisher = rawClient(server);
       await publisher.publish(`${keyPrefix}changes`, 'not json');
       await publisher.publish(`${keyPrefix}changes`, JSON.stringify({ epoch: 'e', version: 'x', changes: [] }));
       await store.allocatePort('alpha', HOST, { min: 7000, max: 7000 }, 1);
-      await waitFor('the real event', () => events.length >= 1);
+      await waitFor('the real event', () => events.length >= 1, 8000, 20);
       assert.equal(events.length, 1);
       assert.equal(events[0].changes[0].kind, 'assignment.upsert');
       assert.equal(lines.filter((l) => l.msg === 'ignoring malformed change event').length, 2);
@@ -221,7 +202,7 @@ describe('RedisStore', function () {
       await waitFor('the sentinel to know the master', async () => {
         const addr = (await probe.call('SENTINEL', 'get-master-addr-by-name', 'sbmaster').catch(() => null)) as string[] | null;
         return Array.isArray(addr) && Number(addr[1]) === master.port;
-      });
+      }, 8000, 20);
       probe.disconnect();
     });
 
@@ -246,7 +227,7 @@ describe('RedisStore', function () {
       await store.subscribe((e) => events.push(e), () => undefined);
       const r = await store.allocatePort('alpha', HOST, { min: 7000, max: 7001 }, 1);
       assert.ok(r.ok);
-      await waitFor('the event', () => events.length >= 1);
+      await waitFor('the event', () => events.length >= 1, 8000, 20);
       assert.equal(await rawClient(master).hexists(`${keyPrefix}assign`, `${HOST}:7000`), 1);
     });
   });
@@ -286,10 +267,10 @@ describe('RedisStore', function () {
       const blocker = rawClient(server);
       await blocker.ping();
       const runaway = blocker.eval('while true do end', 0).catch((err: Error) => err);
-      await new Promise((r) => setTimeout(r, 20));
+      await sleep(20);
 
       await assert.rejects(settleWithin(impatient.version(), 3000), StoreUnavailableError);
-      await new Promise((r) => setTimeout(r, 500));
+      await sleep(500);
       const calls: Array<[string, () => Promise<unknown>]> = [
         ['version (a transaction)', () => store.version()],
         ['snapshot (a transaction)', () => store.snapshot()],
@@ -306,7 +287,7 @@ describe('RedisStore', function () {
       raw.push(killer);
       await killer.script('KILL');
       assert.match(String(await runaway), /killed/i);
-      await waitFor('the store to answer again', () => store.ping());
+      await waitFor('the store to answer again', () => store.ping(), 8000, 20);
       assert.ok((await store.allocatePort('alpha', HOST, { min: 7000, max: 7000 }, 1)).ok);
     });
   });
@@ -328,7 +309,7 @@ describe('RedisStore', function () {
       await store.subscribe((e) => events.push(e), () => resyncs.push(Date.now()));
       assert.ok((await store.upsertBackend(input({ tool: 'alpha', id: 'a1', port: 5001 }))).ok);
       const before = await store.version();
-      await waitFor('the first event', () => events.length >= 1);
+      await waitFor('the first event', () => events.length >= 1, 8000, 20);
 
       await server.kill();
       const calls: Array<[string, () => Promise<unknown>]> = [
@@ -350,13 +331,13 @@ describe('RedisStore', function () {
       assert.equal(await settleWithin(store.ping(), 3000), false);
 
       await server.start();
-      await waitFor('the store to reconnect', () => store.ping());
-      await waitFor('a resync after the feed reconnected', () => resyncs.length >= 1);
+      await waitFor('the store to reconnect', () => store.ping(), 8000, 20);
+      await waitFor('a resync after the feed reconnected', () => resyncs.length >= 1, 8000, 20);
       // The append-only file kept the table: same history, same version, same data.
       assert.deepEqual(await store.version(), before);
       assert.equal((await store.getBackends('alpha')).length, 1);
       assert.ok((await store.upsertBackend(input({ tool: 'alpha', id: 'a2', port: 5002 }))).ok);
-      await waitFor('an event over the re-established feed', () => events.length >= 2);
+      await waitFor('an event over the re-established feed', () => events.length >= 2, 8000, 20);
       assert.equal(events[1].epoch, before.epoch);
       assert.equal(events[1].version, before.version + 1);
     });
@@ -371,12 +352,12 @@ describe('RedisStore', function () {
 
       await server.wipe();
       await server.start();
-      await waitFor('the store to reconnect', () => store.ping());
-      await waitFor('a resync', () => resyncs >= 1);
+      await waitFor('the store to reconnect', () => store.ping(), 8000, 20);
+      await waitFor('a resync', () => resyncs >= 1, 8000, 20);
 
       const r = await store.allocatePort('beta', HOST, { min: 7000, max: 7000 }, 1);
       assert.ok(r.ok);
-      await waitFor('the first event of the new table', () => events.some((e) => e.epoch !== before.epoch));
+      await waitFor('the first event of the new table', () => events.some((e) => e.epoch !== before.epoch), 8000, 20);
       const after = await store.version();
       assert.notEqual(after.epoch, before.epoch);
       assert.equal(after.version, 1);

@@ -2,16 +2,22 @@ import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import type { Store } from '../../src/registry/store';
 import { freePortRange } from '../launcher/helpers';
-import { startBackend, storeKinds } from '../registry/harness';
-import { ADMIN_TOKEN, Client, appTarget, documentedRoutes, fillPath, harnessTarget, issuePrincipals, watchStore, type Principals, type StoreWatch, type Target } from './support';
+import { storeKinds, type StoreKind } from '../registry/harness';
+import { ADMIN_TOKEN, Client, appTarget, documentedRoutes, fillPath, harnessTarget, issuePrincipals, watchStore, type DocRoute, type Principals, type RawRequest, type StoreWatch, type Target } from './support';
+import { startBackend } from '../support/backend';
 
 /**
- * Every operation of docs/openapi.json against every kind of caller. The routes come from the document,
- * so a route added there without a line in EXPECTATIONS fails here until someone decides who may use it.
+ * Every operation of docs/openapi.json against every kind of caller, on both stores, through the registry
+ * harness (stored `sbt_` tokens, heartbeats taken by the fast path), through it with express alone, and
+ * through the production composition (signed `sbs_` tokens). The routes come from the document, so a route
+ * added there without a line in EXPECTATIONS fails here until someone decides who may use it.
  */
 
-type Who = 'none' | 'malformed' | 'emptyBearer' | 'unknown' | 'revoked' | 'queryOnly' | 'other' | 'own' | 'admin';
-const WHO: Who[] = ['none', 'malformed', 'emptyBearer', 'unknown', 'revoked', 'queryOnly', 'other', 'own', 'admin'];
+type Who = 'none' | 'malformed' | 'emptyBearer' | 'unknown' | 'forged' | 'revoked' | 'queryOnly' | 'other' | 'own' | 'admin';
+const WHO: Who[] = ['none', 'malformed', 'emptyBearer', 'unknown', 'forged', 'revoked', 'queryOnly', 'other', 'own', 'admin'];
+
+/** The heartbeat: the one route the fast path in front of express takes. */
+const HEARTBEAT = 'PUT /v1/tools/{tool}/backends/{id}';
 
 /** Who may use a route: the admin only; the admin and the tool it concerns (`alpha`); everyone. */
 type Access = 'admin' | 'tool' | 'public';
@@ -102,6 +108,7 @@ function expected(e: Expectation, who: Who): number[] {
     case 'malformed':
     case 'emptyBearer':
     case 'unknown':
+    case 'forged':
     case 'revoked':
     case 'queryOnly':
       return [401];
@@ -125,6 +132,9 @@ function credentials(who: Who, p: Principals): { auth: string | null; query: str
       return { auth: 'Bearer ', query: '' };
     case 'unknown':
       return { auth: `Bearer sbt_${'a'.repeat(12)}_${crypto.randomBytes(32).toString('base64url')}`, query: '' };
+    case 'forged':
+      // The own token's tool and id with another secret (sbt_) or mac (sbs_): both forms end in 43 characters.
+      return { auth: `Bearer ${p.own.slice(0, -43)}${crypto.randomBytes(32).toString('base64url')}`, query: '' };
     case 'revoked':
       return { auth: `Bearer ${p.revoked}`, query: '' };
     case 'queryOnly':
@@ -164,7 +174,7 @@ function portRange(): Record<string, unknown> {
 
 let listener: Awaited<ReturnType<typeof startBackend>> | null = null;
 before(async () => {
-  listener = await startBackend();
+  listener = await startBackend('ok');
   listenerPort = listener.port;
   freeRange = await freePortRange(1);
 });
@@ -173,37 +183,70 @@ after(async () => {
 });
 
 type Made = { target: Target; store: Store; watch: StoreWatch };
-type Maker = { name: string; before(): Promise<void>; after(): Promise<void>; target(): Promise<Made> };
 
-function makers(): Maker[] {
-  const out: Maker[] = [];
-  for (const kind of storeKinds()) {
-    out.push({
-      name: `harness, ${kind.name} store`,
-      before: () => kind.before(),
-      after: () => kind.after(),
-      async target() {
-        const store = await kind.create();
-        const watch = watchStore(store);
-        return { target: await harnessTarget(watch.store, portRange()), store, watch };
-      },
-    });
-  }
-  const memory = storeKinds()[0];
-  out.push({
-    name: 'startSwitchboard (production composition), memory store',
-    before: async () => {},
-    after: async () => {},
-    async target() {
-      const store = await memory.create();
-      const watch = watchStore(store);
-      return { target: await appTarget(watch.store, { overrides: portRange() }), store, watch };
-    },
-  });
-  return out;
+/** How a composition issues tool tokens: the harness has no signing key (stored form), startSwitchboard signs with one derived from the admin token. */
+type Form = 'stored' | 'signed';
+
+interface Maker {
+  name: string;
+  form: Form;
+  /** Does the heartbeat fast path answer the heartbeat route (true), express (false), or not known (null)? */
+  fastPath: boolean | null;
+  /** The routes this composition is run over (all documented ones unless given). */
+  routes?: string[];
+  before(): Promise<void>;
+  after(): Promise<void>;
+  target(): Promise<Made>;
 }
 
+/** A composition of the API on one kind of store, fresh per test, with the store's writes watched. */
+function maker(kind: StoreKind, m: Pick<Maker, 'name' | 'form' | 'fastPath' | 'routes'>, compose: (store: Store) => Promise<Target>): Maker {
+  return {
+    ...m,
+    before: () => kind.before(),
+    after: () => kind.after(),
+    async target() {
+      const store = await kind.create();
+      const watch = watchStore(store);
+      return { target: await compose(watch.store), store, watch };
+    },
+  };
+}
+
+function makers(): Maker[] {
+  const harness = (s: Store) => harnessTarget(s, portRange());
+  const expressOnly = (s: Store) => harnessTarget(s, portRange(), { fastPath: false });
+  const app = (s: Store) => appTarget(s, { overrides: portRange() });
+  return [
+    ...storeKinds().map((kind) => maker(kind, { name: `harness, ${kind.name} store`, form: 'stored', fastPath: true }, harness)),
+    maker(storeKinds()[0], { name: 'harness without the heartbeat fast path (express answers), memory store', form: 'stored', fastPath: false, routes: [HEARTBEAT] }, expressOnly),
+    ...storeKinds().map((kind) => maker(kind, { name: `startSwitchboard (production composition), ${kind.name} store`, form: 'signed', fastPath: null }, app)),
+  ];
+}
+
+/** The request a caller makes on a route: its path parameters, credentials and the route's body. */
+function request(route: DocRoute, e: Expectation, who: Who, p: Principals, vars: Record<string, string>): RawRequest {
+  const { auth, query } = credentials(who, p);
+  const headers: Record<string, string> = {};
+  if (auth !== null) headers.authorization = auth;
+  let body: string | undefined;
+  if (route.hasBody) {
+    const json = e.body ? e.body() : route.example;
+    assert.ok(json !== undefined, `${route.key} takes a body: give one in EXPECTATIONS`);
+    body = JSON.stringify(json);
+    headers['content-type'] = 'application/json';
+  }
+  return { method: route.method, path: fillPath(route.path, { tool: 'alpha', id: 'a1', host: '127.0.0.1', ...vars }) + query, headers, body };
+}
+
+/** A tool token as the composition issues it, and the part of it that is secret. */
+const TOKEN_FORM: Record<Form, (id: string) => RegExp> = {
+  stored: (id) => new RegExp(`^sbt_${id}_([A-Za-z0-9_-]{43})$`),
+  signed: (id) => new RegExp(`^sbs_alpha_${id}_([A-Za-z0-9_-]{43})$`),
+};
+
 for (const maker of makers()) {
+  const routes = ROUTES.filter((r) => !maker.routes || maker.routes.includes(r.key));
   describe(`security: auth matrix (${maker.name})`, function () {
     this.timeout(30_000);
     let target: Target;
@@ -230,25 +273,16 @@ for (const maker of makers()) {
       await store.close();
     });
 
-    for (const route of ROUTES) {
+    for (const route of routes) {
       const e = EXPECTATIONS[route.key];
       if (!e) continue; // reported by the coverage test above
       describe(route.key, () => {
         for (const who of WHO) {
           const want = expected(e, who);
           it(`${who} -> ${want.join(' or ')}`, async () => {
-            const vars = { tool: 'alpha', id: 'a1', host: '127.0.0.1', ...(e.prepare ? await e.prepare(client) : {}) };
-            const { auth, query } = credentials(who, principals);
-            const headers: Record<string, string> = {};
-            if (auth !== null) headers.authorization = auth;
-            let body: string | undefined;
-            if (route.hasBody) {
-              const json = e.body ? e.body() : route.example;
-              assert.ok(json !== undefined, `${route.key} takes a body: give one in EXPECTATIONS`);
-              body = JSON.stringify(json);
-              headers['content-type'] = 'application/json';
-            }
-            const r = await client.send({ method: route.method, path: fillPath(route.path, vars) + query, headers, body });
+            const vars = e.prepare ? await e.prepare(client) : {};
+            const fastBefore = target.fastPathAnswered();
+            const r = await client.send(request(route, e, who, principals, vars));
             assert.ok(want.includes(r.status), `${who} ${route.key}: want ${want.join(' or ')}, got ${r.status} ${r.text}`);
             if (r.status === 409 && route.key === 'POST /v1/tools/{tool}/discoveries') assert.equal(r.body?.error?.code, 'discovery_disabled');
             if (r.status === 401) {
@@ -256,6 +290,10 @@ for (const maker of makers()) {
               assert.match(r.body?.error?.code ?? '', /^(missing_token|invalid_token)$/);
             }
             if (r.status === 403) assert.equal(r.body?.error?.code, 'forbidden');
+            // Which layer checked the credentials: the fast path takes heartbeats and nothing else.
+            const fastAfter = target.fastPathAnswered();
+            if (maker.fastPath === true) assert.equal(fastAfter! - fastBefore!, route.key === HEARTBEAT ? 1 : 0, 'requests the fast path answered');
+            if (maker.fastPath === false) assert.equal(fastAfter, null, 'no fast path in front of express');
           });
         }
       });
@@ -263,30 +301,59 @@ for (const maker of makers()) {
 
     it('a refused caller changes nothing: every route, every refused principal, one state read', async () => {
       const varsOf = new Map<string, Record<string, string>>();
-      for (const route of ROUTES) {
+      for (const route of routes) {
         const e = EXPECTATIONS[route.key];
         if (e?.prepare) varsOf.set(route.key, await e.prepare(client));
       }
       const before = await watch.state();
-      for (const route of ROUTES) {
+      for (const route of routes) {
         const e = EXPECTATIONS[route.key];
         if (!e || e.access === 'public') continue;
-        const vars = { tool: 'alpha', id: 'a1', host: '127.0.0.1', ...varsOf.get(route.key) };
         for (const who of WHO) {
           if (expected(e, who)[0] < 400) continue;
-          const { auth, query } = credentials(who, principals);
-          const headers: Record<string, string> = {};
-          if (auth !== null) headers.authorization = auth;
-          let body: string | undefined;
-          if (route.hasBody) {
-            body = JSON.stringify(e.body ? e.body() : route.example);
-            headers['content-type'] = 'application/json';
-          }
-          const r = await client.send({ method: route.method, path: fillPath(route.path, vars) + query, headers, body });
+          const r = await client.send(request(route, e, who, principals, varsOf.get(route.key) ?? {}));
           assert.ok(r.status === 401 || r.status === 403, `${who} ${route.key}: ${r.status} ${r.text}`);
         }
       }
       assert.equal(await watch.state(), before);
+    });
+
+    it(`issues tool tokens in the ${maker.form} form and stores only the hash of the secret part`, async () => {
+      const issued = await ok(client.call('POST', '/v1/tools/alpha/tokens'), 201);
+      const token: string = issued.token;
+      const m = TOKEN_FORM[maker.form](issued.id).exec(token);
+      assert.ok(m, `${token} is not a ${maker.form} token of alpha with id ${issued.id}`);
+      assert.match(issued.id, /^[a-z2-7]{12}$/);
+      const secret = m[1];
+      const record = await store.getToken(issued.id);
+      assert.ok(record);
+      const stored = JSON.stringify(record);
+      assert.equal(stored.includes(secret), false);
+      assert.equal(stored.includes(token), false);
+      assert.equal(record.tool, 'alpha');
+      assert.equal(record.hash, crypto.createHash('sha256').update(secret).digest('hex'));
+    });
+
+    it('revocation takes effect at once in the process that revoked; a second revocation answers 404', async () => {
+      const issued = await ok(client.call('POST', '/v1/tools/gamma/tokens'), 201);
+      const put = () => client.call('PUT', '/v1/tools/gamma/backends/g1', { token: issued.token, json: { url: backendUrl() } });
+      // Used first, so a cache of tokens seen valid would be the one to answer after the revocation.
+      assert.equal((await put()).status, 200);
+      await ok(client.call('DELETE', `/v1/tools/gamma/tokens/${issued.id}`), 204);
+      assert.equal((await put()).status, 401);
+      assert.equal((await client.call('DELETE', `/v1/tools/gamma/tokens/${issued.id}`)).status, 404);
+    });
+
+    it("revoking a token under another tool's name answers 404 and leaves the token working", async () => {
+      const issued = await ok(client.call('POST', '/v1/tools/gamma/tokens'), 201);
+      const put = () => client.call('PUT', '/v1/tools/gamma/backends/g1', { token: issued.token, json: { url: backendUrl() } });
+      const wrong = await client.call('DELETE', `/v1/tools/delta/tokens/${issued.id}`);
+      assert.equal(wrong.status, 404, wrong.text);
+      assert.equal(wrong.body.error.code, 'no_such_token');
+      assert.equal((await put()).status, 200);
+      assert.ok(!(await store.listRevocations()).some((r) => r.id === issued.id));
+      await ok(client.call('DELETE', `/v1/tools/gamma/tokens/${issued.id}`), 204);
+      assert.equal((await put()).status, 401);
     });
   });
 }

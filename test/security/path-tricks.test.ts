@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { resolveTool } from '../../src/proxy/host';
-import { StaticRoutes, backend, startBackend, startProxy, tableOf, testConfig, type TestBackend, type TestProxy } from '../proxy/helpers';
+import { StaticRoutes, backend, startProxy, tableOf, testConfig, type TestProxy } from '../proxy/helpers';
 import { exchange, statusLines } from './raw-backend';
+import { startBackend, type Backend } from '../support/backend';
 
 /**
  * Path and Host tricks never route a request to a tool other than the one it names. Two tools with
@@ -80,8 +81,8 @@ const TRICKS: Trick[] = [
 
 describe('security: path and Host tricks at the proxy', function () {
   this.timeout(20_000);
-  let alpha: TestBackend;
-  let beta: TestBackend;
+  let alpha: Backend;
+  let beta: Backend;
   let proxy: TestProxy;
 
   before(async () => {
@@ -99,13 +100,13 @@ describe('security: path and Host tricks at the proxy', function () {
 
   for (const t of TRICKS) {
     it(`${t.name} (${JSON.stringify(t.target)}${t.host ? `, Host ${t.host}` : ''}) -> ${t.want}`, async () => {
-      const a0 = alpha.requests.length;
-      const b0 = beta.requests.length;
+      const a0 = alpha.requests;
+      const b0 = beta.requests;
       const lines = [`GET ${t.target} HTTP/1.1`, `Host: ${t.host ?? 'proxy.local'}`, ...(t.extra ?? []), 'Accept: application/json', 'Connection: close'];
       const { text } = await exchange(proxy.port, Buffer.from(`${lines.join('\r\n')}\r\n\r\n`, 'latin1'));
       const [status] = statusLines(text);
-      const toAlpha = alpha.requests.slice(a0);
-      const toBeta = beta.requests.slice(b0);
+      const toAlpha = alpha.since(a0);
+      const toBeta = beta.since(b0);
       const got = toAlpha.length ? 'alpha' : toBeta.length ? 'beta' : 'none';
       assert.ok(toAlpha.length + toBeta.length <= 1, 'one backend at most, once');
       const allowed = t.want === 'alpha-or-none' ? ['alpha', 'none'] : t.want === 'beta-or-none' ? ['beta', 'none'] : [t.want];
@@ -125,8 +126,8 @@ describe('security: path and Host tricks at the proxy', function () {
   }
 
   it('a WebSocket handshake with a path trick is refused, not routed', async () => {
-    const a0 = alpha.requests.length;
-    const b0 = beta.requests.length;
+    const a0 = alpha.requests;
+    const b0 = beta.requests;
     const upgrades = { alpha: 0, beta: 0 };
     const onUpgrade = (name: 'alpha' | 'beta') => () => upgrades[name]++;
     alpha.server.on('upgrade', onUpgrade('alpha'));
@@ -137,7 +138,7 @@ describe('security: path and Host tricks at the proxy', function () {
       assert.deepEqual(statusLines(text), [404], `${target}: ${text.slice(0, 200)}`);
     }
     assert.deepEqual(upgrades, { alpha: 0, beta: 0 });
-    assert.equal(alpha.requests.length - a0 + beta.requests.length - b0, 0);
+    assert.equal(alpha.requests - a0 + beta.requests - b0, 0);
   });
 
   it('resolveTool: absolute-form names no tool, even when Host would', () => {

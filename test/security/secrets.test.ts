@@ -2,9 +2,11 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
 import { MemoryStore } from '../../src/registry/memory-store';
-import { deadPort } from '../proxy/helpers';
 import { freePort } from '../support/redis-server';
-import { ADMIN_TOKEN, Client, appTarget, capturingLogger, type Reply } from './support';
+import { ADMIN_TOKEN, Client, appTarget, type Reply } from './support';
+import { sleep } from '../support/wait';
+import { deadPort } from '../support/backend';
+import { capturingLogger } from '../support/logs';
 
 /**
  * Secrets: after representative flows (admin and tool tokens in headers and query strings, refusals,
@@ -159,24 +161,24 @@ describe('security: no token in logs, metrics, status or error pages', function 
     }
     // The report happens after the answer: give it time to fail and be logged.
     const deadline = Date.now() + 5000;
-    while (Date.now() < deadline && !log.lines.some((l) => l.includes('discovery.report_failed'))) await new Promise((r) => setTimeout(r, 50));
-    assert.ok(log.lines.some((l) => l.includes('discovery.report_failed')), 'the failing discovery report was logged');
+    while (Date.now() < deadline && !log.raw.some((l) => l.includes('discovery.report_failed'))) await sleep(50);
+    assert.ok(log.raw.some((l) => l.includes('discovery.report_failed')), 'the failing discovery report was logged');
 
     // The operator surfaces, read last so they reflect all of the above.
     for (const path of ['/metrics', '/healthz', '/readyz', '/', '/status.json']) {
       const r = await api.send({ method: 'GET', path, headers: {} });
       answers.push(`${path} ${r.status} ${r.text}`);
     }
-    assert.ok(log.lines.length > 20, `only ${log.lines.length} log lines captured`);
-    assert.ok(log.lines.some((l) => l.includes('"event":"access"')), 'the access log was on');
+    assert.ok(log.raw.length > 20, `only ${log.raw.length} log lines captured`);
+    assert.ok(log.raw.some((l) => l.includes('"event":"access"')), 'the access log was on');
   });
 
   it('no token or token secret appears in any log line', () => {
     const secrets = [ADMIN_TOKEN, ...issued, ...issued.map((t) => t.slice(17))];
     // Something to check: the flows ran and logged.
     assert.ok(issued.length > 0, 'tokens were issued');
-    assert.ok(log.lines.length > 20 && log.lines.some((l) => l.includes('"event":"access"')), `only ${log.lines.length} log lines captured`);
-    for (const line of log.lines) for (const s of secrets) assert.ok(!line.includes(s), `a token in a log line: ${line.slice(0, 400)}`);
+    assert.ok(log.raw.length > 20 && log.raw.some((l) => l.includes('"event":"access"')), `only ${log.raw.length} log lines captured`);
+    for (const line of log.raw) for (const s of secrets) assert.ok(!line.includes(s), `a token in a log line: ${line.slice(0, 400)}`);
   });
 
   it('no token or token secret appears in metrics, status, health or any page or error answered', () => {

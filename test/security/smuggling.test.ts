@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
-import { StaticRoutes, backend, startProxy, tableOf, testConfig, waitFor, type TestProxy } from '../proxy/helpers';
+import { StaticRoutes, backend, startProxy, tableOf, testConfig, type TestProxy } from '../proxy/helpers';
 import { RawBackend, exchange, statusLines } from './raw-backend';
+import { waitFor } from '../support/wait';
 
 /**
  * Request smuggling and parsing, byte for byte: raw TCP in front of the proxy, a raw TCP backend behind it
@@ -132,7 +133,7 @@ describe('security: request smuggling and parsing at the proxy', function () {
     const answer = await exchange(proxy.port, c.bytes);
     const marker = await exchange(proxy.port, 'GET /alpha/marker HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
     assert.deepEqual(statusLines(marker.text), [200], `the proxy still serves after "${c.name}"`);
-    await waitFor(() => raw.requests.some((r) => r.target === '/alpha/marker'), 5000, 'the marker at the backend');
+    await waitFor('the marker at the backend', () => raw.requests.some((r) => r.target === '/alpha/marker'), 5000, 10);
     const seen = raw.requests.filter((r) => r.target !== '/alpha/marker');
     return { answer, seen, statuses: statusLines(answer.text).filter((s) => s !== 100) };
   }
@@ -176,7 +177,7 @@ describe('security: request smuggling and parsing at the proxy', function () {
     const two = 'GET /alpha/in HTTP/1.1\r\nHost: x\r\n\r\nGET /alpha/in HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n';
     const answer = await exchange(proxy.port, two);
     assert.deepEqual(statusLines(answer.text), [200, 200]);
-    await waitFor(() => raw.requests.length === 2, 5000, 'two requests at the backend');
+    await waitFor('two requests at the backend', () => raw.requests.length === 2, 5000, 10);
     assert.deepEqual(raw.requests.map((r) => r.anomalies), [[], []]);
   });
 

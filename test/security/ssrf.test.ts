@@ -7,8 +7,9 @@ import { RouteTable, createRouteBackend } from '../../src/proxy/route-table';
 import { MemoryStore } from '../../src/registry/memory-store';
 import { canonicalHost } from '../../src/registry/url-policy';
 import { startApi, type Api } from '../registry/harness';
-import { StaticRoutes, backend, request, startProxy, tableOf, testConfig, waitFor, type TestProxy } from '../proxy/helpers';
-import { capturingLogger } from './support';
+import { StaticRoutes, backend, request, startProxy, tableOf, testConfig, type TestProxy } from '../proxy/helpers';
+import { waitFor } from '../support/wait';
+import { capturingLogger } from '../support/logs';
 
 /**
  * SSRF: backend addresses outside allowedNetworks are refused at registration in every spelling, and
@@ -237,7 +238,7 @@ describe('security: SSRF at connect time (the proxy checks again)', function () 
   beforeEach(() => {
     allowed.connections = forbidden.connections = 0;
     allowed.requests = forbidden.requests = 0;
-    log.lines.length = 0;
+    log.raw.length = 0;
   });
 
   /** The table as the registry wrote it, as a proxy's feed would load it. */
@@ -246,7 +247,7 @@ describe('security: SSRF at connect time (the proxy checks again)', function () 
   }
 
   function refusals(): number {
-    return log.lines.filter((l) => l.includes(ADDRESS_NOT_ALLOWED)).length;
+    return log.raw.filter((l) => l.includes(ADDRESS_NOT_ALLOWED)).length;
   }
 
   it('a name that resolved inside the networks at registration but to another address later is not connected', async () => {
@@ -264,7 +265,7 @@ describe('security: SSRF at connect time (the proxy checks again)', function () 
     assert.equal(second.status, 502, second.body);
     assert.equal(JSON.parse(second.body).error.code, 'bad_gateway');
     assert.equal(forbidden.connections, 0, 'the proxy connected to the rebound address');
-    await waitFor(() => refusals() > 0, 2000, 'a logged refusal');
+    await waitFor('a logged refusal', () => refusals() > 0, 2000, 10);
   });
 
   for (const [name, answers] of [
@@ -285,8 +286,8 @@ describe('security: SSRF at connect time (the proxy checks again)', function () 
       // would prove nothing: what shows the proxy never tried one is that every failure it logged is its
       // own lookup's refusal (a connection tried fails otherwise: refused, unreachable, timed out). 0.0.0.0
       // would reach the allowed listener on this host; 127.0.0.2 is the forbidden listener.
-      await waitFor(() => refusals() > 0, 2000, 'a logged refusal');
-      const failures = log.lines.filter((l) => l.includes('"event":"proxy.backend_failed"'));
+      await waitFor('a logged refusal', () => refusals() > 0, 2000, 10);
+      const failures = log.raw.filter((l) => l.includes('"event":"proxy.backend_failed"'));
       assert.deepEqual(failures.map((l) => JSON.parse(l).code as string), failures.map(() => ADDRESS_NOT_ALLOWED), failures.join('\n'));
       if (answers.includes('127.0.0.2')) assert.equal(forbidden.connections, 0, 'the forbidden listener was connected');
       assert.equal(allowed.connections, 1, 'only the first request connected (not the good address among bad ones either)');
@@ -298,7 +299,7 @@ describe('security: SSRF at connect time (the proxy checks again)', function () 
     const r = await request(proxy.port, '/old/');
     assert.equal(r.status, 502);
     assert.equal(forbidden.connections, 0);
-    await waitFor(() => refusals() > 0, 2000, 'a logged refusal');
+    await waitFor('a logged refusal', () => refusals() > 0, 2000, 10);
   });
 
   it('a link-local literal in the table is not connected, and a good backend of the same tool serves instead', async () => {

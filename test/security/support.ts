@@ -1,9 +1,8 @@
 import http from 'node:http';
-import { Writable } from 'node:stream';
 import openapi from '../../docs/openapi.json';
 import { startSwitchboard } from '../../src/app';
 import { loadConfig } from '../../src/config';
-import { createLogger, silentLogger, type Logger } from '../../src/logger';
+import { silentLogger, type Logger } from '../../src/logger';
 import type { Store } from '../../src/registry/store';
 import { ADMIN_TOKEN, startApi } from '../registry/harness';
 import { freePort } from '../support/redis-server';
@@ -172,9 +171,12 @@ export interface Target {
   close(): Promise<void>;
 }
 
-/** The registry test harness (test/registry/harness.ts), the composition the registry tests use. */
-export async function harnessTarget(store: Store, overrides: Record<string, unknown> = {}, logger?: Logger): Promise<Target> {
-  const api = await startApi({ store, overrides, logger });
+/**
+ * The registry test harness (test/registry/harness.ts), the composition the registry tests use.
+ * `fastPath: false`: express answers heartbeats too, as if the heartbeat fast path were not there.
+ */
+export async function harnessTarget(store: Store, overrides: Record<string, unknown> = {}, opts: { logger?: Logger; fastPath?: boolean } = {}): Promise<Target> {
+  const api = await startApi({ store, overrides, logger: opts.logger, fastPath: opts.fastPath });
   return { name: 'harness', base: api.base, store, fastPathAnswered: () => api.heartbeats?.answered ?? null, close: () => api.close() };
 }
 
@@ -262,18 +264,6 @@ export function watchStore(inner: Store): StoreWatch {
       });
     },
   };
-}
-
-/** A pino logger whose lines are kept in memory, at debug level so every line a flow can write is seen. */
-export function capturingLogger(): { logger: Logger; lines: string[] } {
-  const lines: string[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      for (const line of chunk.toString('utf8').split('\n')) if (line) lines.push(line);
-      cb();
-    },
-  });
-  return { logger: createLogger('debug', sink), lines };
 }
 
 /** The error body every API refusal carries. */

@@ -7,7 +7,8 @@ import { silentLogger } from '../../src/logger';
 import { RedisStore } from '../../src/registry/redis-store';
 import { cliArgs } from '../support/process';
 import { RedisServer } from '../support/redis-server';
-import { ADMIN_TOKEN, api, deadPort, register, startBackend, startInProcess, type Backend } from './helpers';
+import { ADMIN_TOKEN, api, register, startInProcess } from './helpers';
+import { startBackend, deadPort, type Backend } from '../support/backend';
 
 const ROOT = path.join(__dirname, '..', '..');
 

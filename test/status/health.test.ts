@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { silentLogger } from '../../src/logger';
 import { RedisStore } from '../../src/registry/redis-store';
 import { RedisServer } from '../support/redis-server';
-import { waitFor } from '../support/process';
 import { startInProcess } from './helpers';
+import { waitFor } from '../support/wait';
 
 async function getJson(url: string): Promise<{ status: number; type: string | null; body: any }> {
   const res = await fetch(url, { signal: AbortSignal.timeout(10_000) });

@@ -1,5 +1,4 @@
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { startSwitchboard, type Roles, type Switchboard } from '../../src/app';
 import { loadConfig } from '../../src/config';
 import { silentLogger } from '../../src/logger';
@@ -16,36 +15,6 @@ export async function startInProcess(roles: Roles, store?: Store, env: Record<st
   });
   const sb = await startSwitchboard({ config, roles, logger: silentLogger(), store, defaultMetrics: false });
   return Object.assign(sb, { control: `http://127.0.0.1:${sb.controlPort}`, proxyUrl: `http://127.0.0.1:${sb.proxyPort ?? 0}` });
-}
-
-export interface Backend {
-  server: http.Server;
-  port: number;
-  url: string;
-  close(): Promise<void>;
-}
-
-export async function startBackend(name: string): Promise<Backend> {
-  const server = http.createServer((req, res) => res.end(`${name} ${req.url}`));
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  const port = (server.address() as AddressInfo).port;
-  return {
-    server,
-    port,
-    url: `http://127.0.0.1:${port}`,
-    close: () =>
-      new Promise<void>((r) => {
-        server.closeAllConnections();
-        server.close(() => r());
-      }),
-  };
-}
-
-/** A loopback port nothing listens on: bound, noted, closed. */
-export async function deadPort(): Promise<number> {
-  const b = await startBackend('dead');
-  await b.close();
-  return b.port;
 }
 
 export async function api(control: string, method: string, path: string, body?: unknown, token = ADMIN_TOKEN): Promise<{ status: number; body: any }> {

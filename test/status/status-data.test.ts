@@ -10,8 +10,8 @@ import { MemoryStore } from '../../src/registry/memory-store';
 import { RedisStore } from '../../src/registry/redis-store';
 import { Registry } from '../../src/registry/registry';
 import type { Store } from '../../src/registry/store';
-import { waitFor } from '../support/process';
 import { RedisServer } from '../support/redis-server';
+import { waitFor } from '../support/wait';
 
 function registryOn(store: Store): Registry {
   const config = loadConfig({ env: {}, overrides: { adminToken: 'y'.repeat(32) } });

@@ -2,10 +2,11 @@ import assert from 'node:assert/strict';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { silentLogger } from '../../src/logger';
 import { RedisStore } from '../../src/registry/redis-store';
-import { waitFor } from '../support/process';
 import { RedisServer } from '../support/redis-server';
 import { launchChromium, summaryValue, toolGroup, toolRows } from './browser';
-import { ADMIN_TOKEN, api, deadPort, register, startBackend, startInProcess, type Backend } from './helpers';
+import { ADMIN_TOKEN, api, register, startInProcess } from './helpers';
+import { waitFor } from '../support/wait';
+import { startBackend, deadPort, type Backend } from '../support/backend';
 
 /** The six backend cells of a row, whether or not it is the group's first (which adds tool and assignment). */
 function backendCells(rows: string[][], id: string): string[] {

@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { engineEnv } from './engine';
 import { freePort } from './redis-server';
+import { waitFor } from './wait';
 
 const ROOT = path.join(__dirname, '..', '..');
 export const CLI = path.join(ROOT, 'src', 'cli.ts');
@@ -29,21 +30,6 @@ export interface SwitchboardProcess {
   proxy: string;
   output(): string;
   kill(signal?: NodeJS.Signals): Promise<number | null>;
-}
-
-export async function waitFor<T>(what: string, fn: () => Promise<T | null | undefined | false>, timeoutMs = 10_000, everyMs = 50): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let lastErr: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (err) {
-      lastErr = err;
-    }
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastErr ? `: ${(lastErr as Error).message}` : ''}`);
 }
 
 /**
@@ -95,21 +81,4 @@ export async function startProcess(
       return exited;
     },
   };
-}
-
-/** The value of one sample of a Prometheus text exposition, summed over label sets that match. */
-export function metricValue(text: string, name: string, labels: Record<string, string> = {}): number {
-  let sum = 0;
-  let seen = false;
-  for (const line of text.split('\n')) {
-    if (line.startsWith('#')) continue;
-    const m = /^([a-zA-Z_:][\w:]*)(\{[^}]*\})?\s+(\S+)/.exec(line);
-    if (!m || m[1] !== name) continue;
-    const lbl = m[2] ?? '';
-    if (Object.entries(labels).every(([k, v]) => lbl.includes(`${k}="${v}"`))) {
-      sum += Number(m[3]);
-      seen = true;
-    }
-  }
-  return seen ? sum : NaN;
 }

@@ -3,6 +3,7 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { sleep } from './wait';
 
 /** A free TCP port on loopback, as the kernel hands it out right now. */
 export function freePort(): Promise<number> {
@@ -90,7 +91,7 @@ export class RedisServer {
     const deadline = Date.now() + 10_000;
     while (Date.now() < deadline) {
       if (await Promise.race([pingOnce(this.port), exited])) return this;
-      await new Promise((r) => setTimeout(r, 50));
+      await sleep(50);
     }
     throw new Error(`redis-server on port ${this.port} did not answer PING within 10 s`);
   }

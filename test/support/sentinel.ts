@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { command } from './redis-command';
 import { RedisServer, freePort } from './redis-server';
+import { sleep } from './wait';
 
 export { command, commands } from './redis-command';
 
@@ -48,7 +49,7 @@ export class SentinelProcess {
     while (Date.now() < deadline) {
       if (proc.exitCode !== null) throw new Error(`sentinel exited early (${proc.exitCode}): ${stderr}`);
       if ((await command(this.port, ['PING']).catch(() => '')) === 'PONG') return this;
-      await new Promise((r) => setTimeout(r, 50));
+      await sleep(50);
     }
     throw new Error(`sentinel on port ${this.port} did not answer PING within 10 s`);
   }
@@ -105,7 +106,7 @@ export class SentinelCluster {
     while (Date.now() < deadline) {
       const known = await Promise.all(this.sentinels.map((s) => this.knows(s)));
       if (known.every(Boolean)) return this;
-      await new Promise((r) => setTimeout(r, 100));
+      await sleep(100);
     }
     throw new Error('the sentinels did not discover the replica and each other within 15 s');
   }
@@ -121,7 +122,7 @@ export class SentinelCluster {
     while (Date.now() < deadline) {
       const info = String(await command(master.port, ['INFO', 'replication']).catch(() => ''));
       if (/connected_slaves:1/.test(info) && /slave0:.*state=online/.test(info)) return;
-      await new Promise((r) => setTimeout(r, 50));
+      await sleep(50);
     }
     throw new Error('the replica did not link to the master within 10 s');
   }
@@ -151,7 +152,7 @@ export class SentinelCluster {
     while (Date.now() < deadline) {
       const m = await this.currentMaster();
       if (m && m !== old) return m;
-      await new Promise((r) => setTimeout(r, 50));
+      await sleep(50);
     }
     throw new Error(`no failover away from port ${old.port} within ${timeoutMs} ms`);
   }
