@@ -46,7 +46,7 @@ export function isIdempotent(method: string | undefined): boolean {
 
 /**
  * Whether a failed attempt may be repeated on another backend. Never once a byte of the client's body
- * was consumed (it cannot be replayed: FIELD-NOTES 6); always when nothing reached the backend; and when
+ * was consumed (it cannot be replayed: a retry would send a truncated body); always when nothing reached the backend; and when
  * the backend may have seen the request, only for a body-less idempotent method. A slow backend (response
  * timeout) or a garbled answer is not retried: the next one would most likely do the same.
  */

@@ -64,10 +64,10 @@ export interface ForwardHeaderContext {
 
 /**
  * Rewrites the request's headers for the backend, once per request (retries reuse the result).
- * `xfwd` of http-proxy stays off (FIELD-NOTES 8): it appends to whatever the client sent. Here a client's
+ * `xfwd` of http-proxy stays off: it appends to whatever the client sent, so a client could forge its address. Here a client's
  * X-Forwarded-* are replaced, unless the peer is a trusted proxy: then its chain is extended.
  * The rewrite edits req.headers rather than the outgoing request, because http-proxy copies req.headers
- * and its `proxyReq` event is skipped for requests with `Expect` (FIELD-NOTES 9).
+ * and its `proxyReq` event is skipped for requests with `Expect`.
  */
 export function rewriteRequestHeaders(req: http.IncomingMessage, ctx: ForwardHeaderContext): void {
   const h = req.headers;
@@ -103,7 +103,7 @@ export function rewriteRequestHeaders(req: http.IncomingMessage, ctx: ForwardHea
 
 /**
  * The backend's response headers as they may be sent to the client, or null when one of them would make
- * Node throw (an invalid name or value: FIELD-NOTES 9). Checked before anything is written, so a bad
+ * Node throw (an invalid name or value). Checked before anything is written, so a bad
  * response becomes a clean 502 instead of half-set headers or a crash.
  */
 export function responseHeaders(src: http.IncomingHttpHeaders): http.OutgoingHttpHeaders | null {

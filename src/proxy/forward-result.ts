@@ -24,7 +24,7 @@ export type ForwardResult =
       phase: 'connect' | 'request' | 'response';
       /** No byte of the request can have reached the backend: any method may be retried. */
       notSent: boolean;
-      /** A byte of the client's body was consumed: the request cannot be replayed (FIELD-NOTES 6). */
+      /** A byte of the client's body was consumed: the request cannot be replayed (a retry would send a truncated body). */
       bodyConsumed: boolean;
       /** The underlying error code, for logs only. */
       code: string;

@@ -8,7 +8,7 @@ export function isToolName(s: string): boolean {
 }
 
 /**
- * The Host header as a lookup key (FIELD-NOTES 10): lower-case, no port, no trailing dot, IPv6 literals
+ * The Host header as a lookup key, so every spelling of one host finds one tool: lower-case, no port, no trailing dot, IPv6 literals
  * without brackets. null when it is missing or not a host at all.
  */
 export function normaliseHost(raw: string | undefined): string | null {

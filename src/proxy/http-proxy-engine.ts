@@ -79,7 +79,7 @@ export function createHttpProxyEngine(opts: ForwarderOptions): Forwarder {
   const agents = [httpAgent, httpsAgent, unpooledHttpAgent, unpooledHttpsAgent];
 
   const proxy = httpProxy.createProxyServer({ xfwd: false, ws: true, toProxy: true, prependPath: false, changeOrigin: false });
-  // Without a listener http-proxy throws and kills the process (FIELD-NOTES 2); every call below also
+  // Without an 'error' listener http-proxy throws and kills the process; every call below also
   // passes its own callback, so this only catches what slips past them.
   proxy.on('error', noop);
   // Of the web passes only the one that streams is run. `deleteLength` rewrites a chunked DELETE/OPTIONS to
@@ -151,8 +151,8 @@ export function createHttpProxyEngine(opts: ForwarderOptions): Forwarder {
           return;
         }
         if (res.writableFinished) return;
-        // The client went away: abort the upstream request, or it and its socket leak (FIELD-NOTES 4:
-        // http-proxy's `aborted` path is broken on Node >= 15.5).
+        // The client went away: abort the upstream request, or it and its socket stay open for nothing
+        // (http-proxy's own `aborted` path no longer fires on Node >= 15.5).
         if (!settled) fail('client_gone', 'CLIENT_CLOSED');
         else upstream?.destroy();
       }
@@ -371,7 +371,7 @@ export function createHttpProxyEngine(opts: ForwarderOptions): Forwarder {
         return;
       }
       // http-proxy pipes an answer other than 101 into the client socket and leaves both open
-      // (FIELD-NOTES 3). Replace that: the caller answers 502 and both ends are closed.
+      // for good. Replace that: the caller answers 502 and both ends are closed.
       cr.removeAllListeners('response');
       cr.on('response', (proxyRes: http.IncomingMessage) => {
         proxyRes.destroy();

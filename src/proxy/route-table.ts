@@ -4,7 +4,7 @@ export type { RouteAssignment };
 
 /**
  * Where a backend is reached, parsed once per backend. http-proxy re-parses a target given as a string
- * on every request (FIELD-NOTES); this object is handed to it as is. The fields are those of a parsed URL
+ * on every request (a measurable share of its cost per request); this object is handed to it as is. The fields are those of a parsed URL
  * that an HTTP client connects with, so another engine can use it just as well. (No `host`: Node's client
  * connects to `hostname` and overwrites `host` with it.)
  */

@@ -148,7 +148,7 @@ class UpstreamExchange implements Dispatcher.DispatchHandler {
       return;
     }
     if (this.res.writableFinished) return;
-    // The client went away: abort the upstream request, or it and its socket leak (FIELD-NOTES 4).
+    // The client went away: abort the upstream request, or it and its socket stay open for nothing.
     this.fail('client_gone', 'CLIENT_CLOSED');
   }
 

@@ -279,7 +279,7 @@ describe('proxy forwarding', () => {
       }
     });
 
-    it('never retries a POST whose body had started streaming (FIELD-NOTES 6)', async () => {
+    it('never retries a POST whose body had started streaming', async () => {
       // Takes some of the body, then resets: the bytes it consumed cannot be sent again.
       const eater = await startRawBackend((s) => {
         let seen = 0;
