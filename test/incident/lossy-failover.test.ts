@@ -1,3 +1,4 @@
+import { callApi } from '../support/api';
 import assert from 'node:assert/strict';
 import { freePortRange, launch, type CliProcess } from '../launcher/helpers';
 import { toolServer, type ToolServer } from '../discovery/helpers';
@@ -15,16 +16,6 @@ import { metricValue } from '../support/metrics';
 
 const TTL = 6;
 
-async function call(base: string, token: string, method: string, p: string, body?: unknown): Promise<{ status: number; json: any }> {
-  const res = await fetch(`${base}${p}`, {
-    method,
-    headers: { authorization: `Bearer ${token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
-    body: body !== undefined ? JSON.stringify(body) : undefined,
-    signal: AbortSignal.timeout(5000),
-  });
-  const text = await res.text();
-  return { status: res.status, json: text ? JSON.parse(text) : null };
-}
 
 describe('a Sentinel failover to a replica that missed the last writes (tokens, assignments, a launcher-less tool, a revocation)', function () {
   this.timeout(120_000);
@@ -63,22 +54,22 @@ describe('a Sentinel failover to a replica that missed the last writes (tokens, 
       ['CONFIG', 'SET', 'requirepass', 'the-replica-cannot-reconnect'],
       ['CLIENT', 'KILL', 'TYPE', 'replica'],
     ]);
-    const issue = async (tool: string) => (await call(serve.control, admin, 'POST', `/v1/tools/${tool}/tokens`, {})).json as { id: string; token: string };
+    const issue = async (tool: string) => (await callApi(serve.control, admin, 'POST', `/v1/tools/${tool}/tokens`, {})).body as { id: string; token: string };
     const t7 = await issue('t7');
     const t8 = await issue('t8');
     const spare = await issue('t7');
-    assert.equal((await call(serve.control, admin, 'DELETE', `/v1/tools/t7/tokens/${spare.id}`)).status, 204);
+    assert.equal((await callApi(serve.control, admin, 'DELETE', `/v1/tools/t7/tokens/${spare.id}`)).status, 204);
     launched = launch(serve.control, t7.token, 't7', ['--ttl', String(TTL)]);
     orphanLauncher = launch(serve.control, t8.token, 't8', ['--ttl', String(TTL)]);
     await waitFor('t7 and t8 routed', async () => (await fetch(`${serve.proxy}/t7/`)).status === 200 && (await fetch(`${serve.proxy}/t8/`)).status === 200, 30_000, 100);
-    const ports = (await call(serve.control, admin, 'GET', '/v1/ports')).json.assignments as Array<{ tool: string; port: number }>;
+    const ports = (await callApi(serve.control, admin, 'GET', '/v1/ports')).body.assignments as Array<{ tool: string; port: number }>;
     const portOf = (tool: string) => ports.find((a) => a.tool === tool)!.port;
     // t8's launcher dies; its server runs on.
     orphanLauncher.proc.kill('SIGKILL');
     await orphanLauncher.exited;
     await waitFor('t8 routed by discovery', async () => {
-      const t = await call(serve.control, admin, 'GET', '/v1/tools/t8');
-      return t.status === 200 && (t.json.backends as Array<{ source: string }>).some((b) => b.source === 'discovered');
+      const t = await callApi(serve.control, admin, 'GET', '/v1/tools/t8');
+      return t.status === 200 && (t.body.backends as Array<{ source: string }>).some((b) => b.source === 'discovered');
     }, 30_000, 100);
     await sleep(600); // the registry's copy is refreshed every 250 ms
 
@@ -90,21 +81,21 @@ describe('a Sentinel failover to a replica that missed the last writes (tokens, 
 
     // Every tool back with its own port: t7 registered by its launcher, t8 discovered again.
     const backAt = await waitFor('t7 and t8 back in the store with their ports', async () => {
-      const [a, b] = await Promise.all([call(serve.control, admin, 'GET', '/v1/tools/t7'), call(serve.control, admin, 'GET', '/v1/tools/t8')]);
+      const [a, b] = await Promise.all([callApi(serve.control, admin, 'GET', '/v1/tools/t7'), callApi(serve.control, admin, 'GET', '/v1/tools/t8')]);
       if (a.status !== 200 || b.status !== 200) return null;
       const ok =
-        (a.json.backends as Array<{ source: string }>).some((x) => x.source === 'registered') &&
-        (b.json.backends as Array<{ source: string }>).some((x) => x.source === 'discovered') &&
-        (a.json.assignments as Array<{ port: number }>).some((x) => x.port === portOf('t7')) &&
-        (b.json.assignments as Array<{ port: number }>).some((x) => x.port === portOf('t8'));
+        (a.body.backends as Array<{ source: string }>).some((x) => x.source === 'registered') &&
+        (b.body.backends as Array<{ source: string }>).some((x) => x.source === 'discovered') &&
+        (a.body.assignments as Array<{ port: number }>).some((x) => x.port === portOf('t7')) &&
+        (b.body.assignments as Array<{ port: number }>).some((x) => x.port === portOf('t8'));
       return ok ? Date.now() : null;
     }, 40_000, 100);
 
     // A new tool asking for a port now never gets t7's or t8's (the write-back holds them, and a port something
     // listens on is never handed out).
     const t10 = await waitFor('a port for t10', async () => {
-      const r = await call(serve.control, admin, 'POST', '/v1/ports', { tool: 't10', host: '127.0.0.1' });
-      return r.status === 200 ? (r.json.port as number) : null;
+      const r = await callApi(serve.control, admin, 'POST', '/v1/ports', { tool: 't10', host: '127.0.0.1' });
+      return r.status === 200 ? (r.body.port as number) : null;
     }, 20_000, 100);
     assert.ok(![portOf('t7'), portOf('t8')].includes(t10), `t10 got ${t10}, a running tool's port`);
     stray = await toolServer('t10', { port: t10 });
@@ -115,9 +106,9 @@ describe('a Sentinel failover to a replica that missed the last writes (tokens, 
     await waitFor('t10 routed to its own server', async () => (await (await fetch(`${serve.proxy}/t10/`)).text()).includes('t10'), 20_000, 100);
 
     // Tokens: t7's (lost with the failover) still heartbeats; the revoked one stays revoked.
-    const hb = await call(serve.control, t7.token, 'PUT', '/v1/tools/t7/backends/probe', { url: `http://127.0.0.1:${portOf('t7')}` });
-    assert.equal(hb.status, 200, JSON.stringify(hb.json));
-    assert.equal((await call(serve.control, spare.token, 'PUT', '/v1/tools/t7/backends/probe', { url: `http://127.0.0.1:${portOf('t7')}` })).status, 401);
+    const hb = await callApi(serve.control, t7.token, 'PUT', '/v1/tools/t7/backends/probe', { url: `http://127.0.0.1:${portOf('t7')}` });
+    assert.equal(hb.status, 200, JSON.stringify(hb.body));
+    assert.equal((await callApi(serve.control, spare.token, 'PUT', '/v1/tools/t7/backends/probe', { url: `http://127.0.0.1:${portOf('t7')}` })).status, 401);
     const refused = launched.events('heartbeat.failed').filter((l) => l.status === 401 || l.code === 'invalid_token');
     assert.deepEqual(refused, [], 't7\'s launcher was never refused');
 

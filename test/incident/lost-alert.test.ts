@@ -1,3 +1,4 @@
+import { callApi } from '../support/api';
 import assert from 'node:assert/strict';
 import { ruleAnnotations, testRecorded } from '../observability/promtool';
 import { startProcess, type SwitchboardProcess } from '../support/process';
@@ -23,14 +24,7 @@ interface Sample {
 }
 
 async function call(base: string, token: string, method: string, p: string, body?: unknown): Promise<number> {
-  const res = await fetch(`${base}${p}`, {
-    method,
-    headers: { authorization: `Bearer ${token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
-    body: body !== undefined ? JSON.stringify(body) : undefined,
-    signal: AbortSignal.timeout(5000),
-  });
-  await res.arrayBuffer();
-  return res.status;
+  return (await callApi(base, token, method, p, body)).status;
 }
 
 /** The rule's summary and description as Prometheus renders them for `n` lost tools named `tools`. */

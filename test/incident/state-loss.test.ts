@@ -1,3 +1,4 @@
+import { callApi } from '../support/api';
 import assert from 'node:assert/strict';
 import { mkdtempSync, existsSync } from 'node:fs';
 import os from 'node:os';
@@ -29,16 +30,6 @@ interface Tool {
   launcher: CliProcess;
 }
 
-async function call(base: string, token: string, method: string, p: string, body?: unknown): Promise<{ status: number; json: any }> {
-  const res = await fetch(`${base}${p}`, {
-    method,
-    headers: { authorization: `Bearer ${token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
-    body: body !== undefined ? JSON.stringify(body) : undefined,
-    signal: AbortSignal.timeout(5000),
-  });
-  const text = await res.text();
-  return { status: res.status, json: text ? JSON.parse(text) : null };
-}
 
 /** Requests to every tool through the proxy, every 100 ms, bounded in count and time. */
 class Probe {
@@ -89,16 +80,16 @@ describe('state loss: tokens, assignments and discovered tools survive Redis (an
   const admin = () => serve.adminToken;
 
   async function ports(): Promise<Map<string, number[]>> {
-    const res = await call(serve.control, admin(), "GET", "/v1/ports");
-    assert.equal(res.status, 200, JSON.stringify(res.json));
-    const body = res.json as { assignments: Array<{ tool: string; port: number }> };
+    const res = await callApi(serve.control, admin(), "GET", "/v1/ports");
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    const body = res.body as { assignments: Array<{ tool: string; port: number }> };
     const map = new Map<string, number[]>();
     for (const a of body.assignments) map.set(a.tool, [...(map.get(a.tool) ?? []), a.port]);
     return map;
   }
 
   async function sources(): Promise<Map<string, string[]>> {
-    const body = (await call(serve.control, admin(), 'GET', '/v1/tools')).json as { tools: Array<{ tool: string; backends: Array<{ source: string }> }> };
+    const body = (await callApi(serve.control, admin(), 'GET', '/v1/tools')).body as { tools: Array<{ tool: string; backends: Array<{ source: string }> }> };
     return new Map(body.tools.map((t) => [t.tool, t.backends.map((b) => b.source)]));
   }
 
@@ -130,8 +121,8 @@ describe('state loss: tokens, assignments and discovered tools survive Redis (an
   }
 
   async function assertRevokedStaysRevoked(): Promise<void> {
-    const res = await call(serve.control, revokedToken, 'PUT', '/v1/tools/ann/backends/intruder', { url: 'http://127.0.0.1:1' });
-    assert.equal(res.status, 401, JSON.stringify(res.json));
+    const res = await callApi(serve.control, revokedToken, 'PUT', '/v1/tools/ann/backends/intruder', { url: 'http://127.0.0.1:1' });
+    assert.equal(res.status, 401, JSON.stringify(res.body));
   }
 
   before(async () => {
@@ -148,14 +139,14 @@ describe('state loss: tokens, assignments and discovered tools survive Redis (an
     serve = await startProcess('serve', { env, config });
     await waitFor('the key source in the log', async () => /"event":"tokens.signing","source":"admin-token"/.test(serve.output()));
     for (const name of ALL) {
-      const issued = await call(serve.control, admin(), 'POST', `/v1/tools/${name}/tokens`, {});
+      const issued = await callApi(serve.control, admin(), 'POST', `/v1/tools/${name}/tokens`, {});
       assert.equal(issued.status, 201);
-      assert.match(issued.json.token, /^sbs_/, 'a signed token');
-      tools.push({ name, token: issued.json.token, port: 0, launcher: launch(serve.control, issued.json.token, name, ['--ttl', String(TTL)]) });
+      assert.match(issued.body.token, /^sbs_/, 'a signed token');
+      tools.push({ name, token: issued.body.token, port: 0, launcher: launch(serve.control, issued.body.token, name, ['--ttl', String(TTL)]) });
     }
-    const spare = await call(serve.control, admin(), 'POST', '/v1/tools/ann/tokens', {});
-    revokedToken = spare.json.token;
-    assert.equal((await call(serve.control, admin(), 'DELETE', `/v1/tools/ann/tokens/${spare.json.id}`)).status, 204);
+    const spare = await callApi(serve.control, admin(), 'POST', '/v1/tools/ann/tokens', {});
+    revokedToken = spare.body.token;
+    assert.equal((await callApi(serve.control, admin(), 'DELETE', `/v1/tools/ann/tokens/${spare.body.id}`)).status, 204);
     await assertRevokedStaysRevoked();
 
     await waitFor('every tool registered', async () => {
@@ -260,16 +251,16 @@ describe('one host on the embedded store: a restart keeps ports, tokens and disc
       const config = { discovery: { reconcileIntervalMs: RECONCILE_MS, settleMs: 200 }, registry: { snapshotIntervalMs: 250 }, ports: await freePortRange(4) };
       serve ??= await startProcess('serve', { env, config });
       await waitFor('the data-directory key in the log', async () => /"event":"tokens.signing","source":"data-dir"/.test(serve!.output()));
-      const issued = await call(serve.control, serve.adminToken, 'POST', '/v1/tools/solo/tokens', {});
+      const issued = await callApi(serve.control, serve.adminToken, 'POST', '/v1/tools/solo/tokens', {});
       assert.equal(issued.status, 201);
       if (!orphan) {
         // A tool whose launcher died: its server runs on, routed by discovery.
-        orphan = launch(serve.control, issued.json.token, 'solo', ['--ttl', '5']);
+        orphan = launch(serve.control, issued.body.token, 'solo', ['--ttl', '5']);
         await waitFor('solo registered', async () => (await fetch(`${serve!.proxy}/solo/`)).status === 200, 30_000, 100);
         orphan.proc.kill('SIGKILL');
         await orphan.exited;
       }
-      const before = (await call(serve.control, serve.adminToken, 'GET', '/v1/ports')).json.assignments as Array<{ tool: string; port: number }>;
+      const before = (await callApi(serve.control, serve.adminToken, 'GET', '/v1/ports')).body.assignments as Array<{ tool: string; port: number }>;
       assert.equal(before.length, 1);
       await waitFor('the copy on disk', async () => existsSync(path.join(dataDir, 'registry-snapshot.json')), 10_000);
       await sleep(600); // two copy intervals: the file holds the token issued above
@@ -278,13 +269,13 @@ describe('one host on the embedded store: a restart keeps ports, tokens and disc
       await serve.kill(signal);
       serve = await startProcess('serve', { env, config, controlPort });
       await waitFor('solo routed again', async () => (await fetch(`${serve!.proxy}/solo/`)).status === 200, 30_000, 100);
-      const after = (await call(serve.control, serve.adminToken, 'GET', '/v1/ports')).json.assignments as Array<{ tool: string; port: number }>;
+      const after = (await callApi(serve.control, serve.adminToken, 'GET', '/v1/ports')).body.assignments as Array<{ tool: string; port: number }>;
       assert.deepEqual(after.map((a) => `${a.tool}:${a.port}`), before.map((a) => `${a.tool}:${a.port}`));
-      const tool = (await call(serve.control, serve.adminToken, 'GET', '/v1/tools/solo')).json as { backends: Array<{ source: string }> };
+      const tool = (await callApi(serve.control, serve.adminToken, 'GET', '/v1/tools/solo')).body as { backends: Array<{ source: string }> };
       assert.deepEqual(tool.backends.map((b) => b.source), ['discovered']);
-      const hb = await call(serve.control, issued.json.token, 'PUT', `/v1/tools/solo/backends/check-${signal}`, { url: `http://127.0.0.1:${before[0].port}` });
-      assert.equal(hb.status, 200, JSON.stringify(hb.json));
-      assert.equal((await call(serve.control, issued.json.token, 'DELETE', `/v1/tools/solo/backends/check-${signal}`)).status, 204);
+      const hb = await callApi(serve.control, issued.body.token, 'PUT', `/v1/tools/solo/backends/check-${signal}`, { url: `http://127.0.0.1:${before[0].port}` });
+      assert.equal(hb.status, 200, JSON.stringify(hb.body));
+      assert.equal((await callApi(serve.control, issued.body.token, 'DELETE', `/v1/tools/solo/backends/check-${signal}`)).status, 204);
     });
   }
 });
@@ -302,15 +293,15 @@ describe('the embedded store without a data directory: a restart forgets the ass
   it('t8 keeps running on its port; after the restart t10 is given the next free port and the occupied one is counted', async () => {
     const config = { ports: await freePortRange(4) };
     serve = await startProcess('serve', { config, env: { SWITCHBOARD_ACCESS_LOG: 'false' } });
-    const got = await call(serve.control, serve.adminToken, 'POST', '/v1/ports', { tool: 't8', host: '127.0.0.1' });
+    const got = await callApi(serve.control, serve.adminToken, 'POST', '/v1/ports', { tool: 't8', host: '127.0.0.1' });
     assert.equal(got.status, 200);
-    t8 = await toolServer('t8', { port: got.json.port as number });
+    t8 = await toolServer('t8', { port: got.body.port as number });
     const controlPort = Number(new URL(serve.control).port);
     await serve.kill('SIGKILL');
     serve = await startProcess('serve', { config, env: { SWITCHBOARD_ACCESS_LOG: 'false' }, controlPort });
-    const t10 = await call(serve.control, serve.adminToken, 'POST', '/v1/ports', { tool: 't10', host: '127.0.0.1' });
-    assert.equal(t10.status, 200, JSON.stringify(t10.json));
-    assert.notEqual(t10.json.port, t8.port, 't10 was handed the port t8 listens on');
+    const t10 = await callApi(serve.control, serve.adminToken, 'POST', '/v1/ports', { tool: 't10', host: '127.0.0.1' });
+    assert.equal(t10.status, 200, JSON.stringify(t10.body));
+    assert.notEqual(t10.body.port, t8.port, 't10 was handed the port t8 listens on');
     const metrics = await (await fetch(`${serve.control}/metrics`)).text();
     assert.equal(metricValue(metrics, 'switchboard_ports_occupied_total'), 1);
   });

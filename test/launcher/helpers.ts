@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { cliArgs, type SwitchboardProcess } from '../support/process';
+import { cliArgs, startProcess, type SwitchboardProcess } from '../support/process';
 import { waitFor } from '../support/wait';
 import { logLines, LogLine } from '../support/logs';
 
@@ -180,3 +180,30 @@ export async function registryConfig(): Promise<Record<string, unknown>> {
 }
 
 /** The registry's JSON log lines (stdout of `serve`) of one event; a line still being written is left out. */
+
+/**
+ * The hooks every launcher suite needs: one `serve` for the suite (registryConfig() and `extra` on top), and
+ * every launcher a test started (through `started`) cleaned up after it, with its output shown when it failed.
+ * `serve()` answers the process once the suite's `before` has run.
+ */
+export function launcherSuite(extra: () => Record<string, unknown> = () => ({})): { serve(): SwitchboardProcess; started(p: CliProcess): CliProcess } {
+  let sb: SwitchboardProcess | null = null;
+  const running: CliProcess[] = [];
+  before(async () => {
+    sb = await startProcess('serve', { config: { ...(await registryConfig()), ...extra() }, env: { SWITCHBOARD_ACCESS_LOG: 'false' } });
+  });
+  afterEach(async function () {
+    if (this.currentTest?.state === 'failed') for (const p of running) process.stderr.write(`launcher output:\n${p.stdout()}${p.stderr()}\n`);
+    await Promise.all(running.splice(0).map((p) => p.cleanup()));
+  });
+  after(async () => {
+    await sb?.kill('SIGTERM');
+  });
+  return {
+    serve: () => sb!,
+    started: (p) => {
+      running.push(p);
+      return p;
+    },
+  };
+}

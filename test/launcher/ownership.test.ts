@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
-import { startProcess, type SwitchboardProcess } from '../support/process';
-import { accepts, api, getTool, launch, registryConfig, serviceInfo, spawnCli, waitForBackend, type CliProcess, toolToken } from './helpers';
+import type { SwitchboardProcess } from '../support/process';
+import { accepts, api, getTool, launch, serviceInfo, spawnCli, waitForBackend, toolToken, launcherSuite } from './helpers';
 import { waitFor } from '../support/wait';
 import { logEvents } from '../support/logs';
 
@@ -34,23 +34,11 @@ async function traffic(sb: SwitchboardProcess, tool: string, pid: number, until:
  */
 describe('switchboard run: a launcher removes only the lease it owns', function () {
   this.timeout(60_000);
+  const suite = launcherSuite(() => ({ discovery: { enabled: false } }));
+  const started = suite.started;
   let sb: SwitchboardProcess;
-  const running: CliProcess[] = [];
-  const started = (p: CliProcess) => {
-    running.push(p);
-    return p;
-  };
-
-  before(async () => {
-    const config = { ...(await registryConfig()), discovery: { enabled: false } };
-    sb = await startProcess('serve', { config, env: { SWITCHBOARD_ACCESS_LOG: 'false' } });
-  });
-  afterEach(async function () {
-    if (this.currentTest?.state === 'failed') for (const p of running) process.stderr.write(`launcher output:\n${p.stdout()}${p.stderr()}\n`);
-    await Promise.all(running.splice(0).map((p) => p.cleanup()));
-  });
-  after(async () => {
-    await sb?.kill('SIGTERM');
+  before(() => {
+    sb = suite.serve();
   });
 
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { startProcess, type SwitchboardProcess } from '../support/process';
-import { getTool, launch, registryConfig, serviceInfo, toolToken, waitForBackend, type BackendJson, type CliProcess } from './helpers';
+import { getTool, launch, registryConfig, serviceInfo, toolToken, waitForBackend, type BackendJson, type CliProcess, launcherSuite } from './helpers';
 import { waitFor, sleep } from '../support/wait';
 import { waitMetric } from '../support/metrics';
 
@@ -19,22 +19,11 @@ async function crash(b: BackendJson, code = 3): Promise<void> {
 
 describe('switchboard run --restart', function () {
   this.timeout(40_000);
+  const suite = launcherSuite();
+  const started = suite.started;
   let sb: SwitchboardProcess;
-  const running: CliProcess[] = [];
-  const started = (p: CliProcess) => {
-    running.push(p);
-    return p;
-  };
-
-  before(async () => {
-    sb = await startProcess('serve', { config: await registryConfig(), env: { SWITCHBOARD_ACCESS_LOG: 'false' } });
-  });
-  afterEach(async function () {
-    if (this.currentTest?.state === 'failed') for (const p of running) process.stderr.write(`launcher output:\n${p.stdout()}${p.stderr()}\n`);
-    await Promise.all(running.splice(0).map((p) => p.cleanup()));
-  });
-  after(async () => {
-    await sb?.kill('SIGTERM');
+  before(() => {
+    sb = suite.serve();
   });
 
   it('starts a child that exited on its own again, same port, backend id and instance; the restarts count reaches the registry and switchboard_backend_restarts', async () => {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { startProcess, type SwitchboardProcess } from '../support/process';
 import { freePort } from '../support/redis-server';
 import { VERSION } from '../../src/version';
-import { accepts, api, getTool, launch, registryConfig, serviceInfo, spawnCli, waitForBackend, type CliProcess, toolToken } from './helpers';
+import { accepts, api, getTool, launch, registryConfig, serviceInfo, spawnCli, waitForBackend, type CliProcess, toolToken, launcherSuite } from './helpers';
 import { waitFor } from '../support/wait';
 
 function portOf(url: string): number {
@@ -11,22 +11,11 @@ function portOf(url: string): number {
 
 describe('switchboard run', function () {
   this.timeout(40_000);
+  const suite = launcherSuite();
+  const started = suite.started;
   let sb: SwitchboardProcess;
-  const running: CliProcess[] = [];
-  const started = (p: CliProcess) => {
-    running.push(p);
-    return p;
-  };
-
-  before(async () => {
-    sb = await startProcess('serve', { config: await registryConfig(), env: { SWITCHBOARD_ACCESS_LOG: 'false' } });
-  });
-  afterEach(async function () {
-    if (this.currentTest?.state === 'failed') for (const p of running) process.stderr.write(`launcher output:\n${p.stdout()}${p.stderr()}\n`);
-    await Promise.all(running.splice(0).map((p) => p.cleanup()));
-  });
-  after(async () => {
-    await sb?.kill('SIGTERM');
+  before(() => {
+    sb = suite.serve();
   });
 
 

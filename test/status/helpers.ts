@@ -1,3 +1,4 @@
+import { callApi } from '../support/api';
 import http from 'node:http';
 import { startSwitchboard, type Roles, type Switchboard } from '../../src/app';
 import { loadConfig } from '../../src/config';
@@ -17,15 +18,8 @@ export async function startInProcess(roles: Roles, store?: Store, env: Record<st
   return Object.assign(sb, { control: `http://127.0.0.1:${sb.controlPort}`, proxyUrl: `http://127.0.0.1:${sb.proxyPort ?? 0}` });
 }
 
-export async function api(control: string, method: string, path: string, body?: unknown, token = ADMIN_TOKEN): Promise<{ status: number; body: any }> {
-  const res = await fetch(`${control}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
-    body: body !== undefined ? JSON.stringify(body) : undefined,
-    signal: AbortSignal.timeout(10_000),
-  });
-  const text = await res.text();
-  return { status: res.status, body: text ? JSON.parse(text) : null };
+export function api(control: string, method: string, path: string, body?: unknown, token = ADMIN_TOKEN): Promise<{ status: number; body: any }> {
+  return callApi(control, token, method, path, body);
 }
 
 export async function register(control: string, tool: string, id: string, url: string, extra: Record<string, unknown> = {}): Promise<any> {
