@@ -68,6 +68,19 @@ local function addAssignment(tool, host, port, now)
   return assignment
 end
 
+-- For each candidate of ARGV[3..] (triples tool, id, expiresAt) whose lease still has the expiresAt it was
+-- read with (no heartbeat renewed it since): fn(n, tool, id, key), n its 1-based index.
+local function eachUnrenewed(fn)
+  local n = 0
+  for i = 3, #ARGV, 3 do
+    n = n + 1
+    local tool, id, expiresAt = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
+    local key = tool .. '/' .. id
+    local score = redis.call('ZSCORE', P .. 'leases', key)
+    if score and tonumber(score) == expiresAt then fn(n, tool, id, key) end
+  end
+end
+
 -- A backend's ttl as a string: Lua numbers in a reply would be truncated to integers.
 local function ttlOf(key)
   local json = redis.call('HGET', P .. 'backends', key)
@@ -200,19 +213,12 @@ return 1
 export const EXPIRE_LEASES = `${PRELUDE}
 local removed = {}
 local changes = {}
-local n = 0
-for i = 3, #ARGV, 3 do
-  n = n + 1
-  local tool, id, expiresAt = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
-  local key = tool .. '/' .. id
-  local score = redis.call('ZSCORE', P .. 'leases', key)
-  if score and tonumber(score) == expiresAt then
-    removed[#removed + 1] = n
-    removed[#removed + 1] = ttlOf(key)
-    dropBackend(tool, id)
-    changes[#changes + 1] = { kind = 'backend.remove', tool = tool, id = id, reason = 'expired' }
-  end
-end
+eachUnrenewed(function(n, tool, id, key)
+  removed[#removed + 1] = n
+  removed[#removed + 1] = ttlOf(key)
+  dropBackend(tool, id)
+  changes[#changes + 1] = { kind = 'backend.remove', tool = tool, id = id, reason = 'expired' }
+end)
 if #changes > 0 then publish(changes) end
 return removed
 `;
@@ -225,23 +231,16 @@ return removed
 export const MARK_HELD = `${PRELUDE}
 local marked = {}
 local changes = {}
-local n = 0
-for i = 3, #ARGV, 3 do
-  n = n + 1
-  local tool, id, expiresAt = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
-  local key = tool .. '/' .. id
-  local score = redis.call('ZSCORE', P .. 'leases', key)
-  if score and tonumber(score) == expiresAt then
-    local backend = cjson.decode(redis.call('HGET', P .. 'backends', key))
-    if not backend.held then
-      backend.held = true
-      redis.call('HSET', P .. 'backends', key, cjson.encode(backend))
-      marked[#marked + 1] = n
-      marked[#marked + 1] = tostring(backend.ttl)
-      changes[#changes + 1] = { kind = 'backend.upsert', backend = backend }
-    end
+eachUnrenewed(function(n, tool, id, key)
+  local backend = cjson.decode(redis.call('HGET', P .. 'backends', key))
+  if not backend.held then
+    backend.held = true
+    redis.call('HSET', P .. 'backends', key, cjson.encode(backend))
+    marked[#marked + 1] = n
+    marked[#marked + 1] = tostring(backend.ttl)
+    changes[#changes + 1] = { kind = 'backend.upsert', backend = backend }
   end
-end
+end)
 if #changes > 0 then publish(changes) end
 return marked
 `;
