@@ -1,10 +1,9 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { startSwitchboard, type Roles, type Switchboard } from '../../src/app';
-import { loadConfig } from '../../src/config';
-import { type Logger, silentLogger } from '../../src/logger';
+import type { Roles, Switchboard } from '../../src/app';
+import type { Logger } from '../../src/logger';
 import type { Store } from '../../src/registry/store';
-import { engineEnv } from '../support/engine';
+import { startInProcess as startShared } from '../support/in-process';
 
 export const ADMIN = 'test-admin-token-0123456789abcdef';
 
@@ -79,28 +78,23 @@ export async function toolServer(name: string, opts: { healthPath?: string; port
 }
 
 /** Switchboard in this process on loopback ports the kernel picks, on the store given. */
-export async function startInProcess(
+export function startInProcess(
   store: Store,
   opts: { roles?: Roles; discovery?: Record<string, unknown>; overrides?: Record<string, unknown>; logger?: Logger } = {},
 ): Promise<Switchboard> {
-  const config = loadConfig({
-    env: engineEnv(),
+  const { proxy, ...rest } = (opts.overrides ?? {}) as { proxy?: Record<string, unknown> };
+  return startShared({
+    adminToken: ADMIN,
+    store,
+    roles: opts.roles,
+    logger: opts.logger,
     overrides: {
-      adminToken: ADMIN,
-      // holdMs 0: what discovery on the request path answers by itself (holding: test/proxy/proxy-hold.test.ts).
-      proxy: { port: 0, accessLog: false, feedPollMs: 200, holdMs: 0 },
-      control: { port: 0 },
       log: { level: 'silent' },
       discovery: { reconcileIntervalMs: 3_600_000, ...(opts.discovery ?? {}) },
-      ...(opts.overrides ?? {}),
+      ...rest,
+      // holdMs 0: what discovery on the request path answers by itself (holding: test/proxy/proxy-hold.test.ts).
+      proxy: { holdMs: 0, ...(proxy ?? {}) },
     },
-  });
-  return startSwitchboard({
-    config,
-    roles: opts.roles ?? { proxy: true, registry: true },
-    logger: opts.logger ?? silentLogger(),
-    store,
-    defaultMetrics: false,
   });
 }
 
