@@ -169,7 +169,6 @@ describe('state loss: tokens, assignments and discovered tools survive Redis (an
   });
 
   after(async () => {
-    if (process.env.SB_DUMP) require('node:fs').writeFileSync(process.env.SB_DUMP, serve?.output() ?? '');
     for (const t of tools) await t.launcher.cleanup();
     await serve?.kill('SIGKILL');
     await redis.stop();
