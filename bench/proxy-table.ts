@@ -4,8 +4,8 @@ import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type * as LoggerModule from '../src/logger';
-import type * as RouteTableModule from '../src/proxy/route-table';
-import type * as TableFeedModule from '../src/proxy/table-feed';
+import type * as RouteTableModule from '../src/table/route-table';
+import type * as TableFeedModule from '../src/table/table-feed';
 import type * as RedisStoreModule from '../src/registry/redis-store';
 import type { Store } from '../src/registry/store';
 import { percentile, ROOT, SWITCHBOARD_NODE_FLAGS, switchboardEnv } from './lib';
@@ -67,8 +67,8 @@ function stats(xs: number[]): { p50: number; max: number } {
 
 export async function timeReload(redisUrl: string, repeat: number): Promise<ReloadTiming> {
   const { silentLogger } = compiled<typeof LoggerModule>('logger.js');
-  const { RouteTable } = compiled<typeof RouteTableModule>('proxy/route-table.js');
-  const { TableFeed } = compiled<typeof TableFeedModule>('proxy/table-feed.js');
+  const { RouteTable } = compiled<typeof RouteTableModule>('table/route-table.js');
+  const { TableFeed } = compiled<typeof TableFeedModule>('table/table-feed.js');
   const { RedisStore } = compiled<typeof RedisStoreModule>('registry/redis-store.js');
   const store = await RedisStore.connect({ url: redisUrl, keyPrefix: 'sb:', commandTimeoutMs: 10_000 });
   try {

@@ -10,11 +10,11 @@ import { StatusSource } from './control/status-data';
 import { Healer } from './discovery/healer';
 import type { OnDemandDiscovery } from './discovery/on-demand';
 import { Reconciler } from './discovery/reconciler';
-import { discoveryHooks, proxyDiscovery } from './discovery/setup';
+import { proxyDiscovery } from './discovery/setup';
 import type { Logger } from './logger';
 import { Metrics } from './metrics';
-import { createProxyServer, type ProxyServer } from './proxy/server';
-import { TableFeed } from './proxy/table-feed';
+import { createProxyServer, type ProxyHooks, type ProxyServer } from './proxy/server';
+import { TableFeed } from './table/table-feed';
 import { createRegistryApi } from './registry/api';
 import { LeaseExpirer } from './registry/expirer';
 import { Leadership } from './registry/leadership';
@@ -70,6 +70,12 @@ export interface Switchboard {
   discovery: OnDemandDiscovery | null;
   proxy: ProxyServer | null;
   stop(): Promise<void>;
+}
+
+/** The proxy's hooks into on-demand discovery: wired here, where both parts are known. */
+function discoveryHooks(discovery: OnDemandDiscovery | null): ProxyHooks | undefined {
+  if (!discovery) return undefined;
+  return { onNoLiveBackend: (tool, route) => discovery.backendFor(tool, route), onDiscoveredFailed: (_tool, backend) => discovery.forget(backend) };
 }
 
 function listen(server: http.Server, port: number, host: string): Promise<number> {

@@ -1,8 +1,11 @@
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { parseCidr } from './registry/networks';
-import type { EngineName } from './proxy/forward-result';
+import { parseCidr } from './net/networks';
+
+/** The engines a proxy can forward plain HTTP requests with (proxy.engine). */
+export const ENGINES = ['undici', 'http-proxy'] as const;
+export type EngineName = (typeof ENGINES)[number];
 
 export interface SentinelAddress {
   host: string;

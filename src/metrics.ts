@@ -1,6 +1,6 @@
 import client from 'prom-client';
-import type { RouteTable } from './proxy/route-table';
-import { tableStats } from './table-stats';
+import type { RouteTable } from './table/route-table';
+import { tableStats } from './table/stats';
 
 /** Where the route-table gauges and switchboard_store_up are read at scrape time: a TableFeed. */
 export interface TableSource {

@@ -1,4 +1,4 @@
-import type { StatusReport } from '../control/status-data';
+import type { StatusReport } from './status-report';
 import { VERSION } from '../version';
 
 export interface ClientOptions {

@@ -1,6 +1,6 @@
 import type { Config } from '../config';
 import type { Logger } from '../logger';
-import { createRouteBackend, type RouteBackend, type RouteSource, type ToolRoute } from '../proxy/route-table';
+import { createRouteBackend, type RouteBackend, type RouteSource, type ToolRoute } from '../table/route-table';
 import { assignmentKey } from '../registry/store';
 import type { RouteAssignment } from '../registry/types';
 import { discoveredId, discoveredUrl } from './discovered';

@@ -1,6 +1,6 @@
 import net from 'node:net';
 import type { Config } from '../config';
-import { ConnectGuard } from '../proxy/connect-guard';
+import { ConnectGuard } from '../net/connect-guard';
 
 /** Where a probe knocks: an assignment's host and port. */
 export interface ProbeTarget {

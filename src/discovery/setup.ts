@@ -1,7 +1,6 @@
 import type { Config } from '../config';
 import type { Logger } from '../logger';
-import type { ProxyHooks } from '../proxy/server';
-import type { RouteSource } from '../proxy/route-table';
+import type { RouteSource } from '../table/route-table';
 import type { Healer } from './healer';
 import { OnDemandDiscovery } from './on-demand';
 import { HttpReporter, LocalReporter, type DiscoveryReporter } from './reporter';
@@ -26,9 +25,4 @@ export function proxyDiscovery(opts: { config: Config; routes: RouteSource; heal
     );
   }
   return new OnDemandDiscovery({ config, routes, reporter, logger });
-}
-
-export function discoveryHooks(discovery: OnDemandDiscovery | null): ProxyHooks | undefined {
-  if (!discovery) return undefined;
-  return { onNoLiveBackend: (tool, route) => discovery.backendFor(tool, route), onDiscoveredFailed: (_tool, backend) => discovery.forget(backend) };
 }

@@ -1,5 +1,5 @@
 import type { PassiveHealth } from './health';
-import type { RouteBackend, ToolRoute } from './route-table';
+import type { RouteBackend, ToolRoute } from '../table/route-table';
 
 /**
  * Round-robin over a tool's healthy backends, live ones first: a held backend (its lease lapsed, kept by

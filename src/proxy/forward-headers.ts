@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';
-import { NetworkSet, unmapIPv4 } from '../registry/networks';
+import { NetworkSet, unmapIPv4 } from '../net/networks';
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,128}$/;
 

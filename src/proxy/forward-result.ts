@@ -1,8 +1,8 @@
 import type http from 'node:http';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
-import { ADDRESS_NOT_ALLOWED, type ConnectGuard } from './connect-guard';
-import type { RouteBackend } from './route-table';
+import { ADDRESS_NOT_ALLOWED, type ConnectGuard } from '../net/connect-guard';
+import type { RouteBackend } from '../table/route-table';
 
 // What every forwarding engine promises the server (src/proxy/forwarder.ts picks one). Routing, health,
 // retries and error pages are written against these types only.
@@ -37,9 +37,8 @@ export type ForwardResult =
 
 export type ForwardFailure = Exclude<ForwardResult, { kind: 'ok' }>;
 
-/** The engines a proxy can forward plain HTTP requests with (config proxy.engine). */
-export const ENGINES = ['undici', 'http-proxy'] as const;
-export type EngineName = (typeof ENGINES)[number];
+export { ENGINES, type EngineName } from '../config';
+import type { EngineName } from '../config';
 
 export interface ForwarderOptions {
   /** What forwards plain requests; WebSocket upgrades always go through http-proxy. */

@@ -1,4 +1,4 @@
-import type { RouteBackend } from './route-table';
+import type { RouteBackend } from '../table/route-table';
 
 export interface HealthOptions {
   /** First cool-off after a failure. */

@@ -1,5 +1,5 @@
 import type { HOLD_OUTCOMES } from '../metrics';
-import type { RouteTable, ToolRoute } from './route-table';
+import type { RouteTable, ToolRoute } from '../table/route-table';
 
 /** How a hold ended. `overflow`: the tool's queue was full, the request was never held. */
 export type HoldOutcome = (typeof HOLD_OUTCOMES)[number];

@@ -3,10 +3,10 @@ import https from 'node:https';
 import type { Duplex } from 'node:stream';
 import { PassThrough } from 'node:stream';
 import httpProxy from 'http-proxy';
-import { ADDRESS_NOT_ALLOWED } from './connect-guard';
+import { ADDRESS_NOT_ALLOWED } from '../net/connect-guard';
 import { responseHeaders } from './forward-headers';
 import { cannotStart, classify, literalJudge, noop, type ForwardFailure, type ForwardFailureKind, type Forwarder, type ForwarderOptions, type ForwardResult } from './forward-result';
-import type { BackendTarget, RouteBackend } from './route-table';
+import type { BackendTarget, RouteBackend } from '../table/route-table';
 
 // The only module that knows http-proxy: the engine of proxy.engine "http-proxy", and of every WebSocket
 // upgrade whatever the engine.

@@ -7,16 +7,16 @@ import { performance } from 'node:perf_hooks';
 import type { Config } from '../config';
 import type { Logger } from '../logger';
 import type { Metrics } from '../metrics';
-import { NetworkSet } from '../registry/networks';
+import { NetworkSet } from '../net/networks';
 import { Balancer, mayRetry } from './balancer';
 import { rawErrorResponse, renderError, sendError, wantsJson, type ProxyErrorCode } from './error-pages';
 import { requestIdOf, rewriteRequestHeaders } from './forward-headers';
-import { ConnectGuard } from './connect-guard';
+import { ConnectGuard } from '../net/connect-guard';
 import { createForwarder, type EngineName, type ForwardFailure, type ForwardResult } from './forwarder';
 import { PassiveHealth, type HealthOptions } from './health';
 import { HoldQueues, type HoldOutcome, type TableEvents, type Waiter } from './hold';
 import { resolveTool } from './host';
-import type { RouteBackend, RouteSource, ToolRoute } from './route-table';
+import type { RouteBackend, RouteSource, ToolRoute } from '../table/route-table';
 
 export interface ProxyHooks {
   /**

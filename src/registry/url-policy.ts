@@ -3,7 +3,7 @@ import net from 'node:net';
 import os from 'node:os';
 import type { Config } from '../config';
 import { badRequest } from './errors';
-import { NetworkSet, isLoopback, isNeverAllowed, unmapIPv4 } from './networks';
+import { NetworkSet, isLoopback, isNeverAllowed, unmapIPv4 } from '../net/networks';
 
 /** Answers every address a DNS name stands for. */
 export type Lookup = (name: string) => Promise<string[]>;

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { probe } from '../../src/discovery/probe';
-import { ConnectGuard } from '../../src/proxy/connect-guard';
+import { ConnectGuard } from '../../src/net/connect-guard';
 import { sleep } from '../support/wait';
 
 // A probe knocks only where the proxy itself would be allowed to connect.

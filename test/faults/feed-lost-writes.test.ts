@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import Redis from 'ioredis';
 import { silentLogger } from '../../src/logger';
-import { TableFeed } from '../../src/proxy/table-feed';
+import { TableFeed } from '../../src/table/table-feed';
 import { RedisStore } from '../../src/registry/redis-store';
 import { RedisServer } from '../support/redis-server';
 import { waitFor } from '../support/wait';

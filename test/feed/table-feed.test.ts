@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import Redis from 'ioredis';
 import { silentLogger } from '../../src/logger';
-import { TableFeed } from '../../src/proxy/table-feed';
+import { TableFeed } from '../../src/table/table-feed';
 import { MemoryStore } from '../../src/registry/memory-store';
 import { RedisStore } from '../../src/registry/redis-store';
 import type { Store } from '../../src/registry/store';

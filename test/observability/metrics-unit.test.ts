@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { AggregatorRegistry, type MetricObjectWithValues, type MetricValue } from 'prom-client';
 import { DISCOVERED_TOOLS_LIMIT, Metrics, type TableSource } from '../../src/metrics';
-import { RouteTable } from '../../src/proxy/route-table';
+import { RouteTable } from '../../src/table/route-table';
 import type { Assignment, Backend } from '../../src/registry/types';
 import { checkMetrics } from './promtool';
 import { metricValue } from '../support/metrics';

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { Balancer, mayRetry } from '../../src/proxy/balancer';
 import { PassiveHealth } from '../../src/proxy/health';
-import { createRouteBackend, type RouteBackend, type ToolRoute } from '../../src/proxy/route-table';
+import { createRouteBackend, type RouteBackend, type ToolRoute } from '../../src/table/route-table';
 
 function rb(id: string, port: number): RouteBackend {
   return createRouteBackend({ id, url: `http://127.0.0.1:${port}`, source: 'registered' })!;

@@ -4,7 +4,7 @@ import net from 'node:net';
 import { loadConfig, type Config } from '../../src/config';
 import { silentLogger, type Logger } from '../../src/logger';
 import { Metrics } from '../../src/metrics';
-import { RouteTable, type RouteSource } from '../../src/proxy/route-table';
+import { RouteTable, type RouteSource } from '../../src/table/route-table';
 import { createProxyServer, type ProxyServer, type ProxyServerOptions } from '../../src/proxy/server';
 import type { Assignment, Backend, TableSnapshot } from '../../src/registry/types';
 import { engineEnv } from '../support/engine';

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { RouteTable, parseTarget } from '../../src/proxy/route-table';
+import { RouteTable, parseTarget } from '../../src/table/route-table';
 import type { Change, ChangeEvent } from '../../src/registry/types';
 import { assignment } from './helpers';
 

@@ -1,7 +1,7 @@
 // RouteTable keeps its tools in hash shards so an update copies only the shards it touches. These
 // tests hold it to a plain Map model through many random updates, and check what an update shares.
 import assert from 'node:assert/strict';
-import { RouteTable } from '../../src/proxy/route-table';
+import { RouteTable } from '../../src/table/route-table';
 import type { Assignment, Backend, Change, ChangeEvent } from '../../src/registry/types';
 
 function backend(tool: string, id: string, port: number): Backend {

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { RouteTable, createRouteBackend, parseTarget } from '../../src/proxy/route-table';
+import { RouteTable, createRouteBackend, parseTarget } from '../../src/table/route-table';
 import type { Backend, ChangeEvent } from '../../src/registry/types';
 import { assignment, backend, snapshot } from './helpers';
 

@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import Redis from 'ioredis';
 import { silentLogger } from '../../src/logger';
-import { TableFeed } from '../../src/proxy/table-feed';
+import { TableFeed } from '../../src/table/table-feed';
 import { DurableCopy, readCopyFile, type RegistryCopy } from '../../src/registry/durable-copy';
 import { MemoryStore } from '../../src/registry/memory-store';
 import { RedisStore } from '../../src/registry/redis-store';

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { loadConfig, type Config } from '../../src/config';
 import { silentLogger } from '../../src/logger';
 import { Metrics } from '../../src/metrics';
-import { TableFeed } from '../../src/proxy/table-feed';
+import { TableFeed } from '../../src/table/table-feed';
 import { LeaseExpirer } from '../../src/registry/expirer';
 import { Leadership } from '../../src/registry/leadership';
 import { MemoryStore } from '../../src/registry/memory-store';

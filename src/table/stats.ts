@@ -1,4 +1,4 @@
-import type { RouteTable } from './proxy/route-table';
+import type { RouteTable } from './route-table';
 
 /** Backends of one source, by state: `live` routes; `held` is kept only by self-preservation (its lease lapsed). */
 export interface BackendStates {

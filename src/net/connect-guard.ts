@@ -1,6 +1,6 @@
 import dns from 'node:dns';
 import net from 'node:net';
-import { NetworkSet, isNeverAllowed, unmapIPv4 } from '../registry/networks';
+import { NetworkSet, isNeverAllowed, unmapIPv4 } from './networks';
 
 /** The error a connection gets when its address is not one the proxy may open. */
 export const ADDRESS_NOT_ALLOWED = 'ERR_ADDRESS_NOT_ALLOWED';
