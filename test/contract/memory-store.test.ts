@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { MemoryStore } from '../../src/registry/memory-store';
 import type { ChangeEvent } from '../../src/registry/types';
-import { restoreContract } from './restore.contract';
 import { storeContract } from './store.contract';
 
 const memoryStores = {
@@ -10,7 +9,6 @@ const memoryStores = {
   },
 };
 storeContract('memory', memoryStores);
-restoreContract('memory', memoryStores);
 
 describe('MemoryStore specifics', () => {
   it('starts a new epoch per instance', async () => {

@@ -2,7 +2,6 @@ import { randomUUID } from 'node:crypto';
 import { silentLogger } from '../../src/logger';
 import { RedisStore } from '../../src/registry/redis-store';
 import { RedisServer } from '../support/redis-server';
-import { restoreContract } from './restore.contract';
 import { storeContract } from './store.contract';
 
 describe('RedisStore (contract)', () => {
@@ -29,5 +28,4 @@ describe('RedisStore (contract)', () => {
     },
   };
   storeContract('redis', redisStores);
-  restoreContract('redis', redisStores);
 });
