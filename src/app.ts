@@ -1,7 +1,7 @@
 import http from 'node:http';
 import type { Duplex } from 'node:stream';
 import { answerClientError } from './client-error';
-import type { AddressInfo } from 'node:net';
+import { listen } from './net/listen';
 import type express from 'express';
 import type { Config } from './config';
 import { createControlApp, type Readiness } from './control/app';
@@ -76,16 +76,6 @@ export interface Switchboard {
 function discoveryHooks(discovery: OnDemandDiscovery | null): ProxyHooks | undefined {
   if (!discovery) return undefined;
   return { onNoLiveBackend: (tool, route) => discovery.backendFor(tool, route), onDiscoveredFailed: (_tool, backend) => discovery.forget(backend) };
-}
-
-function listen(server: http.Server, port: number, host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      server.off('error', reject);
-      resolve((server.address() as AddressInfo).port);
-    });
-  });
 }
 
 /**

@@ -1,0 +1,241 @@
+import type http from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { Logger } from '../logger';
+import type { NetworkSet } from '../net/networks';
+import type { RouteSource } from '../table/route-table';
+import type { ProxyAccounting } from './accounting';
+import { FAILURE_PAGE, failurePage, type Attempts } from './attempts';
+import type { BackendSupply, Supply } from './backend-supply';
+import { mayRetry, type Balancer } from './balancer';
+import { rawErrorResponse, renderError, sendError, wantsJson, type ProxyErrorCode } from './error-pages';
+import { startExchange, type Exchange } from './exchange';
+import { rewriteRequestHeaders } from './forward-headers';
+import type { Forwarder } from './forward-result';
+import type { PassiveHealth } from './health';
+import { resolveRoute, type Resolution } from './route-resolution';
+
+/** The parts the proxy's handler is made of (createProxyServer builds them from the config). */
+export interface HandlerParts {
+  routes: RouteSource;
+  domain: string | null;
+  trusted: NetworkSet;
+  supply: BackendSupply;
+  balancer: Balancer;
+  attempts: Attempts;
+  forwarder: Forwarder;
+  health: PassiveHealth;
+  accounting: ProxyAccounting;
+  logger: Logger;
+  /** The server is draining: answers say `connection: close`, nothing new is held or upgraded. */
+  draining(): boolean;
+  /** A response closed while draining: its connection may be idle now. */
+  closedWhileDraining(): void;
+}
+
+function hasBody(req: http.IncomingMessage): boolean {
+  const cl = req.headers['content-length'];
+  return req.headers['transfer-encoding'] !== undefined || (cl !== undefined && cl !== '0');
+}
+
+function isWebSocket(req: http.IncomingMessage): boolean {
+  return req.method === 'GET' && typeof req.headers.upgrade === 'string' && req.headers.upgrade.toLowerCase() === 'websocket';
+}
+
+/**
+ * The proxy's hot path, one exchange at a time, in the order it happens: resolve the route (shared by
+ * requests and upgrades), pick the backends, forward, answer, account. Every step is a named part of its own
+ * file; this class only puts them in order and turns their outcomes into answers.
+ */
+export class ProxyHandler {
+  /** Upgraded (WebSocket) connections, cut when a drain ends. */
+  readonly upgraded = new Set<Duplex>();
+
+  constructor(private readonly p: HandlerParts) {}
+
+  onRequest(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const ex = startExchange(req);
+    // Every answer sets its own headers when it writes its head (writeHead with a head object alone skips a
+    // second copy and validation of every header). Nor is there a set of the responses in flight for the
+    // drain: a long-lived Set holding each response promotes it to the old generation, and the GC pauses
+    // that follow cost more than the drain saves. Answers started during a drain check `draining` instead.
+    if (this.p.draining()) res.setHeader('connection', 'close');
+    // The line is written once the response has closed AND handle() is over, whichever comes last. The
+    // response of a relayed answer closes first: Node emits 'close' from a nextTick, before the promise
+    // continuation in handle() that records the outcome. A client gone mid-request is the same: its
+    // 'close' comes before the forwarder's answer.
+    let ends = 2;
+    const ended = () => {
+      if (--ends === 0) this.p.accounting.ended(req, ex, res.headersSent ? res.statusCode : 499);
+    };
+    // 'close' alone: Node emits it after 'finish' too, so one listener sees every end.
+    res.once('close', () => {
+      ended();
+      if (this.p.draining()) this.p.closedWhileDraining();
+    });
+    this.handle(req, res, ex).then(ended, (err: Error) => {
+      try {
+        this.internalError(ex, err);
+        if (!res.headersSent) this.answer(res, req, ex, 'bad_gateway');
+        else res.destroy();
+      } finally {
+        ended();
+      }
+    });
+  }
+
+  onUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): void {
+    const ex = startExchange(req);
+    socket.on('error', () => socket.destroy());
+    this.upgraded.add(socket);
+    let status = 0;
+    // As for requests: the line once the socket has closed and the handling is over, whichever is last.
+    let ends = 2;
+    const ended = () => {
+      if (--ends === 0) this.p.accounting.ended(req, ex, status || 499);
+    };
+    socket.once('close', () => {
+      this.upgraded.delete(socket);
+      ended();
+    });
+    const refuse = (code: ProxyErrorCode) => {
+      status = refuseUpgrade(req, socket, ex, code);
+    };
+    this.upgrade(req, socket, head, ex, refuse).then(
+      (relayed) => {
+        if (relayed) status = 101;
+        ended();
+      },
+      (err: Error) => {
+        try {
+          this.internalError(ex, err);
+          socket.destroy();
+        } finally {
+          ended();
+        }
+      },
+    );
+  }
+
+  private async handle(req: http.IncomingMessage, res: http.ServerResponse, ex: Exchange): Promise<void> {
+    // 1. The route.
+    const found = resolveRoute(req, this.p.routes, this.p.domain, ex);
+    if (found.kind === 'refused') {
+      // A request whose Host cannot be trusted leaves nothing on its connection worth keeping.
+      if (found.page === 'bad_request') res.setHeader('connection', 'close');
+      this.countRefusal(found.page);
+      return this.answer(res, req, ex, found.page);
+    }
+    if (found.kind === 'redirect') return redirect(res, ex, found.location);
+    // 2. Its backends: the table's, a discovered one, or one that comes while the request is held.
+    const tool = found.route.tool;
+    const supply = await this.p.supply.backendsFor(found.route, res, ex);
+    if (supply.kind !== 'route') return this.noBackend(res, req, ex, supply);
+    // 3. Forward, with retries where they are safe.
+    rewriteRequestHeaders(req, { requestId: ex.requestId, trusted: this.p.trusted });
+    const body = hasBody(req);
+    let last = await this.p.attempts.forward(req, res, ex, supply.route, supply.only, body);
+    if (last && ex.hold === undefined && mayRetry(req.method, body, last) && (supply.only || !this.hasLiveBackend(tool))) {
+      // The backend tried is gone and the tool has none in the table now (its launcher deregistered it while
+      // this request was on its way; or discovery found a process on its way out): nothing of the request
+      // was used up, so it is held like any request for a tool without a live backend.
+      if (supply.only) this.p.supply.failed(tool, supply.only);
+      const later = await this.p.supply.held(tool, res, ex);
+      if (later.kind === 'client_gone') return void (ex.outcome = 'client_gone');
+      if (later.kind === 'route') last = await this.p.attempts.forward(req, res, ex, later.route, null, body);
+    }
+    // 4. Answer: relayed already (undefined), or the page of the last failure.
+    if (last === undefined) return;
+    if (last === null) return this.noBackend(res, req, ex, { kind: 'none' });
+    this.answer(res, req, ex, ex.notRunning ? 'not_running' : FAILURE_PAGE[last.kind]);
+  }
+
+  /** Relays an upgrade; true once the backend's 101 reached the client. */
+  private async upgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer, ex: Exchange, refuse: (code: ProxyErrorCode) => void): Promise<boolean> {
+    // 1. The route.
+    if (this.p.draining() || !isWebSocket(req)) {
+      refuse(this.p.draining() ? 'no_routes' : 'bad_request');
+      return false;
+    }
+    const found = resolveRoute(req, this.p.routes, this.p.domain, ex);
+    if (found.kind === 'refused') {
+      this.countRefusal(found.page);
+      refuse(found.page);
+      return false;
+    }
+    // 2. A backend (a redirect's tool is upgraded as is: a WebSocket client does not follow a 301).
+    const tool = found.route.tool;
+    const supply = await this.p.supply.backendsFor(found.route, socket, ex);
+    if (supply.kind === 'client_gone') {
+      ex.outcome = 'client_gone';
+      return false;
+    }
+    const backend = supply.kind === 'route' ? (supply.only ?? this.p.balancer.pick(supply.route)) : null;
+    if (!backend) {
+      this.p.accounting.countError('not_running');
+      refuse('not_running');
+      return false;
+    }
+    if (socket.destroyed) return false;
+    // 3. Relay, once: on a failure the relay has already answered the client socket (through `refuse`).
+    rewriteRequestHeaders(req, { requestId: ex.requestId, trusted: this.p.trusted, upgrade: true });
+    ex.attempts = 1;
+    ex.backend = backend.id;
+    const r = await this.p.forwarder.upgrade(req, socket, head, backend, (f) => refuse(failurePage(backend, f)));
+    if (r.kind === 'ok') {
+      ex.outcome = 'ok';
+      this.p.health.markSuccess(tool, backend);
+      return true;
+    }
+    if (r.kind === 'client_gone') ex.outcome = 'client_gone';
+    this.p.attempts.failed(tool, backend, r, ex);
+    return false;
+  }
+
+  /**
+   * Whether the current table has a live backend for the tool: one deregistered meanwhile does not count,
+   * nor one held by self-preservation (its heartbeats stopped: a restart may be under way, as for a tool
+   * without a backend).
+   */
+  private hasLiveBackend(tool: string): boolean {
+    const now = this.p.routes.current()?.lookup(tool);
+    return now === undefined || now.backends.some((b) => !b.held) || now.assignments.length === 0;
+  }
+
+  /** A tool the table cannot route counts as a `no_route` error; a malformed request as none. */
+  private countRefusal(page: Extract<Resolution, { kind: 'refused' }>['page']): void {
+    if (page !== 'bad_request') this.p.accounting.countError('no_route');
+  }
+
+  private noBackend(res: http.ServerResponse, req: http.IncomingMessage, ex: Exchange, supply: Exclude<Supply, { kind: 'route' }>): void {
+    if (supply.kind === 'client_gone') return void (ex.outcome = 'client_gone');
+    this.p.accounting.countError('not_running');
+    this.answer(res, req, ex, 'not_running');
+  }
+
+  private answer(res: http.ServerResponse, req: http.IncomingMessage, ex: Exchange, code: ProxyErrorCode): void {
+    ex.outcome = code;
+    if (this.p.draining() && !res.headersSent) res.setHeader('connection', 'close');
+    sendError(res, renderError(code, { tool: ex.tool, requestId: ex.requestId, json: wantsJson(req.headers.accept) }));
+  }
+
+  private internalError(ex: Exchange, err: Error): void {
+    this.p.logger.error({ event: 'proxy.internal_error', requestId: ex.requestId, err: err.message, stack: err.stack }, 'proxy internal error');
+  }
+}
+
+function redirect(res: http.ServerResponse, ex: Exchange, location: string): void {
+  ex.outcome = 'redirect';
+  res.writeHead(301, { location, 'content-length': '0', 'x-request-id': ex.requestId });
+  res.end();
+}
+
+/** Answers a refused upgrade on the raw socket; the status it answered. */
+function refuseUpgrade(req: http.IncomingMessage, socket: Duplex, ex: Exchange, code: ProxyErrorCode): number {
+  ex.outcome = code;
+  const page = renderError(code, { tool: ex.tool, requestId: ex.requestId, json: wantsJson(req.headers.accept) });
+  if (socket.destroyed) return page.status;
+  socket.end(rawErrorResponse(page), () => socket.destroy());
+  // A client that never reads its answer must not hold the socket.
+  setTimeout(() => socket.destroy(), 1000).unref();
+  return page.status;
+}
