@@ -2,7 +2,7 @@ import { parseArgs } from 'node:util';
 import { RegistryClient, RegistryHttpError, type ToolListing } from '../client/registry-client';
 import { countsOf, type StatusReport, type StatusTool } from '../control/status-data';
 import { BACKEND_COLUMNS, assignmentsText, summaryPairs, toolBackendRows } from '../control/status-table';
-import { clientDefaults } from './token';
+import { clientDefaults } from '../client/defaults';
 
 /**
  * The registry's answer may come from anywhere; a control character in a client version must not move

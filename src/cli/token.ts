@@ -1,13 +1,8 @@
 import { parseArgs } from 'node:util';
+import { clientDefaults } from '../client/defaults';
 import { RegistryClient } from '../client/registry-client';
 
 /** Where operator commands find the registry and their credentials when no flag says. */
-export function clientDefaults(env: NodeJS.ProcessEnv = process.env): { registry: string; token: string | undefined } {
-  return {
-    registry: env.SWITCHBOARD_REGISTRY ?? `http://127.0.0.1:${env.SWITCHBOARD_CONTROL_PORT ?? '8282'}`,
-    token: env.SWITCHBOARD_TOKEN ?? env.SWITCHBOARD_ADMIN_TOKEN,
-  };
-}
 
 export async function tokenCommand(args: string[]): Promise<number> {
   const [action, ...rest] = args;

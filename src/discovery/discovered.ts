@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { parseTarget } from '../table/route-table';
 import { assignmentKey } from '../registry/store';
 import type { Assignment } from '../registry/types';
-import { canonicalHost } from '../registry/url-policy';
+import { canonicalHost } from '../net/host-names';
 import { hostPort } from './probe';
 
 /**

@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
-import { clientDefaults } from '../cli/token';
-import { canonicalHost } from '../registry/url-policy';
+import { clientDefaults } from '../client/defaults';
+import { canonicalHost } from '../net/host-names';
 import { usageError } from './errors';
 
 export interface RegistryTarget {

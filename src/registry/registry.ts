@@ -9,7 +9,8 @@ import { acceptsConnections } from './port-check';
 import type { EpochRecovery } from './recovery';
 import { generateSignedToken, generateToken, tokenIdOf, type TokenSigner } from './tokens';
 import type { AllocateOptions, Assignment, Backend, BackendSource, OwnedRemoval } from './types';
-import { AddressPolicy, canonicalHost, type Lookup } from './url-policy';
+import { canonicalHost } from '../net/host-names';
+import { AddressPolicy, type Lookup } from './url-policy';
 import { Validators, type HeartbeatBody } from './validate';
 
 export interface HeartbeatInput {

@@ -5,7 +5,7 @@ import net from 'node:net';
 import { ADDRESS_NOT_ALLOWED, ConnectGuard } from '../../src/net/connect-guard';
 import { RouteTable, createRouteBackend } from '../../src/table/route-table';
 import { MemoryStore } from '../../src/registry/memory-store';
-import { canonicalHost } from '../../src/registry/url-policy';
+import { canonicalHost } from '../../src/net/host-names';
 import { startApi, type Api } from '../registry/harness';
 import { StaticRoutes, backend, request, startProxy, tableOf, testConfig, type TestProxy } from '../proxy/helpers';
 import { waitFor } from '../support/wait';
