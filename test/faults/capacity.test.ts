@@ -4,7 +4,7 @@ import http from 'node:http';
 import net from 'node:net';
 import WebSocket, { WebSocketServer } from 'ws';
 import { backend } from '../proxy/helpers';
-import { get } from './helpers';
+import { get } from '../support/traffic';
 import { ProxyChild } from './proxy-child';
 import { waitFor } from '../support/wait';
 import { startBackend, listen, closeServer, type Backend } from '../support/backend';

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
 import { backend } from '../proxy/helpers';
-import { get } from './helpers';
+import { get } from '../support/traffic';
 import { ProxyChild } from './proxy-child';
 import type { ProxyStats } from './fixtures/proxy-process';
 import defaults from '../../config/default.json';

@@ -1,5 +1,4 @@
 import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
-import http from 'node:http';
 import type { SwitchboardProcess } from '../support/process';
 import { sleep } from '../support/wait';
 
@@ -80,68 +79,6 @@ export class Heartbeats {
     this.stopped = true;
     await Promise.all(this.loops);
   }
-}
-
-export interface Failure {
-  at: number;
-  proxy: string;
-  tool: string;
-  status: number;
-  body: string;
-}
-
-/**
- * Steady traffic: `concurrency` clients per proxy, each requesting the tools in turn over keep-alive
- * connections. Bounded in count (maxRequests per client) and stopped by stop().
- */
-export class Traffic {
-  private stopped = false;
-  private readonly loops: Promise<void>[] = [];
-  private readonly agents: http.Agent[] = [];
-  ok = 0;
-  readonly failures: Failure[] = [];
-
-  constructor(
-    proxies: SwitchboardProcess[],
-    private readonly tools: () => string[],
-    concurrency = 4,
-    private readonly maxRequests = 20_000,
-  ) {
-    for (const p of proxies) {
-      const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
-      this.agents.push(agent);
-      for (let c = 0; c < concurrency; c++) this.loops.push(this.loop(p, agent, c));
-    }
-  }
-
-  private async loop(p: SwitchboardProcess, agent: http.Agent, offset: number): Promise<void> {
-    for (let i = 0; !this.stopped && i < this.maxRequests; i++) {
-      const list = this.tools();
-      const tool = list[(i + offset) % list.length];
-      const r = await get(p.proxyPort, `/${tool}/t${i}`, agent).catch((err: Error) => ({ status: 0, body: err.message }));
-      if (r.status === 200 && r.body === `${tool} /${tool}/t${i}`) this.ok++;
-      else this.failures.push({ at: Date.now(), proxy: p.proxy, tool, status: r.status, body: r.body.slice(0, 200) });
-    }
-  }
-
-  async stop(): Promise<void> {
-    this.stopped = true;
-    await Promise.all(this.loops);
-    for (const a of this.agents) a.destroy();
-  }
-}
-
-export function get(port: number, path: string, agent: http.Agent | false = false, timeoutMs = 5000): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = http.get({ host: '127.0.0.1', port, path, agent, timeout: timeoutMs }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
-      res.on('error', reject);
-    });
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.on('error', reject);
-  });
 }
 
 /**

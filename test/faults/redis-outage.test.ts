@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { RedisServer } from '../support/redis-server';
 import { startProcess, type SwitchboardProcess } from '../support/process';
-import { Traffic, alive, allocatePort, fds, get, heartbeat, readyz } from './helpers';
+import { alive, allocatePort, fds, heartbeat, readyz } from './helpers';
+import { Traffic, echoed, get } from '../support/traffic';
 import { waitFor, sleep } from '../support/wait';
 import { startBackend, type Backend } from '../support/backend';
 
@@ -48,7 +49,15 @@ describe('Redis killed and restarted again and again under steady traffic (regis
 
     // Bounded, but high enough to outlast the outages on a fast machine: 20,000 a loop ran out before the
     // third outage here, and a test of zero failures during outages must have requests during them.
-    traffic = new Traffic(proxies, () => backends.map((b) => b.name), 4, 200_000);
+    traffic = new Traffic({
+      proxies: proxies.map((p) => p.proxy),
+      tools: backends.map((b) => b.name),
+      loops: 4,
+      maxPerLoop: 200_000,
+      maxMs: 120_000,
+      path: (tool, i) => `/${tool}/t${i}`,
+      ok: echoed,
+    });
     await sleep(1000);
     const processes = [registry, ...proxies];
     // Sockets to Redis and everything else, apart from the pool toward the backends: that pool grows and
@@ -61,7 +70,7 @@ describe('Redis killed and restarted again and again under steady traffic (regis
     for (let cycle = 0; cycle < CYCLES; cycle++) {
       await redis.kill();
       const downAt = Date.now();
-      const okAtKill = traffic.ok;
+      const servedAtKill = traffic.served;
       // Writes while Redis is away: each answered at once with 503 and Retry-After, never hanging.
       while (Date.now() - downAt < OUTAGE_MS) {
         for (const res of [await heartbeat(registry, 'out0', backends[0].port, 3600), await allocatePort(registry, `newtool${cycle}`)]) {
@@ -72,7 +81,7 @@ describe('Redis killed and restarted again and again under steady traffic (regis
         await sleep(100);
       }
       for (const p of proxies) assert.equal((await readyz(p)).proxy.storeUp, false, 'the proxy knows it serves a table the store cannot confirm');
-      servedDuringOutage.push(traffic.ok - okAtKill);
+      servedDuringOutage.push(traffic.served - servedAtKill);
       await redis.start();
       await waitFor('writes accepted again', async () => (await heartbeat(registry, 'out0', backends[0].port, 3600)).status === 200, 20_000, 100);
       for (const p of proxies) await waitFor('proxy back on the store', async () => (await readyz(p)).proxy.storeUp === true, 20_000, 100);
@@ -85,9 +94,9 @@ describe('Redis killed and restarted again and again under steady traffic (regis
     const besidesPool = (d: (typeof fdsBefore)[number]) => d.total - d.to.upstream;
     const descriptorsBesidesPool = processes.map((_, i) => `${besidesPool(fdsBefore[i])}->${besidesPool(fdsAfter[i])}`);
     const connectionsToRedis = processes.map((_, i) => `${fdsBefore[i].to.redis}->${fdsAfter[i].to.redis}`);
-    console.log(`      figures: ${JSON.stringify({ cycles: CYCLES, requestsOk: traffic.ok, servedDuringOutage, requestsFailed: traffic.failures.length, writesRefused: writes.refused, descriptorsBesidesPool, connectionsToRedis })}`);
+    console.log(`      figures: ${JSON.stringify({ cycles: CYCLES, requestsOk: traffic.served, servedDuringOutage, requestsFailed: traffic.failures.length, writesRefused: writes.refused, descriptorsBesidesPool, connectionsToRedis })}`);
     assert.equal(traffic.failures.length, 0, `no failed request for a live route; first ones: ${JSON.stringify(traffic.failures.slice(0, 5))}`);
-    assert.ok(traffic.ok > 500, `traffic really flowed (${traffic.ok})`);
+    assert.ok(traffic.served > 500, `traffic really flowed (${traffic.served})`);
     for (const [cycle, n] of servedDuringOutage.entries()) assert.ok(n > 100, `requests were served during outage ${cycle + 1} (${n})`);
     assert.deepEqual(writes.other, [], 'every write during an outage was answered 503 store_unavailable with Retry-After');
     assert.ok(writes.refused >= CYCLES * 4);

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { startProcess, type SwitchboardProcess } from '../support/process';
 import { SentinelCluster, command, commands } from '../support/sentinel';
-import { Heartbeats, Traffic, alive, fds, get, heartbeat, readyz, toolsWithBackends } from './helpers';
+import { Heartbeats, alive, fds, heartbeat, readyz, toolsWithBackends } from './helpers';
+import { Traffic, echoed, get } from '../support/traffic';
 import { waitFor, sleep } from '../support/wait';
 import { startBackend, type Backend } from '../support/backend';
 
@@ -68,7 +69,15 @@ describe('Redis Sentinel failover under load (1 master, 1 replica, 3 sentinels; 
     for (const t of lost) await waitFor(`${t} routed on both proxies`, () => routedEverywhere(t), 10_000);
     const versionBefore = Number((await readyz(proxies[0])).proxy.version);
 
-    const traffic = new Traffic(proxies, () => [...steady, ...lost], 3);
+    const traffic = new Traffic({
+      proxies: proxies.map((p) => p.proxy),
+      tools: [...steady, ...lost],
+      loops: 3,
+      maxPerLoop: 20_000,
+      maxMs: 120_000,
+      path: (tool, i) => `/${tool}/t${i}`,
+      ok: echoed,
+    });
     await sleep(500);
     const processes = [registry, ...proxies];
     const fdsBefore = processes.map((p) => fds(p.proc.pid!).total);
@@ -125,14 +134,14 @@ describe('Redis Sentinel failover under load (1 master, 1 replica, 3 sentinels; 
       writesLostOnFailover: lostOnFailover,
       proxyVersionBefore: versionBefore,
       newMasterVersion: storeVersion,
-      requestsOk: traffic.ok,
+      requestsOk: traffic.served,
       requestsFailed: traffic.failures.length,
       fdsBefore,
       fdsAfter,
     };
     console.log(`      figures: ${JSON.stringify(figures)}`);
     assert.equal(traffic.failures.length, 0, `no failed request for a live route; first ones: ${JSON.stringify(traffic.failures.slice(0, 5))}`);
-    assert.ok(traffic.ok > 200, `traffic really flowed (${traffic.ok})`);
+    assert.ok(traffic.served > 200, `traffic really flowed (${traffic.served})`);
     assert.equal(lostOnFailover, LOST, 'the writes made after the replica was cut off were lost by the failover');
     // The lost tools' launchers beat last of all, one interval (less 300 ms) after the new master was
     // announced; their heartbeat and the test's poll each add a round trip: ROUND_TRIPS_MS.

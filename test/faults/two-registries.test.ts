@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { RedisServer } from '../support/redis-server';
 import { startProcess, type SwitchboardProcess } from '../support/process';
-import { alive, get, heartbeat, readyz, toolsWithBackends } from './helpers';
+import { alive, heartbeat, readyz, toolsWithBackends } from './helpers';
+import { get } from '../support/traffic';
 import { waitFor, sleep } from '../support/wait';
 import { startBackend, type Backend } from '../support/backend';
 import { metricValue } from '../support/metrics';

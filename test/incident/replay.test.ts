@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { accepts, freePortRange, launch, SERVICE, type CliProcess } from '../launcher/helpers';
+import { accepts, freePortRange, launch, serviceOf, SERVICE, type CliProcess } from '../launcher/helpers';
 import { startProcess, type SwitchboardProcess } from '../support/process';
 import { RedisServer } from '../support/redis-server';
 import { testRecorded } from '../observability/promtool';
@@ -8,6 +8,7 @@ import { SeriesRecorder, replayAlertTests, replayRoutesTests } from './replay-se
 import { waitFor, sleep } from '../support/wait';
 import { logEvents } from '../support/logs';
 import { metricValue, scrape } from '../support/metrics';
+import { Traffic, type Answer } from '../support/traffic';
 
 // The outage this project exists for, replayed on real processes: a real Redis, a `serve` process (registry
 // and proxy) and a proxy-only process, N tools each started by `switchboard run`. Redis first restarts
@@ -36,67 +37,6 @@ interface Tool {
   /** When its server stopped answering (its first server killed) and answered again (the runner listening). */
   downAt: number;
   upAt: number;
-}
-
-interface Sample {
-  tool: string;
-  proxy: number;
-  start: number;
-  end: number;
-  status: number;
-  /** The port of the server that answered (the fixture says it), or the error. */
-  servedBy: number | string;
-}
-
-/** Requests to every tool through every proxy, each loop bounded in count and time. */
-class Traffic {
-  readonly samples: Sample[] = [];
-  private stopped = false;
-  private loops: Promise<void>[] = [];
-
-  constructor(private readonly proxies: string[]) {}
-
-  start(tools: string[], pauseMs: number, maxPerLoop: number, maxMs: number): void {
-    const deadline = Date.now() + maxMs;
-    for (const tool of tools) {
-      this.proxies.forEach((_, p) => {
-        this.loops.push(
-          (async () => {
-            for (let i = 0; i < maxPerLoop && !this.stopped && Date.now() < deadline; i++) {
-              await this.one(tool, p);
-              await sleep(pauseMs);
-            }
-          })(),
-        );
-      });
-    }
-  }
-
-  async one(tool: string, proxy: number): Promise<Sample> {
-    const start = Date.now();
-    let status = 0;
-    let servedBy: number | string = '';
-    try {
-      const res = await fetch(`${this.proxies[proxy]}/${tool}/`, { signal: AbortSignal.timeout(5000) });
-      status = res.status;
-      const text = await res.text();
-      try {
-        servedBy = (JSON.parse(text) as { port?: number }).port ?? text.slice(0, 80);
-      } catch {
-        servedBy = text.slice(0, 80);
-      }
-    } catch (err) {
-      servedBy = (err as Error).message;
-    }
-    const s: Sample = { tool, proxy, start, end: Date.now(), status, servedBy };
-    this.samples.push(s);
-    return s;
-  }
-
-  async stop(): Promise<void> {
-    this.stopped = true;
-    await Promise.all(this.loops);
-  }
 }
 
 async function json(url: string, token?: string): Promise<any> {
@@ -183,13 +123,8 @@ describe('the incident, replayed: 20 tools on a real Redis', function () {
         return true;
       }, 30_000, 100);
     }
-    traffic = new Traffic([serve.proxy, proxy.proxy]);
-    traffic.start(
-      tools.map((t) => t.name),
-      150,
-      2000,
-      150_000,
-    );
+    // N loops per proxy, each going round the tools from its own: every round requests every tool through both.
+    traffic = new Traffic({ proxies: [serve.proxy, proxy.proxy], tools: tools.map((t) => t.name), loops: N, pauseMs: 150, maxPerLoop: 2000, maxMs: 150_000 });
   });
 
   after(async () => {
@@ -207,7 +142,7 @@ describe('the incident, replayed: 20 tools on a real Redis', function () {
 
   it('Redis restarted empty while launchers run: every route and assignment back within one heartbeat interval, no port given to two tools, no live route dropped', async () => {
     const portsBefore = await portsByTool();
-    const from = traffic!.samples.length;
+    const from = traffic!.answers.length;
 
     await redis.kill();
     await sleep(300);
@@ -261,9 +196,9 @@ describe('the incident, replayed: 20 tools on a real Redis', function () {
     }
 
     // Proxies never dropped a live route while the table was rebuilt.
-    const samples = traffic!.samples.slice(from);
+    const samples = traffic!.answers.slice(from);
     assert.ok(samples.length >= N * 2 * 5, `only ${samples.length} requests during the rebuild`);
-    const bad = samples.filter((s) => s.status !== 200 || s.servedBy !== tools.find((t) => t.name === s.tool)!.port);
+    const bad = samples.filter((s) => s.status !== 200 || serviceOf(s.body)?.port !== tools.find((t) => t.name === s.tool)!.port);
     assert.deepEqual(bad.slice(0, 5), [], `${bad.length} of ${samples.length} requests failed or were misrouted during the rebuild`);
 
     // The newcomers never start: release their ports so the next phase starts from the launchers' table.
@@ -283,7 +218,7 @@ describe('the incident, replayed: 20 tools on a real Redis', function () {
       leaseEnds.set(t.name, Math.min(...(body.backends as Array<{ expiresAt: string }>).map((b) => Date.parse(b.expiresAt))));
     }
     assert.ok(tools.every((t) => before.get(t.name)?.every((b) => b.source === 'registered')));
-    const phaseStart = traffic!.samples.length;
+    const phaseStart = traffic!.answers.length;
     const phaseStartAt = Date.now();
     const textBefore = await scrape(serve);
     const healsBefore = { request: value(textBefore, 'switchboard_selfheal_total', { trigger: 'request' }), reconcile: value(textBefore, 'switchboard_selfheal_total', { trigger: 'reconcile' }) };
@@ -291,7 +226,7 @@ describe('the incident, replayed: 20 tools on a real Redis', function () {
     // What the alert rules watch, scraped from both processes while it happens.
     const recorder = new SeriesRecorder([serve, proxy], tools.map((t) => t.name), SCRAPE_EVERY_MS, 600);
 
-    const first: Sample[] = [];
+    const first: Answer[] = [];
     await Promise.all(
       tools.map(async (t) => {
         const childPid = t.launcher.events('child.started')[0]?.childPid as number;
@@ -305,7 +240,7 @@ describe('the incident, replayed: 20 tools on a real Redis', function () {
         t.runner = await startRunner(t.port);
         t.upAt = Date.now();
         // The first request of each tool after its restart, through each proxy.
-        first.push(await traffic!.one(t.name, 0), await traffic!.one(t.name, 1));
+        first.push(await traffic!.one(serve.proxy, t.name), await traffic!.one(proxy.proxy, t.name));
       }),
     );
     // The scenario needs the servers back before their leases lapse (a server still down when its lease is
@@ -331,15 +266,15 @@ describe('the incident, replayed: 20 tools on a real Redis', function () {
     await recorder.stop();
 
     // No request failed (or reached another tool) while its server was up, the first after restart included.
-    const samples = traffic!.samples.slice(phaseStart);
+    const samples = traffic!.answers.slice(phaseStart);
     const byName = new Map(tools.map((t) => [t.name, t]));
     const whileUp = samples.filter((s) => s.end < byName.get(s.tool)!.downAt || s.start >= byName.get(s.tool)!.upAt);
-    const failed = whileUp.filter((s) => s.status !== 200 || s.servedBy !== byName.get(s.tool)!.port);
+    const failed = whileUp.filter((s) => s.status !== 200 || serviceOf(s.body)?.port !== byName.get(s.tool)!.port);
     assert.deepEqual(failed.slice(0, 5), [], `${failed.length} of ${whileUp.length} requests failed while their server was up`);
     assert.equal(first.length, N * 2);
     assert.deepEqual(first.filter((s) => s.status !== 200), [], 'the first request of each tool after its restart');
     for (const t of tools) {
-      for (const p of [0, 1]) {
+      for (const p of [serve.proxy, proxy.proxy]) {
         const after = whileUp.filter((s) => s.tool === t.name && s.proxy === p && s.start >= healedAt);
         assert.ok(after.length >= 1, `${t.name} was requested through proxy ${p} after the heal`);
       }

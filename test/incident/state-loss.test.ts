@@ -9,6 +9,7 @@ import { RedisServer } from '../support/redis-server';
 import { toolServer, type ToolServer } from '../discovery/helpers';
 import { waitFor, sleep } from '../support/wait';
 import { metricValue } from '../support/metrics';
+import { Traffic } from '../support/traffic';
 
 // The state-loss outages, on real processes: a `serve` process on a real Redis, tools under `switchboard
 // run` with their own (signed) tool tokens, and tools whose launchers were SIGKILLed (their servers run on,
@@ -30,41 +31,9 @@ interface Tool {
   launcher: CliProcess;
 }
 
-
-/** Requests to every tool through the proxy, every 100 ms, bounded in count and time. */
-class Probe {
-  readonly failures: Array<{ tool: string; at: number; status: number; text: string }> = [];
-  served = 0;
-  private stopped = false;
-  private loop: Promise<void> | null = null;
-  constructor(private proxy: () => string) {}
-
-  start(maxMs: number): void {
-    const deadline = Date.now() + maxMs;
-    this.loop = (async () => {
-      for (let i = 0; i < 5000 && !this.stopped && Date.now() < deadline; i++) {
-        await Promise.all(ALL.map((t) => this.one(t)));
-        await sleep(100);
-      }
-    })();
-  }
-
-  private async one(tool: string): Promise<void> {
-    const at = Date.now();
-    try {
-      const res = await fetch(`${this.proxy()}/${tool}/`, { signal: AbortSignal.timeout(5000) });
-      const text = await res.text();
-      if (res.status === 200) this.served++;
-      else this.failures.push({ tool, at, status: res.status, text: text.slice(0, 120) });
-    } catch (err) {
-      this.failures.push({ tool, at, status: 0, text: (err as Error).message });
-    }
-  }
-
-  async stop(): Promise<void> {
-    this.stopped = true;
-    await this.loop;
-  }
+/** Requests to every tool through the proxy, each about every 100 ms, bounded in count and time. */
+function probeEveryTool(proxy: string): Traffic {
+  return new Traffic({ proxies: [proxy], tools: ALL, loops: ALL.length, pauseMs: 100, maxPerLoop: 5000, maxMs: 60_000 });
 }
 
 describe('state loss: tokens, assignments and discovered tools survive Redis (and registry) restarts', function () {
@@ -175,8 +144,7 @@ describe('state loss: tokens, assignments and discovered tools survive Redis (an
   });
 
   it('(a) Redis restarted empty: tool tokens keep working, launcher-less tools stay routed past the carry-over, the revoked token stays revoked', async () => {
-    const probe = new Probe(() => serve.proxy);
-    probe.start(60_000);
+    const probe = probeEveryTool(serve.proxy);
     const lostAt = Date.now();
     await restartRedisEmpty();
     const backAt = await backAndBeyondCarryOver(lostAt);
@@ -194,8 +162,7 @@ describe('state loss: tokens, assignments and discovered tools survive Redis (an
   });
 
   it('(b) Redis restarted empty twice within one TTL: the same', async () => {
-    const probe = new Probe(() => serve.proxy);
-    probe.start(60_000);
+    const probe = probeEveryTool(serve.proxy);
     const lostAt = Date.now();
     await restartRedisEmpty();
     await sleep((TTL * 1000) / 2);
@@ -219,13 +186,12 @@ describe('state loss: tokens, assignments and discovered tools survive Redis (an
     const lostAt = Date.now();
     serve = await startProcess('serve', { env, config, controlPort });
     await waitFor('the pending write-back in the log', async () => /"event":"state.restore_pending","source":"file"/.test(serve.output()));
-    const probe = new Probe(() => serve.proxy);
-    probe.start(60_000);
+    const probe = probeEveryTool(serve.proxy);
     const backAt = await backAndBeyondCarryOver(lostAt);
     await probe.stop();
     // The new proxy starts with the empty store's table: requests before the write-back and the first
     // reconcile round are the documented window (404 no_such_tool, then the tools are routed).
-    const late = probe.failures.filter((f) => f.at > backAt);
+    const late = probe.failures.filter((f) => f.start > backAt);
     console.log(`      (c) every tool back ${backAt - lostAt} ms after the restart; ${probe.failures.length} requests failed before that, ${late.length} after`);
     assert.deepEqual(late.slice(0, 5), [], `${late.length} requests failed after every tool was back`);
     assert.deepEqual(refusedHeartbeats(lostAt), [], 'no heartbeat refused after the restart');

@@ -5,6 +5,7 @@ import { RedisServer } from '../support/redis-server';
 import { startProcess, type SwitchboardProcess } from '../support/process';
 import { waitFor, sleep } from '../support/wait';
 import { metricValue } from '../support/metrics';
+import { Traffic, type Answer } from '../support/traffic';
 
 interface Backend {
   server: http.Server;
@@ -73,29 +74,12 @@ describe('registry and proxies as separate processes on one Redis', function () 
   });
 
   it('keeps routing with zero failed requests while Redis is down, and resynchronises when it is back', async () => {
-    let failures = 0;
-    let ok = 0;
+    const traffic = new Traffic({ proxies: proxies.map((p) => p.proxy), tools: ['alpha', 'beta', 'gamma'], maxPerLoop: 5000, maxMs: 60_000 });
     /** Requests answered 200 by each proxy, to tell those served while Redis was down. */
-    const okBy = proxies.map(() => 0);
-    let flowing = true;
-    const loops = proxies.map(async (p, n) => {
-      // Bounded: stops when the test says so, and never runs more than 5,000 requests.
-      for (let i = 0; flowing && i < 5000; i++) {
-        const tool = ['alpha', 'beta', 'gamma'][i % 3];
-        try {
-          const r = await get(p, `/${tool}/`);
-          if (r.status === 200) {
-            ok++;
-            okBy[n]++;
-          } else failures++;
-        } catch {
-          failures++;
-        }
-      }
-    });
-    await waitFor('traffic through every proxy', async () => okBy.every((n) => n > 0), 5000, 20);
+    const servedBy = (answers: Answer[]) => proxies.map((p) => answers.filter((a) => a.proxy === p.proxy && a.status === 200).length);
+    await waitFor('traffic through every proxy', async () => servedBy(traffic.answers).every((n) => n > 0), 5000, 20);
     await redis.kill();
-    const okAtKill = [...okBy];
+    const atKill = traffic.answers.length;
     await sleep(1500);
 
     const refused = await put(registry, 'delta', backends[0].port);
@@ -106,16 +90,15 @@ describe('registry and proxies as separate processes on one Redis', function () 
     assert.equal(detail.proxy.storeUp, false, '/readyz says the proxy serves a table the store cannot confirm');
     assert.equal(detail.proxy.hasSnapshot, true);
 
-    const servedWhileDown = okBy.map((n, i) => n - okAtKill[i]);
+    const servedWhileDown = servedBy(traffic.answers.slice(atKill));
     await redis.start(); // comes back empty: the launchers' heartbeats rebuild it
     await sleep(1000);
-    flowing = false;
-    await Promise.all(loops);
-    assert.equal(failures, 0, `no failed request for a live route (ok=${ok})`);
-    assert.ok(ok > 50, `traffic really flowed (${ok} requests)`);
+    await traffic.stop();
+    assert.deepEqual(traffic.failures.slice(0, 5), [], `${traffic.failures.length} failed requests for a live route (ok=${traffic.served})`);
+    assert.ok(traffic.served > 50, `traffic really flowed (${traffic.served} requests)`);
     // Counted up to the restart: these were answered while Redis was away.
     for (const [i, n] of servedWhileDown.entries()) assert.ok(n >= 20, `proxy ${i} served ${n} requests while Redis was down`);
-    console.log(`      ${ok} requests, 0 failed; served while Redis was down: ${servedWhileDown.join(' and ')}`);
+    console.log(`      ${traffic.served} requests, 0 failed; served while Redis was down: ${servedWhileDown.join(' and ')}`);
 
     // delta on a port of its own: the registry writes the lost table's assignments back, so beta's port is beta's again.
     const delta = await backend('delta');

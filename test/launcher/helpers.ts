@@ -99,6 +99,16 @@ export async function serviceInfo(port: number): Promise<ServiceInfo> {
   return (await res.json()) as ServiceInfo;
 }
 
+/** The service that answered, as it says in its body (a proxied answer included); null for any other body. */
+export function serviceOf(body: string): ServiceInfo | null {
+  try {
+    const info = JSON.parse(body) as Partial<ServiceInfo> | null;
+    return typeof info?.pid === 'number' && typeof info.port === 'number' ? (info as ServiceInfo) : null;
+  } catch {
+    return null;
+  }
+}
+
 export interface BackendJson {
   id: string;
   url: string;

@@ -1,31 +1,20 @@
 import assert from 'node:assert/strict';
 import type { SwitchboardProcess } from '../support/process';
-import { accepts, api, getTool, launch, serviceInfo, spawnCli, waitForBackend, toolToken, launcherSuite } from './helpers';
+import { accepts, api, getTool, launch, serviceInfo, serviceOf, spawnCli, waitForBackend, toolToken, launcherSuite } from './helpers';
 import { waitFor } from '../support/wait';
 import { logEvents } from '../support/logs';
+import { Traffic } from '../support/traffic';
 
 function portOf(url: string): number {
   return Number(new URL(url).port);
 }
 
 /**
- * Requests to `tool` through the proxy, one after another, until `until` settles or `max` were sent: how
- * many, and which answered anything but 200 or came from another process than `pid`.
+ * Requests to `tool` through the proxy, one after another, until stop() or `max` were sent: a failure is
+ * an answer other than 200 or one from another process than `pid`.
  */
-async function traffic(sb: SwitchboardProcess, tool: string, pid: number, until: Promise<unknown> | null, max = 5000) {
-  let done = false;
-  void until?.finally(() => (done = true));
-  const bad: string[] = [];
-  let sent = 0;
-  for (; !done && sent < max; sent++) {
-    const res = await fetch(`${sb.proxy}/${tool}/`, { signal: AbortSignal.timeout(5000) });
-    if (res.status !== 200) bad.push(`${res.status} ${await res.text()}`);
-    else {
-      const from = ((await res.json()) as { pid: number }).pid;
-      if (from !== pid) bad.push(`pid ${from}`);
-    }
-  }
-  return { sent, bad };
+function traffic(sb: SwitchboardProcess, tool: string, pid: number, max = 5000): Traffic {
+  return new Traffic({ proxies: [sb.proxy], tools: [tool], maxPerLoop: max, maxMs: 30_000, ok: (a) => a.status === 200 && serviceOf(a.body)?.pid === pid });
 }
 
 /**
@@ -59,8 +48,10 @@ describe('switchboard run: a launcher removes only the lease it owns', function 
     await waitFor('twin routed', async () => (await fetch(`${sb.proxy}/twin/`)).status === 200, 10_000, 100);
 
     const second = started(launch(sb.control, token, 'twin', ['--ttl', '5']));
-    const { sent, bad } = await traffic(sb, 'twin', pid, second.exited);
-    assert.equal((await second.exited).code, 1);
+    const requests = traffic(sb, 'twin', pid);
+    const exit = await second.exited;
+    await requests.stop();
+    assert.equal(exit.code, 1);
     const taken = second.events('port.taken');
     assert.equal(taken.length, 1, second.stderr());
     assert.equal(taken[0].level, 50);
@@ -70,10 +61,10 @@ describe('switchboard run: a launcher removes only the lease it owns', function 
 
     const now = (await getTool(sb, 'twin'))!.backends;
     assert.deepEqual(now.map((x) => [x.id, x.instance, x.registeredAt]), [[b.id, b.instance, b.registeredAt]], 'the first run still owns its lease');
-    assert.deepEqual(bad, [], 'every request while the second launcher ran reached the first child');
-    assert.ok(sent > 0);
+    assert.deepEqual(requests.failures, [], 'every request while the second launcher ran reached the first child');
+    assert.ok(requests.answers.length > 0);
     assert.equal(first.proc.exitCode, null);
-    console.log(`      ${sent} requests through the proxy while the second launcher ran: all 200 from the first child`);
+    console.log(`      ${requests.answers.length} requests through the proxy while the second launcher ran: all 200 from the first child`);
   });
 
   it('a launcher whose child fails before accepting connections deregisters nothing, also when a lease of its backend id is live', async () => {
@@ -136,20 +127,23 @@ describe('switchboard run: a launcher removes only the lease it owns', function 
     // own lease on SIGTERM, before the new run existed (the stop signal is forwarded after the deregistration),
     // so it has nothing left to remove when its child exits.
     process.kill(oldPid, 'SIGUSR2');
-    const { sent, bad } = await traffic(sb, 'deploy', newPid, old.exited);
-    assert.equal((await old.exited).code, 0);
+    const requests = traffic(sb, 'deploy', newPid);
+    const exit = await old.exited;
+    await requests.stop();
+    assert.equal(exit.code, 0);
     assert.equal(old.events('backend.deregistered').length, 1, old.stderr());
     assert.ok(Number(old.events('backend.deregistered')[0].time) <= Date.parse(taken.registeredAt), 'deregistered before the new run registered');
     assert.equal(old.events('deregister.not_owner').length, 0);
     assert.deepEqual((await getTool(sb, 'deploy'))!.backends.map((b) => [b.id, b.instance]), [[taken.id, taken.instance]]);
-    const after = await traffic(sb, 'deploy', newPid, null, 200);
-    assert.deepEqual([...bad, ...after.bad], [], 'every request reached the new child');
+    const after = traffic(sb, 'deploy', newPid, 200);
+    await after.finished();
+    assert.deepEqual([...requests.failures, ...after.failures], [], 'every request reached the new child');
     assert.ok(logEvents(sb.output(), 'deregistration').some((l) => l.tool === 'deploy' && l.result === 'removed' && l.instance === first.instance));
 
     // The new run's own deregistration still works.
     assert.equal((await fresh.stop('SIGTERM')).code, 143);
     assert.deepEqual((await getTool(sb, 'deploy'))!.backends, []);
     assert.equal(fresh.events('backend.deregistered').length, 1);
-    console.log(`      ${sent + after.sent} requests through the proxy from the old child's exit to 200 after the old launcher's: all 200 from the new child`);
+    console.log(`      ${requests.answers.length + after.answers.length} requests through the proxy from the old child's exit to 200 after the old launcher's: all 200 from the new child`);
   });
 });

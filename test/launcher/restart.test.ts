@@ -3,6 +3,7 @@ import { startProcess, type SwitchboardProcess } from '../support/process';
 import { getTool, launch, registryConfig, serviceInfo, toolToken, waitForBackend, type BackendJson, type CliProcess, launcherSuite } from './helpers';
 import { waitFor, sleep } from '../support/wait';
 import { waitMetric } from '../support/metrics';
+import { Traffic, byStatus } from '../support/traffic';
 
 function portOf(url: string): number {
   return Number(new URL(url).port);
@@ -75,40 +76,6 @@ describe('switchboard run --restart', function () {
   });
 });
 
-/** Requests through the proxy in `loops` parallel loops until stop() (bounded by `maxMs` too): failures and the slowest. */
-function load(proxy: string, path: string, loops: number, maxMs: number): { stop(): Promise<{ ok: number; failed: number; statuses: Record<string, number>; maxMs: number }> } {
-  let stopping = false;
-  const end = Date.now() + maxMs;
-  const r = { ok: 0, failed: 0, statuses: {} as Record<string, number>, maxMs: 0 };
-  const loop = async () => {
-    while (!stopping && Date.now() < end) {
-      const t0 = performance.now();
-      let status = 0;
-      try {
-        const res = await fetch(`${proxy}${path}`, { signal: AbortSignal.timeout(15_000) });
-        await res.arrayBuffer();
-        status = res.status;
-      } catch {
-        status = 0;
-      }
-      r.maxMs = Math.max(r.maxMs, performance.now() - t0);
-      if (status === 200) r.ok++;
-      else {
-        r.failed++;
-        r.statuses[status] = (r.statuses[status] ?? 0) + 1;
-      }
-    }
-  };
-  const all = Promise.all(Array.from({ length: loops }, loop));
-  return {
-    async stop() {
-      stopping = true;
-      await all;
-      return r;
-    },
-  };
-}
-
 describe('a tool restarted through its launcher while requests flow through the proxy', function () {
   this.timeout(60_000);
   let sb: SwitchboardProcess;
@@ -132,7 +99,8 @@ describe('a tool restarted through its launcher while requests flow through the 
     running.push(first);
     const before = await waitForBackend(sb, 'steady');
     await waitFor('steady routed', async () => (await fetch(`${sb.proxy}/steady/`)).status === 200, 10_000);
-    const traffic = load(sb.proxy, '/steady/', 4, 30_000);
+    // The proxy holds a request while no backend is up (proxy.holdMs): the wait for an answer outlasts it.
+    const traffic = new Traffic({ proxies: [sb.proxy], tools: ['steady'], loops: 4, maxMs: 30_000, maxPerLoop: 100_000, timeoutMs: 15_000 });
     await sleep(300);
     // The normal way: the old launcher is told to stop and has stopped before the new one starts.
     assert.equal((await first.stop('SIGTERM')).code, 143);
@@ -140,10 +108,12 @@ describe('a tool restarted through its launcher while requests flow through the 
     running.push(second);
     const after = await waitForBackend(sb, 'steady');
     await sleep(300);
-    const r = await traffic.stop();
-    console.log(`      ${r.ok + r.failed} requests across the restart, ${r.failed} failed ${JSON.stringify(r.statuses)}, slowest ${r.maxMs.toFixed(0)} ms`);
+    await traffic.stop();
+    const failed = byStatus(traffic.failures);
+    const slowest = traffic.answers.reduce((m, a) => Math.max(m, a.end - a.start), 0);
+    console.log(`      ${traffic.answers.length} requests across the restart, ${traffic.failures.length} failed ${JSON.stringify(failed)}, slowest ${slowest} ms`);
     assert.equal(after.id, before.id);
-    assert.ok(r.ok > 0);
-    assert.equal(r.failed, 0, `failed requests by status: ${JSON.stringify(r.statuses)}`);
+    assert.ok(traffic.served > 0);
+    assert.equal(traffic.failures.length, 0, `failed requests by status: ${JSON.stringify(failed)}`);
   });
 });
