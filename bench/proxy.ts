@@ -17,11 +17,6 @@ import { cpuSeconds, hasWrk, machine, median, memoryMiB, ROOT, startChild, switc
 import { nginxInstalled, startNginx, NGINX_BIN } from './nginx';
 import { measurePropagation, summary } from './proxy-registration';
 import { HIT_TOOL, timeReloadAsSwitchboard, writeRoutes, type ReloadTiming } from './proxy-table';
-import { ENGINES, type EngineName } from '../src/proxy/forward-result';
-import defaults from '../config/default.json';
-
-const DEFAULT_ENGINE = defaults.proxy.engine as EngineName;
-
 const { values } = parseArgs({
   options: {
     seconds: { type: 'string', default: '10' },
@@ -187,7 +182,6 @@ async function startSwitchboardProxy(
   accessLog: boolean,
   profileName?: string,
   config?: string,
-  engine?: EngineName,
 ): Promise<SwitchboardProc> {
   const port = await freePort();
   const control = await freePort();
@@ -200,8 +194,6 @@ async function startSwitchboardProxy(
     // info: the access log is written at info level.
     SWITCHBOARD_LOG_LEVEL: 'info',
     SWITCHBOARD_ACCESS_LOG: String(accessLog),
-    // Unset: the default of config/default.json, what operators get.
-    ...(engine ? { SWITCHBOARD_PROXY_ENGINE: engine } : {}),
   }));
   const deadline = Date.now() + 120_000;
   while ((await readyRoutes(control)) !== routes) {
@@ -330,13 +322,6 @@ async function main(): Promise<void> {
         sbNoLog = { ...measure('switchboard, 1 route, access log off', quiet.port, () => cpuSeconds(quiet.pid)), ref: row.ref, refCpuUs: row.refCpuUs };
         rows.push(sbNoLog);
         await quiet.stop();
-        // The engine that is not the default, paired with the bare http-proxy like the rows above.
-        const other = ENGINES.find((e) => e !== DEFAULT_ENGINE)!;
-        const alt = await startSwitchboardProxy(redis.url, size, true, values.profile ? `switchboard-1-${other}` : undefined, undefined, other);
-        cleanup.push(() => alt.stop());
-        const altPair = bareRun();
-        rows.push({ ...measure(`switchboard, 1 route, engine ${other}`, alt.port, () => cpuSeconds(alt.pid)), ref: altPair.load, refCpuUs: altPair.cpuUs });
-        await alt.stop();
       }
     }
 
@@ -397,7 +382,7 @@ function report(r: {
     `Run: ${r.started.toISOString()}, ${machine()}. wrk, the backend, the proxy under test and redis-server share the machine, with other work running on it.`,
     `Load: wrk, 1 thread, ${connections} keep-alive connections, ${seconds} s per row after a ${warmup} s warm-up, \`GET /${HIT_TOOL}/\`; the backend is a node:http server in its own process answering 100 bytes. Each proxy runs in its own process; CPU is that process's user+system time per request (nginx: master + worker).`,
     `Each switchboard row is paired with bare http-proxy runs (same process, in brackets) so that a drift in the machine's load between rows does not show as a difference: a table-size row is ${pairs} alternated pairs (a bare run, then the switchboard run), each figure the median of its ${pairs} runs and its ratios to the median of the ${pairs} bare runs (every pair under Targets); the other switchboard rows are one run each, paired with the bare run just before it.`,
-    `Switchboard: \`switchboard proxy\` (dist/src/cli.js, the compiled CLI) on a redis-server started by the bench, the routes written through RedisStore as the registry writes them, one backend per tool; the requests hit one tool among all of them. Access log on (pino, async, to /dev/null) unless said otherwise. Engine (proxy.engine): ${DEFAULT_ENGINE}, the default, unless said otherwise.`,
+    `Switchboard: \`switchboard proxy\` (dist/src/cli.js, the compiled CLI) on a redis-server started by the bench, the routes written through RedisStore as the registry writes them, one backend per tool; the requests hit one tool among all of them. Access log on (pino, async, to /dev/null) unless said otherwise. Plain requests go through undici (WebSocket upgrades, not measured here, through http-proxy).`,
     '',
     '| proxy | requests/s | vs direct | vs bare http-proxy | p50 ms | p99 ms | p99 vs bare http-proxy | proxy CPU us/request | errors |',
     '|---|---|---|---|---|---|---|---|---|',

@@ -56,6 +56,13 @@ async function runServer(verb: string, args: string[]): Promise<void> {
     sb = await startWorker(config, logger);
   } else {
     logger.info({ event: 'config.loaded', config: redactedConfig(config) }, 'configuration loaded');
+    if (roles.proxy && config.proxy.engine === 'http-proxy') {
+      // Kept as a name so existing configurations still start; told once, here, not by each worker.
+      logger.warn(
+        { event: 'config.engine_retired', engine: 'http-proxy' },
+        'proxy.engine "http-proxy" is retired: plain requests go through undici; WebSocket upgrades go through http-proxy, as with every engine',
+      );
+    }
     sb = workers > 0 ? await startPrimary(config, roles, workers, logger) : await startSwitchboard({ config, roles, logger });
   }
   const shutdown = (signal: string) => {

@@ -7,7 +7,8 @@ export type ProxyErrorCode =
   | 'no_routes' // 503: the proxy has no route table yet
   | 'bad_gateway' // 502: the backend refused, reset, or answered garbage
   | 'gateway_timeout' // 504: the backend did not answer in time
-  | 'bad_request'; // 400: the request cannot be forwarded
+  | 'bad_request' // 400: the request cannot be forwarded
+  | 'not_implemented'; // 501: a transfer coding the proxy does not forward (gzip, chunked)
 
 interface ErrorKind {
   status: number;
@@ -28,6 +29,7 @@ const KINDS: Record<ProxyErrorCode, ErrorKind> = {
   bad_gateway: { status: 502, title: 'Bad gateway', message: (t) => `tool ${t ?? 'unknown'} did not answer properly` },
   gateway_timeout: { status: 504, title: 'Gateway timeout', message: (t) => `tool ${t ?? 'unknown'} did not answer in time` },
   bad_request: { status: 400, title: 'Bad request', message: () => 'the request cannot be forwarded' },
+  not_implemented: { status: 501, title: 'Not implemented', message: () => 'the request uses a transfer coding the proxy does not forward; send it chunked only' },
 };
 
 export interface ErrorPage {

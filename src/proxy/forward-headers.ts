@@ -54,6 +54,24 @@ function removeHopByHop(headers: http.IncomingHttpHeaders): void {
   for (const h of HOP_BY_HOP) if (headers[h] !== undefined) delete headers[h];
 }
 
+/** A Transfer-Encoding value as its list of codings: lower case, trimmed, empty items dropped. */
+function transferCodings(te: string): string[] {
+  return te.toLowerCase().split(',').map((c) => c.trim()).filter(Boolean);
+}
+
+/**
+ * A request framed with a transfer coding besides `chunked` (`gzip, chunked`): Node's parser accepts any
+ * list that ends in chunked, but the forwarder frames bodies as plain chunked only, and a backend sent the
+ * decoded chunks under another coding would misread the body. RFC 9112 6.1: answered 501, as nginx does.
+ * A list that does not end in chunked is not one: Node's parser refuses it (400) right after the head.
+ */
+export function unsupportedTransferCoding(req: http.IncomingMessage): boolean {
+  const te = req.headers['transfer-encoding'];
+  if (te === undefined || te === 'chunked') return false;
+  const codings = transferCodings(te);
+  return codings.length > 1 && codings[codings.length - 1] === 'chunked';
+}
+
 export interface ForwardHeaderContext {
   requestId: string;
   /** Peers whose X-Forwarded-* are believed (config.proxy.trustedProxies). */
@@ -97,7 +115,7 @@ export function rewriteRequestHeaders(req: http.IncomingMessage, ctx: ForwardHea
   const te = h['transfer-encoding'];
   // Node accepted it with chunked last, in any case and spacing; a backend may only know the plain
   // spelling, and one that misses "CHUNKED" would read the body as the next request on the connection.
-  if (te !== undefined) h['transfer-encoding'] = te.toLowerCase().split(',').map((c) => c.trim()).filter(Boolean).join(', ');
+  if (te !== undefined) h['transfer-encoding'] = transferCodings(te).join(', ');
   h['x-request-id'] = ctx.requestId;
 }
 

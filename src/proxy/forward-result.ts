@@ -4,8 +4,8 @@ import type { Duplex } from 'node:stream';
 import { ADDRESS_NOT_ALLOWED, type ConnectGuard } from '../net/connect-guard';
 import type { RouteBackend } from '../table/route-table';
 
-// What every forwarding engine promises the server (src/proxy/forwarder.ts picks one). Routing, health,
-// retries and error pages are written against these types only.
+// What the forwarder promises the server (src/proxy/forwarder.ts). Routing, health, retries and error
+// pages are written against these types only.
 
 /** Why a forward failed, in the terms the server and the health module act on. */
 export type ForwardFailureKind =
@@ -37,18 +37,16 @@ export type ForwardResult =
 
 export type ForwardFailure = Exclude<ForwardResult, { kind: 'ok' }>;
 
-export { ENGINES, type EngineName } from '../config';
+export type { EngineName } from '../config';
 import type { EngineName } from '../config';
 
 export interface ForwarderOptions {
-  /** What forwards plain requests; WebSocket upgrades always go through http-proxy. */
-  engine: EngineName;
   connectTimeoutMs: number;
   /** Time for the backend to answer, and the longest silence while a body streams either way. */
   responseTimeoutMs: number;
   /** An upgraded connection with no traffic either way for this long is closed (http-proxy sets none). */
   wsIdleTimeoutMs: number;
-  agent: { maxSockets: number; maxFreeSockets: number; freeSocketTimeoutMs: number };
+  agent: { maxSockets: number; freeSocketTimeoutMs: number };
   /** Refuses connections to addresses outside allowedNetworks, whatever the table says (none: no check). */
   guard?: ConnectGuard;
   /** Adds the proxy's own headers to a relayed answer's head, after the backend's (so they win). */
@@ -56,6 +54,7 @@ export interface ForwarderOptions {
 }
 
 export interface Forwarder {
+  /** What forwards plain requests: undici, whatever proxy.engine names (WebSocket upgrades: http-proxy). */
   readonly engine: EngineName;
   /**
    * Sends the request to the backend and relays its answer. Resolves once the response head is on its way

@@ -1,16 +1,14 @@
 import type { Forwarder, ForwarderOptions } from './forward-result';
-import { createHttpProxyEngine } from './http-proxy-engine';
 import { createUndiciEngine } from './undici-engine';
+import { createWebSocketRelay } from './websocket-relay';
 
 export type { EngineName, ForwardFailure, ForwardFailureKind, Forwarder, ForwarderOptions, ForwardResult } from './forward-result';
-export { ENGINES } from './forward-result';
 
-// The one door from the proxy to its backends. Everything above it speaks ForwardResult, so the engine
-// is a setting (proxy.engine) and routing, health, retries and error pages do not change with it.
+// The one door from the proxy to its backends. Everything above it speaks ForwardResult: routing, health,
+// retries and error pages know nothing of the clients below.
 
 export function createForwarder(opts: ForwarderOptions): Forwarder {
-  // WebSocket upgrades go through http-proxy whatever the engine (undici does not relay upgrades to a
-  // client socket), and so does the rare request the undici engine hands back.
-  const httpProxy = createHttpProxyEngine(opts);
-  return opts.engine === 'undici' ? createUndiciEngine(opts, httpProxy) : httpProxy;
+  // Plain requests go through undici whatever proxy.engine names (its "http-proxy" is retired); WebSocket
+  // upgrades through http-proxy, since undici does not relay an upgrade to a client socket.
+  return createUndiciEngine(opts, createWebSocketRelay(opts));
 }

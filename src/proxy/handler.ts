@@ -9,7 +9,7 @@ import type { BackendSupply, Supply } from './backend-supply';
 import { mayRetry, type Balancer } from './balancer';
 import { rawErrorResponse, renderError, sendError, wantsJson, type ProxyErrorCode } from './error-pages';
 import { startExchange, type Exchange } from './exchange';
-import { rewriteRequestHeaders } from './forward-headers';
+import { rewriteRequestHeaders, unsupportedTransferCoding } from './forward-headers';
 import type { Forwarder } from './forward-result';
 import type { PassiveHealth } from './health';
 import { resolveRoute, type Resolution } from './route-resolution';
@@ -117,6 +117,12 @@ export class ProxyHandler {
   }
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse, ex: Exchange): Promise<void> {
+    // 0. A body framed in a transfer coding the forwarder cannot send on (gzip, chunked): 501, unread.
+    if (unsupportedTransferCoding(req)) {
+      res.setHeader('connection', 'close');
+      this.p.accounting.countError('not_implemented');
+      return this.answer(res, req, ex, 'not_implemented');
+    }
     // 1. The route.
     const found = resolveRoute(req, this.p.routes, this.p.domain, ex);
     if (found.kind === 'refused') {

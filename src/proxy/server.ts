@@ -37,7 +37,7 @@ export interface ProxyServerOptions {
 
 export interface ProxyServer {
   server: http.Server;
-  /** What forwards plain requests (config.proxy.engine). */
+  /** What forwards plain requests: undici, whatever config.proxy.engine names. */
   engine: EngineName;
   /** What the proxy learned about its backends from its own traffic. */
   health: PassiveHealth;
@@ -85,7 +85,6 @@ export function createProxyServer(opts: ProxyServerOptions): ProxyServer {
   const balancer = new Balancer(health);
   let draining = false;
   const forwarder = createForwarder({
-    engine: pc.engine,
     connectTimeoutMs: pc.connectTimeoutMs,
     responseTimeoutMs: pc.responseTimeoutMs,
     wsIdleTimeoutMs: opts.wsIdleTimeoutMs ?? 600_000,

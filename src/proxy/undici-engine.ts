@@ -2,14 +2,12 @@ import type http from 'node:http';
 import { PassThrough } from 'node:stream';
 import { Agent, type Dispatcher } from 'undici';
 import { responseHeaders } from './forward-headers';
-import { cannotStart, classify, literalJudge, type ForwardFailureKind, type Forwarder, type ForwarderOptions, type ForwardResult } from './forward-result';
+import { cannotStart, classify, literalJudge, type ForwardFailure, type ForwardFailureKind, type Forwarder, type ForwarderOptions, type ForwardResult } from './forward-result';
 import type { RouteBackend } from '../table/route-table';
+import type { WebSocketRelay } from './websocket-relay';
 
-// The engine of proxy.engine "undici" (the default): plain requests go through undici's dispatcher with a
-// handler of ours; WebSocket upgrades (and the rare request undici cannot frame) go to the http-proxy
-// engine. Same contract, timers and retry facts as that engine. Why it exists: every http-proxy build of
-// this proxy did 0.5-0.77x the bare http-proxy's requests/s, most of it http-proxy's and Node's client's
-// own cost per request; this engine does more than the bare http-proxy (bench/RESULTS.md).
+// The forwarder of plain requests: undici's dispatcher with a handler of ours. WebSocket upgrades go to
+// the http-proxy relay (websocket-relay.ts).
 
 type Phase = 'connect' | 'request' | 'response';
 
@@ -31,6 +29,12 @@ class AbortedByProxy extends Error {
 }
 const ABORTED = new AbortedByProxy('aborted by the proxy');
 const TRANSFER_ENCODING = 'transfer-encoding';
+/**
+ * undici frames a body of unknown length as plain chunked and sends no other transfer coding. The server
+ * answers `gzip, chunked` 501 before it gets here (unsupportedTransferCoding) and Node's parser refuses a
+ * list that does not end in chunked; should such a request come all the same, nothing is sent.
+ */
+const UNFRAMEABLE: ForwardFailure = { kind: 'bad_request', phase: 'connect', notSent: true, bodyConsumed: false, code: 'UNSUPPORTED_TRANSFER_CODING' };
 
 /**
  * One forwarded request: undici's handler, the exchange's timers and the relay to the client's response.
@@ -192,7 +196,7 @@ class UpstreamExchange implements Dispatcher.DispatchHandler {
   }
 }
 
-export function createUndiciEngine(opts: ForwarderOptions, fallback: Forwarder): Forwarder {
+export function createUndiciEngine(opts: ForwarderOptions, relay: WebSocketRelay): Forwarder {
   const connect = { timeout: opts.connectTimeoutMs, lookup: opts.guard?.lookup };
   const common = {
     // Our own timers answer 504 (and time a silent upload too, which undici's do not).
@@ -218,11 +222,9 @@ export function createUndiciEngine(opts: ForwarderOptions, fallback: Forwarder):
   function web(req: http.IncomingMessage, res: http.ServerResponse, backend: RouteBackend, hasBody: boolean, fresh = false): Promise<ForwardResult> {
     const headers = req.headers;
     const te = headers[TRANSFER_ENCODING];
-    // undici frames a body of unknown length as chunked itself and sends no other transfer coding: a
-    // request that carries one (gzip, chunked) keeps its exact framing through Node's client.
-    if (te !== undefined && te !== 'chunked') return fallback.web(req, res, backend, hasBody, fresh);
     const early = cannotStart(req, res, mayConnect(backend));
     if (early) return Promise.resolve(early);
+    if (te !== undefined && te !== 'chunked') return Promise.resolve(UNFRAMEABLE);
     return new Promise<ForwardResult>((resolve) => {
       if (te !== undefined) delete headers[TRANSFER_ENCODING];
       // Node's server has already answered the client's Expect (100 Continue); undici refuses to send one.
@@ -247,9 +249,9 @@ export function createUndiciEngine(opts: ForwarderOptions, fallback: Forwarder):
   return {
     engine: 'undici',
     web,
-    upgrade: fallback.upgrade,
+    upgrade: relay.upgrade,
     socketCount() {
-      let n = fallback.socketCount();
+      let n = relay.socketCount();
       for (const agent of [pooled, unpooled]) {
         for (const s of Object.values(agent.stats)) n += (s as { connected: number }).connected;
       }
@@ -257,7 +259,7 @@ export function createUndiciEngine(opts: ForwarderOptions, fallback: Forwarder):
     },
     close() {
       for (const agent of [pooled, unpooled]) agent.destroy().catch(() => undefined);
-      fallback.close();
+      relay.close();
     },
   };
 }

@@ -5,8 +5,7 @@ import { waitFor, sleep } from '../support/wait';
 import { deadPort, startBackend, type Backend as TestBackend } from '../support/backend';
 import { capturingLogger } from '../support/logs';
 
-// A held backend: its lease lapsed and self-preservation keeps it in the store (Store.markHeld). Runs with
-// both forwarding engines (package.json test:engine).
+// A held backend: its lease lapsed and self-preservation keeps it in the store (Store.markHeld).
 
 function held(tool: string, id: string, url: string): Backend {
   return { ...backend(tool, id, url), held: true };

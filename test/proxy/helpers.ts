@@ -7,7 +7,6 @@ import { Metrics } from '../../src/metrics';
 import { RouteTable, type RouteSource } from '../../src/table/route-table';
 import { createProxyServer, type ProxyServer, type ProxyServerOptions } from '../../src/proxy/server';
 import type { Assignment, Backend, TableSnapshot } from '../../src/registry/types';
-import { engineEnv } from '../support/engine';
 import { listen } from '../support/backend';
 
 /** A RouteSource the test sets by hand; set() also says so, as a TableFeed does ('table'), waking held requests. */
@@ -43,7 +42,7 @@ export function tableOf(backends: Backend[], assignments: Assignment[] = []): Ro
 /** A config with short timeouts, so failure paths finish quickly. */
 export function testConfig(proxy: Record<string, unknown> = {}, top: Record<string, unknown> = {}): Config {
   return loadConfig({
-    env: engineEnv(),
+    env: {},
     overrides: {
       ...top,
       proxy: {

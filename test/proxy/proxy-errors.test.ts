@@ -2,6 +2,9 @@ import assert from 'node:assert/strict';
 import type http from 'node:http';
 import { StaticRoutes, assignment, backend, request, startProxy, startRawBackend, tableOf, testConfig, type Reply, type TestProxy } from './helpers';
 import { type Backend, startBackend, deadPort } from '../support/backend';
+import { capturingLogger } from '../support/logs';
+import { metricValue } from '../support/metrics';
+import { waitFor } from '../support/wait';
 
 type Raw = Awaited<ReturnType<typeof startRawBackend>>;
 
@@ -94,5 +97,35 @@ describe('proxy error answers', () => {
     }
     assert.match(text, /switchboard_proxy_requests_total\{code="502"\} [1-9]/);
     assert.match(text, /switchboard_proxy_requests_total\{code="504"\} [1-9]/);
+  });
+
+  it('501 for a transfer coding besides chunked (gzip, chunked): nothing forwarded; counted and access-logged', async () => {
+    const b = await startBackend('coded');
+    const captured = capturingLogger('info');
+    const q = await startProxy(new StaticRoutes(tableOf([backend('coded', 'c1', b.url)])), testConfig({ accessLog: true }), { logger: captured.logger });
+    try {
+      const send = (accept: string) => request(q.port, '/coded/x', { method: 'POST', headers: { accept, 'transfer-encoding': 'gzip, chunked' }, body: 'abc' });
+      const json = await send('application/json');
+      assert.equal(json.status, 501, json.body);
+      assert.equal(json.headers.connection, 'close');
+      assert.equal(JSON.parse(json.body).error.code, 'not_implemented');
+      const html = await send('text/html');
+      assert.equal(html.status, 501);
+      assert.match(html.body, /<h1>501 Not implemented<\/h1>/);
+      assert.ok(html.body.includes(String(html.headers['x-request-id'])), 'names the request id');
+      assert.equal(b.requests, 0, 'nothing reached the backend');
+
+      const text = await q.metrics.registry.metrics();
+      assert.equal(metricValue(text, 'switchboard_proxy_errors_total', { kind: 'not_implemented' }), 2);
+      assert.equal(metricValue(text, 'switchboard_proxy_requests_total', { code: '501' }), 2);
+      const access = await waitFor('two access lines', () => {
+        const lines = captured.events('access');
+        return lines.length === 2 ? lines : null;
+      });
+      for (const l of access) assert.deepEqual([l.status, l.outcome, l.attempts], [501, 'not_implemented', 0]);
+    } finally {
+      await q.close();
+      await b.close();
+    }
   });
 });

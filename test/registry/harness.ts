@@ -14,7 +14,6 @@ import { Registry } from '../../src/registry/registry';
 import type { Store } from '../../src/registry/store';
 import type { Lookup } from '../../src/registry/url-policy';
 import { RedisServer, freePort } from '../support/redis-server';
-import { engineEnv } from '../support/engine';
 
 export const ADMIN_TOKEN = 'test-admin-token-0123456789abcdef';
 
@@ -102,7 +101,7 @@ export interface ApiOptions {
 export async function startApi(opts: ApiOptions): Promise<Api> {
   const controlPort = await freePort();
   const config = loadConfig({
-    env: engineEnv(),
+    env: {},
     overrides: {
       adminToken: ADMIN_TOKEN,
       control: { port: controlPort },

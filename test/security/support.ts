@@ -6,7 +6,6 @@ import { silentLogger, type Logger } from '../../src/logger';
 import type { Store } from '../../src/registry/store';
 import { ADMIN_TOKEN, startApi } from '../registry/harness';
 import { freePort } from '../support/redis-server';
-import { engineEnv } from '../support/engine';
 
 export { ADMIN_TOKEN };
 
@@ -199,7 +198,7 @@ export async function appTarget(
     const b = base[k];
     overrides[k] = b && typeof b === 'object' && v && typeof v === 'object' ? { ...b, ...v } : v;
   }
-  const config = loadConfig({ env: engineEnv(), overrides });
+  const config = loadConfig({ env: {}, overrides });
   const sb = await startSwitchboard({
     config,
     roles: { registry: opts.registry ?? true, proxy: opts.proxy ?? false },

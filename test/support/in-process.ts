@@ -2,14 +2,13 @@ import { startSwitchboard, type Roles, type Switchboard } from '../../src/app';
 import { loadConfig } from '../../src/config';
 import { type Logger, silentLogger } from '../../src/logger';
 import type { Store } from '../../src/registry/store';
-import { engineEnv } from './engine';
 
 export interface InProcessOptions {
   adminToken: string;
   roles?: Roles;
   /** A store of the test's own (else the config's: the embedded one). */
   store?: Store;
-  /** Environment variables the config is loaded with, on top of the test run's engine. */
+  /** Environment variables the config is loaded with. */
   env?: Record<string, string>;
   /** Config overrides; `proxy` is merged into the defaults below, the rest replaces. */
   overrides?: Record<string, unknown>;
@@ -22,7 +21,7 @@ export type InProcess = Switchboard & { control: string; proxyUrl: string };
 export async function startInProcess(opts: InProcessOptions): Promise<InProcess> {
   const { proxy, ...rest } = (opts.overrides ?? {}) as { proxy?: Record<string, unknown> };
   const config = loadConfig({
-    env: { ...engineEnv(), ...(opts.env ?? {}) },
+    env: opts.env ?? {},
     overrides: {
       adminToken: opts.adminToken,
       control: { port: 0 },

@@ -2,7 +2,6 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync, mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { engineEnv } from './engine';
 import { freePort } from './redis-server';
 import { waitFor } from './wait';
 
@@ -52,8 +51,6 @@ export async function startProcess(
       SWITCHBOARD_PROXY_PORT: String(proxyPort),
       SWITCHBOARD_ADMIN_TOKEN: adminToken,
       SWITCHBOARD_LOG_LEVEL: 'info',
-      // `npm run test:engine` runs the forwarding suites with the other engine: their child processes too.
-      ...engineEnv(),
       ...opts.env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
