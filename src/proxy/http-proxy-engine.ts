@@ -6,7 +6,8 @@ import httpProxy from 'http-proxy';
 import { ADDRESS_NOT_ALLOWED } from '../net/connect-guard';
 import { responseHeaders } from './forward-headers';
 import { cannotStart, classify, literalJudge, noop, type ForwardFailure, type ForwardFailureKind, type Forwarder, type ForwarderOptions, type ForwardResult } from './forward-result';
-import type { BackendTarget, RouteBackend } from '../table/route-table';
+import type { BackendTarget } from '../table/backend-target';
+import type { RouteBackend } from '../table/route-backend';
 
 // The only module that knows http-proxy: the engine of proxy.engine "http-proxy", and of every WebSocket
 // upgrade whatever the engine.

@@ -3,7 +3,7 @@ import { PassThrough } from 'node:stream';
 import { Agent, type Dispatcher } from 'undici';
 import { responseHeaders } from './forward-headers';
 import { cannotStart, classify, literalJudge, type ForwardFailureKind, type Forwarder, type ForwarderOptions, type ForwardResult } from './forward-result';
-import type { RouteBackend } from '../table/route-table';
+import type { RouteBackend } from '../table/route-backend';
 
 // The engine of proxy.engine "undici" (the default): plain requests go through undici's dispatcher with a
 // handler of ours; WebSocket upgrades (and the rare request undici cannot frame) go to the http-proxy

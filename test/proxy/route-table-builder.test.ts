@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { RouteTable, parseTarget } from '../../src/table/route-table';
+import { parseTarget } from '../../src/table/backend-target';
+import { RouteTable } from '../../src/table/route-table';
 import type { Change, ChangeEvent } from '../../src/registry/types';
 import { assignment } from './helpers';
 
@@ -109,7 +110,7 @@ describe('RouteTable.builder (a table built as a store reads it)', () => {
       assert.deepEqual([t.routeCount, t.backendCount, t.assignmentCount], [2, 2, 2]);
     });
 
-    it('tallies each tool as its route has it, compact entries and list routes alike', () => {
+    it('forEachToolCounts counts each tool as its route has it, compact entries and list routes alike', () => {
       const two = table().withChanges([
         {
           epoch: 'e',
@@ -117,13 +118,13 @@ describe('RouteTable.builder (a table built as a store reads it)', () => {
           changes: [{ kind: 'backend.upsert', backend: { tool: 'b', id: 'b2', url: 'http://127.0.0.2:5009', source: 'discovered', registeredAt: 1, lastHeartbeat: 1, expiresAt: 9e15, ttl: 30 } }],
         },
       ]);
-      const tallied: string[] = [];
-      two.tally((tool, registered, discovered, assignments) => tallied.push(`${tool} ${registered} ${discovered} ${assignments}`));
+      const counted: string[] = [];
+      two.forEachToolCounts((tool, registered, discovered, assignments) => counted.push(`${tool} ${registered} ${discovered} ${assignments}`));
       const fromRoutes = [...two.tools()].map(
         (r) => `${r.tool} ${r.backends.filter((b) => b.source === 'registered').length} ${r.backends.filter((b) => b.source === 'discovered').length} ${r.assignments.length}`,
       );
-      assert.deepEqual(tallied.sort(), fromRoutes.sort());
-      assert.deepEqual(tallied, ['a 0 1 1', 'b 1 1 0', 'c 0 0 1']);
+      assert.deepEqual(counted.sort(), fromRoutes.sort());
+      assert.deepEqual(counted, ['a 0 1 1', 'b 1 1 0', 'c 0 0 1']);
     });
 
     it('answers the same frozen route object to every lookup, in this table and in tables that did not change it', () => {
