@@ -1,7 +1,7 @@
 /**
  * The route table: for every tool, where its requests go (its backends) and which host:port it holds (its
- * assignments). The proxy routes on it, on-demand discovery and the control port read it, and the
- * registry keeps one for its metrics and for the ports of a table the store lost.
+ * assignments). The proxy routes on it, on-demand discovery and the control port read it, and a registry
+ * follows one too: its metrics, its durable copy and its port allocation after the store lost its state.
  *
  * Invariants:
  * - A RouteTable is immutable. Nothing changes a table once it is handed out: its maps, its Route objects
@@ -12,8 +12,8 @@
  *   one (same Route objects), so identity comparisons of routes stay meaningful across tables.
  * - Once a first snapshot is loaded, the feed's table is never null again: a failed read keeps the table
  *   it has, because an empty one would drop every route. Before that, RouteSource.current() answers null.
- * - A tool is in the table only while it has a backend or an assignment. Backends whose URL cannot be
- *   routed to are left out when the table is built.
+ * - A tool is in the table only while it has a backend or an assignment. A backend whose URL cannot be
+ *   routed to is left out, by a build and by a change alike.
  * - Epoch and version are those of the store's history the table was read from; the counts are those of
  *   its entries.
  *

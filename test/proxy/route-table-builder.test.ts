@@ -62,6 +62,20 @@ describe('RouteTable.builder (a table built as a store reads it)', () => {
     assert.equal(b.hasBackend('other', 'a', 'http://127.0.0.1:5001'), false);
   });
 
+  it('freezes every list of a tool with lists, an empty one too (two assignments and no backend, or the reverse)', () => {
+    const b = RouteTable.builder();
+    b.assignment(assignment('ports', 5001));
+    b.assignment(assignment('ports', 5002));
+    b.backend({ tool: 'run', id: 'a', url: 'http://127.0.0.1:5001', source: 'registered' });
+    b.backend({ tool: 'run', id: 'b', url: 'http://127.0.0.1:5002', source: 'registered' });
+    const t = b.build({ epoch: 'e', version: 1 });
+    for (const tool of ['ports', 'run']) {
+      const r = t.lookup(tool)!;
+      assert.ok(Object.isFrozen(r) && Object.isFrozen(r.backends) && Object.isFrozen(r.assignments), tool);
+    }
+    assert.deepEqual([t.lookup('ports')!.backends.length, t.lookup('run')!.assignments.length], [0, 0]);
+  });
+
   it("parses a backend's target once, when it is first read, and keeps it", () => {
     const b = RouteTable.builder();
     for (const [i, url] of ['http://127.0.0.1:5001', 'http://127.0.0.1:5002/', 'https://svc.example:8443', 'http://[::1]:80'].entries()) {
