@@ -2,7 +2,7 @@ import type http from 'node:http';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { ADDRESS_NOT_ALLOWED, type ConnectGuard } from '../net/connect-guard';
-import type { RouteBackend } from '../table/route-table';
+import type { RouteBackend } from '../table/route-backend';
 
 // What the forwarder promises the server (src/proxy/forwarder.ts). Routing, health, retries and error
 // pages are written against these types only.

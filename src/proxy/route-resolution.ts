@@ -1,5 +1,6 @@
 import type http from 'node:http';
-import type { RouteSource, ToolRoute } from '../table/route-table';
+import type { Route } from '../table/route';
+import type { RouteSource } from '../table/route-table';
 import type { Exchange } from './exchange';
 import { resolveTool } from './host';
 
@@ -10,8 +11,8 @@ import { resolveTool } from './host';
  */
 export type Resolution =
   | { kind: 'refused'; page: 'bad_request' | 'no_routes' | 'no_such_tool' }
-  | { kind: 'redirect'; location: string; route: ToolRoute }
-  | { kind: 'route'; route: ToolRoute };
+  | { kind: 'redirect'; location: string; route: Route }
+  | { kind: 'route'; route: Route };
 
 const BAD_REQUEST: Resolution = { kind: 'refused', page: 'bad_request' };
 const NO_ROUTES: Resolution = { kind: 'refused', page: 'no_routes' };

@@ -3,7 +3,7 @@ import { PassThrough } from 'node:stream';
 import { Agent, type Dispatcher } from 'undici';
 import { responseHeaders } from './forward-headers';
 import { cannotStart, classify, literalJudge, type ForwardFailure, type ForwardFailureKind, type Forwarder, type ForwarderOptions, type ForwardResult } from './forward-result';
-import type { RouteBackend } from '../table/route-table';
+import type { RouteBackend } from '../table/route-backend';
 import type { WebSocketRelay } from './websocket-relay';
 
 // The forwarder of plain requests: undici's dispatcher with a handler of ours. WebSocket upgrades go to

@@ -4,7 +4,7 @@ import type { Duplex } from 'node:stream';
 import httpProxy from 'http-proxy';
 import { ADDRESS_NOT_ALLOWED } from '../net/connect-guard';
 import { classify, literalJudge, noop, type ForwardFailure, type ForwardFailureKind, type Forwarder, type ForwarderOptions, type ForwardResult } from './forward-result';
-import type { RouteBackend } from '../table/route-table';
+import type { RouteBackend } from '../table/route-backend';
 
 // The only module that knows http-proxy: it relays WebSocket upgrades, which undici does not hand over to
 // a client socket. Plain requests go through the undici engine.
