@@ -59,6 +59,8 @@ const RULES: Array<[string, string[]]> = [
   ['launcher', ['proxy', 'control', 'registry', 'discovery', 'table', 'cli']],
   ['client', ['proxy', 'control', 'registry', 'discovery', 'launcher']],
   ['net', ['proxy', 'control', 'registry', 'discovery', 'launcher', 'table']],
+  // Every floor reads the configuration (launchers and CLI clients its defaults): it sits on net alone.
+  ['config', ['proxy', 'control', 'registry', 'discovery', 'launcher', 'table', 'client', 'cli']],
 ];
 
 /**
