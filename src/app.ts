@@ -4,7 +4,9 @@ import { answerClientError } from './client-error';
 import { listen } from './net/listen';
 import type express from 'express';
 import type { Config } from './config';
+import { controlAdmission } from './control/admission';
 import { createControlApp, type Readiness } from './control/app';
+import { ControlHosts, configuredHosts } from './control/control-hosts';
 import { controlListener, type FastPath } from './control/fast-paths';
 import { StatusSource } from './control/status-data';
 import { Healer } from './discovery/healer';
@@ -13,6 +15,7 @@ import { Reconciler } from './discovery/reconciler';
 import { proxyDiscovery } from './discovery/setup';
 import type { Logger } from './logger';
 import { Metrics } from './metrics';
+import { ListeningSockets } from './net/listening-sockets';
 import { createProxyServer, type ProxyHooks, type ProxyServer } from './proxy/server';
 import { TableFeed } from './table/table-feed';
 import { createRegistryApi } from './registry/api';
@@ -84,10 +87,14 @@ function discoveryHooks(discovery: OnDemandDiscovery | null): ProxyHooks | undef
  */
 export async function startSwitchboard(opts: StartOptions): Promise<Switchboard> {
   const { config, roles, logger } = opts;
+  const controlHosts = new ControlHosts(configuredHosts(config), config.host);
   const metrics = new Metrics({ defaultMetrics: opts.defaultMetrics ?? true, perToolLabels: config.metrics.perToolLabels });
   const store = opts.store ?? (await createStore(config, logger));
   const routers: express.Router[] = [];
-  const fastPaths: FastPath[] = [];
+  // Admission first: no route, fast or not, answers a request it refuses.
+  const fastPaths: FastPath[] = [controlAdmission(controlHosts, (reason) => metrics.controlRefused.inc({ reason }))];
+  // Switchboard's own sockets, which the proxy never forwards to; the ports the kernel picks are added once known.
+  const listening = new ListeningSockets(config.host, [config.proxy.port, config.control.port]);
   const readiness: Array<() => Promise<Readiness>> = [...(opts.readiness ?? [])];
 
   let registry: Registry | null = null;
@@ -138,8 +145,9 @@ export async function startSwitchboard(opts: StartOptions): Promise<Switchboard>
   }
   if (roles.proxy && feed) {
     discovery = proxyDiscovery({ config, routes: feed, healer, logger });
-    proxy = createProxyServer({ config, routes: feed, logger, metrics, hooks: discoveryHooks(discovery) });
+    proxy = createProxyServer({ config, routes: feed, logger, metrics, hooks: discoveryHooks(discovery), self: listening });
     proxyPort = await proxy.listen(config.proxy.port, config.host);
+    listening.add(proxyPort);
     const f = feed;
     readiness.push(async () => {
       const table = f.current();
@@ -180,6 +188,7 @@ export async function startSwitchboard(opts: StartOptions): Promise<Switchboard>
   // With port 0 in the config the kernel picks the ports: only now does the URL policy know them, and a
   // backend URL pointing at switchboard itself would loop requests through the proxy.
   registry?.policy.addSelfPort(controlPort);
+  listening.add(controlPort);
   if (proxyPort) registry?.policy.addSelfPort(proxyPort);
   logger.info({ event: 'started', roles, proxyPort, controlPort, store: store.kind }, 'switchboard started');
 

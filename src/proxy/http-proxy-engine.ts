@@ -5,6 +5,7 @@ import { PassThrough } from 'node:stream';
 import httpProxy from 'http-proxy';
 import { ADDRESS_NOT_ALLOWED } from '../net/connect-guard';
 import { responseHeaders } from './forward-headers';
+import { guardedAgent } from './guarded-connect';
 import { cannotStart, classify, literalJudge, noop, type ForwardFailure, type ForwardFailureKind, type Forwarder, type ForwarderOptions, type ForwardResult } from './forward-result';
 import type { BackendTarget, RouteBackend } from '../table/route-table';
 
@@ -70,12 +71,12 @@ export function createHttpProxyEngine(opts: ForwarderOptions): Forwarder {
     // being kept warm), and every key here is copied into each request's options by the agent.
     lookup: opts.guard?.lookup,
   };
-  const httpAgent = capturing(new http.Agent(agentOpts), slot);
-  const httpsAgent = capturing(new https.Agent(agentOpts), slot);
+  const httpAgent = capturing(guardedAgent(new http.Agent(agentOpts), opts.guard), slot);
+  const httpsAgent = capturing(guardedAgent(new https.Agent(agentOpts), opts.guard), slot);
   // A new connection per request, never pooled: upgraded sockets (they leave the pool, and must stay out of
   // its keep-alive accounting) and the retry of a request whose pooled connection turned out closed.
-  const unpooledHttpAgent = capturing(new http.Agent({ keepAlive: false, lookup: opts.guard?.lookup }), slot);
-  const unpooledHttpsAgent = capturing(new https.Agent({ keepAlive: false, lookup: opts.guard?.lookup }), slot);
+  const unpooledHttpAgent = capturing(guardedAgent(new http.Agent({ keepAlive: false, lookup: opts.guard?.lookup }), opts.guard), slot);
+  const unpooledHttpsAgent = capturing(guardedAgent(new https.Agent({ keepAlive: false, lookup: opts.guard?.lookup }), opts.guard), slot);
   const agents = [httpAgent, httpsAgent, unpooledHttpAgent, unpooledHttpsAgent];
 
   const proxy = httpProxy.createProxyServer({ xfwd: false, ws: true, toProxy: true, prependPath: false, changeOrigin: false });
