@@ -4,7 +4,9 @@ import { answerClientError } from './client-error';
 import { listen } from './net/listen';
 import type express from 'express';
 import type { Config } from './config';
+import { controlAdmission } from './control/admission';
 import { createControlApp, type Readiness } from './control/app';
+import { ControlHosts, configuredHosts } from './control/control-hosts';
 import { controlListener, type FastPath } from './control/fast-paths';
 import { StatusSource } from './control/status-data';
 import { Healer } from './discovery/healer';
@@ -13,6 +15,7 @@ import { Reconciler } from './discovery/reconciler';
 import { proxyDiscovery } from './discovery/setup';
 import type { Logger } from './logger';
 import { Metrics } from './metrics';
+import { ListeningSockets } from './net/listening-sockets';
 import { createProxyServer, type ProxyHooks, type ProxyServer } from './proxy/server';
 import { TableFeed } from './table/table-feed';
 import { createRegistryApi } from './registry/api';
@@ -118,11 +121,12 @@ function startRegistryRole(opts: StartOptions, store: Store, metrics: Metrics): 
 }
 
 /** The proxy role: the proxy server on the followed table, with on-demand discovery when it is on. */
-async function startProxyRole(opts: StartOptions, feed: TableFeed, metrics: Metrics, healer: Healer | null) {
+async function startProxyRole(opts: StartOptions, feed: TableFeed, metrics: Metrics, healer: Healer | null, self: ListeningSockets) {
   const { config, logger } = opts;
   const discovery = proxyDiscovery({ config, routes: feed, healer, logger });
-  const proxy = createProxyServer({ config, routes: feed, logger, metrics, hooks: discoveryHooks(discovery) });
+  const proxy = createProxyServer({ config, routes: feed, logger, metrics, hooks: discoveryHooks(discovery), self });
   const port = await proxy.listen(config.proxy.port, config.host);
+  self.add(port);
   const readiness = async (): Promise<Readiness> => {
     const table = feed.current();
     return {
@@ -156,8 +160,11 @@ async function followTable(opts: StartOptions, store: Store, metrics: Metrics): 
  */
 export async function startSwitchboard(opts: StartOptions): Promise<Switchboard> {
   const { config, roles, logger } = opts;
+  const controlHosts = new ControlHosts(configuredHosts(config), config.host);
   const metrics = new Metrics({ defaultMetrics: opts.defaultMetrics ?? true, perToolLabels: config.metrics.perToolLabels });
   const store = opts.store ?? (await createStore(config, logger));
+  // Switchboard's own sockets, which the proxy never forwards to; the ports the kernel picks are added once known.
+  const listening = new ListeningSockets(config.host, [config.proxy.port, config.control.port]);
   const readiness: Array<() => Promise<Readiness>> = [...(opts.readiness ?? [])];
 
   const reg = roles.registry ? startRegistryRole(opts, store, metrics) : null;
@@ -168,7 +175,7 @@ export async function startSwitchboard(opts: StartOptions): Promise<Switchboard>
   // one read at start and then the change feed.
   // (A primary of proxy workers that runs no registry follows nothing: its workers do.)
   const feed = roles.proxy || reg ? await followTable(opts, store, metrics) : null;
-  const px = roles.proxy && feed ? await startProxyRole(opts, feed, metrics, reg?.healer ?? null) : null;
+  const px = roles.proxy && feed ? await startProxyRole(opts, feed, metrics, reg?.healer ?? null, listening) : null;
   if (px) readiness.push(px.readiness);
 
   // The registry allocates ports with the table it follows in mind: after the store lost its state, the
@@ -187,11 +194,15 @@ export async function startSwitchboard(opts: StartOptions): Promise<Switchboard>
     : null;
 
   const statusSource = new StatusSource({ store, routes: feed, health: px?.proxy.health ?? null });
-  const controlServer = controlServerOf(opts, metrics, readiness, reg ? [reg.router] : [], reg ? [reg.fastPath] : [], statusSource);
+  // Admission first: no route, fast or not, answers a request it refuses.
+  const admission = controlAdmission(controlHosts, (reason) => metrics.controlRefused.inc({ reason }));
+  const fastPaths = reg ? [admission, reg.fastPath] : [admission];
+  const controlServer = controlServerOf(opts, metrics, readiness, reg ? [reg.router] : [], fastPaths, statusSource);
   const controlPort = controlServer ? await listen(controlServer, config.control.port, config.host) : 0;
   // With port 0 in the config the kernel picks the ports: only now does the URL policy know them, and a
   // backend URL pointing at switchboard itself would loop requests through the proxy.
   reg?.registry.policy.addSelfPort(controlPort);
+  listening.add(controlPort);
   if (px) reg?.registry.policy.addSelfPort(px.port);
   logger.info({ event: 'started', roles, proxyPort: px?.port ?? null, controlPort, store: store.kind }, 'switchboard started');
 

@@ -27,6 +27,8 @@ export const PROXY_ERROR_KINDS = ['no_route', 'not_running', 'refused', 'reset',
 export const HOLD_OUTCOMES = ['forwarded', 'timeout', 'client_gone', 'overflow'] as const;
 export const SELFHEAL_TRIGGERS = ['request', 'reconcile'] as const;
 export const AUTH_FAILURE_REASONS = ['missing', 'malformed', 'invalid'] as const;
+/** Why the control port refused a request before any route saw it (src/control/admission.ts). */
+export const CONTROL_REFUSAL_REASONS = ['proxied', 'host'] as const;
 
 export interface MetricsOptions {
   defaultMetrics?: boolean;
@@ -256,6 +258,12 @@ export class Metrics {
     registers: [this.registry],
     collect: () => this.collectRefused(),
   });
+  readonly controlRefused = new client.Counter({
+    name: 'switchboard_control_refused_total',
+    help: 'Requests the control port refused before any route: proxied (forwarded by a switchboard proxy, 403), host (a Host name it does not answer to, 421).',
+    labelNames: ['reason'],
+    registers: [this.registry],
+  });
   readonly portsOccupied = new client.Counter({
     name: 'switchboard_ports_occupied_total',
     help: 'Ports POST /v1/ports did not hand out because something already accepted connections on them.',
@@ -285,6 +293,7 @@ export class Metrics {
     zeroed(this.selfHeals, 'trigger', SELFHEAL_TRIGGERS);
     zeroed(this.authFailures, 'reason', AUTH_FAILURE_REASONS);
     zeroed(this.proxyHolds, 'outcome', HOLD_OUTCOMES);
+    zeroed(this.controlRefused, 'reason', CONTROL_REFUSAL_REASONS);
     // Without a table these say nothing: a 0 would read as "every route vanished" and page someone.
     for (const g of this.tableGauges()) g.remove();
     this.storeUp.remove();

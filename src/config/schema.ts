@@ -140,7 +140,15 @@ export const SCHEMA = group({
   ),
   adminToken: optional(null, TOKEN, { description: 'the admin bearer token; unset: generated at start', env: 'SWITCHBOARD_ADMIN_TOKEN' }),
   proxy,
-  control: group({ port: port(8282, 'registration API, metrics, health', 'SWITCHBOARD_CONTROL_PORT') }),
+  control: group({
+    port: port(8282, 'registration API, metrics, health', 'SWITCHBOARD_CONTROL_PORT'),
+    // Each entry's form ("*", a name or an address, with or without ":port") is checked where it is read:
+    // src/control/control-hosts.ts, which also answers the refusal.
+    allowedHosts: list({ type: 'string', minLength: 1, maxLength: 300 }, [], { maxItems: 100, message: 'must be a list of at most 100 host names' }, {
+      description: 'names the control port answers to besides localhost, the host name and a name in host; "*": any',
+      env: 'SWITCHBOARD_CONTROL_ALLOWED_HOSTS',
+    }),
+  }),
   redis,
   leases,
   ports: group({

@@ -4,6 +4,14 @@ import { NetworkSet, unmapIPv4 } from '../net/networks';
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,128}$/;
 
+/**
+ * Set on every request the proxy forwards, replacing whatever the client sent. A control port refuses any
+ * request that carries it (src/control/admission.ts): a backend URL may name a control port (a registry
+ * does not know the ports of other processes), and the public port must not become a way into the
+ * operator port. A client cannot remove it; sending it itself only gets its own request refused.
+ */
+export const FORWARDED_MARK = 'x-switchboard-forwarded';
+
 // Generated ids are UUIDv8 (RFC 9562's custom layout): 74 random bits drawn once per process, then a
 // 48-bit counter. Unique across processes and restarts like a random UUID, at a fraction of
 // randomUUID's cost per request (~0.1 of ~0.8 us in CPU profiles under load); a request id is a correlation key,
@@ -34,7 +42,7 @@ const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'te', 'trail
  * Headers a `Connection:` list may never remove: framing (dropping it would desynchronise the backend
  * connection) and the headers this proxy sets itself.
  */
-const PROTECTED = new Set(['host', 'content-length', 'transfer-encoding', 'x-request-id', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host']);
+const PROTECTED = new Set(['host', 'content-length', 'transfer-encoding', 'x-request-id', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', FORWARDED_MARK]);
 
 const HOP_BY_HOP_SET = new Set(HOP_BY_HOP);
 
@@ -117,6 +125,7 @@ export function rewriteRequestHeaders(req: http.IncomingMessage, ctx: ForwardHea
   // spelling, and one that misses "CHUNKED" would read the body as the next request on the connection.
   if (te !== undefined) h['transfer-encoding'] = transferCodings(te).join(', ');
   h['x-request-id'] = ctx.requestId;
+  h[FORWARDED_MARK] = '1';
 }
 
 /**

@@ -7,6 +7,7 @@ import type { Config } from '../config';
 import type { Logger } from '../logger';
 import type { Metrics } from '../metrics';
 import { ConnectGuard } from '../net/connect-guard';
+import type { ListeningSockets } from '../net/listening-sockets';
 import { NetworkSet } from '../net/networks';
 import type { RouteSource } from '../table/route-table';
 import { ProxyAccounting } from './accounting';
@@ -33,6 +34,8 @@ export interface ProxyServerOptions {
   maxAttempts?: number;
   /** The resolver beneath the connect-time address check (tests inject one; default dns.lookup). */
   lookup?: net.LookupFunction;
+  /** Switchboard's own listening sockets, which the proxy never connects to (none: no such check). */
+  self?: ListeningSockets;
 }
 
 export interface ProxyServer {
@@ -89,7 +92,7 @@ export function createProxyServer(opts: ProxyServerOptions): ProxyServer {
     responseTimeoutMs: pc.responseTimeoutMs,
     wsIdleTimeoutMs: opts.wsIdleTimeoutMs ?? 600_000,
     agent: pc.agent,
-    guard: new ConnectGuard(config.allowedNetworks, opts.lookup),
+    guard: new ConnectGuard(config.allowedNetworks, opts.lookup, opts.self ?? null),
     responseHead: (req, headers) => {
       // The id the backend was sent (rewriteRequestHeaders): the one in the access log and error pages.
       headers['x-request-id'] = req.headers['x-request-id'];

@@ -2,6 +2,7 @@ import type http from 'node:http';
 import { PassThrough } from 'node:stream';
 import { Agent, type Dispatcher } from 'undici';
 import { responseHeaders } from './forward-headers';
+import { guardedConnector } from './guarded-connect';
 import { cannotStart, classify, literalJudge, type ForwardFailure, type ForwardFailureKind, type Forwarder, type ForwarderOptions, type ForwardResult } from './forward-result';
 import type { RouteBackend } from '../table/route-backend';
 import type { WebSocketRelay } from './websocket-relay';
@@ -197,7 +198,7 @@ class UpstreamExchange implements Dispatcher.DispatchHandler {
 }
 
 export function createUndiciEngine(opts: ForwarderOptions, relay: WebSocketRelay): Forwarder {
-  const connect = { timeout: opts.connectTimeoutMs, lookup: opts.guard?.lookup };
+  const connect = guardedConnector(opts.connectTimeoutMs, opts.guard);
   const common = {
     // Our own timers answer 504 (and time a silent upload too, which undici's do not).
     headersTimeout: 0,

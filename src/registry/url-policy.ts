@@ -1,10 +1,9 @@
 import dns from 'node:dns';
-import net from 'node:net';
-import os from 'node:os';
 import type { Config } from '../config';
 import { badRequest } from './errors';
-import { canonicalHost, parseHost } from '../net/host-names';
-import { NetworkSet, isLoopback, isNeverAllowed, unmapIPv4 } from '../net/networks';
+import { parseHost } from '../net/host-names';
+import { ListeningSockets } from '../net/listening-sockets';
+import { NetworkSet, isNeverAllowed, unmapIPv4 } from '../net/networks';
 
 /** Answers every address a DNS name stands for. */
 export type Lookup = (name: string) => Promise<string[]>;
@@ -35,8 +34,7 @@ const ACCEPTED_MAX = 10_000;
  */
 export class AddressPolicy {
   private readonly allowed: NetworkSet;
-  private readonly selfPorts: Set<number>;
-  private readonly selfAddresses: Set<string>;
+  private readonly self: ListeningSockets;
   private readonly cache = new Map<string, { addresses: string[]; until: number }>();
   /**
    * Verdicts on URLs with an IP-literal host never change under one configuration: a client heartbeating
@@ -50,8 +48,7 @@ export class AddressPolicy {
     private readonly now: () => number = Date.now,
   ) {
     this.allowed = new NetworkSet(config.allowedNetworks);
-    this.selfPorts = new Set([config.control.port, config.proxy.port].filter((p) => p > 0));
-    this.selfAddresses = selfAddresses(config.host);
+    this.self = new ListeningSockets(config.host, [config.control.port, config.proxy.port]);
   }
 
   /**
@@ -59,7 +56,7 @@ export class AddressPolicy {
    * would be switchboard itself too.
    */
   addSelfPort(port: number): void {
-    if (port > 0) this.selfPorts.add(port);
+    this.self.add(port);
     this.accepted.clear();
   }
 
@@ -89,7 +86,7 @@ export class AddressPolicy {
       const a = unmapIPv4(address);
       if (isNeverAllowed(a)) throw fail('url_not_allowed', `url address ${a} is link-local, metadata or otherwise never allowed`);
       if (!this.allowed.has(a)) throw fail('url_not_allowed', `url address ${a} is outside the allowed networks`);
-      if (this.selfPorts.has(port) && (isLoopback(a) || this.selfAddresses.has(a))) {
+      if (this.self.reaches(a, port)) {
         throw fail('url_not_allowed', `url ${a}:${port} is switchboard itself`);
       }
     }
@@ -149,18 +146,4 @@ export class AddressPolicy {
     this.cache.set(name, { addresses, until: now + LOOKUP_CACHE_MS });
     return addresses;
   }
-}
-
-/** The addresses switchboard listens on besides loopback: all of this machine's when bound to a wildcard. */
-function selfAddresses(bindHost: string): Set<string> {
-  const out = new Set<string>();
-  if (bindHost === '0.0.0.0' || bindHost === '::') {
-    for (const list of Object.values(os.networkInterfaces())) {
-      for (const info of list ?? []) out.add(canonicalHost(info.address) ?? info.address);
-    }
-  } else {
-    const c = canonicalHost(bindHost);
-    if (c && net.isIP(c)) out.add(c);
-  }
-  return out;
 }
