@@ -39,6 +39,19 @@ describe('configuration', () => {
     assert.throws(() => loadConfig({ env: {}, file: writeConfig({ proxy: { holdMaxPerTool: 0 } }) }), /proxy\.holdMaxPerTool: must be an integer in 1\.\.100000, got 0/);
   });
 
+  it('forwards with header names with "_" dropped, Via "switchboard" counted up to 1, Host "localhost" for HTTP/1.0 without one; a bad pseudonym or public host is named', () => {
+    const c = loadConfig({ env: {} });
+    assert.deepEqual([c.proxy.allowUnderscoreHeaders, c.proxy.via, c.proxy.maxVia, c.proxy.publicHost], [false, 'switchboard', 1, 'localhost']);
+    const set = loadConfig({ env: {}, file: writeConfig({ proxy: { allowUnderscoreHeaders: true, via: 'edge-1', maxVia: 3, publicHost: 'tools.example.org:8443' } }) });
+    assert.deepEqual([set.proxy.allowUnderscoreHeaders, set.proxy.via, set.proxy.maxVia, set.proxy.publicHost], [true, 'edge-1', 3, 'tools.example.org:8443']);
+    for (const via of ['', 'two words', 'a,b', 'x'.repeat(65), '1.1 switchboard']) {
+      assert.throws(() => loadConfig({ env: {}, file: writeConfig({ proxy: { via } }) }), /^ConfigError: proxy\.via: must be 1\.\.64 characters of an HTTP token/, via);
+    }
+    for (const publicHost of ['', 'http://tools.example.org', 'tools.example.org/x', 'a b', '-x.org', 'x.org:']) {
+      assert.throws(() => loadConfig({ env: {}, file: writeConfig({ proxy: { publicHost } }) }), /^ConfigError: proxy\.publicHost: must be a host name or IPv4 address/, publicHost);
+    }
+  });
+
   it('applies file, then environment', () => {
     const file = writeConfig({ proxy: { port: 9000 }, control: { port: 9001 }, domain: 'tools.example.org' });
     const c = loadConfig({

@@ -17,6 +17,9 @@ const PORT_MAX = 65_535;
 const TOKEN = printable(16, 512);
 const SECRET = printable(32, 512);
 const PREVIOUS_SECRETS_MAX = 16;
+/** RFC 9110 5.6.2's token: what a Via pseudonym is. */
+const HTTP_TOKEN = "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$";
+const HOST_AND_PORT = '^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?(:[0-9]{1,5})?$';
 
 const port = (dflt: number, description: string, env: string) => integer(dflt, 0, PORT_MAX, { description, env });
 const proxyTimeout = (dflt: number, description: string) => integer(dflt, 1, HOUR_MS, { description });
@@ -53,6 +56,14 @@ const proxy = group({
     env: 'SWITCHBOARD_PROXY_HOLD_MS',
   }),
   holdMaxPerTool: integer(100, 1, 100_000, { description: 'requests held at once for one tool; past it the 503 page comes at once' }),
+  allowUnderscoreHeaders: flag(false, { description: 'pass request header names with "_" to tools; never one that folds onto a header the proxy sets or strips' }),
+  via: text('switchboard', { pattern: HTTP_TOKEN, minLength: 1, maxLength: 64, message: "must be 1..64 characters of an HTTP token (letters, digits, !#$%&'*+.^_`|~-)" }, {
+    description: "this deployment's pseudonym in Via",
+  }),
+  maxVia: integer(1, 0, 16, { description: 'how many times a request may already carry proxy.via in its Via; once more is a loop, answered 508' }),
+  publicHost: text('localhost', { pattern: HOST_AND_PORT, maxLength: 259, message: 'must be a host name or IPv4 address, optionally with ":port"' }, {
+    description: 'the Host an HTTP/1.0 request without one is sent to its tool with, when domain is not set',
+  }),
 });
 
 const redis = group({

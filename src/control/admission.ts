@@ -1,6 +1,6 @@
 import type http from 'node:http';
 import type { CONTROL_REFUSAL_REASONS } from '../metrics';
-import { FORWARDED_MARK } from '../proxy/forward-headers';
+import { FORWARDED_MARK } from '../proxy/header-names';
 import type { ControlHosts } from './control-hosts';
 import type { FastPath } from './fast-paths';
 

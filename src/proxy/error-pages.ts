@@ -8,7 +8,9 @@ export type ProxyErrorCode =
   | 'bad_gateway' // 502: the backend refused, reset, or answered garbage
   | 'gateway_timeout' // 504: the backend did not answer in time
   | 'bad_request' // 400: the request cannot be forwarded
-  | 'not_implemented'; // 501: a transfer coding the proxy does not forward (gzip, chunked)
+  | 'not_implemented' // 501: a transfer coding the proxy does not forward (gzip, chunked)
+  | 'version_not_supported' // 505: a request line of another HTTP than 1.0 and 1.1 (HTTP/2.0, HTTP/0.9)
+  | 'loop_detected'; // 508: the request has come through this deployment's proxies more than proxy.maxVia times
 
 interface ErrorKind {
   status: number;
@@ -30,6 +32,12 @@ const KINDS: Record<ProxyErrorCode, ErrorKind> = {
   gateway_timeout: { status: 504, title: 'Gateway timeout', message: (t) => `tool ${t ?? 'unknown'} did not answer in time` },
   bad_request: { status: 400, title: 'Bad request', message: () => 'the request cannot be forwarded' },
   not_implemented: { status: 501, title: 'Not implemented', message: () => 'the request uses a transfer coding the proxy does not forward; send it chunked only' },
+  version_not_supported: { status: 505, title: 'HTTP version not supported', message: () => 'this port speaks HTTP/1.1 and HTTP/1.0 only' },
+  loop_detected: {
+    status: 508,
+    title: 'Loop detected',
+    message: (t) => `the request for tool ${t ?? 'unknown'} came back to this proxy: the tool's address leads to a proxy that forwards it here again`,
+  },
 };
 
 export interface ErrorPage {

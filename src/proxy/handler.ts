@@ -1,7 +1,7 @@
 import type http from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../logger';
-import type { NetworkSet } from '../net/networks';
+import type { RouteBackend } from '../table/route-backend';
 import type { RouteSource } from '../table/route-table';
 import type { ProxyAccounting } from './accounting';
 import { FAILURE_PAGE, failurePage, type Attempts } from './attempts';
@@ -10,7 +10,8 @@ import { mayRetry, type Balancer } from './balancer';
 import { rawErrorResponse, renderError, sendError, wantsJson, type ProxyErrorCode } from './error-pages';
 import { startExchange, type Exchange } from './exchange';
 import { rewriteRequestHeaders, unsupportedTransferCoding } from './forward-headers';
-import type { Forwarder } from './forward-result';
+import type { ForwardPolicy } from './forward-policy';
+import type { ForwardFailure, Forwarder } from './forward-result';
 import type { PassiveHealth } from './health';
 import { resolveRoute, type Resolution } from './route-resolution';
 
@@ -18,7 +19,8 @@ import { resolveRoute, type Resolution } from './route-resolution';
 export interface HandlerParts {
   routes: RouteSource;
   domain: string | null;
-  trusted: NetworkSet;
+  /** What the backend is sent besides the request: header rules, Via (and the loops it reveals), a missing Host. */
+  policy: ForwardPolicy;
   supply: BackendSupply;
   balancer: Balancer;
   attempts: Attempts;
@@ -39,6 +41,32 @@ function hasBody(req: http.IncomingMessage): boolean {
 
 function isWebSocket(req: http.IncomingMessage): boolean {
   return req.method === 'GET' && typeof req.headers.upgrade === 'string' && req.headers.upgrade.toLowerCase() === 'websocket';
+}
+
+/**
+ * A request line of another HTTP than 1.x that Node's parser lets through (`HTTP/2.0`, `HTTP/0.9`; it refuses
+ * the others, see client-error.ts). Forwarded, it would reach the backend as an HTTP/1.1 request it never was.
+ */
+function otherHttp(req: http.IncomingMessage): boolean {
+  return req.httpVersionMajor !== 1;
+}
+
+/** The relay's code for a handshake its backend answered 508: the next proxy of a loop refused it. */
+const LOOP_ANSWER = 'NOT_101_508';
+
+/**
+ * The page for a failed handshake. One answered anything but 101 is a bad gateway, except a 508: the loop
+ * a proxy further on detected is passed back as such, as a plain request's 508 is relayed.
+ */
+function upgradeFailurePage(backend: RouteBackend, f: ForwardFailure): ProxyErrorCode {
+  return f.code === LOOP_ANSWER ? 'loop_detected' : failurePage(backend, f);
+}
+
+/** Why an upgrade request is refused before its route is looked up; null: it is not. */
+function unfitUpgrade(req: http.IncomingMessage, draining: boolean): ProxyErrorCode | null {
+  if (draining) return 'no_routes';
+  if (otherHttp(req)) return 'version_not_supported';
+  return isWebSocket(req) ? null : 'bad_request';
 }
 
 /**
@@ -117,12 +145,10 @@ export class ProxyHandler {
   }
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse, ex: Exchange): Promise<void> {
-    // 0. A body framed in a transfer coding the forwarder cannot send on (gzip, chunked): 501, unread.
-    if (unsupportedTransferCoding(req)) {
-      res.setHeader('connection', 'close');
-      this.p.accounting.countError('not_implemented');
-      return this.answer(res, req, ex, 'not_implemented');
-    }
+    // 0. What cannot be forwarded as it came, answered unread on a connection then closed: another HTTP
+    // than 1.x (505), a body framed in a transfer coding the forwarder cannot send on (gzip, chunked: 501).
+    if (otherHttp(req)) return this.refuse(res, req, ex, 'version_not_supported', true);
+    if (unsupportedTransferCoding(req)) return this.refuse(res, req, ex, 'not_implemented', true);
     // 1. The route.
     const found = resolveRoute(req, this.p.routes, this.p.domain, ex);
     if (found.kind === 'refused') {
@@ -132,12 +158,14 @@ export class ProxyHandler {
       return this.answer(res, req, ex, found.page);
     }
     if (found.kind === 'redirect') return redirect(res, ex, found.location);
+    // A request that has come through this deployment's proxies too often is going round between them.
+    if (this.p.policy.via.loops(req)) return this.refuse(res, req, ex, 'loop_detected', false);
     // 2. Its backends: the table's, a discovered one, or one that comes while the request is held.
     const tool = found.route.tool;
     const supply = await this.p.supply.backendsFor(found.route, res, ex);
     if (supply.kind !== 'route') return this.noBackend(res, req, ex, supply);
     // 3. Forward, with retries where they are safe.
-    rewriteRequestHeaders(req, { requestId: ex.requestId, trusted: this.p.trusted });
+    rewriteRequestHeaders(req, { requestId: ex.requestId, policy: this.p.policy, tool, byPath: found.byPath });
     const body = hasBody(req);
     let last = await this.p.attempts.forward(req, res, ex, supply.route, supply.only, body);
     if (last && ex.hold === undefined && mayRetry(req.method, body, last) && (supply.only || !this.hasLiveBackend(tool))) {
@@ -158,14 +186,21 @@ export class ProxyHandler {
   /** Relays an upgrade; true once the backend's 101 reached the client. */
   private async upgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer, ex: Exchange, refuse: (code: ProxyErrorCode) => void): Promise<boolean> {
     // 1. The route.
-    if (this.p.draining() || !isWebSocket(req)) {
-      refuse(this.p.draining() ? 'no_routes' : 'bad_request');
+    const unfit = unfitUpgrade(req, this.p.draining());
+    if (unfit) {
+      if (unfit === 'version_not_supported') this.p.accounting.countError(unfit);
+      refuse(unfit);
       return false;
     }
     const found = resolveRoute(req, this.p.routes, this.p.domain, ex);
     if (found.kind === 'refused') {
       this.countRefusal(found.page);
       refuse(found.page);
+      return false;
+    }
+    if (this.p.policy.via.loops(req)) {
+      this.p.accounting.countError('loop_detected');
+      refuse('loop_detected');
       return false;
     }
     // 2. A backend (a redirect's tool is upgraded as is: a WebSocket client does not follow a 301).
@@ -183,10 +218,11 @@ export class ProxyHandler {
     }
     if (socket.destroyed) return false;
     // 3. Relay, once: on a failure the relay has already answered the client socket (through `refuse`).
-    rewriteRequestHeaders(req, { requestId: ex.requestId, trusted: this.p.trusted, upgrade: true });
+    const byPath = found.kind === 'redirect' || found.byPath;
+    rewriteRequestHeaders(req, { requestId: ex.requestId, policy: this.p.policy, tool, byPath, upgrade: true });
     ex.attempts = 1;
     ex.backend = backend.id;
-    const r = await this.p.forwarder.upgrade(req, socket, head, backend, (f) => refuse(failurePage(backend, f)));
+    const r = await this.p.forwarder.upgrade(req, socket, head, backend, (f) => refuse(upgradeFailurePage(backend, f)));
     if (r.kind === 'ok') {
       ex.outcome = 'ok';
       this.p.health.markSuccess(tool, backend);
@@ -216,6 +252,13 @@ export class ProxyHandler {
     if (supply.kind === 'client_gone') return void (ex.outcome = 'client_gone');
     this.p.accounting.countError('not_running');
     this.answer(res, req, ex, 'not_running');
+  }
+
+  /** A request refused before it was forwarded: counted as an error of its kind, answered with its page. */
+  private refuse(res: http.ServerResponse, req: http.IncomingMessage, ex: Exchange, code: ProxyErrorCode, close: boolean): void {
+    if (close) res.setHeader('connection', 'close');
+    this.p.accounting.countError(code);
+    this.answer(res, req, ex, code);
   }
 
   private answer(res: http.ServerResponse, req: http.IncomingMessage, ex: Exchange, code: ProxyErrorCode): void {

@@ -8,13 +8,13 @@ import type { Logger } from '../logger';
 import type { Metrics } from '../metrics';
 import { ConnectGuard } from '../net/connect-guard';
 import type { ListeningSockets } from '../net/listening-sockets';
-import { NetworkSet } from '../net/networks';
 import type { RouteSource } from '../table/route-table';
 import { ProxyAccounting } from './accounting';
 import { Attempts } from './attempts';
 import { BackendSupply, type ProxyHooks } from './backend-supply';
 import { Balancer } from './balancer';
 import { createForwarder, type EngineName } from './forwarder';
+import { forwardPolicy } from './forward-policy';
 import { ProxyHandler } from './handler';
 import { PassiveHealth, type HealthOptions } from './health';
 import { HoldQueues, type HoldOutcome, type TableEvents } from './hold';
@@ -104,7 +104,7 @@ export function createProxyServer(opts: ProxyServerOptions): ProxyServer {
   const handler = new ProxyHandler({
     routes,
     domain: config.domain,
-    trusted: new NetworkSet(pc.trustedProxies),
+    policy: forwardPolicy(config),
     supply: new BackendSupply(opts.hooks, holds, logger, () => draining),
     balancer,
     attempts: new Attempts(forwarder, balancer, health, accounting, logger, Math.max(1, opts.maxAttempts ?? 3)),
