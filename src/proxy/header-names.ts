@@ -8,8 +8,12 @@
  */
 export const FORWARDED_MARK = 'x-switchboard-forwarded';
 
-/** Hop-by-hop headers (RFC 9110 7.6.1, plus the legacy ones still seen): they never cross the proxy. */
-export const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'upgrade', 'proxy-authorization', 'proxy-authenticate'];
+/**
+ * Headers that never cross the proxy: hop-by-hop ones (RFC 9110 7.6.1, plus the legacy ones still seen), and
+ * `Proxy`, which no client has a use for and CGI servers turn into an HTTP_PROXY variable that the tool's
+ * own HTTP client then sends its outbound requests through.
+ */
+export const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'upgrade', 'proxy-authorization', 'proxy-authenticate', 'proxy'];
 export const HOP_BY_HOP_SET = new Set(HOP_BY_HOP);
 
 /**

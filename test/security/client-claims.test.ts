@@ -147,6 +147,14 @@ describe('security: what a client claims in its headers', function () {
     for (const name of CLAIMS) assert.deepEqual(valuesOf(seen, name), [], name);
   });
 
+  it('never forwards a Proxy header (the HTTP_PROXY a CGI server would hand the tool), from any peer', async () => {
+    for (const p of [open, trusting]) {
+      const seen = await through(p, ['Proxy: http://attacker.example:3128']);
+      assert.deepEqual(valuesOf(seen, 'proxy'), []);
+      assertNoMarker(['attacker.example']);
+    }
+  });
+
   it('from a trusted proxy: the same claims pass as they came, its port and prefix included', async () => {
     const names = [...CLAIMS, 'X-Forwarded-Port', 'X-Forwarded-Prefix'];
     const { lines, markers } = marked(names, 'trusted');
