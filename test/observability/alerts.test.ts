@@ -40,7 +40,7 @@ describe('alert rules (config/prometheus/alerts.yml)', function () {
       ['SwitchboardSelfHealing', /switchboard_selfheal_total\b/],
       ['SwitchboardSelfPreservation', /switchboard_self_preservation_active\b/],
       ['SwitchboardStoreDown', /switchboard_store_up\b/],
-      ['SwitchboardProxy5xxRatio', /switchboard_proxy_requests_total\{code=~"5\.\."\}/],
+      ['SwitchboardProxy5xxRatio', /switchboard_proxy_requests_total\{code=~"5\.\.", code!~"501\|505"\}/],
       ['SwitchboardToolsLost', /max without \(instance\) \(switchboard_tools_lost\) > 0/],
       ['SwitchboardHeartbeatsRefused', /switchboard_heartbeat_refused_seconds\)\s+> max without \(instance\) \(switchboard_heartbeat_refused_ttl_seconds\)/],
       ['SwitchboardToolCrashLooping', /increase\(switchboard_backend_restarts\[15m\]\)\) > 3/],
