@@ -1,7 +1,7 @@
 import type { Config } from '../config';
 import type { Logger } from '../logger';
 import type { Metrics } from '../metrics';
-import { RegistryError, badRequest } from './errors';
+import { RegistryError } from './errors';
 import { StoreUnavailableError, assignmentKey, type Store } from './store';
 import { CachedFleetFigures, readFleetFigures } from './fleet-counts';
 import { HeartbeatRefusals, type RefusalReason } from './heartbeat-refusals';
@@ -9,8 +9,9 @@ import { acceptsConnections } from './port-check';
 import type { EpochRecovery } from './recovery';
 import { generateSignedToken, generateToken, tokenIdOf, type Principal, type TokenSigner } from './tokens';
 import type { AllocateOptions, Assignment, Backend, BackendSource, OwnedRemoval } from './types';
-import { canonicalHost, parseHost } from '../net/host-names';
-import { AddressPolicy, type BackendTarget, type Lookup } from './url-policy';
+import { hostKey, hostKeys, originOf } from './host-keys';
+import { storeRefusal } from './store-refusals';
+import { AddressPolicy, type Lookup } from './url-policy';
 import { Validators, type HeartbeatBody } from './validate';
 
 export interface HeartbeatInput {
@@ -179,7 +180,7 @@ export class Registry {
       });
       if (!answer.ok) {
         result = answer.reason === 'not_assigned' ? 'rejected' : 'conflict';
-        throw refusal(answer.reason, tool, target, answer.reason === 'port_conflict' ? answer.holder : '', this.config.ports);
+        throw storeRefusal(answer, tool, target, this.config.ports);
       }
       result = answer.created ? 'created' : 'renewed';
       if (answer.created) {
@@ -343,11 +344,11 @@ export class Registry {
 
   /** The assignment of host:port, or null. `host` may be spelled in any form canonicalHost accepts. */
   async getAssignment(host: string, port: number): Promise<Assignment | null> {
-    return this.store.getAssignment(this.hostKey(host), this.validators.port(port));
+    return this.store.getAssignment(hostKey(host), this.validators.port(port));
   }
 
   async releasePort(host: string, port: number): Promise<Assignment | null> {
-    return this.store.releasePort(this.hostKey(host), this.validators.port(port));
+    return this.store.releasePort(hostKey(host), this.validators.port(port));
   }
 
   /**
@@ -356,7 +357,7 @@ export class Registry {
    */
   async assignmentsAt(host: string, port: number): Promise<Assignment[]> {
     const p = this.validators.port(port);
-    const found = await Promise.all((await this.hostKeys(host)).map((k) => this.store.getAssignment(k, p)));
+    const found = await Promise.all((await hostKeys(this.policy, host)).map((k) => this.store.getAssignment(k, p)));
     return found.filter((a): a is Assignment => a !== null);
   }
 
@@ -371,9 +372,9 @@ export class Registry {
    * Discovery asks it to know which assignments a registration covers.
    */
   async assignmentKeysOf(url: string): Promise<string[]> {
-    const t = parseOrigin(url);
+    const t = originOf(url);
     if (!t) return [];
-    return (await this.hostKeys(t.host)).map((h) => assignmentKey(h, t.port));
+    return (await hostKeys(this.policy, t.host)).map((h) => assignmentKey(h, t.port));
   }
 
   /** A new token for the tool. The answer is the only place the token ever appears. */
@@ -424,56 +425,5 @@ export class Registry {
     const now = this.now();
     if (this.stopped.size >= 10_000) for (const [t, until] of this.stopped) if (until <= now) this.stopped.delete(t);
     this.stopped.set(tool, now + Math.max(this.config.proxy.holdMs, this.config.discovery.negativeCacheMs));
-  }
-
-  private hostKey(host: string): string {
-    const c = canonicalHost(host);
-    if (c === null) throw badRequest('invalid_host', 'host must be an IP address or a DNS name', 'host');
-    return c;
-  }
-
-  /** An address: itself. A name: the addresses it resolves to now, then the name (none resolved: the name alone). */
-  private async hostKeys(host: string): Promise<string[]> {
-    const c = this.hostKey(host);
-    if (parseHost(c)?.kind === 'ip') return [c];
-    try {
-      return [...(await this.policy.hostAddresses(c)).addresses, c];
-    } catch (err) {
-      if (err instanceof RegistryError) return [c];
-      throw err;
-    }
-  }
-}
-
-/** Host (canonical, a name or an address) and port of an http(s) origin; null when it is none. */
-function parseOrigin(url: string): { host: string; port: number } | null {
-  let u: URL;
-  try {
-    u = new URL(url);
-  } catch {
-    return null;
-  }
-  const host = canonicalHost(u.hostname);
-  if (host === null || (u.protocol !== 'http:' && u.protocol !== 'https:')) return null;
-  return { host, port: u.port ? Number(u.port) : u.protocol === 'https:' ? 443 : 80 };
-}
-
-/** The 409 or 403 for a heartbeat the store refused, naming the url's host as given and the addresses compared. */
-function refusal(reason: 'port_conflict' | 'registered_exists' | 'not_assigned', tool: string, target: BackendTarget, holder: string, range: { min: number; max: number }): RegistryError {
-  const given = new URL(target.url).hostname;
-  const literal = canonicalHost(given) === target.host && target.addresses.length === 1;
-  const at = literal ? `${given}:${target.port}` : `${given}:${target.port} (address ${target.addresses.join(', ')})`;
-  switch (reason) {
-    case 'port_conflict':
-      return new RegistryError(409, 'port_conflict', `${at} is assigned to tool "${holder}"`, 'url');
-    case 'registered_exists':
-      return new RegistryError(409, 'registered_exists', `a registered backend of "${tool}" already has url ${target.url}`, 'url');
-    case 'not_assigned':
-      return new RegistryError(
-        403,
-        'port_not_assigned',
-        `a tool token registers only ports assigned to its tool or inside ports.min..ports.max (${range.min}..${range.max}); ${at} is neither: register it with the admin token, or ask POST /v1/ports for a port`,
-        'url',
-      );
   }
 }
