@@ -347,10 +347,6 @@ export class Registry {
     return this.store.getAssignment(hostKey(host), this.validators.port(port));
   }
 
-  async releasePort(host: string, port: number): Promise<Assignment | null> {
-    return this.store.releasePort(hostKey(host), this.validators.port(port));
-  }
-
   /**
    * The assignments of `port` on every address `host` stands for: the address itself, or each address a
    * name resolves to (and the name itself, which older registries keyed assignments by).
