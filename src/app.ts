@@ -95,11 +95,10 @@ interface RegistryRole {
   readiness: () => Promise<Readiness>;
 }
 
-function startRegistryRole(opts: StartOptions, store: Store, metrics: Metrics): RegistryRole {
+function startRegistryRole(opts: StartOptions, store: Store, metrics: Metrics, adminToken: string): RegistryRole {
   const { config, logger } = opts;
   const { signer } = tokenSigner(config, store.kind, logger);
   const registry = new Registry({ store, config, metrics, logger, signer });
-  const adminToken = resolveAdminToken(config, logger, opts.tokenOut);
   const healer = config.discovery.enabled ? new Healer({ registry, config, metrics, logger }) : null;
   const api = createRegistryApi({ registry, adminToken, store, logger, metrics, discoveries: healer, signer });
   const leadership = new Leadership(store, 'expiry', config.leases.lockTtlMs, logger);
@@ -162,12 +161,14 @@ export async function startSwitchboard(opts: StartOptions): Promise<Switchboard>
   const { config, roles, logger } = opts;
   const controlHosts = new ControlHosts(configuredHosts(config), config.host);
   const metrics = new Metrics({ defaultMetrics: opts.defaultMetrics ?? true, perToolLabels: config.metrics.perToolLabels });
+  // Refused before anything starts: a short admin token must not get as far as opening the store.
+  const adminToken = roles.registry ? resolveAdminToken(config, logger, opts.tokenOut) : null;
   const store = opts.store ?? (await createStore(config, logger));
   // Switchboard's own sockets, which the proxy never forwards to; the ports the kernel picks are added once known.
   const listening = new ListeningSockets(config.host, [config.proxy.port, config.control.port]);
   const readiness: Array<() => Promise<Readiness>> = [...(opts.readiness ?? [])];
 
-  const reg = roles.registry ? startRegistryRole(opts, store, metrics) : null;
+  const reg = adminToken !== null ? startRegistryRole(opts, store, metrics, adminToken) : null;
   if (reg) readiness.push(reg.readiness);
   // A proxy routes on this table. A registry-only process routes nothing, yet its metrics (routes,
   // assignments, store_up) are read at scrape time and must never wait on the store, and its port

@@ -236,8 +236,13 @@ export class Metrics {
   });
   readonly authFailures = new client.Counter({
     name: 'switchboard_auth_failures_total',
-    help: 'Requests to the registration API refused 401, by reason (missing, malformed, invalid: unknown, revoked or a wrong secret).',
+    help: 'Requests to the registration API refused for their credentials (401, or 429 once their address failed too often), by reason (missing, malformed, invalid: unknown, revoked or a wrong secret).',
     labelNames: ['reason'],
+    registers: [this.registry],
+  });
+  readonly authThrottled = new client.Counter({
+    name: 'switchboard_auth_throttled_total',
+    help: 'Requests to the registration API with failed credentials answered 429 instead of 401: their client address failed authentication more often than control.authFailuresPerMinute.',
     registers: [this.registry],
   });
   /** Where the refused-heartbeat gauges read their tools at scrape time (set by the Registry). */

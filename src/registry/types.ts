@@ -44,9 +44,19 @@ export interface UpsertBackendInput {
   tool: string;
   id: string;
   url: string;
-  /** The assignment key the URL implies (its hostname and port). */
+  /** The assignment key the URL implies: the address its host stands for (the lowest when several), and its port. */
   host: string;
   port: number;
+  /**
+   * The other addresses a URL's host name stands for. A connection to the name may reach any of them, so
+   * each `alsoHost:port` must be free or the tool's own as well, and a free one is assigned to the tool too.
+   */
+  alsoHosts?: readonly string[];
+  /**
+   * Only a port the tool already holds (on `host` and every `alsoHost`): nothing is assigned, and a free
+   * `host:port` answers `not_assigned`. A tool token registering outside the configured port range.
+   */
+  assignedOnly?: boolean;
   ttl: number;
   source: BackendSource;
   clientVersion?: string;
@@ -69,7 +79,9 @@ export type UpsertBackendResult =
    * A registered backend whose lease has lapsed (kept only by self-preservation, or not swept yet) is
    * replaced instead: its heartbeats stopped, and the discovery proves something answers there now.
    */
-  | { ok: false; reason: 'registered_exists' };
+  | { ok: false; reason: 'registered_exists' }
+  /** `assignedOnly` was asked and the tool does not hold every host:port of the URL; nothing changed. */
+  | { ok: false; reason: 'not_assigned' };
 
 /**
  * What allocatePort must respect besides the store's own assignments: after the store lost its state, the
@@ -80,6 +92,11 @@ export interface AllocateOptions {
   exclude?: readonly number[];
   /** The asking tool's own port of the old table: answered when it is free and within the range. */
   prefer?: number;
+  /**
+   * The other addresses of the host name asked for: the port must also be free or the tool's own on each,
+   * and is assigned to the tool on each.
+   */
+  alsoHosts?: readonly string[];
 }
 
 export type AllocatePortResult =
