@@ -159,6 +159,10 @@ export const SCHEMA = group({
       description: 'names the control port answers to besides localhost, the host name and a name in host; "*": any',
       env: 'SWITCHBOARD_CONTROL_ALLOWED_HOSTS',
     }),
+    authFailuresPerMinute: integer(100, 1, 1_000_000, {
+      description: 'failed authentications one client address may make on the control port per minute (and in one burst) before 429',
+      env: 'SWITCHBOARD_AUTH_FAILURES_PER_MINUTE',
+    }),
   }),
   redis,
   leases,

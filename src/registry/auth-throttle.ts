@@ -7,17 +7,14 @@ import { authFailure } from './api-errors';
 import { RegistryError } from './errors';
 import type { AuthResult } from './tokens';
 
-/** Failed authentications one client address may make per minute (and in one burst) before it gets 429s. */
-export const DEFAULT_AUTH_FAILURES_PER_MINUTE = 100;
 /** Addresses remembered at once; the least recently failing one is forgotten first. */
 const MAX_SOURCES = 10_000;
 /** One `auth.throttled` line per address per interval, with the count of 429s it stands for. */
 const LOG_INTERVAL_MS = 60_000;
 
-/** `control.authFailuresPerMinute` when the configuration has it, else the default. */
+/** `control.authFailuresPerMinute`: failures one address may make per minute, and in one burst. */
 export function authFailuresPerMinute(config: Config): number {
-  const configured = (config.control as { authFailuresPerMinute?: unknown }).authFailuresPerMinute;
-  return typeof configured === 'number' && Number.isInteger(configured) && configured >= 1 ? configured : DEFAULT_AUTH_FAILURES_PER_MINUTE;
+  return config.control.authFailuresPerMinute;
 }
 
 interface Bucket {
