@@ -5,6 +5,7 @@ import { listen } from './net/listen';
 import type express from 'express';
 import type { Config } from './config';
 import { controlAdmission } from './control/admission';
+import { tlsEnabled } from './config/rules';
 import { createControlApp, type Readiness } from './control/app';
 import { ControlHosts, configuredHosts } from './control/control-hosts';
 import { controlListener, type FastPath } from './control/fast-paths';
@@ -17,6 +18,7 @@ import type { Logger } from './logger';
 import { Metrics } from './metrics';
 import { ListeningSockets } from './net/listening-sockets';
 import { createProxyServer, type ProxyHooks, type ProxyServer } from './proxy/server';
+import { CertificateStore } from './proxy/tls/certificate-store';
 import { TableFeed } from './table/table-feed';
 import { createRegistryApi } from './registry/api';
 import { LeaseExpirer } from './registry/expirer';
@@ -57,6 +59,8 @@ export interface Switchboard {
   store: Store;
   metrics: Metrics;
   proxyPort: number | null;
+  /** The HTTPS port (null: no certificate configured, or no proxy role). */
+  tlsPort: number | null;
   controlPort: number;
   adminToken: string | null;
   /** The process's route table: proxies route on it; a registry-only process follows it for its metrics. */
@@ -72,6 +76,8 @@ export interface Switchboard {
   /** The proxy's on-demand discovery (null when off or not a proxy). */
   discovery: OnDemandDiscovery | null;
   proxy: ProxyServer | null;
+  /** Reads the HTTPS certificates again (SIGHUP); nothing without them. */
+  reloadCertificates(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -123,9 +129,16 @@ function startRegistryRole(opts: StartOptions, store: Store, metrics: Metrics, a
 async function startProxyRole(opts: StartOptions, feed: TableFeed, metrics: Metrics, healer: Healer | null, self: ListeningSockets) {
   const { config, logger } = opts;
   const discovery = proxyDiscovery({ config, routes: feed, healer, logger });
-  const proxy = createProxyServer({ config, routes: feed, logger, metrics, hooks: discoveryHooks(discovery), self });
+  const certificates = tlsEnabled(config) ? await CertificateStore.open(config.proxy.tls, logger) : null;
+  const proxy = createProxyServer({ config, routes: feed, logger, metrics, hooks: discoveryHooks(discovery), self, certificates });
   const port = await proxy.listen(config.proxy.port, config.host);
   self.add(port);
+  const tlsPort = certificates ? await proxy.listenTls(config.proxy.tls.port, config.host) : null;
+  if (tlsPort !== null) self.add(tlsPort);
+  if (certificates) {
+    certificates.watch();
+    metrics.observeCertificates(certificates);
+  }
   const readiness = async (): Promise<Readiness> => {
     const table = feed.current();
     return {
@@ -133,7 +146,7 @@ async function startProxyRole(opts: StartOptions, feed: TableFeed, metrics: Metr
       detail: { proxy: { hasSnapshot: table !== null, storeUp: feed.storeUp, version: table?.version ?? null, routes: table?.routeCount ?? 0 } },
     };
   };
-  return { proxy, port, discovery, readiness };
+  return { proxy, port, tlsPort, discovery, readiness };
 }
 
 /** The control port's server (null in proxy workers, whose primary owns the port). */
@@ -205,7 +218,8 @@ export async function startSwitchboard(opts: StartOptions): Promise<Switchboard>
   reg?.registry.policy.addSelfPort(controlPort);
   listening.add(controlPort);
   if (px) reg?.registry.policy.addSelfPort(px.port);
-  logger.info({ event: 'started', roles, proxyPort: px?.port ?? null, controlPort, store: store.kind }, 'switchboard started');
+  if (px?.tlsPort) reg?.registry.policy.addSelfPort(px.tlsPort);
+  logger.info({ event: 'started', roles, proxyPort: px?.port ?? null, tlsPort: px?.tlsPort ?? null, controlPort, store: store.kind }, 'switchboard started');
 
   let stopping: Promise<void> | null = null;
   const stop = (): Promise<void> => {
@@ -231,6 +245,7 @@ export async function startSwitchboard(opts: StartOptions): Promise<Switchboard>
     store,
     metrics,
     proxyPort: px?.port ?? null,
+    tlsPort: px?.tlsPort ?? null,
     controlPort,
     adminToken: reg?.adminToken ?? null,
     feed,
@@ -242,6 +257,7 @@ export async function startSwitchboard(opts: StartOptions): Promise<Switchboard>
     durability,
     discovery: px?.discovery ?? null,
     proxy: px?.proxy ?? null,
+    reloadCertificates: async () => void (await px?.proxy.certificates?.reload('SIGHUP')),
     stop,
   };
 }

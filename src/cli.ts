@@ -52,7 +52,7 @@ async function runServer(verb: string, args: string[]): Promise<void> {
   // import() would bypass the TypeScript loader.
   const { startSwitchboard } = require('./app') as typeof import('./app');
   const { isClusterWorker, startPrimary, startWorker } = require('./cluster') as typeof import('./cluster');
-  const { loadConfig, redactedConfig } = require('./config') as typeof import('./config');
+  const { loadConfig, redactedConfig, tlsEnabled } = require('./config') as typeof import('./config');
   const { values } = parseArgs({ args, options: { config: { type: 'string' }, workers: { type: 'string' } }, strict: true });
   const config = loadConfig({ file: values.config });
   const roles = ROLES[verb];
@@ -63,7 +63,18 @@ async function runServer(verb: string, args: string[]): Promise<void> {
     throw new ConfigError('REDIS_URL (redis.url): `switchboard proxy` runs apart from the registry and needs a shared Redis; use `switchboard serve` for the embedded store');
   }
   const logger = createLogger(config.log.level);
-  let sb: { stop(): Promise<void> };
+  let sb: { stop(): Promise<void>; reloadCertificates(): Promise<void> } | null = null;
+  // Only with HTTPS on: otherwise SIGHUP keeps its default, ending the process, as before. Taken from
+  // the start: a SIGHUP while the process starts (a worker the primary has just forked) must not end it,
+  // and the certificates it may already have read are read again once it is up.
+  let reloadWhenUp = false;
+  if (tlsEnabled(config)) {
+    process.on('SIGHUP', () => {
+      logger.info({ event: 'signal', signal: 'SIGHUP' }, 'signal received: reloading certificates');
+      if (sb) void sb.reloadCertificates();
+      else reloadWhenUp = true;
+    });
+  }
   if (isClusterWorker()) {
     sb = await startWorker(config, logger);
   } else {
@@ -89,6 +100,7 @@ async function runServer(verb: string, args: string[]): Promise<void> {
   };
   process.once('SIGTERM', () => shutdown('SIGTERM'));
   process.once('SIGINT', () => shutdown('SIGINT'));
+  if (reloadWhenUp) void sb.reloadCertificates();
 }
 
 export async function run(argv: string[]): Promise<number | null> {

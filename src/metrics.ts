@@ -20,6 +20,12 @@ export interface RefusedHeartbeats {
   ttlSeconds: number;
 }
 
+/** Where the TLS certificate gauge reads at scrape time: the proxy's certificate store. */
+export interface CertificateSource {
+  /** Every certificate served, by name, with its expiry (epoch ms). */
+  expiries(): Array<{ name: string; notAfter: number }>;
+}
+
 /** Values of each labelled counter with a closed set of labels: exported at 0 from the start. */
 export const REGISTRATION_RESULTS = ['created', 'renewed', 'rejected', 'conflict', 'unavailable'] as const;
 export const PROXY_ERROR_KINDS = ['no_route', 'not_running', 'refused', 'reset', 'timeout', 'bad_gateway', 'not_implemented', 'version_not_supported', 'loop_detected'] as const;
@@ -269,6 +275,14 @@ export class Metrics {
     labelNames: ['reason'],
     registers: [this.registry],
   });
+  readonly tlsCertificateExpiry: client.Gauge<'name'> = new client.Gauge({
+    name: 'switchboard_tls_certificate_expiry_seconds',
+    help: 'Seconds until each certificate the HTTPS port serves expires (negative once it has), by name: the <name> of a proxy.tls.certDir pair, "default" for proxy.tls.cert.',
+    labelNames: ['name'],
+    aggregator: 'min',
+    registers: [this.registry],
+    collect: () => this.collectCertificates(),
+  });
   readonly portsOccupied = new client.Counter({
     name: 'switchboard_ports_occupied_total',
     help: 'Ports POST /v1/ports did not hand out because something already accepted connections on them.',
@@ -277,6 +291,7 @@ export class Metrics {
 
   private tableSource: TableSource | null = null;
   private tableSourceSince = 0;
+  private certificateSource: CertificateSource | null = null;
 
   constructor(opts: MetricsOptions = {}) {
     this.perToolLabels = opts.perToolLabels ?? false;
@@ -309,6 +324,19 @@ export class Metrics {
   observeTable(source: TableSource): void {
     this.tableSource = source;
     this.tableSourceSince = Date.now();
+  }
+
+  /** Reads switchboard_tls_certificate_expiry_seconds from `source` at every scrape. */
+  observeCertificates(source: CertificateSource): void {
+    this.certificateSource = source;
+  }
+
+  private collectCertificates(): void {
+    this.tlsCertificateExpiry.reset();
+    const src = this.certificateSource;
+    if (!src) return;
+    const now = Date.now();
+    for (const c of src.expiries()) this.tlsCertificateExpiry.set({ name: c.name }, Math.round((c.notAfter - now) / 1000));
   }
 
   private tableGauges(): client.Gauge[] {

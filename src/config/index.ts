@@ -4,4 +4,5 @@ export { ENV_KEYS } from './env';
 export { ConfigError } from './errors';
 export { loadConfig, type LoadOptions } from './load';
 export { redactedConfig } from './redact';
+export { tlsEnabled } from './rules';
 export { DEFAULTS, ENGINES, LOG_LEVELS, SCHEMA, type Config, type EngineName, type SentinelAddress } from './schema';

@@ -20,6 +20,9 @@ const PREVIOUS_SECRETS_MAX = 16;
 /** RFC 9110 5.6.2's token: what a Via pseudonym is. */
 const HTTP_TOKEN = "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$";
 const HOST_AND_PORT = '^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?(:[0-9]{1,5})?$';
+const YEAR_S = 365 * DAY_S;
+const FILE = { format: 'absolute-path', message: 'must be null or an absolute file path' };
+const DIRECTORY = { format: 'absolute-path', message: 'must be null or an absolute directory path' };
 
 const port = (dflt: number, description: string, env: string) => integer(dflt, 0, PORT_MAX, { description, env });
 const proxyTimeout = (dflt: number, description: string) => integer(dflt, 1, HOUR_MS, { description });
@@ -30,8 +33,29 @@ const address: Setting<{ host: string; port: number }> = {
   properties: { host: { type: 'string', minLength: 1 }, port: { type: 'integer', minimum: 1, maximum: PORT_MAX } },
 };
 
+
+// HTTPS is on when a certificate is configured: the pair (cert and key) or a directory of pairs.
+const tls = group({
+  port: port(8443, 'the HTTPS port, on when a certificate is configured', 'SWITCHBOARD_TLS_PORT'),
+  cert: optional(null, FILE, { description: 'the certificate (PEM, chain included) served by default', env: 'SWITCHBOARD_TLS_CERT' }),
+  key: optional(null, FILE, { description: "that certificate's private key (PEM)", env: 'SWITCHBOARD_TLS_KEY' }),
+  certDir: optional(null, DIRECTORY, {
+    description: 'a directory of <name>.crt/<name>.key pairs, each served for the DNS names it holds (SNI, wildcards included)',
+    env: 'SWITCHBOARD_TLS_CERT_DIR',
+  }),
+  redirectHttp: flag(true, { description: 'with HTTPS on: GET and HEAD on the plain port answered 301 to https, other methods 403' }),
+  redirectPort: integer(0, 0, PORT_MAX, { description: 'the port those redirects name; 0: proxy.tls.port' }),
+  hsts: flag(false, { description: 'Strict-Transport-Security on every HTTPS answer' }),
+  hstsMaxAgeSeconds: integer(YEAR_S, 0, 2 * YEAR_S, { description: 'its max-age' }),
+  acmeWebroot: optional(null, DIRECTORY, {
+    description: "the directory certbot's webroot mode writes to: /.well-known/acme-challenge/<token> on the plain port is served from it",
+  }),
+});
+
 const proxy = group({
   port: port(8080, "the proxy's port", 'SWITCHBOARD_PROXY_PORT'),
+  tls,
+  traceContext: flag(true, { description: 'W3C traceparent/tracestate passed on when well-formed, a traceparent created when the client sent none' }),
   trustedProxies: list(cidrs, [], { message: 'must be a list of IP addresses or CIDR ranges' }, { description: 'peers whose X-Forwarded-* headers are believed' }),
   accessLog: flag(true, { description: 'one JSON line per proxied request', env: 'SWITCHBOARD_ACCESS_LOG' }),
   engine: choice(ENGINES, 'undici', `must be ${ENGINES.map((e) => `"${e}"`).join(' or ')}`, {
@@ -119,7 +143,7 @@ const discovery = group({
 });
 
 const registry = group({
-  snapshotPath: optional(null, { format: 'absolute-path', message: 'must be null or an absolute file path' }, {
+  snapshotPath: optional(null, FILE, {
     description: "the registry's durable copy; unset: <dataDir>/registry-snapshot.json on the embedded store, none on Redis",
     env: 'SWITCHBOARD_SNAPSHOT_PATH',
   }),

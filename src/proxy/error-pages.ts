@@ -10,7 +10,8 @@ export type ProxyErrorCode =
   | 'bad_request' // 400: the request cannot be forwarded
   | 'not_implemented' // 501: a transfer coding the proxy does not forward (gzip, chunked)
   | 'version_not_supported' // 505: a request line of another HTTP than 1.0 and 1.1 (HTTP/2.0, HTTP/0.9)
-  | 'loop_detected'; // 508: the request has come through this deployment's proxies more than proxy.maxVia times
+  | 'loop_detected' // 508: the request has come through this deployment's proxies more than proxy.maxVia times
+  | 'https_required'; // 403: a method other than GET or HEAD on the plain port while it redirects to https
 
 interface ErrorKind {
   status: number;
@@ -38,6 +39,7 @@ const KINDS: Record<ProxyErrorCode, ErrorKind> = {
     title: 'Loop detected',
     message: (t) => `the request for tool ${t ?? 'unknown'} came back to this proxy: the tool's address leads to a proxy that forwards it here again`,
   },
+  https_required: { status: 403, title: 'HTTPS required', message: () => 'this proxy takes requests over https only: send it to the same address with https://' },
 };
 
 export interface ErrorPage {

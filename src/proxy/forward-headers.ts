@@ -4,6 +4,7 @@ import { unmapIPv4 } from '../net/networks';
 import { dropForbiddenNames } from './header-filter';
 import { FORWARDED_MARK, HOP_BY_HOP, HOP_BY_HOP_SET, PROTECTED } from './header-names';
 import type { ForwardPolicy } from './forward-policy';
+import { forwardedElement } from './forwarded';
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,128}$/;
 
@@ -105,7 +106,7 @@ export function rewriteRequestHeaders(req: http.IncomingMessage, ctx: ForwardHea
   h[FORWARDED_MARK] = '1';
 }
 
-/** X-Forwarded-For, -Proto and -Host: the peer's, or a trusted proxy's chain extended with it. */
+/** X-Forwarded-For, -Proto, -Host and Forwarded: the peer's, or a trusted proxy's chain extended with it. */
 function setXForwarded(req: http.IncomingMessage, peer: string, trusted: boolean): void {
   const h = req.headers;
   const proto = (req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http';
@@ -118,6 +119,10 @@ function setXForwarded(req: http.IncomingMessage, peer: string, trusted: boolean
     if (h.host) h['x-forwarded-host'] = h.host;
     else delete h['x-forwarded-host'];
   }
+  // Forwarded (RFC 7239) says the same: a client's was dropped with its other claims, a trusted proxy's is extended.
+  const fwd = h.forwarded;
+  const element = forwardedElement(peer, h.host, proto);
+  h.forwarded = trusted && typeof fwd === 'string' && fwd ? `${fwd}, ${element}` : element;
 }
 
 /** The last local port written as text, and its text: a proxy listens on one port, so this is nearly always a hit. */

@@ -28,6 +28,8 @@ export interface HandlerParts {
   health: PassiveHealth;
   accounting: ProxyAccounting;
   logger: Logger;
+  /** W3C trace context: passed on when well-formed, created when absent (config.proxy.traceContext). */
+  traceContext: boolean;
   /** The server is draining: answers say `connection: close`, nothing new is held or upgraded. */
   draining(): boolean;
   /** A response closed while draining: its connection may be idle now. */
@@ -81,7 +83,7 @@ export class ProxyHandler {
   constructor(private readonly p: HandlerParts) {}
 
   onRequest(req: http.IncomingMessage, res: http.ServerResponse): void {
-    const ex = startExchange(req);
+    const ex = startExchange(req, this.p.traceContext);
     // Every answer sets its own headers when it writes its head (writeHead with a head object alone skips a
     // second copy and validation of every header). Nor is there a set of the responses in flight for the
     // drain: a long-lived Set holding each response promotes it to the old generation, and the GC pauses
@@ -112,7 +114,7 @@ export class ProxyHandler {
   }
 
   onUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): void {
-    const ex = startExchange(req);
+    const ex = startExchange(req, this.p.traceContext);
     socket.on('error', () => socket.destroy());
     this.upgraded.add(socket);
     let status = 0;
@@ -279,7 +281,7 @@ function redirect(res: http.ServerResponse, ex: Exchange, location: string): voi
 }
 
 /** Answers a refused upgrade on the raw socket; the status it answered. */
-function refuseUpgrade(req: http.IncomingMessage, socket: Duplex, ex: Exchange, code: ProxyErrorCode): number {
+export function refuseUpgrade(req: http.IncomingMessage, socket: Duplex, ex: Exchange, code: ProxyErrorCode): number {
   ex.outcome = code;
   const page = renderError(code, { tool: ex.tool, requestId: ex.requestId, json: wantsJson(req.headers.accept) });
   if (socket.destroyed) return page.status;

@@ -31,6 +31,8 @@ export const PROTECTED = new Set([
   'x-forwarded-port',
   'x-forwarded-prefix',
   'via',
+  'forwarded',
+  'traceparent',
   FORWARDED_MARK,
 ]);
 

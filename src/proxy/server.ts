@@ -1,8 +1,7 @@
 import http from 'node:http';
+import type https from 'node:https';
 import type net from 'node:net';
-import type { Duplex } from 'node:stream';
 import { listen } from '../net/listen';
-import { answerClientError } from '../client-error';
 import type { Config } from '../config';
 import type { Logger } from '../logger';
 import type { Metrics } from '../metrics';
@@ -18,6 +17,11 @@ import { forwardPolicy } from './forward-policy';
 import { ProxyHandler } from './handler';
 import { PassiveHealth, type HealthOptions } from './health';
 import { HoldQueues, type HoldOutcome, type TableEvents } from './hold';
+import { applyHttpLimits, httpServerOptions } from './http-options';
+import { drain, serve, type ExchangeListener, type Listener } from './listeners';
+import { PlainPort, type PlainPortOptions } from './plain-port';
+import type { CertificateStore } from './tls/certificate-store';
+import { createTlsServer, withHsts } from './tls/tls-server';
 
 export type { ProxyHooks } from './backend-supply';
 
@@ -36,10 +40,15 @@ export interface ProxyServerOptions {
   lookup?: net.LookupFunction;
   /** Switchboard's own listening sockets, which the proxy never connects to (none: no such check). */
   self?: ListeningSockets;
+  /** The certificates of the HTTPS listener (none: no HTTPS); the proxy closes the store when it closes. */
+  certificates?: CertificateStore | null;
 }
 
 export interface ProxyServer {
   server: http.Server;
+  /** The HTTPS listener: null when no certificate is configured. */
+  tls: https.Server | null;
+  certificates: CertificateStore | null;
   /** What forwards plain requests: undici, whatever config.proxy.engine names. */
   engine: EngineName;
   /** What the proxy learned about its backends from its own traffic. */
@@ -47,12 +56,11 @@ export interface ProxyServer {
   /** Open connections to backends, pooled and in use (leak checks, status). */
   upstreamSockets(): number;
   listen(port: number, host: string): Promise<number>;
+  /** Starts the HTTPS listener (there must be one); answers its port. */
+  listenTls(port: number, host: string): Promise<number>;
   /** Stops accepting, lets in-flight requests finish up to config.proxy.drainTimeoutMs, then cuts the rest. */
   close(): Promise<void>;
 }
-
-/** Request head limit; a bigger head is answered 431 (Node's default, set here so a flag cannot raise it). */
-const MAX_HEADER_BYTES = 16 * 1024;
 
 /** Whether the route source says when its table changes (a TableFeed does): holding needs that. */
 function tableEvents(routes: RouteSource): TableEvents | null {
@@ -100,11 +108,16 @@ export function createProxyServer(opts: ProxyServerOptions): ProxyServer {
     },
   });
   const holds = holdQueues(pc, routes, metrics);
-  const server = createHttpServer(pc);
+  const server = http.createServer(httpServerOptions(pc));
+  applyHttpLimits(server, pc);
+  const certificates = opts.certificates ?? null;
+  const tlsServer = certificates ? createTlsServer(pc, certificates) : null;
+  const listeners: Listener[] = tlsServer ? [server, tlsServer] : [server];
+  const policy = forwardPolicy(config);
   const handler = new ProxyHandler({
     routes,
     domain: config.domain,
-    policy: forwardPolicy(config),
+    policy,
     supply: new BackendSupply(opts.hooks, holds, logger, () => draining),
     balancer,
     attempts: new Attempts(forwarder, balancer, health, accounting, logger, Math.max(1, opts.maxAttempts ?? 3)),
@@ -112,33 +125,38 @@ export function createProxyServer(opts: ProxyServerOptions): ProxyServer {
     health,
     accounting,
     logger,
+    traceContext: pc.traceContext,
     draining: () => draining,
-    closedWhileDraining: () => setImmediate(() => server.closeIdleConnections()),
+    closedWhileDraining: () => setImmediate(() => listeners.forEach((l) => l.closeIdleConnections())),
   });
 
-  server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => handler.onRequest(req, res));
-  server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => handler.onUpgrade(req, socket, head));
-  server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
-    const status = answerClientError(err, socket);
-    if (status !== null) accounting.countStatus(status);
-  });
-  server.on('error', (err: Error) => logger.error({ event: 'proxy.server_error', err: err.message }, 'proxy server error'));
+  let tlsPort = 0;
+  const redirectPort = () => pc.tls.redirectPort || tlsPort;
+  serve(server, plainPort(pc, handler, { accounting, trusted: policy.trusted, httpsPort: tlsServer && pc.tls.redirectHttp ? redirectPort : null }), accounting, logger);
+  if (tlsServer) serve(tlsServer, pc.tls.hsts ? withHsts(handler, pc.tls.hstsMaxAgeSeconds) : handler, accounting, logger);
 
   let closing: Promise<void> | null = null;
   return {
     server,
+    tls: tlsServer,
+    certificates,
     engine: forwarder.engine,
     health,
     upstreamSockets: () => forwarder.socketCount(),
     listen: (port, host) => listen(server, port, host),
+    async listenTls(port, host) {
+      if (!tlsServer) throw new Error('no certificate is configured: the proxy has no TLS listener');
+      return (tlsPort = await listen(tlsServer, port, host));
+    },
     close(): Promise<void> {
       closing ??= (async () => {
         // From here every answer's head says `connection: close` (answer(), responseHead), so a client does
         // not send another request on a connection about to close.
         draining = true;
+        certificates?.close();
         // Held requests get their answer now (the 503 page, `connection: close`) rather than at the cut.
         holds?.releaseAll();
-        await drain(server, pc.drainTimeoutMs, () => {
+        await drain(listeners, pc.drainTimeoutMs, () => {
           for (const s of handler.upgraded) s.destroy();
           forwarder.close();
         });
@@ -148,49 +166,8 @@ export function createProxyServer(opts: ProxyServerOptions): ProxyServer {
   };
 }
 
-function createHttpServer(pc: Config['proxy']): http.Server {
-  const headersTimeout = Math.min(pc.headersTimeoutMs, pc.requestTimeoutMs);
-  const server = http.createServer({
-    // Stated rather than inherited: a lenient parser or a NODE_OPTIONS flag would let ambiguous framing
-    // (CL with TE, bare LF, obfuscated TE) through to backends that may read it differently.
-    insecureHTTPParser: false,
-    maxHeaderSize: MAX_HEADER_BYTES,
-    // Node's own answer to a missing Host is an empty 400; the handler answers it like every other refusal.
-    requireHostHeader: false,
-    headersTimeout,
-    requestTimeout: pc.requestTimeoutMs,
-    keepAliveTimeout: pc.keepAliveTimeoutMs,
-    // Node checks the two timeouts above only this often (30 s by default): a slowloris client would get
-    // that much longer than headersTimeout.
-    connectionsCheckingInterval: Math.max(25, Math.min(1000, Math.floor(headersTimeout / 4))),
-  });
-  server.keepAliveTimeout = pc.keepAliveTimeoutMs;
-  // Node drops headers past maxHeadersCount (2000) from req.headers after its parser framed the body by
-  // them: a Transfer-Encoding at position 2001 would frame the body here but vanish from the forwarded
-  // request, whose body would then reach the backend unframed, as the next request. Keep every header; the
-  // head stays bounded by maxHeaderSize.
-  server.maxHeadersCount = 0;
-  return server;
-}
-
-/**
- * Stops accepting, lets in-flight requests finish for up to `timeoutMs`, then cuts every connection left:
- * the server's own, and through `cut` the upgraded ones (which the server no longer tracks, though its
- * close waits for them) and the backend connections.
- */
-async function drain(server: http.Server, timeoutMs: number, cut: () => void): Promise<void> {
-  const closed = new Promise<void>((resolve) => {
-    if (!server.listening) return resolve();
-    server.close(() => resolve());
-  });
-  server.closeIdleConnections();
-  let timer: NodeJS.Timeout | undefined;
-  const timedOut = new Promise<void>((resolve) => {
-    timer = setTimeout(resolve, timeoutMs);
-  });
-  await Promise.race([closed, timedOut]);
-  clearTimeout(timer);
-  server.closeAllConnections();
-  cut();
-  await closed;
+/** The plain port's listener: the handler itself, or a PlainPort before it when it redirects or serves ACME challenges. */
+function plainPort(pc: Config['proxy'], handler: ProxyHandler, o: Pick<PlainPortOptions, 'accounting' | 'trusted' | 'httpsPort'>): ExchangeListener {
+  if (o.httpsPort === null && pc.tls.acmeWebroot === null) return handler;
+  return new PlainPort({ ...o, handler, traceContext: pc.traceContext, acmeWebroot: pc.tls.acmeWebroot });
 }

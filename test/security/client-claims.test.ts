@@ -12,7 +12,6 @@ import type { Config } from '../../src/config';
 
 /** Headers in which a client claims its address, scheme, server, port or original URL. */
 const CLAIMS = [
-  'Forwarded',
   'Forwarded-For',
   'X-Forwarded',
   'X-Real-IP',
@@ -39,7 +38,10 @@ const CLAIMS = [
 ];
 
 /** The forwarding headers the proxy writes itself, replacing a client's. */
-const REPLACED = ['X-Forwarded-For', 'X-Forwarded-Proto', 'X-Forwarded-Host', 'X-Forwarded-Port', 'X-Forwarded-Prefix'];
+const REPLACED = ['X-Forwarded-For', 'X-Forwarded-Proto', 'X-Forwarded-Host', 'X-Forwarded-Port', 'X-Forwarded-Prefix', 'Forwarded'];
+
+/** The proxy's own Forwarded element (RFC 7239) for a request from 127.0.0.1 with `Host: proxy.example`. */
+const OWN_FORWARDED = 'for=127.0.0.1;host="proxy.example";proto=http';
 
 /** Every name the proxy sets or strips: none may reach a backend under another spelling. */
 const OURS = [...CLAIMS, ...REPLACED, 'X-Request-Id', 'Via', 'X-Switchboard-Forwarded', 'Content-Length', 'Transfer-Encoding', 'Keep-Alive', 'Proxy-Connection', 'Proxy-Authorization'];
@@ -144,6 +146,7 @@ describe('security: what a client claims in its headers', function () {
     assert.deepEqual(valuesOf(seen, 'x-forwarded-host'), ['proxy.example']);
     assert.deepEqual(valuesOf(seen, 'x-forwarded-port'), [String(open.port)]);
     assert.deepEqual(valuesOf(seen, 'x-forwarded-prefix'), ['/echo']);
+    assert.deepEqual(valuesOf(seen, 'forwarded'), [OWN_FORWARDED]);
     for (const name of CLAIMS) assert.deepEqual(valuesOf(seen, name), [], name);
   });
 
@@ -155,11 +158,12 @@ describe('security: what a client claims in its headers', function () {
     }
   });
 
-  it('from a trusted proxy: the same claims pass as they came, its port and prefix included', async () => {
+  it('from a trusted proxy: the same claims pass as they came, its port and prefix included; its Forwarded is extended', async () => {
     const names = [...CLAIMS, 'X-Forwarded-Port', 'X-Forwarded-Prefix'];
     const { lines, markers } = marked(names, 'trusted');
-    const seen = await through(trusting, lines);
+    const seen = await through(trusting, [...lines, 'Forwarded: for=203.0.113.9;proto=https']);
     for (const [i, name] of names.entries()) assert.deepEqual(valuesOf(seen, name), [markers[i]], name);
+    assert.deepEqual(valuesOf(seen, 'forwarded'), [`for=203.0.113.9;proto=https, ${OWN_FORWARDED}`]);
   });
 
   it('sets X-Forwarded-Port to the port the client connected to, and X-Forwarded-Prefix to /<tool> only when the path named the tool (the path reaches the backend unchanged)', async () => {
