@@ -4,7 +4,12 @@ import type { Logger } from '../logger';
 
 /** How long the child's process group has after SIGTERM before the watchdog sends SIGKILL. */
 export const WATCHDOG_GRACE_MS = 10_000;
-const TICK_MS = 100;
+/**
+ * How often the watchdog looks whether the group is gone. Each look forks a `sleep`, and an exited child
+ * stays in its group as a zombie until init reaps it (seconds, under some inits): a fine tick would fork
+ * a process per watchdog many times a second while many launchers' children end together.
+ */
+const TICK_MS = 1000;
 
 /**
  * The watchdog, in sh: it reads its stdin, a pipe only the launcher holds open. A line means the child
