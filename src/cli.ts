@@ -1,9 +1,10 @@
-import { parseArgs } from 'node:util';
 import type { Roles } from './app';
+import { parseFlags } from './client/flags';
 import { ENV_KEYS } from './config/env';
 import { ConfigError } from './config/errors';
 import { createLogger } from './logger';
 import { heartbeatCommand, runCommand } from './launcher/command';
+import { asPortError, checkPorts, PortError } from './cli/ports';
 import { statusCommand } from './cli/status';
 import { tokenCommand } from './cli/token';
 import { VERSION } from './version';
@@ -25,14 +26,19 @@ usage:
   switchboard serve    [--config FILE] [--workers N]   proxy + registry (what npm start runs)
   switchboard proxy    [--config FILE] [--workers N]   the data plane only (needs REDIS_URL or sentinels)
   switchboard registry [--config FILE]   the control plane only (registration API, leases, expiry)
-  switchboard token issue  --tool T [--registry URL] [--token ADMIN]   issue a tool token
-  switchboard token revoke --tool T --id ID [--registry URL] [--token ADMIN]
-  switchboard status [--registry URL] [--token ADMIN] [--json]   every tool, its backends and assignments
-  switchboard run --tool T [--registry URL] [--token TOKEN] [--ttl S] [--host H] [--port P] [--restart [--restart-max-delay S]] -- COMMAND ARGS...
-                       start COMMAND with PORT = the tool's assigned port, keep it registered while it runs
-  switchboard heartbeat --tool T --url URL [--registry URL] [--token TOKEN] [--ttl S] [--id ID]
+  switchboard token issue  --tool T [--registry URL] [--token-file PATH | --token ADMIN]   issue a tool token
+  switchboard token revoke --tool T --id ID [--registry URL] [--token-file PATH | --token ADMIN]
+  switchboard status [--registry URL] [--token-file PATH | --token ADMIN] [--json]   every tool, its backends and assignments
+  switchboard run --tool T [--registry URL] [--token-file PATH | --token TOKEN] [--ttl S] [--host H] [--port P] [--restart [--restart-max-delay S]] -- COMMAND ARGS...
+                       start COMMAND with PORT = the tool's assigned port, keep it registered while it runs;
+                       one quoted string runs through sh -c: -- 'python3 -m http.server $PORT'
+  switchboard heartbeat --tool T --url URL [--registry URL] [--token-file PATH | --token TOKEN] [--ttl S] [--id ID]
                        keep a service started some other way registered until SIGTERM/SIGINT
   switchboard version
+  switchboard --help   (or COMMAND --help)
+
+tokens: --token-file PATH or SWITCHBOARD_TOKEN (SWITCHBOARD_ADMIN_TOKEN for admin commands) rather than
+--token, which every user of the host sees in \`ps\`.
 
 configuration: the defaults, then --config FILE or SWITCHBOARD_CONFIG, then the environment
 (${wrapped(Object.keys(ENV_KEYS), 100)}). See README.md.
@@ -53,7 +59,7 @@ async function runServer(verb: string, args: string[]): Promise<void> {
   const { startSwitchboard } = require('./app') as typeof import('./app');
   const { isClusterWorker, startPrimary, startWorker } = require('./cluster') as typeof import('./cluster');
   const { loadConfig, redactedConfig, tlsEnabled } = require('./config') as typeof import('./config');
-  const { values } = parseArgs({ args, options: { config: { type: 'string' }, workers: { type: 'string' } }, strict: true });
+  const { values } = parseFlags({ args, options: { config: { type: 'string' }, workers: { type: 'string' } }, strict: true, allowPositionals: false }, { config: 'FILE', workers: 'N' });
   const config = loadConfig({ file: values.config });
   const roles = ROLES[verb];
   const workers = values.workers === undefined ? 0 : Number(values.workers);
@@ -86,7 +92,12 @@ async function runServer(verb: string, args: string[]): Promise<void> {
         'proxy.engine "http-proxy" is retired: plain requests go through undici; WebSocket upgrades go through http-proxy, as with every engine',
       );
     }
-    sb = workers > 0 ? await startPrimary(config, roles, workers, logger) : await startSwitchboard({ config, roles, logger });
+    await checkPorts(config, roles);
+    try {
+      sb = workers > 0 ? await startPrimary(config, roles, workers, logger) : await startSwitchboard({ config, roles, logger });
+    } catch (err) {
+      throw asPortError(err, config, roles);
+    }
   }
   const shutdown = (signal: string) => {
     logger.info({ event: 'signal', signal }, 'signal received');
@@ -103,8 +114,20 @@ async function runServer(verb: string, args: string[]): Promise<void> {
   if (reloadWhenUp) void sb.reloadCertificates();
 }
 
+/** `--help` (or -h) among a command's flags: the words after "--" are the child's, not ours. */
+function asksHelp(args: string[]): boolean {
+  const end = args.indexOf('--');
+  return (end < 0 ? args : args.slice(0, end)).some((a) => a === '--help' || a === '-h');
+}
+
+const COMMANDS = 'serve, proxy, registry, token, status, run, heartbeat, version';
+
 export async function run(argv: string[]): Promise<number | null> {
   const [verb, ...rest] = argv;
+  if (verb !== undefined && asksHelp(rest)) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
   switch (verb) {
     case 'serve':
     case 'proxy':
@@ -123,14 +146,15 @@ export async function run(argv: string[]): Promise<number | null> {
     case '--version':
       process.stdout.write(`${VERSION}\n`);
       return 0;
-    case undefined:
     case 'help':
     case '--help':
     case '-h':
       process.stdout.write(USAGE);
-      return verb === undefined ? 2 : 0;
+      return 0;
+    case undefined:
+      throw new UsageError(`a command is needed: ${COMMANDS}`);
     default:
-      throw new UsageError(`unknown command "${verb}"`);
+      throw new UsageError(`unknown command "${verb}" (commands: ${COMMANDS})`);
   }
 }
 
@@ -144,9 +168,14 @@ export function main(argv: string[]): void {
         process.stderr.write(`switchboard: configuration error: ${err.message}\n`);
         process.exit(2);
       }
+      // One line saying what is wrong; the whole usage text would bury it (it is one --help away).
       if (err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
-        process.stderr.write(`switchboard: ${(err as Error).message}\n\n${USAGE}`);
+        process.stderr.write(`switchboard: ${(err as Error).message}\nsee 'switchboard --help'\n`);
         process.exit(2);
+      }
+      if (err instanceof PortError) {
+        process.stderr.write(`switchboard: ${err.message}\n`);
+        process.exit(1);
       }
       process.stderr.write(`switchboard: ${(err as Error).stack ?? String(err)}\n`);
       process.exit(1);

@@ -1,8 +1,9 @@
-import { parseArgs } from 'node:util';
 import { RegistryClient, RegistryHttpError, type ToolListing } from '../client/registry-client';
 import { countsOf, type StatusReport, type StatusTool } from '../control/status-data';
 import { BACKEND_COLUMNS, assignmentsText, summaryPairs, toolBackendRows } from '../control/status-table';
 import { clientDefaults } from '../client/defaults';
+import { parseFlags, usageError } from '../client/flags';
+import { tokenFrom } from '../client/token-source';
 
 /**
  * The registry's answer may come from anywhere; a control character in a client version must not move
@@ -82,15 +83,18 @@ export function renderStatusText(r: StatusReport): string {
 }
 
 export async function statusCommand(args: string[], out: NodeJS.WritableStream = process.stdout, env: NodeJS.ProcessEnv = process.env): Promise<number> {
-  const { values } = parseArgs({
-    args,
-    options: { registry: { type: 'string' }, token: { type: 'string' }, json: { type: 'boolean', default: false } },
-    strict: true,
-    allowPositionals: false,
-  });
+  const { values } = parseFlags(
+    {
+      args,
+      options: { registry: { type: 'string' }, token: { type: 'string' }, 'token-file': { type: 'string' }, json: { type: 'boolean', default: false } },
+      strict: true,
+      allowPositionals: false,
+    },
+    { registry: 'URL', token: 'ADMIN', 'token-file': 'PATH' },
+  );
   const defaults = clientDefaults(env);
-  const token = values.token ?? defaults.token;
-  if (!token) throw Object.assign(new Error('--token (or SWITCHBOARD_TOKEN / SWITCHBOARD_ADMIN_TOKEN) is required: listing every tool takes the admin token'), { code: 'ERR_PARSE_ARGS_USAGE' });
+  const token = tokenFrom(values, defaults.token);
+  if (!token) throw usageError('--token-file PATH (or SWITCHBOARD_TOKEN / SWITCHBOARD_ADMIN_TOKEN, or --token) is required: listing every tool takes the admin token');
   const registry = values.registry ?? defaults.registry;
   const client = new RegistryClient({ registry, token });
   let report: StatusReport;

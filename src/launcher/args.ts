@@ -1,7 +1,7 @@
-import { parseArgs } from 'node:util';
 import { clientDefaults } from '../client/defaults';
+import { parseFlags, usageError, type ValueNames } from '../client/flags';
+import { tokenFrom, type TokenFlags } from '../client/token-source';
 import { canonicalHost } from '../net/host-names';
-import { usageError } from './errors';
 
 export interface RegistryTarget {
   registry: string;
@@ -19,6 +19,8 @@ export interface RunOptions extends RegistryTarget {
   restartMaxDelayMs: number;
   command: string;
   args: string[];
+  /** The command was one string with shell syntax in it: it runs as `sh -c STRING` (command and args say so). */
+  viaShell: boolean;
 }
 
 export interface HeartbeatOptions extends RegistryTarget {
@@ -44,7 +46,7 @@ function tool(raw: string | undefined): string {
   return raw;
 }
 
-function target(values: { registry?: string; token?: string }, env: NodeJS.ProcessEnv): RegistryTarget {
+function target(values: { registry?: string } & TokenFlags, env: NodeJS.ProcessEnv): RegistryTarget {
   const defaults = clientDefaults(env);
   const registry = values.registry ?? defaults.registry;
   let parsed: URL;
@@ -54,8 +56,8 @@ function target(values: { registry?: string; token?: string }, env: NodeJS.Proce
     throw usageError(`--registry: "${registry}" is not a URL`);
   }
   if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw usageError('--registry: must be an http:// or https:// URL');
-  const token = values.token ?? defaults.token;
-  if (!token) throw usageError('--token (or SWITCHBOARD_TOKEN) is required: registration is not optional');
+  const token = tokenFrom(values, defaults.token);
+  if (!token) throw usageError('--token-file PATH (or SWITCHBOARD_TOKEN, or --token) is required: registration is not optional');
   return { registry, token };
 }
 
@@ -68,15 +70,30 @@ export const RESTART_MAX_DELAY_DEFAULT_S = 30;
 const RESTART_MAX_DELAY_MIN_S = 1;
 const RESTART_MAX_DELAY_MAX_S = 3600;
 
+/** The values of the launchers' flags, as the usage text names them. */
+const VALUES: ValueNames = { tool: 'T', registry: 'URL', token: 'TOKEN', 'token-file': 'PATH', ttl: 'S', host: 'H', port: 'P', 'restart-max-delay': 'S', url: 'URL', id: 'ID' };
+
+/**
+ * Shell syntax in a lone command string: `-- 'python3 -m http.server $PORT'` is meant for a shell, which
+ * then sees PORT as the launcher set it. A lone plain word (`-- ./server`) runs as it is.
+ */
+const SHELL_SYNTAX = /[\s$;&|<>(){}`\\"'*?[\]~#]/;
+
+/** The program and arguments after "--": several words run as they are, one string with shell syntax through `sh -c`. */
+function commandOf(words: string[]): Pick<RunOptions, 'command' | 'args' | 'viaShell'> {
+  if (words.length === 1 && SHELL_SYNTAX.test(words[0])) return { command: '/bin/sh', args: ['-c', words[0]], viaShell: true };
+  return { command: words[0], args: words.slice(1), viaShell: false };
+}
+
 export function parseRunArgs(argv: string[], env: NodeJS.ProcessEnv = process.env): RunOptions {
   const sep = argv.indexOf('--');
-  if (sep < 0 || sep === argv.length - 1) throw usageError('run: put the command to start after "--" (switchboard run --tool T -- COMMAND ARGS...)');
-  const { values } = parseArgs({
-    args: argv.slice(0, sep),
+  const { values } = parseFlags({
+    args: sep < 0 ? argv : argv.slice(0, sep),
     options: {
       tool: { type: 'string' },
       registry: { type: 'string' },
       token: { type: 'string' },
+      'token-file': { type: 'string' },
       ttl: { type: 'string' },
       host: { type: 'string' },
       port: { type: 'string' },
@@ -84,8 +101,10 @@ export function parseRunArgs(argv: string[], env: NodeJS.ProcessEnv = process.en
       'restart-max-delay': { type: 'string' },
     },
     strict: true,
-    allowPositionals: false,
-  });
+    // Words without a "--" before them are a command put in the wrong place: said below, not as stray words.
+    allowPositionals: sep < 0,
+  }, VALUES);
+  if (sep < 0 || sep === argv.length - 1) throw usageError('run: put the command to start after "--" (switchboard run --tool T -- COMMAND ARGS...)');
   const maxDelay = integer('--restart-max-delay', values['restart-max-delay'], RESTART_MAX_DELAY_MIN_S, RESTART_MAX_DELAY_MAX_S);
   if (maxDelay !== undefined && !values.restart) throw usageError('--restart-max-delay: only with --restart');
   const rawHost = values.host ?? '127.0.0.1';
@@ -99,13 +118,12 @@ export function parseRunArgs(argv: string[], env: NodeJS.ProcessEnv = process.en
     fallbackPort: integer('--port', values.port, 1, 65535),
     restart: values.restart ?? false,
     restartMaxDelayMs: (maxDelay ?? RESTART_MAX_DELAY_DEFAULT_S) * 1000,
-    command: argv[sep + 1],
-    args: argv.slice(sep + 2),
+    ...commandOf(argv.slice(sep + 1)),
   };
 }
 
 export function parseHeartbeatArgs(argv: string[], env: NodeJS.ProcessEnv = process.env): HeartbeatOptions {
-  const { values } = parseArgs({
+  const { values } = parseFlags({
     args: argv,
     options: {
       tool: { type: 'string' },
@@ -113,11 +131,12 @@ export function parseHeartbeatArgs(argv: string[], env: NodeJS.ProcessEnv = proc
       id: { type: 'string' },
       registry: { type: 'string' },
       token: { type: 'string' },
+      'token-file': { type: 'string' },
       ttl: { type: 'string' },
     },
     strict: true,
     allowPositionals: false,
-  });
+  }, VALUES);
   if (!values.url) throw usageError('--url is required');
   let url: URL;
   try {

@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import os from 'node:os';
 import type { Logger } from '../logger';
+import { startWatchdog, type Watchdog } from './watchdog';
 
 export interface ChildExit {
   code: number | null;
@@ -14,16 +15,25 @@ export function exitStatus(exit: ChildExit): number {
   return 128 + (n ?? 0);
 }
 
-/** The launched service: our stdio, its own environment, and one promise for its end. */
+/**
+ * The launched service: our stdio, its own environment, and one promise for its end. It runs in a process
+ * group of its own, so the launcher's signals reach everything it started (a `sh -c` command's programs
+ * included), as a terminal's Ctrl-C reaches a foreground job; a watchdog stops that group if the launcher
+ * dies without doing so.
+ */
 export class Child {
   readonly exited: Promise<ChildExit>;
   private readonly proc: ChildProcess;
   private done = false;
+  private watchdog: Watchdog | null = null;
 
   constructor(command: string, args: string[], env: NodeJS.ProcessEnv, logger: Logger) {
-    this.proc = spawn(command, args, { env, stdio: 'inherit' });
+    this.proc = spawn(command, args, { env, stdio: 'inherit', detached: true });
     this.exited = new Promise<ChildExit>((resolve) => {
-      this.proc.once('spawn', () => logger.info({ event: 'child.started', childPid: this.proc.pid, command }, 'child started'));
+      this.proc.once('spawn', () => {
+        this.watchdog = startWatchdog(this.proc.pid!, logger);
+        logger.info({ event: 'child.started', childPid: this.proc.pid, watchdogPid: this.watchdog.pid, command }, 'child started');
+      });
       // A command that cannot be started never emits 'exit'; answer the shell's 127/126 for it.
       this.proc.once('error', (err: NodeJS.ErrnoException) => {
         if (this.proc.pid !== undefined) return; // an error after spawn (a failed kill) is not the end
@@ -33,6 +43,7 @@ export class Child {
       });
       this.proc.once('exit', (code, signal) => {
         this.done = true;
+        this.watchdog?.standDown();
         logger.info({ event: 'child.exited', childPid: this.proc.pid, code, signal }, 'child exited');
         resolve({ code, signal });
       });
@@ -43,12 +54,17 @@ export class Child {
     return this.proc.pid;
   }
 
+  /** To the child's process group; to the child alone if that group cannot be signalled. */
   kill(signal: NodeJS.Signals): void {
-    if (this.done) return;
+    if (this.done || this.proc.pid === undefined) return;
     try {
-      this.proc.kill(signal);
+      process.kill(-this.proc.pid, signal);
     } catch {
-      /* it exited between the check and the kill */
+      try {
+        this.proc.kill(signal);
+      } catch {
+        /* it exited between the check and the kill */
+      }
     }
   }
 }

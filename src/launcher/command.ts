@@ -25,7 +25,7 @@ function loggable(registry: string): string {
 export async function runCommand(argv: string[]): Promise<number> {
   const opts = parseRunArgs(argv);
   const logger = launcherLogger({ tool: opts.tool });
-  logger.info({ event: 'launcher.start', registry: loggable(opts.registry), host: opts.host, ttl: opts.ttl, command: opts.command }, 'launcher starting');
+  logger.info({ event: 'launcher.start', registry: loggable(opts.registry), host: opts.host, ttl: opts.ttl, command: opts.command, viaShell: opts.viaShell }, 'launcher starting');
   return runLauncher(opts, logger);
 }
 

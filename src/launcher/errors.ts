@@ -7,8 +7,3 @@ export function failureFields(err: unknown): Record<string, unknown> {
   // fetch hides the socket error (ECONNREFUSED, ECONNRESET) in `cause`; it is the useful part.
   return { code: e?.cause?.code ?? e?.name, err: e?.cause?.message ?? e?.message ?? String(err) };
 }
-
-/** An error main() reports as a usage error (exit 2, usage text). */
-export function usageError(message: string): Error {
-  return Object.assign(new Error(message), { code: 'ERR_PARSE_ARGS_USAGE' });
-}

@@ -24,12 +24,14 @@ export function accepts(host: string, port: number): Promise<boolean> {
  * Waits until host:port accepts a TCP connection: a backend is registered only once the proxy can reach
  * it. There is no deadline (some services take minutes to start); it ends when the signal aborts (the child
  * exited, the launcher is stopping), answering false, and says every 30 s that it is still waiting.
+ * `whileWaiting` runs after each refused connection (the check for a child listening elsewhere).
  */
-export async function waitForPort(host: string, port: number, signal: AbortSignal, logger: Logger): Promise<boolean> {
+export async function waitForPort(host: string, port: number, signal: AbortSignal, logger: Logger, whileWaiting?: () => void): Promise<boolean> {
   const started = Date.now();
   let reported = started;
   while (!signal.aborted) {
     if (await accepts(host, port)) return !signal.aborted;
+    whileWaiting?.();
     if (Date.now() - reported >= REPORT_EVERY_MS) {
       reported = Date.now();
       logger.warn({ event: 'port.waiting', host, port, waitedMs: reported - started }, 'child does not accept connections on its port yet');

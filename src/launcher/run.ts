@@ -1,4 +1,3 @@
-import os from 'node:os';
 import { RegistryClient } from '../client/registry-client';
 import type { Logger } from '../logger';
 import type { RunOptions } from './args';
@@ -8,21 +7,20 @@ import { Child, exitStatus, type ChildExit } from './child';
 import { HeartbeatLoop } from './heartbeat-loop';
 import { backendId, backendUrl, newInstance } from './identity';
 import { portHolder, reportTaken } from './port-holder';
+import { LAUNCHER_PID_ENV } from './port-listener';
 import { waitForPort } from './port-wait';
-import { onSignals } from './signals';
+import { onSignals, STOPPING_SIGNALS, stopStatus } from './signals';
 import { sleep } from './sleep';
+import { WrongPortWatch } from './wrong-port';
 
 /** The launcher's credentials stay with the launcher: the service it starts has no use for them. */
 const WITHHELD_FROM_CHILD = ['SWITCHBOARD_TOKEN', 'SWITCHBOARD_ADMIN_TOKEN'];
 
 function childEnv(port: number): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, PORT: String(port) };
+  const env: NodeJS.ProcessEnv = { ...process.env, PORT: String(port), [LAUNCHER_PID_ENV]: String(process.pid) };
   for (const k of WITHHELD_FROM_CHILD) delete env[k];
   return env;
 }
-
-/** Signals that tell a child to stop; SIGHUP is forwarded too, but many services take it as "reload". */
-const STOPPING_SIGNALS: NodeJS.Signals[] = ['SIGTERM', 'SIGINT'];
 
 /** First delay of `--restart`; it doubles per restart up to --restart-max-delay. */
 const RESTART_BASE_MS = 500;
@@ -39,9 +37,9 @@ const STOP_DEREGISTER_BUDGET_MS = 1000;
  * port accepts → lease kept alive for as long as the child lives → deregistration of that lease, if this
  * run still owns it. With --restart a child that exits on its own is started again on the same port (same
  * backend id and instance, so the same route) after a capped exponential backoff. Answers the exit status
- * the launcher should end with: the child's (128 + n for a signal), 128 + n when a signal came before the
- * child started or between two runs of it, 1 when the registry refused the port request for good or the
- * port was already in use.
+ * the launcher should end with: the child's (128 + n for a signal); 0 when SIGTERM or SIGINT stopped it
+ * (forwarded to the child, or before the child started or between two runs of it: stopStatus); 128 + n for
+ * another signal then; 1 when the registry refused the port request for good or the port was already in use.
  */
 export async function runLauncher(opts: RunOptions, baseLogger: Logger): Promise<number> {
   const client = new RegistryClient({ registry: opts.registry, token: opts.token });
@@ -54,6 +52,8 @@ export async function runLauncher(opts: RunOptions, baseLogger: Logger): Promise
   let lease: HeartbeatLoop | null = null;
   /** The deregistration a stop signal started before it was forwarded: true once the registry was told. */
   let deregisteredForStop: Promise<boolean> | null = null;
+  /** The stop signal forwarded to the child. */
+  let forwardedStop: NodeJS.Signals | null = null;
   const unsubscribe = onSignals((signal) => {
     logger.info({ event: 'signal', signal, forwarded: child !== null }, 'signal received');
     const running = child;
@@ -61,6 +61,7 @@ export async function runLauncher(opts: RunOptions, baseLogger: Logger): Promise
       // Deregistered before the child hears of it: proxies stop sending it requests while it still answers
       // those on their way, and hold new ones for its successor (proxy.holdMs). The lease is renewed no
       // more, so a successor on the same backend id takes it over with its first heartbeat for good.
+      forwardedStop = signal;
       deregisteredForStop = lease ? lease.deregister(STOP_DEREGISTER_BUDGET_MS) : Promise.resolve(true);
       void deregisteredForStop.then(() => running.kill(signal));
     } else if (running) {
@@ -78,7 +79,7 @@ export async function runLauncher(opts: RunOptions, baseLogger: Logger): Promise
       if (err instanceof AssignmentRefused) return 1;
       throw err;
     }
-    const signalled = () => 128 + (os.constants.signals[stopSignal ?? 'SIGTERM'] ?? 0);
+    const signalled = () => stopStatus(stopSignal ?? 'SIGTERM', null);
     if (!choice) return signalled();
 
     const { host, port } = choice;
@@ -102,13 +103,16 @@ export async function runLauncher(opts: RunOptions, baseLogger: Logger): Promise
         logger,
       });
       lease = own;
+      // Taken before the child starts: sockets listening already are not the child's.
+      const wrongPort = new WrongPortWatch(port, logger);
       const started = new Child(opts.command, opts.args, childEnv(port), logger.child({ port }));
       const since = Date.now();
       child = started;
       const childGone = new AbortController();
       void started.exited.then(() => childGone.abort());
       // Only a child that accepted connections gets a lease; one that failed first leaves nothing to remove.
-      if (await waitForPort(host, port, childGone.signal, logger)) {
+      const checkElsewhere = () => started.pid !== undefined && wrongPort.check(started.pid);
+      if (await waitForPort(host, port, childGone.signal, logger, checkElsewhere)) {
         logger.info({ event: 'port.ready', host, port }, 'child accepts connections');
         own.start();
       }
@@ -123,7 +127,8 @@ export async function runLauncher(opts: RunOptions, baseLogger: Logger): Promise
     const backoff = new Backoff(RESTART_BASE_MS, opts.restartMaxDelayMs);
     for (let restarts = 0; ; restarts++) {
       const { exit, ranMs } = await runChild(restarts);
-      if (!opts.restart || deregisteredForStop) return exitStatus(exit);
+      if (deregisteredForStop) return stopStatus(forwardedStop, exit);
+      if (!opts.restart) return exitStatus(exit);
       if (stopping.signal.aborted) return signalled();
       if (ranMs >= RESTART_RESET_AFTER_MS) backoff.reset();
       const delayMs = backoff.next();

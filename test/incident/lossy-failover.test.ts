@@ -64,9 +64,8 @@ describe('a Sentinel failover to a replica that missed the last writes (tokens, 
     await waitFor('t7 and t8 routed', async () => (await fetch(`${serve.proxy}/t7/`)).status === 200 && (await fetch(`${serve.proxy}/t8/`)).status === 200, 30_000, 100);
     const ports = (await callApi(serve.control, admin, 'GET', '/v1/ports')).body.assignments as Array<{ tool: string; port: number }>;
     const portOf = (tool: string) => ports.find((a) => a.tool === tool)!.port;
-    // t8's launcher dies; its server runs on.
-    orphanLauncher.proc.kill('SIGKILL');
-    await orphanLauncher.exited;
+    // t8's launcher dies with its watchdog; its server runs on.
+    await orphanLauncher.abandon();
     await waitFor('t8 routed by discovery', async () => {
       const t = await callApi(serve.control, admin, 'GET', '/v1/tools/t8');
       return t.status === 200 && (t.body.backends as Array<{ source: string }>).some((b) => b.source === 'discovered');

@@ -12,7 +12,7 @@ import { metricValue } from '../support/metrics';
 import { Traffic } from '../support/traffic';
 
 // The state-loss outages, on real processes: a `serve` process on a real Redis, tools under `switchboard
-// run` with their own (signed) tool tokens, and tools whose launchers were SIGKILLed (their servers run on,
+// run` with their own (signed) tool tokens, and tools whose launchers were SIGKILLed with their watchdogs (their servers run on,
 // routed by discovery). Redis restarts empty, then twice within one TTL, then Redis and the registry
 // restart empty together. After each, every tool must be routed again, stay routed once the proxies'
 // carry-over of the old table has ended, keep its port, and a revoked token must stay revoked.
@@ -126,8 +126,7 @@ describe('state loss: tokens, assignments and discovered tools survive Redis (an
     for (const t of tools) t.port = p.get(t.name)![0];
     // The orphans' launchers die without a word; their servers run on, and are healed by discovery.
     for (const t of tools.filter((x) => ORPHANS.includes(x.name))) {
-      t.launcher.proc.kill('SIGKILL');
-      await t.launcher.exited;
+      await t.launcher.abandon();
       assert.ok(await accepts(t.port), `${t.name}'s server outlives its launcher`);
     }
     await waitFor('the orphans routed by discovery', async () => {
@@ -222,8 +221,7 @@ describe('one host on the embedded store: a restart keeps ports, tokens and disc
         // A tool whose launcher died: its server runs on, routed by discovery.
         orphan = launch(serve.control, issued.body.token, 'solo', ['--ttl', '5']);
         await waitFor('solo registered', async () => (await fetch(`${serve!.proxy}/solo/`)).status === 200, 30_000, 100);
-        orphan.proc.kill('SIGKILL');
-        await orphan.exited;
+        await orphan.abandon();
       }
       const before = (await callApi(serve.control, serve.adminToken, 'GET', '/v1/ports')).body.assignments as Array<{ tool: string; port: number }>;
       assert.equal(before.length, 1);

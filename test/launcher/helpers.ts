@@ -20,10 +20,23 @@ export interface CliProcess {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   stop(signal?: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   /**
-   * For after hooks: SIGTERM, then SIGKILL if it lingers, and SIGKILL to every child it reported, since a
-   * launcher killed outright leaves its child running (as it should: that is the incident being tested).
+   * For after hooks: SIGTERM, then SIGKILL if it lingers, and SIGKILL to every child (its process group)
+   * and watchdog it reported, since a launcher killed outright with its watchdog leaves its child running.
    */
   cleanup(): Promise<void>;
+  /**
+   * The launcher dies without a word and leaves its child running: its watchdog SIGKILLed first, then the
+   * launcher (what a launcher older than the watchdog left behind when it was killed). Answers the child's pid.
+   */
+  abandon(): Promise<number>;
+}
+
+function killQuietly(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(pid, signal);
+  } catch {
+    /* already gone */
+  }
 }
 
 export function spawnCli(args: string[], env: Record<string, string>): CliProcess {
@@ -59,13 +72,18 @@ export function spawnCli(args: string[], env: Record<string, string>): CliProces
         clearTimeout(timer);
       }
       for (const l of logs()) {
-        if (l.event !== 'child.started' || typeof l.childPid !== 'number') continue;
-        try {
-          process.kill(l.childPid, 'SIGKILL');
-        } catch {
-          /* already gone */
-        }
+        if (l.event !== 'child.started') continue;
+        if (typeof l.watchdogPid === 'number') killQuietly(l.watchdogPid, 'SIGKILL');
+        if (typeof l.childPid === 'number') killQuietly(-l.childPid, 'SIGKILL');
       }
+    },
+    async abandon() {
+      const started = logs().filter((l) => l.event === 'child.started').at(-1);
+      if (typeof started?.childPid !== 'number' || typeof started.watchdogPid !== 'number') throw new Error(`no child.started with both pids: ${err}`);
+      process.kill(started.watchdogPid, 'SIGKILL');
+      proc.kill('SIGKILL');
+      await exited;
+      return started.childPid;
     },
   };
 }
@@ -73,6 +91,11 @@ export function spawnCli(args: string[], env: Record<string, string>): CliProces
 /** `switchboard run --tool TOOL ... -- node service.js`, with the fixture's behaviour set through `env`. */
 export function launch(registry: string, token: string, tool: string, flags: string[] = [], env: Record<string, string> = {}): CliProcess {
   return spawnCli(['run', '--tool', tool, '--registry', registry, '--token', token, ...flags, '--', process.execPath, SERVICE], env);
+}
+
+/** The port of a backend URL. */
+export function portOf(url: string): number {
+  return Number(new URL(url).port);
 }
 
 export function accepts(port: number): Promise<boolean> {

@@ -2,12 +2,8 @@ import assert from 'node:assert/strict';
 import { startProcess, type SwitchboardProcess } from '../support/process';
 import { freePort } from '../support/redis-server';
 import { VERSION } from '../../src/version';
-import { accepts, api, getTool, launch, registryConfig, serviceInfo, spawnCli, waitForBackend, type CliProcess, toolToken, launcherSuite } from './helpers';
+import { accepts, api, getTool, launch, registryConfig, serviceInfo, spawnCli, waitForBackend, type CliProcess, toolToken, launcherSuite, portOf } from './helpers';
 import { waitFor } from '../support/wait';
-
-function portOf(url: string): number {
-  return Number(new URL(url).port);
-}
 
 describe('switchboard run', function () {
   this.timeout(40_000);
@@ -45,7 +41,8 @@ describe('switchboard run', function () {
     assert.ok(l1.events('port.ready').length === 1 && l1.events('backend.registered').length >= 1);
 
     const exit = await l1.stop('SIGTERM');
-    assert.equal(exit.code, 143, 'a child killed by SIGTERM gives 128 + 15');
+    assert.equal(exit.code, 0, 'a child stopped by the SIGTERM the launcher forwarded: a clean stop, 0');
+    assert.equal(l1.events('child.exited')[0]?.signal, 'SIGTERM', 'the child died of the forwarded signal');
     assert.deepEqual((await getTool(sb, 'alpha'))?.backends, [], 'deregistered when the child ended');
 
     const l2 = started(launch(sb.control, token, 'alpha', ['--ttl', '5']));
@@ -53,7 +50,8 @@ describe('switchboard run', function () {
     assert.equal(portOf(again.url), port, 'the assignment is reused');
     assert.equal(again.id, backend.id, 'the backend id is stable per host and port');
     assert.equal((await serviceInfo(port)).port, port);
-    assert.equal((await l2.stop('SIGINT')).code, 130, 'SIGINT is forwarded and its status returned');
+    assert.equal((await l2.stop('SIGINT')).code, 0, 'SIGINT is forwarded, and the stop it asked for is a success');
+    assert.equal(l2.events('child.exited')[0]?.signal, 'SIGINT');
   });
 
   it('renews the lease every ttl/3, re-creates a lost one, and reports its version per backend and in switchboard_client_versions', async () => {
@@ -187,8 +185,8 @@ describe('switchboard run while the registry is down', function () {
     assert.ok(failures.every((l) => l.level === 40 && typeof l.err === 'string' && typeof l.retryInMs === 'number'));
     assert.ok(!waiting.stderr().includes(token) && !fallback.stderr().includes(token), 'the token is never logged');
 
-    assert.equal((await waiting.stop('SIGTERM')).code, 143);
-    assert.equal((await fallback.stop('SIGTERM')).code, 143);
+    assert.equal((await waiting.stop('SIGTERM')).code, 0);
+    assert.equal((await fallback.stop('SIGTERM')).code, 0);
     assert.deepEqual((await getTool(sb, 'outage'))?.backends, []);
     assert.deepEqual((await getTool(sb, 'known'))?.backends, []);
   });

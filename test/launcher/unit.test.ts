@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { isTransient, RegistryClient, RegistryHttpError } from '../../src/client/registry-client';
 import { createLogger } from '../../src/logger';
@@ -7,6 +10,7 @@ import { HeartbeatLoop } from '../../src/launcher/heartbeat-loop';
 import { parseHeartbeatArgs, parseRunArgs } from '../../src/launcher/args';
 import { Backoff, jittered } from '../../src/launcher/backoff';
 import { exitStatus } from '../../src/launcher/child';
+import { stopStatus } from '../../src/launcher/signals';
 import { idForUrl } from '../../src/launcher/heartbeat-command';
 import { backendId, backendUrl, newInstance } from '../../src/launcher/identity';
 import { sleep } from '../../src/launcher/sleep';
@@ -63,6 +67,17 @@ describe('launcher parts', () => {
     assert.equal(exitStatus({ code: null, signal: 'SIGTERM' }), 143);
     assert.equal(exitStatus({ code: null, signal: 'SIGINT' }), 130);
     assert.equal(exitStatus({ code: null, signal: 'SIGKILL' }), 137);
+  });
+
+  it('stop status: a stop asked for by SIGTERM or SIGINT is 0, whether the child died of it or exited 128 + n; other ends keep their status', () => {
+    assert.equal(stopStatus('SIGTERM', { code: null, signal: 'SIGTERM' }), 0);
+    assert.equal(stopStatus('SIGTERM', { code: 143, signal: null }), 0);
+    assert.equal(stopStatus('SIGINT', { code: null, signal: 'SIGINT' }), 0);
+    assert.equal(stopStatus('SIGTERM', { code: 0, signal: null }), 0);
+    assert.equal(stopStatus('SIGTERM', { code: 3, signal: null }), 3, 'a status the child chose is its own');
+    assert.equal(stopStatus('SIGTERM', { code: null, signal: 'SIGKILL' }), 137, 'killed by something else: a failure');
+    assert.equal(stopStatus('SIGTERM', null), 0, 'stopped before the child started');
+    assert.equal(stopStatus('SIGHUP', null), 129, 'SIGHUP is not a stop asked for');
   });
 
   it('backend ids and urls: stable per host and port, valid for the API, IPv6 bracketed', () => {
@@ -144,6 +159,7 @@ describe('launcher parts', () => {
         restartMaxDelayMs: 30_000,
         command: 'python3',
         args: ['-m', 'http.server', '--bind', '127.0.0.1'],
+        viaShell: false,
       });
       const flags = parseRunArgs(['--tool', 'hello', '--registry', 'http://127.0.0.1:1', '--token', 't', '--host', '[::1]', '--port', '20001', '--', 'x'], env);
       assert.equal(flags.registry, 'http://127.0.0.1:1');
@@ -154,6 +170,41 @@ describe('launcher parts', () => {
       assert.equal(restart.restart, true);
       assert.equal(restart.restartMaxDelayMs, 5000);
       assert.equal(parseRunArgs(['--tool', 'hello', '--restart', '--', 'x'], env).restartMaxDelayMs, 30_000);
+    });
+
+    it('one string with shell syntax after "--" runs through sh -c; several words, or one plain word, run as they are', () => {
+      const line = parseRunArgs(['--tool', 'web', '--', 'python3 -m http.server $PORT'], env);
+      assert.deepEqual([line.command, line.args, line.viaShell], ['/bin/sh', ['-c', 'python3 -m http.server $PORT'], true]);
+      const words = parseRunArgs(['--tool', 'web', '--', 'python3', '-m', 'http.server', '$PORT'], env);
+      assert.deepEqual([words.command, words.args, words.viaShell], ['python3', ['-m', 'http.server', '$PORT'], false]);
+      const plain = parseRunArgs(['--tool', 'web', '--', './server'], env);
+      assert.deepEqual([plain.command, plain.args, plain.viaShell], ['./server', [], false]);
+      assert.equal(parseRunArgs(['--tool', 'web', '--', 'exec ./server>>log'], env).viaShell, true);
+    });
+
+    it('--token-file: the token in the file, its final newline dropped; refused beside --token, empty, or unreadable', () => {
+      const dir = mkdtempSync(path.join(os.tmpdir(), 'sb-token-'));
+      const file = path.join(dir, 'token');
+      writeFileSync(file, 'sbt_from_file\n', { mode: 0o600 });
+      assert.equal(parseRunArgs(['--tool', 'web', '--token-file', file, '--', 'x'], env).token, 'sbt_from_file', 'the file wins over SWITCHBOARD_TOKEN');
+      assert.equal(parseHeartbeatArgs(['--tool', 'web', '--url', 'http://127.0.0.1:1', '--token-file', file], {}).token, 'sbt_from_file');
+      usage(() => parseRunArgs(['--tool', 'web', '--token', 't', '--token-file', file, '--', 'x'], env), /^--token and --token-file: give one of them$/);
+      usage(() => parseRunArgs(['--tool', 'web', '--token-file', path.join(dir, 'missing'), '--', 'x'], env), /^--token-file: cannot read .*missing \(ENOENT\)$/);
+      writeFileSync(file, '\n');
+      usage(() => parseRunArgs(['--tool', 'web', '--token-file', file, '--', 'x'], env), /^--token-file: .* is empty$/);
+      writeFileSync(file, 'two words\n');
+      usage(() => parseRunArgs(['--tool', 'web', '--token-file', file, '--', 'x'], env), /must hold the token alone/);
+      rmSync(dir, { recursive: true });
+    });
+
+    it('a flag without its value says which value is missing, also when the next word is another flag', () => {
+      usage(() => parseRunArgs(['--tool', '--', 'x'], env), /^--tool needs a value: --tool T$/);
+      usage(() => parseRunArgs(['--tool', '--token', 't', '--', 'x'], env), /^--tool needs a value: --tool T$/);
+      usage(() => parseRunArgs(['--tool', 'web', '--token-file'], env), /^--token-file needs a value: --token-file PATH$/);
+      usage(() => parseHeartbeatArgs(['--tool', 'web', '--url'], env), /^--url needs a value: --url URL$/);
+      usage(() => parseRunArgs(['--tool', 'web', '--bogus', '--', 'x'], env), /^unknown option --bogus$/);
+      // A value may still start with a dash when it is attached with "=".
+      assert.equal(parseRunArgs(['--tool', 'web', '--token=-t', '--', 'x'], env).token, '-t');
     });
 
     it('refuses a --restart-max-delay out of 1..3600 or without --restart', () => {

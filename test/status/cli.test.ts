@@ -1,32 +1,15 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { renderStatusText } from '../../src/cli/status';
 import type { StatusReport } from '../../src/control/status-data';
 import { silentLogger } from '../../src/logger';
 import { RedisStore } from '../../src/registry/redis-store';
-import { cliArgs } from '../support/process';
+import { runCli } from '../support/process';
 import { RedisServer } from '../support/redis-server';
 import { ADMIN_TOKEN, api, register, startInProcess } from './helpers';
 import { startBackend, deadPort, type Backend } from '../support/backend';
-
-const ROOT = path.join(__dirname, '..', '..');
-
-function runCli(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const proc = spawn(process.execPath, cliArgs(args), { cwd: ROOT, env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    proc.stdout.on('data', (d) => (stdout += d.toString()));
-    proc.stderr.on('data', (d) => (stderr += d.toString()));
-    const timer = setTimeout(() => proc.kill('SIGKILL'), 30_000);
-    proc.once('error', reject);
-    proc.once('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
 
 const HEADER = ['TOOL', 'BACKEND', 'URL', 'SOURCE', 'LEASE LEFT', 'HEALTH', 'CLIENT', 'ASSIGNMENT'];
 
@@ -119,6 +102,17 @@ describe('switchboard status', function () {
       assert.deepEqual(report.store, { ...report.store, kind: 'memory', state: 'reachable' });
       assert.deepEqual(report.counts, { tools: 3, routes: 2, backends: 3, assignments: 4, assignmentsWithoutBackend: 1 });
       assert.ok(!r.stdout.includes(ADMIN_TOKEN));
+    });
+
+    it('--token-file: the admin token read from a file (its newline dropped); beside --token, a usage error', async () => {
+      const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'sb-token-')), 'admin');
+      writeFileSync(file, `${ADMIN_TOKEN}\n`, { mode: 0o600 });
+      const r = await runCli(['status', '--registry', sb.control, '--token-file', file, '--json']);
+      assert.equal(r.code, 0, r.stderr);
+      assert.ok((JSON.parse(r.stdout) as StatusReport).tools.some((t) => t.tool === 'web'));
+      const both = await runCli(['status', '--registry', sb.control, '--token-file', file, '--token', ADMIN_TOKEN]);
+      assert.equal(both.code, 2);
+      assert.equal(both.stderr, "switchboard: --token and --token-file: give one of them\nsee 'switchboard --help'\n");
     });
 
     it('fails clearly: no token (usage, 2), a wrong token (1), no registry there (1)', async () => {
