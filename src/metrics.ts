@@ -22,7 +22,17 @@ export interface RefusedHeartbeats {
 
 /** Values of each labelled counter with a closed set of labels: exported at 0 from the start. */
 export const REGISTRATION_RESULTS = ['created', 'renewed', 'rejected', 'conflict', 'unavailable'] as const;
-export const PROXY_ERROR_KINDS = ['no_route', 'not_running', 'refused', 'reset', 'timeout', 'bad_gateway', 'not_implemented'] as const;
+export const PROXY_ERROR_KINDS = [
+  'no_route',
+  'not_running',
+  'refused',
+  'reset',
+  'timeout',
+  'bad_gateway',
+  'not_implemented',
+  'request_timeout',
+  'too_many_connections',
+] as const;
 /** How a hold of a request ended (src/proxy/hold.ts). */
 export const HOLD_OUTCOMES = ['forwarded', 'timeout', 'client_gone', 'overflow'] as const;
 export const SELFHEAL_TRIGGERS = ['request', 'reconcile'] as const;
@@ -134,7 +144,9 @@ export class Metrics {
   readonly proxyRequestDuration: client.Histogram<string>;
   readonly proxyErrors = new client.Counter({
     name: 'switchboard_proxy_errors_total',
-    help: 'Proxy failures by kind: no_route, not_running, refused, reset, timeout, bad_gateway (one per failed attempt), not_implemented (a transfer coding refused).',
+    help:
+      'Proxy failures by kind: no_route, not_running, refused, reset, timeout, bad_gateway (one per failed attempt), not_implemented (a transfer coding refused), ' +
+      "request_timeout (a client's body went silent), too_many_connections (a client over its share of a tool's backend connections).",
     labelNames: ['kind'],
     registers: [this.registry],
   });

@@ -1,5 +1,6 @@
 import type http from 'node:http';
 import { performance } from 'node:perf_hooks';
+import type { ClientShare } from './client-slots';
 import { requestIdOf } from './forward-headers';
 import type { HoldOutcome } from './hold';
 
@@ -18,6 +19,8 @@ export interface Exchange {
   hold?: HoldOutcome;
   /** Every backend tried was held by self-preservation and refused: the tool is not running (503, not 502). */
   notRunning?: boolean;
+  /** The backend-connection slot of its client the request holds until its response closes (client-slots.ts). */
+  slot?: ClientShare;
 }
 
 export function startExchange(req: http.IncomingMessage): Exchange {

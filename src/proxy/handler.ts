@@ -8,10 +8,13 @@ import { FAILURE_PAGE, failurePage, type Attempts } from './attempts';
 import type { BackendSupply, Supply } from './backend-supply';
 import { mayRetry, type Balancer } from './balancer';
 import { rawErrorResponse, renderError, sendError, wantsJson, type ProxyErrorCode } from './error-pages';
+import type { ClientLimits } from './client-limits';
+import type { ClientSlots, SlotWait } from './client-slots';
 import { startExchange, type Exchange } from './exchange';
 import { rewriteRequestHeaders, unsupportedTransferCoding } from './forward-headers';
-import type { Forwarder } from './forward-result';
+import type { Forwarder, RequestBody } from './forward-result';
 import type { PassiveHealth } from './health';
+import { readBody, type BodyRead } from './request-body';
 import { resolveRoute, type Resolution } from './route-resolution';
 
 /** The parts the proxy's handler is made of (createProxyServer builds them from the config). */
@@ -26,6 +29,10 @@ export interface HandlerParts {
   health: PassiveHealth;
   accounting: ProxyAccounting;
   logger: Logger;
+  /** How much of a body is read before forwarding, how long it may go silent, how much one client holds. */
+  limits: ClientLimits;
+  /** The backend connections each client address holds per tool. */
+  slots: ClientSlots;
   /** The server is draining: answers say `connection: close`, nothing new is held or upgraded. */
   draining(): boolean;
   /** A response closed while draining: its connection may be idle now. */
@@ -69,6 +76,7 @@ export class ProxyHandler {
     };
     // 'close' alone: Node emits it after 'finish' too, so one listener sees every end.
     res.once('close', () => {
+      this.p.slots.release(ex);
       ended();
       if (this.p.draining()) this.p.closedWhileDraining();
     });
@@ -136,11 +144,18 @@ export class ProxyHandler {
     const tool = found.route.tool;
     const supply = await this.p.supply.backendsFor(found.route, res, ex);
     if (supply.kind !== 'route') return this.noBackend(res, req, ex, supply);
-    // 3. Forward, with retries where they are safe.
     rewriteRequestHeaders(req, { requestId: ex.requestId, trusted: this.p.trusted });
-    const body = hasBody(req);
+    // 3. The body: a small one is read whole before a backend connection is taken (a slow upload holds
+    // none, and a retry can send it again); a larger one streams (request-body.ts).
+    const body = hasBody(req) ? await readBody(req, this.p.limits.bufferBodyBytes, this.p.limits.bodyIdleTimeoutMs) : null;
+    if (body && !sendable(body)) return this.bodyNotRead(res, req, ex, body.kind);
+    // 4. A client address holds at most its share of the tool's backend connections (client-slots.ts).
+    const slot = this.p.slots.take(tool, req, res, ex);
+    const waited = slot === true ? 'taken' : await slot;
+    if (waited !== 'taken') return this.noSlot(res, req, ex, body, waited);
+    // 5. Forward, with retries where they are safe.
     let last = await this.p.attempts.forward(req, res, ex, supply.route, supply.only, body);
-    if (last && ex.hold === undefined && mayRetry(req.method, body, last) && (supply.only || !this.hasLiveBackend(tool))) {
+    if (last && ex.hold === undefined && mayRetry(req.method, body?.kind === 'stream', last) && (supply.only || !this.hasLiveBackend(tool))) {
       // The backend tried is gone and the tool has none in the table now (its launcher deregistered it while
       // this request was on its way; or discovery found a process on its way out): nothing of the request
       // was used up, so it is held like any request for a tool without a live backend.
@@ -149,7 +164,7 @@ export class ProxyHandler {
       if (later.kind === 'client_gone') return void (ex.outcome = 'client_gone');
       if (later.kind === 'route') last = await this.p.attempts.forward(req, res, ex, later.route, null, body);
     }
-    // 4. Answer: relayed already (undefined), or the page of the last failure.
+    // 6. Answer: relayed already (undefined), or the page of the last failure.
     if (last === undefined) return;
     if (last === null) return this.noBackend(res, req, ex, { kind: 'none' });
     this.answer(res, req, ex, ex.notRunning ? 'not_running' : FAILURE_PAGE[last.kind]);
@@ -218,15 +233,38 @@ export class ProxyHandler {
     this.answer(res, req, ex, 'not_running');
   }
 
+  /** The body never came whole: the client left, or went silent (408). */
+  private bodyNotRead(res: http.ServerResponse, req: http.IncomingMessage, ex: Exchange, kind: 'idle' | 'client_gone'): void {
+    if (kind === 'client_gone') return void (ex.outcome = 'client_gone');
+    this.p.accounting.countError('request_timeout');
+    this.answer(res, req, ex, 'request_timeout');
+  }
+
+  /** Over its share after the wait: the 503 page; a body left unread closes the connection rather than being read for nothing. */
+  private noSlot(res: http.ServerResponse, req: http.IncomingMessage, ex: Exchange, body: RequestBody | null, waited: Exclude<SlotWait, 'taken'>): void {
+    if (waited === 'client_gone') return void (ex.outcome = 'client_gone');
+    if (body?.kind === 'stream') res.setHeader('connection', 'close');
+    this.p.accounting.countError('too_many_connections');
+    this.answer(res, req, ex, 'too_many_connections');
+  }
+
   private answer(res: http.ServerResponse, req: http.IncomingMessage, ex: Exchange, code: ProxyErrorCode): void {
     ex.outcome = code;
-    if (this.p.draining() && !res.headersSent) res.setHeader('connection', 'close');
+    // Draining, or a silent body left unread: the connection carries no other request.
+    if ((code === 'request_timeout' || this.p.draining()) && !res.headersSent) res.setHeader('connection', 'close');
+    // A body left part-read (paused where it outgrew the buffer) would stall its connection: the rest is
+    // read and dropped, as Node does with a body never touched.
+    if (!req.complete) req.resume();
     sendError(res, renderError(code, { tool: ex.tool, requestId: ex.requestId, json: wantsJson(req.headers.accept) }));
   }
 
   private internalError(ex: Exchange, err: Error): void {
     this.p.logger.error({ event: 'proxy.internal_error', requestId: ex.requestId, err: err.message, stack: err.stack }, 'proxy internal error');
   }
+}
+
+function sendable(read: BodyRead): read is RequestBody {
+  return read.kind === 'whole' || read.kind === 'stream';
 }
 
 function redirect(res: http.ServerResponse, ex: Exchange, location: string): void {

@@ -13,6 +13,8 @@ import { ProxyAccounting } from './accounting';
 import { Attempts } from './attempts';
 import { BackendSupply, type ProxyHooks } from './backend-supply';
 import { Balancer } from './balancer';
+import { clientLimits } from './client-limits';
+import { ClientSlots } from './client-slots';
 import { createForwarder, type EngineName } from './forwarder';
 import { ProxyHandler } from './handler';
 import { PassiveHealth, type HealthOptions } from './health';
@@ -83,10 +85,14 @@ export function createProxyServer(opts: ProxyServerOptions): ProxyServer {
   const accounting = new ProxyAccounting(metrics, logger, pc.accessLog);
   const health = new PassiveHealth(opts.health);
   const balancer = new Balancer(health);
+  const limits = clientLimits(pc);
+  const trusted = new NetworkSet(pc.trustedProxies);
   let draining = false;
   const forwarder = createForwarder({
     connectTimeoutMs: pc.connectTimeoutMs,
     responseTimeoutMs: pc.responseTimeoutMs,
+    bodyIdleTimeoutMs: limits.bodyIdleTimeoutMs,
+    bodyTimedOut: () => accounting.countError('request_timeout'),
     wsIdleTimeoutMs: opts.wsIdleTimeoutMs ?? 600_000,
     agent: pc.agent,
     guard: new ConnectGuard(config.allowedNetworks, opts.lookup),
@@ -101,7 +107,7 @@ export function createProxyServer(opts: ProxyServerOptions): ProxyServer {
   const handler = new ProxyHandler({
     routes,
     domain: config.domain,
-    trusted: new NetworkSet(pc.trustedProxies),
+    trusted,
     supply: new BackendSupply(opts.hooks, holds, logger, () => draining),
     balancer,
     attempts: new Attempts(forwarder, balancer, health, accounting, logger, Math.max(1, opts.maxAttempts ?? 3)),
@@ -109,6 +115,9 @@ export function createProxyServer(opts: ProxyServerOptions): ProxyServer {
     health,
     accounting,
     logger,
+    limits,
+    // A request past its client's share waits for a slot as long as it may wait for a backend connection.
+    slots: new ClientSlots(limits.maxConnectionsPerClient, pc.connectTimeoutMs, trusted),
     draining: () => draining,
     closedWhileDraining: () => setImmediate(() => server.closeIdleConnections()),
   });
