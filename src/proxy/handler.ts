@@ -16,6 +16,7 @@ import type { Forwarder, RequestBody } from './forward-result';
 import type { PassiveHealth } from './health';
 import { readBody, type BodyRead } from './request-body';
 import { resolveRoute, type Resolution } from './route-resolution';
+import { isWebSocketHandshake } from './websocket-handshake';
 
 /** The parts the proxy's handler is made of (createProxyServer builds them from the config). */
 export interface HandlerParts {
@@ -42,10 +43,6 @@ export interface HandlerParts {
 function hasBody(req: http.IncomingMessage): boolean {
   const cl = req.headers['content-length'];
   return req.headers['transfer-encoding'] !== undefined || (cl !== undefined && cl !== '0');
-}
-
-function isWebSocket(req: http.IncomingMessage): boolean {
-  return req.method === 'GET' && typeof req.headers.upgrade === 'string' && req.headers.upgrade.toLowerCase() === 'websocket';
 }
 
 /**
@@ -173,7 +170,7 @@ export class ProxyHandler {
   /** Relays an upgrade; true once the backend's 101 reached the client. */
   private async upgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer, ex: Exchange, refuse: (code: ProxyErrorCode) => void): Promise<boolean> {
     // 1. The route.
-    if (this.p.draining() || !isWebSocket(req)) {
+    if (this.p.draining() || !isWebSocketHandshake(req)) {
       refuse(this.p.draining() ? 'no_routes' : 'bad_request');
       return false;
     }
