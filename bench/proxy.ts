@@ -44,7 +44,7 @@ const sustainSeconds = Number(values['sustain-seconds']);
  * the median of its runs against the median of its bare runs.
  */
 const pairs = Math.max(1, Number(values.pairs));
-const TOKEN = 'bench-admin-token-0123456789';
+const TOKEN = 'bench-admin-token-0123456789abcdef';
 const SIZES = [1, 10_000, 100_000];
 const PROFILE_DIR = path.join(ROOT, 'bench', '.out', 'profiles');
 const CLI = path.join(ROOT, 'dist', 'src', 'cli.js');

@@ -18,7 +18,7 @@ const { values } = parseArgs({
 const seconds = Number(values.seconds);
 const concurrency = Number(values.concurrency);
 const tools = Number(values.tools);
-const TOKEN = 'bench-admin-token-0123456789';
+const TOKEN = 'bench-admin-token-0123456789abcdef';
 
 function heartbeat(i: number) {
   const n = i % tools;

@@ -24,7 +24,7 @@ const CLIENTS = Number(values.clients);
 const STEADY_MS = Number(values['steady-ms']);
 /** The whole run stops here whatever happens: it is bounded in time as well as in restarts. */
 const MAX_RUN_MS = 120_000;
-const TOKEN = 'bench-admin-token-0123456789';
+const TOKEN = 'bench-admin-token-0123456789abcdef';
 const TOOL = 'bench-restart';
 const SERVICE = path.join(ROOT, 'test', 'launcher', 'fixtures', 'service.js');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

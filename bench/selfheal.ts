@@ -42,7 +42,7 @@ const DEAD_EVERY = 100;
 // machine (other suites bind 127.0.0.1) competes for them.
 const HOST = '127.0.0.2';
 const PORT_BASE = 10_000;
-const TOKEN = 'bench-admin-token-0123456789';
+const TOKEN = 'bench-admin-token-0123456789abcdef';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const round1 = (n: number) => Math.round(n * 10) / 10;
 const round2 = (n: number) => Math.round(n * 100) / 100;

@@ -4,7 +4,10 @@ import { answerClientError } from './client-error';
 import { listen } from './net/listen';
 import type express from 'express';
 import type { Config } from './config';
+import { controlAdmission } from './control/admission';
+import { tlsEnabled } from './config/rules';
 import { createControlApp, type Readiness } from './control/app';
+import { ControlHosts, configuredHosts } from './control/control-hosts';
 import { controlListener, type FastPath } from './control/fast-paths';
 import { StatusSource } from './control/status-data';
 import { Healer } from './discovery/healer';
@@ -13,7 +16,9 @@ import { Reconciler } from './discovery/reconciler';
 import { proxyDiscovery } from './discovery/setup';
 import type { Logger } from './logger';
 import { Metrics } from './metrics';
+import { ListeningSockets } from './net/listening-sockets';
 import { createProxyServer, type ProxyHooks, type ProxyServer } from './proxy/server';
+import { CertificateStore } from './proxy/tls/certificate-store';
 import { TableFeed } from './table/table-feed';
 import { createRegistryApi } from './registry/api';
 import { LeaseExpirer } from './registry/expirer';
@@ -54,6 +59,8 @@ export interface Switchboard {
   store: Store;
   metrics: Metrics;
   proxyPort: number | null;
+  /** The HTTPS port (null: no certificate configured, or no proxy role). */
+  tlsPort: number | null;
   controlPort: number;
   adminToken: string | null;
   /** The process's route table: proxies route on it; a registry-only process follows it for its metrics. */
@@ -69,6 +76,8 @@ export interface Switchboard {
   /** The proxy's on-demand discovery (null when off or not a proxy). */
   discovery: OnDemandDiscovery | null;
   proxy: ProxyServer | null;
+  /** Reads the HTTPS certificates again (SIGHUP); nothing without them. */
+  reloadCertificates(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -78,110 +87,139 @@ function discoveryHooks(discovery: OnDemandDiscovery | null): ProxyHooks | undef
   return { onNoLiveBackend: (tool, route) => discovery.backendFor(tool, route), onDiscoveredFailed: (_tool, backend) => discovery.forget(backend) };
 }
 
+/** The registry role's parts: the API, lease expiry and its leadership, fallback discovery's registry side. */
+interface RegistryRole {
+  registry: Registry;
+  adminToken: string;
+  auth: Authenticator;
+  leadership: Leadership;
+  expirer: LeaseExpirer;
+  healer: Healer | null;
+  reconciler: Reconciler | null;
+  router: express.Router;
+  fastPath: FastPath;
+  readiness: () => Promise<Readiness>;
+}
+
+function startRegistryRole(opts: StartOptions, store: Store, metrics: Metrics, adminToken: string): RegistryRole {
+  const { config, logger } = opts;
+  const { signer } = tokenSigner(config, store.kind, logger);
+  const registry = new Registry({ store, config, metrics, logger, signer });
+  const healer = config.discovery.enabled ? new Healer({ registry, config, metrics, logger }) : null;
+  const api = createRegistryApi({ registry, adminToken, store, logger, metrics, discoveries: healer, signer });
+  const leadership = new Leadership(store, 'expiry', config.leases.lockTtlMs, logger);
+  // Only the expiry leader decides self-preservation: a former leader must not keep reporting it active.
+  leadership.on('lost', () => metrics.selfPreservationActive.set(0));
+  const expirer = new LeaseExpirer(store, leadership, config.leases, logger, metrics);
+  leadership.start();
+  expirer.start();
+  // The expiry lock doubles as the reconcile lock: one process does all singleton work, at no extra cost.
+  const reconciler = healer
+    ? new Reconciler({ store, registry, healer, leadership, intervalMs: config.discovery.reconcileIntervalMs, settleMs: config.discovery.settleMs, logger })
+    : null;
+  reconciler?.start();
+  const readiness = async (): Promise<Readiness> => {
+    const up = await store.ping();
+    return { ready: up, detail: { registry: { store: store.kind, storeUp: up, expiryLeader: leadership.isLeader } } };
+  };
+  return { registry, adminToken, auth: api.auth, leadership, expirer, healer, reconciler, router: api.router, fastPath: api.heartbeats.handle, readiness };
+}
+
+/** The proxy role: the proxy server on the followed table, with on-demand discovery when it is on. */
+async function startProxyRole(opts: StartOptions, feed: TableFeed, metrics: Metrics, healer: Healer | null, self: ListeningSockets) {
+  const { config, logger } = opts;
+  const discovery = proxyDiscovery({ config, routes: feed, healer, logger });
+  const certificates = tlsEnabled(config) ? await CertificateStore.open(config.proxy.tls, logger) : null;
+  const proxy = createProxyServer({ config, routes: feed, logger, metrics, hooks: discoveryHooks(discovery), self, certificates });
+  const port = await proxy.listen(config.proxy.port, config.host);
+  self.add(port);
+  const tlsPort = certificates ? await proxy.listenTls(config.proxy.tls.port, config.host) : null;
+  if (tlsPort !== null) self.add(tlsPort);
+  if (certificates) {
+    certificates.watch();
+    metrics.observeCertificates(certificates);
+  }
+  const readiness = async (): Promise<Readiness> => {
+    const table = feed.current();
+    return {
+      ready: table !== null,
+      detail: { proxy: { hasSnapshot: table !== null, storeUp: feed.storeUp, version: table?.version ?? null, routes: table?.routeCount ?? 0 } },
+    };
+  };
+  return { proxy, port, tlsPort, discovery, readiness };
+}
+
+/** The control port's server (null in proxy workers, whose primary owns the port). */
+function controlServerOf(opts: StartOptions, metrics: Metrics, readiness: Array<() => Promise<Readiness>>, routers: express.Router[], fastPaths: FastPath[], status: StatusSource): http.Server | null {
+  if (opts.controlPort === false) return null;
+  const app = createControlApp({ metrics, readiness, routers, metricsText: opts.metricsText, status: () => status.report() });
+  const server = http.createServer(controlListener(app, fastPaths));
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => void answerClientError(err, socket));
+  return server;
+}
+
+async function followTable(opts: StartOptions, store: Store, metrics: Metrics): Promise<TableFeed> {
+  const { config, logger } = opts;
+  const feed = new TableFeed(store, { pollMs: config.proxy.feedPollMs, carryOverMs: config.leases.defaultTtlSeconds * 1000, logger });
+  await feed.start();
+  metrics.observeTable(feed);
+  return feed;
+}
+
 /**
  * One Switchboard process: the data plane (proxy), the control plane (registry), or both on one store.
  * The proxy only ever reads its snapshot; only the registry writes the store.
  */
 export async function startSwitchboard(opts: StartOptions): Promise<Switchboard> {
   const { config, roles, logger } = opts;
+  const controlHosts = new ControlHosts(configuredHosts(config), config.host);
   const metrics = new Metrics({ defaultMetrics: opts.defaultMetrics ?? true, perToolLabels: config.metrics.perToolLabels });
+  // Refused before anything starts: a short admin token must not get as far as opening the store.
+  const adminToken = roles.registry ? resolveAdminToken(config, logger, opts.tokenOut) : null;
   const store = opts.store ?? (await createStore(config, logger));
-  const routers: express.Router[] = [];
-  const fastPaths: FastPath[] = [];
+  // Switchboard's own sockets, which the proxy never forwards to; the ports the kernel picks are added once known.
+  const listening = new ListeningSockets(config.host, [config.proxy.port, config.control.port]);
   const readiness: Array<() => Promise<Readiness>> = [...(opts.readiness ?? [])];
 
-  let registry: Registry | null = null;
-  let leadership: Leadership | null = null;
-  let expirer: LeaseExpirer | null = null;
-  let adminToken: string | null = null;
-  let healer: Healer | null = null;
-  let reconciler: Reconciler | null = null;
-  let auth: Authenticator | null = null;
-  if (roles.registry) {
-    const { signer } = tokenSigner(config, store.kind, logger);
-    registry = new Registry({ store, config, metrics, logger, signer });
-    adminToken = resolveAdminToken(config, logger, opts.tokenOut);
-    if (config.discovery.enabled) healer = new Healer({ registry, config, metrics, logger });
-    const api = createRegistryApi({ registry, adminToken, store, logger, metrics, discoveries: healer, signer });
-    auth = api.auth;
-    routers.push(api.router);
-    fastPaths.push(api.heartbeats.handle);
-    leadership = new Leadership(store, 'expiry', config.leases.lockTtlMs, logger);
-    // Only the expiry leader decides self-preservation: a former leader must not keep reporting it active.
-    leadership.on('lost', () => metrics.selfPreservationActive.set(0));
-    expirer = new LeaseExpirer(store, leadership, config.leases, logger, metrics);
-    leadership.start();
-    expirer.start();
-    if (healer) {
-      // The expiry lock doubles as the reconcile lock: one process does all singleton work, at no extra cost.
-      reconciler = new Reconciler({ store, registry, healer, leadership, intervalMs: config.discovery.reconcileIntervalMs, settleMs: config.discovery.settleMs, logger });
-      reconciler.start();
-    }
-    readiness.push(async () => {
-      const up = await store.ping();
-      return { ready: up, detail: { registry: { store: store.kind, storeUp: up, expiryLeader: leadership?.isLeader ?? false } } };
-    });
-  }
-
-  let feed: TableFeed | null = null;
-  let proxy: ProxyServer | null = null;
-  let proxyPort: number | null = null;
-  let discovery: OnDemandDiscovery | null = null;
-  if (roles.proxy || roles.registry) {
-    // A proxy routes on this table. A registry-only process routes nothing, yet its metrics (routes,
-    // assignments, store_up) are read at scrape time and must never wait on the store, and its port
-    // allocation must remember the last table after the store lost its state: it follows the table too,
-    // one read at start and then the change feed.
-    feed = new TableFeed(store, { pollMs: config.proxy.feedPollMs, carryOverMs: config.leases.defaultTtlSeconds * 1000, logger });
-    await feed.start();
-    metrics.observeTable(feed);
-  }
-  if (roles.proxy && feed) {
-    discovery = proxyDiscovery({ config, routes: feed, healer, logger });
-    proxy = createProxyServer({ config, routes: feed, logger, metrics, hooks: discoveryHooks(discovery) });
-    proxyPort = await proxy.listen(config.proxy.port, config.host);
-    const f = feed;
-    readiness.push(async () => {
-      const table = f.current();
-      return {
-        ready: table !== null,
-        detail: { proxy: { hasSnapshot: table !== null, storeUp: f.storeUp, version: table?.version ?? null, routes: table?.routeCount ?? 0 } },
-      };
-    });
-  }
+  const reg = adminToken !== null ? startRegistryRole(opts, store, metrics, adminToken) : null;
+  if (reg) readiness.push(reg.readiness);
+  // A proxy routes on this table. A registry-only process routes nothing, yet its metrics (routes,
+  // assignments, store_up) are read at scrape time and must never wait on the store, and its port
+  // allocation must remember the last table after the store lost its state: it follows the table too,
+  // one read at start and then the change feed.
+  // (A primary of proxy workers that runs no registry follows nothing: its workers do.)
+  const feed = roles.proxy || reg ? await followTable(opts, store, metrics) : null;
+  const px = roles.proxy && feed ? await startProxyRole(opts, feed, metrics, reg?.healer ?? null, listening) : null;
+  if (px) readiness.push(px.readiness);
 
   // The registry allocates ports with the table it follows in mind: after the store lost its state, the
   // previous table's ports stay reserved for their tools until their heartbeats re-create them.
-  if (registry && feed) registry.useRecovery(new EpochRecovery(store, feed));
-  let durability: Durability | null = null;
-  if (feed && auth && leadership) {
-    const lead = leadership;
-    const rec = reconciler;
-    durability = await startDurability({
-      config,
-      store,
-      table: feed,
-      isLeader: () => lead.isLeader,
-      revocations: auth,
-      afterRestore: () => rec?.runOnce() ?? Promise.resolve(),
-      logger,
-    });
-  }
+  if (feed) reg?.registry.useRecovery(new EpochRecovery(store, feed));
+  const durability = reg && feed
+    ? await startDurability({
+        config,
+        store,
+        table: feed,
+        isLeader: () => reg.leadership.isLeader,
+        revocations: reg.auth,
+        afterRestore: () => reg.reconciler?.runOnce() ?? Promise.resolve(),
+        logger,
+      })
+    : null;
 
-  const statusSource = new StatusSource({ store, routes: feed, health: proxy?.health ?? null });
-  const controlServer =
-    opts.controlPort === false
-      ? null
-      : http.createServer(
-          controlListener(createControlApp({ metrics, readiness, routers, metricsText: opts.metricsText, status: () => statusSource.report() }), fastPaths),
-        );
-  controlServer?.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => void answerClientError(err, socket));
+  const statusSource = new StatusSource({ store, routes: feed, health: px?.proxy.health ?? null });
+  // Admission first: no route, fast or not, answers a request it refuses.
+  const admission = controlAdmission(controlHosts, (reason) => metrics.controlRefused.inc({ reason }));
+  const fastPaths = reg ? [admission, reg.fastPath] : [admission];
+  const controlServer = controlServerOf(opts, metrics, readiness, reg ? [reg.router] : [], fastPaths, statusSource);
   const controlPort = controlServer ? await listen(controlServer, config.control.port, config.host) : 0;
   // With port 0 in the config the kernel picks the ports: only now does the URL policy know them, and a
   // backend URL pointing at switchboard itself would loop requests through the proxy.
-  registry?.policy.addSelfPort(controlPort);
-  if (proxyPort) registry?.policy.addSelfPort(proxyPort);
-  logger.info({ event: 'started', roles, proxyPort, controlPort, store: store.kind }, 'switchboard started');
+  reg?.registry.policy.addSelfPort(controlPort);
+  listening.add(controlPort);
+  if (px) reg?.registry.policy.addSelfPort(px.port);
+  if (px?.tlsPort) reg?.registry.policy.addSelfPort(px.tlsPort);
+  logger.info({ event: 'started', roles, proxyPort: px?.port ?? null, tlsPort: px?.tlsPort ?? null, controlPort, store: store.kind }, 'switchboard started');
 
   let stopping: Promise<void> | null = null;
   const stop = (): Promise<void> => {
@@ -189,11 +227,11 @@ export async function startSwitchboard(opts: StartOptions): Promise<Switchboard>
       logger.info({ event: 'shutdown' }, 'shutting down');
       const controlClosed = new Promise<void>((r) => (controlServer ? controlServer.close(() => r()) : r()));
       controlServer?.closeIdleConnections();
-      if (proxy) await proxy.close();
+      if (px) await px.proxy.close();
       await durability?.stop();
-      await reconciler?.stop();
-      await expirer?.stop();
-      await leadership?.stop();
+      await reg?.reconciler?.stop();
+      await reg?.expirer.stop();
+      await reg?.leadership.stop();
       await feed?.stop();
       controlServer?.closeAllConnections();
       await controlClosed;
@@ -202,5 +240,24 @@ export async function startSwitchboard(opts: StartOptions): Promise<Switchboard>
     return stopping;
   };
 
-  return { config, store, metrics, proxyPort, controlPort, adminToken, feed, registry, expirer, leadership, healer, reconciler, durability, discovery, proxy, stop };
+  return {
+    config,
+    store,
+    metrics,
+    proxyPort: px?.port ?? null,
+    tlsPort: px?.tlsPort ?? null,
+    controlPort,
+    adminToken: reg?.adminToken ?? null,
+    feed,
+    registry: reg?.registry ?? null,
+    expirer: reg?.expirer ?? null,
+    leadership: reg?.leadership ?? null,
+    healer: reg?.healer ?? null,
+    reconciler: reg?.reconciler ?? null,
+    durability,
+    discovery: px?.discovery ?? null,
+    proxy: px?.proxy ?? null,
+    reloadCertificates: async () => void (await px?.proxy.certificates?.reload('SIGHUP')),
+    stop,
+  };
 }

@@ -1,11 +1,23 @@
 import { parseArgs } from 'node:util';
 import type { Roles } from './app';
-import { ConfigError, loadConfig, redactedConfig } from './config';
+import { ENV_KEYS } from './config/env';
+import { ConfigError } from './config/errors';
 import { createLogger } from './logger';
 import { heartbeatCommand, runCommand } from './launcher/command';
 import { statusCommand } from './cli/status';
 import { tokenCommand } from './cli/token';
 import { VERSION } from './version';
+
+/** `words` joined by ", " in lines of at most `width` characters. */
+function wrapped(words: string[], width: number): string {
+  const lines = [''];
+  for (const w of words) {
+    const last = lines[lines.length - 1];
+    if (last && last.length + w.length + 2 > width) lines.push(w);
+    else lines[lines.length - 1] = last ? `${last}, ${w}` : w;
+  }
+  return lines.join(',\n');
+}
 
 const USAGE = `switchboard ${VERSION}: a self-healing reverse proxy with a port registry
 
@@ -22,10 +34,8 @@ usage:
                        keep a service started some other way registered until SIGTERM/SIGINT
   switchboard version
 
-configuration: config/default.json, then --config FILE or SWITCHBOARD_CONFIG, then the environment
-(REDIS_URL, SWITCHBOARD_PROXY_PORT, SWITCHBOARD_CONTROL_PORT, SWITCHBOARD_ADMIN_TOKEN, SWITCHBOARD_DOMAIN,
-SWITCHBOARD_HOST, SWITCHBOARD_REDIS_SENTINELS, SWITCHBOARD_REDIS_SENTINEL_NAME, SWITCHBOARD_LOG_LEVEL,
-SWITCHBOARD_ACCESS_LOG, SWITCHBOARD_PROXY_ENGINE). See README.md.
+configuration: the defaults, then --config FILE or SWITCHBOARD_CONFIG, then the environment
+(${wrapped(Object.keys(ENV_KEYS), 100)}). See README.md.
 `;
 
 export class UsageError extends Error {}
@@ -38,9 +48,11 @@ const ROLES: Record<string, Roles> = {
 
 async function runServer(verb: string, args: string[]): Promise<void> {
   // Loaded here, not at the top: launchers and operator commands start faster and smaller without the
-  // servers. require, not import(): under tsx/cjs a dynamic import() would bypass the TypeScript loader.
+  // servers and the configuration's validator (Ajv). require, not import(): under tsx/cjs a dynamic
+  // import() would bypass the TypeScript loader.
   const { startSwitchboard } = require('./app') as typeof import('./app');
   const { isClusterWorker, startPrimary, startWorker } = require('./cluster') as typeof import('./cluster');
+  const { loadConfig, redactedConfig, tlsEnabled } = require('./config') as typeof import('./config');
   const { values } = parseArgs({ args, options: { config: { type: 'string' }, workers: { type: 'string' } }, strict: true });
   const config = loadConfig({ file: values.config });
   const roles = ROLES[verb];
@@ -51,7 +63,18 @@ async function runServer(verb: string, args: string[]): Promise<void> {
     throw new ConfigError('REDIS_URL (redis.url): `switchboard proxy` runs apart from the registry and needs a shared Redis; use `switchboard serve` for the embedded store');
   }
   const logger = createLogger(config.log.level);
-  let sb: { stop(): Promise<void> };
+  let sb: { stop(): Promise<void>; reloadCertificates(): Promise<void> } | null = null;
+  // Only with HTTPS on: otherwise SIGHUP keeps its default, ending the process, as before. Taken from
+  // the start: a SIGHUP while the process starts (a worker the primary has just forked) must not end it,
+  // and the certificates it may already have read are read again once it is up.
+  let reloadWhenUp = false;
+  if (tlsEnabled(config)) {
+    process.on('SIGHUP', () => {
+      logger.info({ event: 'signal', signal: 'SIGHUP' }, 'signal received: reloading certificates');
+      if (sb) void sb.reloadCertificates();
+      else reloadWhenUp = true;
+    });
+  }
   if (isClusterWorker()) {
     sb = await startWorker(config, logger);
   } else {
@@ -77,6 +100,7 @@ async function runServer(verb: string, args: string[]): Promise<void> {
   };
   process.once('SIGTERM', () => shutdown('SIGTERM'));
   process.once('SIGINT', () => shutdown('SIGINT'));
+  if (reloadWhenUp) void sb.reloadCertificates();
 }
 
 export async function run(argv: string[]): Promise<number | null> {

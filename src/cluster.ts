@@ -43,8 +43,14 @@ export async function startWorker(config: Config, logger: Logger): Promise<Switc
 /**
  * The primary of `--workers N`: forks the proxy workers (restarting any that die), and serves the control
  * port itself (the registry too, for `serve`). Workers cannot share the embedded store, so this needs Redis.
+ * The workers share the proxy's ports, the HTTPS one too: each does its own TLS.
  */
-export async function startPrimary(config: Config, roles: Roles, workers: number, logger: Logger): Promise<{ stop(): Promise<void> }> {
+export async function startPrimary(
+  config: Config,
+  roles: Roles,
+  workers: number,
+  logger: Logger,
+): Promise<{ stop(): Promise<void>; reloadCertificates(): Promise<void> }> {
   if (!config.redis.url && config.redis.sentinels.length === 0) {
     throw new ConfigError('REDIS_URL (redis.url): --workers needs a shared Redis; the embedded store lives in one process');
   }
@@ -87,6 +93,10 @@ export async function startPrimary(config: Config, roles: Roles, workers: number
   });
 
   return {
+    // Each worker serves HTTPS with certificates of its own: each reloads them on its own SIGHUP.
+    async reloadCertificates() {
+      for (const w of live) w.process.kill('SIGHUP');
+    },
     async stop() {
       stopping = true;
       // Each worker drains its own in-flight requests on SIGTERM; the primary waits for them.

@@ -20,6 +20,12 @@ export interface RefusedHeartbeats {
   ttlSeconds: number;
 }
 
+/** Where the TLS certificate gauge reads at scrape time: the proxy's certificate store. */
+export interface CertificateSource {
+  /** Every certificate served, by name, with its expiry (epoch ms). */
+  expiries(): Array<{ name: string; notAfter: number }>;
+}
+
 /** Values of each labelled counter with a closed set of labels: exported at 0 from the start. */
 export const REGISTRATION_RESULTS = ['created', 'renewed', 'rejected', 'conflict', 'unavailable'] as const;
 export const PROXY_ERROR_KINDS = [
@@ -30,6 +36,8 @@ export const PROXY_ERROR_KINDS = [
   'timeout',
   'bad_gateway',
   'not_implemented',
+  'version_not_supported',
+  'loop_detected',
   'request_timeout',
   'too_many_connections',
 ] as const;
@@ -37,6 +45,8 @@ export const PROXY_ERROR_KINDS = [
 export const HOLD_OUTCOMES = ['forwarded', 'timeout', 'client_gone', 'overflow'] as const;
 export const SELFHEAL_TRIGGERS = ['request', 'reconcile'] as const;
 export const AUTH_FAILURE_REASONS = ['missing', 'malformed', 'invalid'] as const;
+/** Why the control port refused a request before any route saw it (src/control/admission.ts). */
+export const CONTROL_REFUSAL_REASONS = ['proxied', 'host'] as const;
 
 export interface MetricsOptions {
   defaultMetrics?: boolean;
@@ -146,6 +156,7 @@ export class Metrics {
     name: 'switchboard_proxy_errors_total',
     help:
       'Proxy failures by kind: no_route, not_running, refused, reset, timeout, bad_gateway (one per failed attempt), not_implemented (a transfer coding refused), ' +
+      'version_not_supported (a request line of another HTTP than 1.x), loop_detected (a request going round between proxies), ' +
       "request_timeout (a client's body went silent), too_many_connections (a client over its share of a tool's backend connections).",
     labelNames: ['kind'],
     registers: [this.registry],
@@ -246,8 +257,13 @@ export class Metrics {
   });
   readonly authFailures = new client.Counter({
     name: 'switchboard_auth_failures_total',
-    help: 'Requests to the registration API refused 401, by reason (missing, malformed, invalid: unknown, revoked or a wrong secret).',
+    help: 'Requests to the registration API refused for their credentials (401, or 429 once their address failed too often), by reason (missing, malformed, invalid: unknown, revoked or a wrong secret).',
     labelNames: ['reason'],
+    registers: [this.registry],
+  });
+  readonly authThrottled = new client.Counter({
+    name: 'switchboard_auth_throttled_total',
+    help: 'Requests to the registration API with failed credentials answered 429 instead of 401: their client address failed authentication more often than control.authFailuresPerMinute.',
     registers: [this.registry],
   });
   /** Where the refused-heartbeat gauges read their tools at scrape time (set by the Registry). */
@@ -268,6 +284,20 @@ export class Metrics {
     registers: [this.registry],
     collect: () => this.collectRefused(),
   });
+  readonly controlRefused = new client.Counter({
+    name: 'switchboard_control_refused_total',
+    help: 'Requests the control port refused before any route: proxied (forwarded by a switchboard proxy, 403), host (a Host name it does not answer to, 421).',
+    labelNames: ['reason'],
+    registers: [this.registry],
+  });
+  readonly tlsCertificateExpiry: client.Gauge<'name'> = new client.Gauge({
+    name: 'switchboard_tls_certificate_expiry_seconds',
+    help: 'Seconds until each certificate the HTTPS port serves expires (negative once it has), by name: the <name> of a proxy.tls.certDir pair, "default" for proxy.tls.cert.',
+    labelNames: ['name'],
+    aggregator: 'min',
+    registers: [this.registry],
+    collect: () => this.collectCertificates(),
+  });
   readonly portsOccupied = new client.Counter({
     name: 'switchboard_ports_occupied_total',
     help: 'Ports POST /v1/ports did not hand out because something already accepted connections on them.',
@@ -276,6 +306,7 @@ export class Metrics {
 
   private tableSource: TableSource | null = null;
   private tableSourceSince = 0;
+  private certificateSource: CertificateSource | null = null;
 
   constructor(opts: MetricsOptions = {}) {
     this.perToolLabels = opts.perToolLabels ?? false;
@@ -297,6 +328,7 @@ export class Metrics {
     zeroed(this.selfHeals, 'trigger', SELFHEAL_TRIGGERS);
     zeroed(this.authFailures, 'reason', AUTH_FAILURE_REASONS);
     zeroed(this.proxyHolds, 'outcome', HOLD_OUTCOMES);
+    zeroed(this.controlRefused, 'reason', CONTROL_REFUSAL_REASONS);
     // Without a table these say nothing: a 0 would read as "every route vanished" and page someone.
     for (const g of this.tableGauges()) g.remove();
     this.storeUp.remove();
@@ -307,6 +339,19 @@ export class Metrics {
   observeTable(source: TableSource): void {
     this.tableSource = source;
     this.tableSourceSince = Date.now();
+  }
+
+  /** Reads switchboard_tls_certificate_expiry_seconds from `source` at every scrape. */
+  observeCertificates(source: CertificateSource): void {
+    this.certificateSource = source;
+  }
+
+  private collectCertificates(): void {
+    this.tlsCertificateExpiry.reset();
+    const src = this.certificateSource;
+    if (!src) return;
+    const now = Date.now();
+    for (const c of src.expiries()) this.tlsCertificateExpiry.set({ name: c.name }, Math.round((c.notAfter - now) / 1000));
   }
 
   private tableGauges(): client.Gauge[] {

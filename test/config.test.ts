@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { ConfigError, loadConfig, redactedConfig } from '../src/config';
+import { ConfigError, loadConfig, redactedConfig, SCHEMA } from '../src/config';
+import { settingsOf } from '../src/config/settings';
 import { cliArgs, writeConfig } from './support/process';
 
 describe('configuration', () => {
@@ -36,6 +37,19 @@ describe('configuration', () => {
     assert.throws(() => loadConfig({ env: { SWITCHBOARD_PROXY_HOLD_MS: '5s' } }), /SWITCHBOARD_PROXY_HOLD_MS \(proxy\.holdMs\): must be an integer in 0\.\.60000, got "5s"/);
     assert.throws(() => loadConfig({ env: {}, file: writeConfig({ proxy: { holdMs: 60_001 } }) }), /proxy\.holdMs: must be an integer in 0\.\.60000, got 60001/);
     assert.throws(() => loadConfig({ env: {}, file: writeConfig({ proxy: { holdMaxPerTool: 0 } }) }), /proxy\.holdMaxPerTool: must be an integer in 1\.\.100000, got 0/);
+  });
+
+  it('forwards with header names with "_" dropped, Via "switchboard" counted up to 1, Host "localhost" for HTTP/1.0 without one; a bad pseudonym or public host is named', () => {
+    const c = loadConfig({ env: {} });
+    assert.deepEqual([c.proxy.allowUnderscoreHeaders, c.proxy.via, c.proxy.maxVia, c.proxy.publicHost], [false, 'switchboard', 1, 'localhost']);
+    const set = loadConfig({ env: {}, file: writeConfig({ proxy: { allowUnderscoreHeaders: true, via: 'edge-1', maxVia: 3, publicHost: 'tools.example.org:8443' } }) });
+    assert.deepEqual([set.proxy.allowUnderscoreHeaders, set.proxy.via, set.proxy.maxVia, set.proxy.publicHost], [true, 'edge-1', 3, 'tools.example.org:8443']);
+    for (const via of ['', 'two words', 'a,b', 'x'.repeat(65), '1.1 switchboard']) {
+      assert.throws(() => loadConfig({ env: {}, file: writeConfig({ proxy: { via } }) }), /^ConfigError: proxy\.via: must be 1\.\.64 characters of an HTTP token/, via);
+    }
+    for (const publicHost of ['', 'http://tools.example.org', 'tools.example.org/x', 'a b', '-x.org', 'x.org:']) {
+      assert.throws(() => loadConfig({ env: {}, file: writeConfig({ proxy: { publicHost } }) }), /^ConfigError: proxy\.publicHost: must be a host name or IPv4 address/, publicHost);
+    }
   });
 
   it('applies file, then environment', () => {
@@ -87,6 +101,32 @@ describe('configuration', () => {
     assert.throws(() => loadConfig({ env: {}, file: writeConfig({ proxy: { prot: 1 } }) }), /proxy\.prot .*unknown configuration key/);
     assert.throws(() => loadConfig({ env: {}, file: writeConfig({ leases: { defaultTtlSeconds: 2 } }) }), /leases\.defaultTtlSeconds: must be an integer in 5\.\.3600/);
     assert.throws(() => loadConfig({ env: {}, file: writeConfig({ allowedNetworks: ['10.0.0.0/33'] }) }), /allowedNetworks/);
+  });
+
+  describe('messages name the bounds each number setting is held to', () => {
+    // With Redis configured: redis.waitReplicas > 0 is refused without it, whatever its bounds.
+    const env = { REDIS_URL: 'redis://127.0.0.1:6379' };
+    const at = (key: string, value: unknown): Record<string, unknown> =>
+      key.split('.').reduceRight<unknown>((inner, name) => ({ [name]: inner }), value) as Record<string, unknown>;
+    const refusal = (key: string, value: unknown): string | null => {
+      try {
+        loadConfig({ env, overrides: at(key, value) });
+        return null;
+      } catch (err) {
+        return (err as Error).message;
+      }
+    };
+    for (const [key, setting] of settingsOf(SCHEMA).filter(([, s]) => s.type === 'integer' || s.type === 'number')) {
+      it(key, () => {
+        const words = setting.type === 'integer' ? 'an integer' : 'a number';
+        const named = new RegExp(`^${key.replace(/\./g, '\\.')}: must be ${words} in (\\d+(?:\\.\\d+)?)\\.\\.(\\d+(?:\\.\\d+)?), got "x"$`).exec(refusal(key, 'x') ?? '');
+        assert.ok(named, `${key}: ${refusal(key, 'x')}`);
+        const [min, max] = [Number(named[1]), Number(named[2])];
+        // Each bound named is accepted (another setting may then object), one past it is refused in the same words.
+        for (const v of [min, max]) assert.ok(!refusal(key, v)?.startsWith(`${key}:`), `${key} = ${v}: ${refusal(key, v)}`);
+        for (const v of [min - 1, max + 1]) assert.equal(refusal(key, v), `${key}: must be ${words} in ${min}..${max}, got ${v}`);
+      });
+    }
   });
 
   it('accepts the example production config', () => {

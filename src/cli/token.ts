@@ -2,8 +2,7 @@ import { parseArgs } from 'node:util';
 import { clientDefaults } from '../client/defaults';
 import { RegistryClient } from '../client/registry-client';
 
-/** Where operator commands find the registry and their credentials when no flag says. */
-
+/** `switchboard token issue|revoke`: tool tokens through the registry's API (admin token). */
 export async function tokenCommand(args: string[]): Promise<number> {
   const [action, ...rest] = args;
   const { values } = parseArgs({

@@ -1,5 +1,6 @@
 import type { PassiveHealth } from '../proxy/health';
-import { createRouteBackend, type RouteTable } from '../table/route-table';
+import { createRouteBackend } from '../table/route-backend';
+import type { RouteTable } from '../table/route-table';
 import type { Store } from '../registry/store';
 import type { Assignment, Backend, BackendSource, TableSnapshot } from '../registry/types';
 import { backendView } from '../registry/views';

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { parseTarget } from '../table/route-table';
+import { parseTarget } from '../table/backend-target';
 import { assignmentKey } from '../registry/store';
 import type { Assignment } from '../registry/types';
 import { canonicalHost } from '../net/host-names';

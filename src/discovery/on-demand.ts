@@ -1,6 +1,8 @@
 import type { Config } from '../config';
 import type { Logger } from '../logger';
-import { createRouteBackend, type RouteBackend, type RouteSource, type ToolRoute } from '../table/route-table';
+import type { Route } from '../table/route';
+import { createRouteBackend, type RouteBackend } from '../table/route-backend';
+import type { RouteSource } from '../table/route-table';
 import { assignmentKey } from '../registry/store';
 import type { RouteAssignment } from '../registry/types';
 import { discoveredId, discoveredUrl } from './discovered';
@@ -49,7 +51,7 @@ export class OnDemandDiscovery {
   }
 
   /** The hook: a backend for this request, or null when nothing answers on the tool's assignments. */
-  async backendFor(tool: string, _route: ToolRoute): Promise<RouteBackend | null> {
+  async backendFor(tool: string, _route: Route): Promise<RouteBackend | null> {
     // The hook's argument is trusted no further than the table itself: only assignments the current
     // table holds for this tool are ever probed.
     const route = this.routes.current()?.lookup(tool);

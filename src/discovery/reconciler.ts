@@ -1,3 +1,4 @@
+import net from 'node:net';
 import type { Logger } from '../logger';
 import { RegistryError } from '../registry/errors';
 import type { Leadership } from '../registry/leadership';
@@ -115,8 +116,7 @@ export class Reconciler {
       // may keep it stored (and routed) for up to its hard cap. If its assignment answers, the heal replaces
       // it with a discovered backend of a fresh lease (the store allows that for lapsed registrations only).
       else if (b.expiresAt <= now) continue;
-      const key = assignmentKeyOfUrl(b.url);
-      if (key) standing.add(key);
+      for (const key of await this.keysOf(b.url)) standing.add(key);
     }
     const assignments = new Map<string, Assignment>();
     for (const a of snap.assignments) assignments.set(assignmentKey(a.host, a.port), a);
@@ -172,9 +172,20 @@ export class Reconciler {
     const key = assignmentKey(a.host, a.port);
     for (const b of await this.opts.store.getBackends(a.tool)) {
       if (b.source === 'registered' && b.expiresAt <= now) continue;
-      if (assignmentKeyOfUrl(b.url) === key) return true;
+      if ((await this.keysOf(b.url)).includes(key)) return true;
     }
     return false;
+  }
+
+  /**
+   * The assignment keys a backend stands on. Assignments are keyed by address: a URL with an address
+   * stands on that one, a URL naming its host on each address the name resolves to (and on the name).
+   */
+  private async keysOf(url: string): Promise<string[]> {
+    const key = assignmentKeyOfUrl(url);
+    if (key === null) return [];
+    if (net.isIP(key.slice(0, key.lastIndexOf(':')))) return [key];
+    return this.opts.registry.assignmentKeysOf(url);
   }
 
   private async drop(b: Backend, reason: string, out: ReconcileRound): Promise<void> {

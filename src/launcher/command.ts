@@ -1,4 +1,5 @@
 import pino from 'pino';
+import { DEFAULTS } from '../config/schema';
 import { createLogger, type Logger } from '../logger';
 import { parseHeartbeatArgs, parseRunArgs } from './args';
 import { heartbeatService } from './heartbeat-command';
@@ -9,7 +10,7 @@ import { runLauncher } from './run';
  * exit, the deregistration) must be written before the process ends.
  */
 function launcherLogger(fields: Record<string, unknown>): Logger {
-  const level = process.env.SWITCHBOARD_LOG_LEVEL ?? 'info';
+  const level = process.env.SWITCHBOARD_LOG_LEVEL ?? DEFAULTS.log.level;
   return createLogger(level, pino.destination({ dest: 2, sync: true })).child({ component: 'launcher', ...fields });
 }
 

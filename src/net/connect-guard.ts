@@ -1,5 +1,6 @@
 import dns from 'node:dns';
 import net from 'node:net';
+import type { ListeningSockets } from './listening-sockets';
 import { NetworkSet, isNeverAllowed, unmapIPv4 } from './networks';
 
 /** The error a connection gets when its address is not one the proxy may open. */
@@ -8,8 +9,9 @@ export const ADDRESS_NOT_ALLOWED = 'ERR_ADDRESS_NOT_ALLOWED';
 type LookupAll = (err: NodeJS.ErrnoException | null, addresses: dns.LookupAddress[]) => void;
 type LookupOne = (err: NodeJS.ErrnoException | null, address: string, family: number) => void;
 
-function notAllowed(hostname: string, address: string): NodeJS.ErrnoException {
-  const err: NodeJS.ErrnoException = new Error(`${hostname} resolved to ${address}, which is outside the allowed networks`);
+function notAllowed(hostname: string, address: string, port: number | null): NodeJS.ErrnoException {
+  const why = port === null ? `${address}, which is outside the allowed networks` : `${address}:${port}, which is switchboard itself`;
+  const err: NodeJS.ErrnoException = new Error(`${hostname} resolved to ${why}`);
   err.code = ADDRESS_NOT_ALLOWED;
   return err;
 }
@@ -20,19 +22,41 @@ function notAllowed(hostname: string, address: string): NodeJS.ErrnoException {
  * (rebinding), and a store entry may predate a narrower allowedNetworks. IP literals are checked by
  * `allows` (Node skips the lookup for them); names by `lookup`, which agents and net.connect call for
  * every new connection.
+ *
+ * With `self` (the proxy's own listening sockets) it also refuses to connect to switchboard itself: in a
+ * split deployment the registry cannot know the proxies' ports, so a backend URL may name one.
+ * `allowsEndpoint` judges a literal with its port, `lookupTo(port)` a name.
  */
 export class ConnectGuard {
   private readonly allowed: NetworkSet;
   private readonly resolve: net.LookupFunction;
+  private readonly self: ListeningSockets | null;
+  private readonly portLookups = new Map<number, net.LookupFunction>();
 
-  constructor(allowedNetworks: string[], resolve: net.LookupFunction = dns.lookup as unknown as net.LookupFunction) {
+  constructor(allowedNetworks: string[], resolve: net.LookupFunction = dns.lookup as unknown as net.LookupFunction, self: ListeningSockets | null = null) {
     this.allowed = new NetworkSet(allowedNetworks);
     this.resolve = resolve;
+    this.self = self;
   }
 
   allows(address: string): boolean {
     const a = unmapIPv4(address);
     return !isNeverAllowed(a) && this.allowed.has(a);
+  }
+
+  /** `allows`, and the address:port is none of switchboard's own listening sockets. */
+  allowsEndpoint(address: string, port: number): boolean {
+    return this.allows(address) && !(this.self?.reaches(address, port) ?? false);
+  }
+
+  /**
+   * Why a connection just made must not be used: its peer is switchboard's own listening socket. For a
+   * connector that resolves names without asking `lookupTo` (it cannot say the port to its lookup).
+   */
+  refusePeer(socket: net.Socket): NodeJS.ErrnoException | null {
+    const { remoteAddress, remotePort } = socket;
+    if (!this.self || remoteAddress === undefined || remotePort === undefined || !this.self.reaches(remoteAddress, remotePort)) return null;
+    return notAllowed('the backend', remoteAddress, remotePort);
   }
 
   /**
@@ -41,18 +65,31 @@ export class ConnectGuard {
    * for, whatever the caller wanted). Answers in the caller's shape: one address, or all of them (`all:
    * true`, which net uses for happy eyeballs).
    */
-  readonly lookup: net.LookupFunction = (hostname, options, callback) => {
-    const all = (options as dns.LookupOptions | undefined)?.all === true;
-    this.resolve(hostname, { ...options, all: true }, ((err: NodeJS.ErrnoException | null, address: string | dns.LookupAddress[], family?: number) => {
-      if (err) return all ? (callback as unknown as LookupAll)(err, []) : (callback as LookupOne)(err, '', 0);
-      const list = Array.isArray(address) ? address : [{ address, family: family ?? net.isIP(address) }];
-      const bad = list.find((a) => !this.allows(a.address));
-      if (bad || list.length === 0) {
-        const e = notAllowed(hostname, bad?.address ?? 'nothing');
-        return all ? (callback as unknown as LookupAll)(e, []) : (callback as LookupOne)(e, '', 0);
-      }
-      if (all) return (callback as unknown as LookupAll)(null, list);
-      (callback as LookupOne)(null, list[0].address, list[0].family);
-    }) as Parameters<net.LookupFunction>[2]);
-  };
+  readonly lookup: net.LookupFunction = this.lookupFor(null);
+
+  /** `lookup` for connections to `port`: it also refuses a name that stands for switchboard itself there. */
+  lookupTo(port: number): net.LookupFunction {
+    if (!this.self) return this.lookup;
+    let found = this.portLookups.get(port);
+    if (!found) this.portLookups.set(port, (found = this.lookupFor(port)));
+    return found;
+  }
+
+  private lookupFor(port: number | null): net.LookupFunction {
+    return (hostname, options, callback) => {
+      const all = (options as dns.LookupOptions | undefined)?.all === true;
+      this.resolve(hostname, { ...options, all: true }, ((err: NodeJS.ErrnoException | null, address: string | dns.LookupAddress[], family?: number) => {
+        if (err) return all ? (callback as unknown as LookupAll)(err, []) : (callback as LookupOne)(err, '', 0);
+        const list = Array.isArray(address) ? address : [{ address, family: family ?? net.isIP(address) }];
+        const bad = list.find((a) => !this.allows(a.address));
+        const own = bad || port === null ? undefined : list.find((a) => this.self?.reaches(a.address, port));
+        if (bad || own || list.length === 0) {
+          const e = notAllowed(hostname, (bad ?? own)?.address ?? 'nothing', own ? port : null);
+          return all ? (callback as unknown as LookupAll)(e, []) : (callback as LookupOne)(e, '', 0);
+        }
+        if (all) return (callback as unknown as LookupAll)(null, list);
+        (callback as LookupOne)(null, list[0].address, list[0].family);
+      }) as Parameters<net.LookupFunction>[2]);
+    };
+  }
 }

@@ -2,6 +2,7 @@ import type http from 'node:http';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from '../logger';
 import type { Metrics } from '../metrics';
+import { protoOf, refererOf, sniOf, tlsVersionOf, userAgentOf } from './access-fields';
 import type { Exchange } from './exchange';
 
 interface Counter {
@@ -48,9 +49,12 @@ export class ProxyAccounting {
       {
         event: 'access',
         requestId: ex.requestId,
+        traceId: ex.traceId,
         method: req.method,
         path: pathOf(req.url),
+        proto: protoOf(req),
         status,
+        bytes: req.socket.bytesWritten - ex.bytesBefore,
         ms: Math.round(seconds * 1e4) / 10,
         tool: ex.tool,
         backend: ex.backend,
@@ -59,6 +63,10 @@ export class ProxyAccounting {
         held: ex.held,
         hold: ex.hold,
         remote: req.socket.remoteAddress,
+        tls: tlsVersionOf(req),
+        sni: sniOf(req),
+        ua: userAgentOf(req),
+        referer: refererOf(req),
       },
       'request',
     );

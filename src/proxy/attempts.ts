@@ -1,6 +1,7 @@
 import type http from 'node:http';
 import type { Logger } from '../logger';
-import type { RouteBackend, ToolRoute } from '../table/route-table';
+import type { Route } from '../table/route';
+import type { RouteBackend } from '../table/route-backend';
 import type { ProxyAccounting } from './accounting';
 import { mayRetry, type Balancer } from './balancer';
 import type { ProxyErrorCode } from './error-pages';
@@ -54,7 +55,7 @@ export class Attempts {
     req: http.IncomingMessage,
     res: http.ServerResponse,
     ex: Exchange,
-    route: ToolRoute,
+    route: Route,
     only: RouteBackend | null,
     body: RequestBody | null,
   ): Promise<ForwardFailure | null | undefined> {

@@ -1,5 +1,6 @@
 import type { Logger } from '../logger';
-import type { RouteBackend, ToolRoute } from '../table/route-table';
+import type { Route } from '../table/route';
+import type { RouteBackend } from '../table/route-backend';
 import type { Exchange } from './exchange';
 import type { HoldQueues, Waiter } from './hold';
 
@@ -8,7 +9,7 @@ export interface ProxyHooks {
    * Called when a known tool has no backend in the table, before the proxy answers 503 (the place for
    * fallback port discovery). A backend it answers serves this request; null means "not running".
    */
-  onNoLiveBackend?(tool: string, route: ToolRoute): Promise<RouteBackend | null>;
+  onNoLiveBackend?(tool: string, route: Route): Promise<RouteBackend | null>;
   /** A backend onNoLiveBackend answered refused or failed the request: what it remembers of it is stale. */
   onDiscoveredFailed?(tool: string, backend: RouteBackend): void;
 }
@@ -18,7 +19,7 @@ export interface ProxyHooks {
  * backend the discovery hook found; `none` when the tool is not running; `client_gone` when the client left
  * while the request was held.
  */
-export type Supply = { kind: 'route'; route: ToolRoute; only: RouteBackend | null } | { kind: 'none' } | { kind: 'client_gone' };
+export type Supply = { kind: 'route'; route: Route; only: RouteBackend | null } | { kind: 'none' } | { kind: 'client_gone' };
 
 const NONE: Supply = { kind: 'none' };
 const CLIENT_GONE: Supply = { kind: 'client_gone' };
@@ -36,7 +37,7 @@ export class BackendSupply {
     private readonly draining: () => boolean,
   ) {}
 
-  async backendsFor(route: ToolRoute, client: Waiter, ex: Exchange): Promise<Supply> {
+  async backendsFor(route: Route, client: Waiter, ex: Exchange): Promise<Supply> {
     if (route.backends.length > 0) return { kind: 'route', route, only: null };
     const only = await this.discovered(route, ex.requestId);
     if (only) return { kind: 'route', route, only };
@@ -58,7 +59,7 @@ export class BackendSupply {
     this.hooks?.onDiscoveredFailed?.(tool, backend);
   }
 
-  private async discovered(route: ToolRoute, requestId: string): Promise<RouteBackend | null> {
+  private async discovered(route: Route, requestId: string): Promise<RouteBackend | null> {
     if (!this.hooks?.onNoLiveBackend) return null;
     try {
       return await this.hooks.onNoLiveBackend(route.tool, route);

@@ -1,5 +1,6 @@
 import type { PassiveHealth } from './health';
-import type { RouteBackend, ToolRoute } from '../table/route-table';
+import type { Route } from '../table/route';
+import type { RouteBackend } from '../table/route-backend';
 
 /**
  * Round-robin over a tool's healthy backends, live ones first: a held backend (its lease lapsed, kept by
@@ -13,7 +14,7 @@ export class Balancer {
   constructor(private readonly health: PassiveHealth) {}
 
   /** The next backend to try, skipping `tried`; null when none is left. */
-  pick(route: ToolRoute, tried?: ReadonlySet<string>, now = Date.now()): RouteBackend | null {
+  pick(route: Route, tried?: ReadonlySet<string>, now = Date.now()): RouteBackend | null {
     const list = route.backends;
     const n = list.length;
     if (n === 0) return null;

@@ -10,7 +10,10 @@ export type ProxyErrorCode =
   | 'bad_request' // 400: the request cannot be forwarded
   | 'request_timeout' // 408: the client's body went silent for proxy.bodyIdleTimeoutMs
   | 'too_many_connections' // 503: the client holds its share of the tool's backend connections already
-  | 'not_implemented'; // 501: a transfer coding the proxy does not forward (gzip, chunked)
+  | 'not_implemented' // 501: a transfer coding the proxy does not forward (gzip, chunked)
+  | 'version_not_supported' // 505: a request line of another HTTP than 1.0 and 1.1 (HTTP/2.0, HTTP/0.9)
+  | 'loop_detected' // 508: the request has come through this deployment's proxies more than proxy.maxVia times
+  | 'https_required'; // 403: a method other than GET or HEAD on the plain port while it redirects to https
 
 interface ErrorKind {
   status: number;
@@ -39,6 +42,13 @@ const KINDS: Record<ProxyErrorCode, ErrorKind> = {
     retryAfter: 1,
   },
   not_implemented: { status: 501, title: 'Not implemented', message: () => 'the request uses a transfer coding the proxy does not forward; send it chunked only' },
+  version_not_supported: { status: 505, title: 'HTTP version not supported', message: () => 'this port speaks HTTP/1.1 and HTTP/1.0 only' },
+  loop_detected: {
+    status: 508,
+    title: 'Loop detected',
+    message: (t) => `the request for tool ${t ?? 'unknown'} came back to this proxy: the tool's address leads to a proxy that forwards it here again`,
+  },
+  https_required: { status: 403, title: 'HTTPS required', message: () => 'this proxy takes requests over https only: send it to the same address with https://' },
 };
 
 export interface ErrorPage {

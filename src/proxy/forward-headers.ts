@@ -1,6 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';
-import { NetworkSet, unmapIPv4 } from '../net/networks';
+import { unmapIPv4 } from '../net/networks';
+import { dropForbiddenNames } from './header-filter';
+import { FORWARDED_MARK, HOP_BY_HOP, HOP_BY_HOP_SET, PROTECTED } from './header-names';
+import type { ForwardPolicy } from './forward-policy';
+import { forwardedElement } from './forwarded';
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,128}$/;
 
@@ -26,17 +30,6 @@ export function requestIdOf(req: http.IncomingMessage): string {
   const given = req.headers['x-request-id'];
   return typeof given === 'string' && REQUEST_ID.test(given) ? given : newRequestId();
 }
-
-/** Hop-by-hop headers (RFC 9110 7.6.1, plus the legacy ones still seen): they never cross the proxy. */
-const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'upgrade', 'proxy-authorization', 'proxy-authenticate'];
-
-/**
- * Headers a `Connection:` list may never remove: framing (dropping it would desynchronise the backend
- * connection) and the headers this proxy sets itself.
- */
-const PROTECTED = new Set(['host', 'content-length', 'transfer-encoding', 'x-request-id', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host']);
-
-const HOP_BY_HOP_SET = new Set(HOP_BY_HOP);
 
 /** The header names a `Connection:` value lists for removal (never a PROTECTED one). */
 function connectionListed(value: string): Set<string> {
@@ -74,8 +67,11 @@ export function unsupportedTransferCoding(req: http.IncomingMessage): boolean {
 
 export interface ForwardHeaderContext {
   requestId: string;
-  /** Peers whose X-Forwarded-* are believed (config.proxy.trustedProxies). */
-  trusted: NetworkSet;
+  policy: ForwardPolicy;
+  /** The tool the request is routed to (the table's name). */
+  tool: string;
+  /** Routed by its path's first segment (`/<tool>/...`) rather than by its Host. */
+  byPath: boolean;
   /** A WebSocket handshake keeps its Connection/Upgrade pair. */
   upgrade?: boolean;
 }
@@ -84,8 +80,8 @@ export interface ForwardHeaderContext {
  * Rewrites the request's headers for the backend, once per request (retries reuse the result).
  * `xfwd` of http-proxy stays off: it appends to whatever the client sent, so a client could forge its address. Here a client's
  * X-Forwarded-* are replaced, unless the peer is a trusted proxy: then its chain is extended.
- * The rewrite edits req.headers rather than the outgoing request, because http-proxy copies req.headers
- * and its `proxyReq` event is skipped for requests with `Expect`.
+ * The rewrite edits req.headers rather than the outgoing request: undici sends req.headers as they are,
+ * and http-proxy, which relays WebSocket upgrades, copies them.
  */
 export function rewriteRequestHeaders(req: http.IncomingMessage, ctx: ForwardHeaderContext): void {
   const h = req.headers;
@@ -96,7 +92,23 @@ export function rewriteRequestHeaders(req: http.IncomingMessage, ctx: ForwardHea
     h.upgrade = upgradeTo;
   }
   const peer = unmapIPv4(req.socket.remoteAddress ?? '');
-  const trusted = peer !== '' && ctx.trusted.ranges.length > 0 && ctx.trusted.has(peer);
+  const trusted = peer !== '' && ctx.policy.trusted.ranges.length > 0 && ctx.policy.trusted.has(peer);
+  dropForbiddenNames(h, trusted, ctx.policy.allowUnderscoreHeaders);
+  setXForwarded(req, peer, trusted);
+  setPortAndPrefix(req, trusted, ctx);
+  h.via = ctx.policy.via.stamped(req);
+  if (h.host === undefined) h.host = ctx.policy.hostFor(ctx.tool);
+  const te = h['transfer-encoding'];
+  // Node accepted it with chunked last, in any case and spacing; a backend may only know the plain
+  // spelling, and one that misses "CHUNKED" would read the body as the next request on the connection.
+  if (te !== undefined) h['transfer-encoding'] = transferCodings(te).join(', ');
+  h['x-request-id'] = ctx.requestId;
+  h[FORWARDED_MARK] = '1';
+}
+
+/** X-Forwarded-For, -Proto, -Host and Forwarded: the peer's, or a trusted proxy's chain extended with it. */
+function setXForwarded(req: http.IncomingMessage, peer: string, trusted: boolean): void {
+  const h = req.headers;
   const proto = (req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http';
   const xff = h['x-forwarded-for'];
   h['x-forwarded-for'] = trusted && typeof xff === 'string' && xff ? `${xff}, ${peer}` : peer;
@@ -107,16 +119,32 @@ export function rewriteRequestHeaders(req: http.IncomingMessage, ctx: ForwardHea
     if (h.host) h['x-forwarded-host'] = h.host;
     else delete h['x-forwarded-host'];
   }
-  if (!trusted) {
-    // The other spellings of the same claim: a backend reading them would be as easy to fool.
-    delete h.forwarded;
-    delete h['x-real-ip'];
+  // Forwarded (RFC 7239) says the same: a client's was dropped with its other claims, a trusted proxy's is extended.
+  const fwd = h.forwarded;
+  const element = forwardedElement(peer, h.host, proto);
+  h.forwarded = trusted && typeof fwd === 'string' && fwd ? `${fwd}, ${element}` : element;
+}
+
+/** The last local port written as text, and its text: a proxy listens on one port, so this is nearly always a hit. */
+let portNumber = -1;
+let portText = '';
+
+/**
+ * X-Forwarded-Port: the port the client connected to. X-Forwarded-Prefix: `/<tool>` for a request routed
+ * by its path, which reaches the backend unchanged, prefix included; the header says what the prefix is.
+ * A trusted proxy's values are kept: it knows the port and path the client used in front of it.
+ */
+function setPortAndPrefix(req: http.IncomingMessage, trusted: boolean, ctx: ForwardHeaderContext): void {
+  const h = req.headers;
+  if (!trusted || h['x-forwarded-port'] === undefined) {
+    const port = req.socket.localPort ?? 0;
+    if (port !== portNumber) {
+      portNumber = port;
+      portText = String(port);
+    }
+    h['x-forwarded-port'] = portText;
   }
-  const te = h['transfer-encoding'];
-  // Node accepted it with chunked last, in any case and spacing; a backend may only know the plain
-  // spelling, and one that misses "CHUNKED" would read the body as the next request on the connection.
-  if (te !== undefined) h['transfer-encoding'] = transferCodings(te).join(', ');
-  h['x-request-id'] = ctx.requestId;
+  if (ctx.byPath && (!trusted || h['x-forwarded-prefix'] === undefined)) h['x-forwarded-prefix'] = `/${ctx.tool}`;
 }
 
 /**

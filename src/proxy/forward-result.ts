@@ -2,7 +2,7 @@ import type http from 'node:http';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { ADDRESS_NOT_ALLOWED, type ConnectGuard } from '../net/connect-guard';
-import type { RouteBackend } from '../table/route-table';
+import type { RouteBackend } from '../table/route-backend';
 
 // What the forwarder promises the server (src/proxy/forwarder.ts). Routing, health, retries and error
 // pages are written against these types only.
@@ -103,8 +103,9 @@ export function classify(err: NodeJS.ErrnoException): ForwardFailureKind {
 }
 
 /**
- * False for an IP-literal target the guard refuses; names are judged by the guard's lookup when they are
- * resolved. RouteBackends live as long as their table entry: each literal is judged once, not per request.
+ * False for an IP-literal target the guard refuses (outside the allowed networks, or switchboard's own
+ * listening socket); names are judged by the guard's lookup when they are resolved. RouteBackends live as
+ * long as their table entry: each literal is judged once, not per request.
  */
 export function literalJudge(guard: ConnectGuard | undefined): (backend: RouteBackend) => boolean {
   if (!guard) return () => true;
@@ -113,7 +114,7 @@ export function literalJudge(guard: ConnectGuard | undefined): (backend: RouteBa
     let ok = verdicts.get(backend);
     if (ok === undefined) {
       const host = backend.target.hostname;
-      ok = net.isIP(host) === 0 || guard.allows(host);
+      ok = net.isIP(host) === 0 || guard.allowsEndpoint(host, backend.target.port);
       verdicts.set(backend, ok);
     }
     return ok;

@@ -1,7 +1,7 @@
 import type http from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../logger';
-import type { NetworkSet } from '../net/networks';
+import type { RouteBackend } from '../table/route-backend';
 import type { RouteSource } from '../table/route-table';
 import type { ProxyAccounting } from './accounting';
 import { FAILURE_PAGE, failurePage, type Attempts } from './attempts';
@@ -12,7 +12,8 @@ import type { ClientLimits } from './client-limits';
 import type { ClientSlots, SlotWait } from './client-slots';
 import { startExchange, type Exchange } from './exchange';
 import { rewriteRequestHeaders, unsupportedTransferCoding } from './forward-headers';
-import type { Forwarder, RequestBody } from './forward-result';
+import type { ForwardPolicy } from './forward-policy';
+import type { ForwardFailure, Forwarder, RequestBody } from './forward-result';
 import type { PassiveHealth } from './health';
 import { readBody, type BodyRead } from './request-body';
 import { resolveRoute, type Resolution } from './route-resolution';
@@ -22,7 +23,8 @@ import { isWebSocketHandshake } from './websocket-handshake';
 export interface HandlerParts {
   routes: RouteSource;
   domain: string | null;
-  trusted: NetworkSet;
+  /** What the backend is sent besides the request: header rules, Via (and the loops it reveals), a missing Host. */
+  policy: ForwardPolicy;
   supply: BackendSupply;
   balancer: Balancer;
   attempts: Attempts;
@@ -30,7 +32,9 @@ export interface HandlerParts {
   health: PassiveHealth;
   accounting: ProxyAccounting;
   logger: Logger;
-  /** How much of a body is read before forwarding, how long it may go silent, how much one client holds. */
+  /** W3C trace context: passed on when well-formed, created when absent (config.proxy.traceContext). */
+  traceContext: boolean;
+  /** How much of a body is read before forwarding, and how long it may go silent. */
   limits: ClientLimits;
   /** The backend connections each client address holds per tool. */
   slots: ClientSlots;
@@ -46,6 +50,32 @@ function hasBody(req: http.IncomingMessage): boolean {
 }
 
 /**
+ * A request line of another HTTP than 1.x that Node's parser lets through (`HTTP/2.0`, `HTTP/0.9`; it refuses
+ * the others, see client-error.ts). Forwarded, it would reach the backend as an HTTP/1.1 request it never was.
+ */
+function otherHttp(req: http.IncomingMessage): boolean {
+  return req.httpVersionMajor !== 1;
+}
+
+/** The relay's code for a handshake its backend answered 508: the next proxy of a loop refused it. */
+const LOOP_ANSWER = 'NOT_101_508';
+
+/**
+ * The page for a failed handshake. One answered anything but 101 is a bad gateway, except a 508: the loop
+ * a proxy further on detected is passed back as such, as a plain request's 508 is relayed.
+ */
+function upgradeFailurePage(backend: RouteBackend, f: ForwardFailure): ProxyErrorCode {
+  return f.code === LOOP_ANSWER ? 'loop_detected' : failurePage(backend, f);
+}
+
+/** Why an upgrade request is refused before its route is looked up; null: it is not. */
+function unfitUpgrade(req: http.IncomingMessage, draining: boolean): ProxyErrorCode | null {
+  if (draining) return 'no_routes';
+  if (otherHttp(req)) return 'version_not_supported';
+  return isWebSocketHandshake(req) ? null : 'bad_request';
+}
+
+/**
  * The proxy's hot path, one exchange at a time, in the order it happens: resolve the route (shared by
  * requests and upgrades), pick the backends, forward, answer, account. Every step is a named part of its own
  * file; this class only puts them in order and turns their outcomes into answers.
@@ -57,7 +87,7 @@ export class ProxyHandler {
   constructor(private readonly p: HandlerParts) {}
 
   onRequest(req: http.IncomingMessage, res: http.ServerResponse): void {
-    const ex = startExchange(req);
+    const ex = startExchange(req, this.p.traceContext);
     // Every answer sets its own headers when it writes its head (writeHead with a head object alone skips a
     // second copy and validation of every header). Nor is there a set of the responses in flight for the
     // drain: a long-lived Set holding each response promotes it to the old generation, and the GC pauses
@@ -89,7 +119,7 @@ export class ProxyHandler {
   }
 
   onUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): void {
-    const ex = startExchange(req);
+    const ex = startExchange(req, this.p.traceContext);
     socket.on('error', () => socket.destroy());
     this.upgraded.add(socket);
     let status = 0;
@@ -122,12 +152,10 @@ export class ProxyHandler {
   }
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse, ex: Exchange): Promise<void> {
-    // 0. A body framed in a transfer coding the forwarder cannot send on (gzip, chunked): 501, unread.
-    if (unsupportedTransferCoding(req)) {
-      res.setHeader('connection', 'close');
-      this.p.accounting.countError('not_implemented');
-      return this.answer(res, req, ex, 'not_implemented');
-    }
+    // 0. What cannot be forwarded as it came, answered unread on a connection then closed: another HTTP
+    // than 1.x (505), a body framed in a transfer coding the forwarder cannot send on (gzip, chunked: 501).
+    if (otherHttp(req)) return this.refuse(res, req, ex, 'version_not_supported', true);
+    if (unsupportedTransferCoding(req)) return this.refuse(res, req, ex, 'not_implemented', true);
     // 1. The route.
     const found = resolveRoute(req, this.p.routes, this.p.domain, ex);
     if (found.kind === 'refused') {
@@ -137,11 +165,13 @@ export class ProxyHandler {
       return this.answer(res, req, ex, found.page);
     }
     if (found.kind === 'redirect') return redirect(res, ex, found.location);
+    // A request that has come through this deployment's proxies too often is going round between them.
+    if (this.p.policy.via.loops(req)) return this.refuse(res, req, ex, 'loop_detected', false);
     // 2. Its backends: the table's, a discovered one, or one that comes while the request is held.
     const tool = found.route.tool;
     const supply = await this.p.supply.backendsFor(found.route, res, ex);
     if (supply.kind !== 'route') return this.noBackend(res, req, ex, supply);
-    rewriteRequestHeaders(req, { requestId: ex.requestId, trusted: this.p.trusted });
+    rewriteRequestHeaders(req, { requestId: ex.requestId, policy: this.p.policy, tool, byPath: found.byPath });
     // 3. The body: a small one is read whole before a backend connection is taken (a slow upload holds
     // none, and a retry can send it again); a larger one streams (request-body.ts).
     const body = hasBody(req) ? await readBody(req, this.p.limits.bufferBodyBytes, this.p.limits.bodyIdleTimeoutMs) : null;
@@ -170,14 +200,21 @@ export class ProxyHandler {
   /** Relays an upgrade; true once the backend's 101 reached the client. */
   private async upgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer, ex: Exchange, refuse: (code: ProxyErrorCode) => void): Promise<boolean> {
     // 1. The route.
-    if (this.p.draining() || !isWebSocketHandshake(req)) {
-      refuse(this.p.draining() ? 'no_routes' : 'bad_request');
+    const unfit = unfitUpgrade(req, this.p.draining());
+    if (unfit) {
+      if (unfit === 'version_not_supported') this.p.accounting.countError(unfit);
+      refuse(unfit);
       return false;
     }
     const found = resolveRoute(req, this.p.routes, this.p.domain, ex);
     if (found.kind === 'refused') {
       this.countRefusal(found.page);
       refuse(found.page);
+      return false;
+    }
+    if (this.p.policy.via.loops(req)) {
+      this.p.accounting.countError('loop_detected');
+      refuse('loop_detected');
       return false;
     }
     // 2. A backend (a redirect's tool is upgraded as is: a WebSocket client does not follow a 301).
@@ -195,10 +232,11 @@ export class ProxyHandler {
     }
     if (socket.destroyed) return false;
     // 3. Relay, once: on a failure the relay has already answered the client socket (through `refuse`).
-    rewriteRequestHeaders(req, { requestId: ex.requestId, trusted: this.p.trusted, upgrade: true });
+    const byPath = found.kind === 'redirect' || found.byPath;
+    rewriteRequestHeaders(req, { requestId: ex.requestId, policy: this.p.policy, tool, byPath, upgrade: true });
     ex.attempts = 1;
     ex.backend = backend.id;
-    const r = await this.p.forwarder.upgrade(req, socket, head, backend, (f) => refuse(failurePage(backend, f)));
+    const r = await this.p.forwarder.upgrade(req, socket, head, backend, (f) => refuse(upgradeFailurePage(backend, f)));
     if (r.kind === 'ok') {
       ex.outcome = 'ok';
       this.p.health.markSuccess(tool, backend);
@@ -233,16 +271,20 @@ export class ProxyHandler {
   /** The body never came whole: the client left, or went silent (408). */
   private bodyNotRead(res: http.ServerResponse, req: http.IncomingMessage, ex: Exchange, kind: 'idle' | 'client_gone'): void {
     if (kind === 'client_gone') return void (ex.outcome = 'client_gone');
-    this.p.accounting.countError('request_timeout');
-    this.answer(res, req, ex, 'request_timeout');
+    this.refuse(res, req, ex, 'request_timeout', true);
   }
 
   /** Over its share after the wait: the 503 page; a body left unread closes the connection rather than being read for nothing. */
   private noSlot(res: http.ServerResponse, req: http.IncomingMessage, ex: Exchange, body: RequestBody | null, waited: Exclude<SlotWait, 'taken'>): void {
     if (waited === 'client_gone') return void (ex.outcome = 'client_gone');
-    if (body?.kind === 'stream') res.setHeader('connection', 'close');
-    this.p.accounting.countError('too_many_connections');
-    this.answer(res, req, ex, 'too_many_connections');
+    this.refuse(res, req, ex, 'too_many_connections', body?.kind === 'stream');
+  }
+
+  /** A request refused before it was forwarded: counted as an error of its kind, answered with its page. */
+  private refuse(res: http.ServerResponse, req: http.IncomingMessage, ex: Exchange, code: ProxyErrorCode, close: boolean): void {
+    if (close) res.setHeader('connection', 'close');
+    this.p.accounting.countError(code);
+    this.answer(res, req, ex, code);
   }
 
   private answer(res: http.ServerResponse, req: http.IncomingMessage, ex: Exchange, code: ProxyErrorCode): void {
@@ -271,7 +313,7 @@ function redirect(res: http.ServerResponse, ex: Exchange, location: string): voi
 }
 
 /** Answers a refused upgrade on the raw socket; the status it answered. */
-function refuseUpgrade(req: http.IncomingMessage, socket: Duplex, ex: Exchange, code: ProxyErrorCode): number {
+export function refuseUpgrade(req: http.IncomingMessage, socket: Duplex, ex: Exchange, code: ProxyErrorCode): number {
   ex.outcome = code;
   const page = renderError(code, { tool: ex.tool, requestId: ex.requestId, json: wantsJson(req.headers.accept) });
   if (socket.destroyed) return page.status;

@@ -1,4 +1,4 @@
-import type { RouteBackend } from '../table/route-table';
+import type { RouteBackend } from '../table/route-backend';
 
 export interface HealthOptions {
   /** First cool-off after a failure. */

@@ -1,11 +1,12 @@
 import type { HOLD_OUTCOMES } from '../metrics';
-import type { RouteTable, ToolRoute } from '../table/route-table';
+import type { Route } from '../table/route';
+import type { RouteTable } from '../table/route-table';
 
 /** How a hold ended. `overflow`: the tool's queue was full, the request was never held. */
 export type HoldOutcome = (typeof HOLD_OUTCOMES)[number];
 
 /** What a hold answers: the tool's route with a backend to forward to, or why there is none. */
-export type HoldResult = { outcome: 'forwarded'; route: ToolRoute; heldMs: number } | { outcome: Exclude<HoldOutcome, 'forwarded'>; heldMs: number };
+export type HoldResult = { outcome: 'forwarded'; route: Route; heldMs: number } | { outcome: Exclude<HoldOutcome, 'forwarded'>; heldMs: number };
 
 /** The route source's table swaps: TableFeed emits 'table' with each new RouteTable. */
 export interface TableEvents {

@@ -1,17 +1,18 @@
 import type http from 'node:http';
-import type { RouteSource, ToolRoute } from '../table/route-table';
+import type { Route } from '../table/route';
+import type { RouteSource } from '../table/route-table';
 import type { Exchange } from './exchange';
 import { resolveTool } from './host';
 
 /**
  * Where a request (or upgrade) goes, decided once from its head and the current table: refused with a page,
- * redirected to its tool's path with a slash, or routed to a tool. Tools come from the table alone: a URL
- * can name anything.
+ * redirected to its tool's path with a slash, or routed to a tool, by its Host or by its path's first
+ * segment (`byPath`). Tools come from the table alone: a URL can name anything.
  */
 export type Resolution =
   | { kind: 'refused'; page: 'bad_request' | 'no_routes' | 'no_such_tool' }
-  | { kind: 'redirect'; location: string; route: ToolRoute }
-  | { kind: 'route'; route: ToolRoute };
+  | { kind: 'redirect'; location: string; route: Route }
+  | { kind: 'route'; route: Route; byPath: boolean };
 
 const BAD_REQUEST: Resolution = { kind: 'refused', page: 'bad_request' };
 const NO_ROUTES: Resolution = { kind: 'refused', page: 'no_routes' };
@@ -44,5 +45,6 @@ export function resolveRoute(req: http.IncomingMessage, routes: RouteSource, dom
   // A tool with neither a backend nor an assignment is one the table no longer knows.
   if (!route || (route.backends.length === 0 && route.assignments.length === 0)) return NO_SUCH_TOOL;
   ex.routeTool = route.tool;
-  return target.kind === 'redirect' ? { kind: 'redirect', location: target.location, route } : { kind: 'route', route };
+  if (target.kind === 'redirect') return { kind: 'redirect', location: target.location, route };
+  return { kind: 'route', route, byPath: target.kind === 'tool' && target.via === 'path' };
 }

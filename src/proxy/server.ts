@@ -1,13 +1,12 @@
 import http from 'node:http';
+import type https from 'node:https';
 import type net from 'node:net';
-import type { Duplex } from 'node:stream';
 import { listen } from '../net/listen';
-import { answerClientError } from '../client-error';
 import type { Config } from '../config';
 import type { Logger } from '../logger';
 import type { Metrics } from '../metrics';
 import { ConnectGuard } from '../net/connect-guard';
-import { NetworkSet } from '../net/networks';
+import type { ListeningSockets } from '../net/listening-sockets';
 import type { RouteSource } from '../table/route-table';
 import { ProxyAccounting } from './accounting';
 import { Attempts } from './attempts';
@@ -16,9 +15,15 @@ import { Balancer } from './balancer';
 import { clientLimits } from './client-limits';
 import { ClientSlots } from './client-slots';
 import { createForwarder, type EngineName } from './forwarder';
+import { forwardPolicy } from './forward-policy';
 import { ProxyHandler } from './handler';
 import { PassiveHealth, type HealthOptions } from './health';
 import { HoldQueues, type HoldOutcome, type TableEvents } from './hold';
+import { applyHttpLimits, httpServerOptions } from './http-options';
+import { drain, serve, type ExchangeListener, type Listener } from './listeners';
+import { PlainPort, type PlainPortOptions } from './plain-port';
+import type { CertificateStore } from './tls/certificate-store';
+import { createTlsServer, withHsts } from './tls/tls-server';
 
 export type { ProxyHooks } from './backend-supply';
 
@@ -35,10 +40,17 @@ export interface ProxyServerOptions {
   maxAttempts?: number;
   /** The resolver beneath the connect-time address check (tests inject one; default dns.lookup). */
   lookup?: net.LookupFunction;
+  /** Switchboard's own listening sockets, which the proxy never connects to (none: no such check). */
+  self?: ListeningSockets;
+  /** The certificates of the HTTPS listener (none: no HTTPS); the proxy closes the store when it closes. */
+  certificates?: CertificateStore | null;
 }
 
 export interface ProxyServer {
   server: http.Server;
+  /** The HTTPS listener: null when no certificate is configured. */
+  tls: https.Server | null;
+  certificates: CertificateStore | null;
   /** What forwards plain requests: undici, whatever config.proxy.engine names. */
   engine: EngineName;
   /** What the proxy learned about its backends from its own traffic. */
@@ -46,12 +58,11 @@ export interface ProxyServer {
   /** Open connections to backends, pooled and in use (leak checks, status). */
   upstreamSockets(): number;
   listen(port: number, host: string): Promise<number>;
+  /** Starts the HTTPS listener (there must be one); answers its port. */
+  listenTls(port: number, host: string): Promise<number>;
   /** Stops accepting, lets in-flight requests finish up to config.proxy.drainTimeoutMs, then cuts the rest. */
   close(): Promise<void>;
 }
-
-/** Request head limit; a bigger head is answered 431 (Node's default, set here so a flag cannot raise it). */
-const MAX_HEADER_BYTES = 16 * 1024;
 
 /** Whether the route source says when its table changes (a TableFeed does): holding needs that. */
 function tableEvents(routes: RouteSource): TableEvents | null {
@@ -86,7 +97,6 @@ export function createProxyServer(opts: ProxyServerOptions): ProxyServer {
   const health = new PassiveHealth(opts.health);
   const balancer = new Balancer(health);
   const limits = clientLimits(pc);
-  const trusted = new NetworkSet(pc.trustedProxies);
   let draining = false;
   const forwarder = createForwarder({
     connectTimeoutMs: pc.connectTimeoutMs,
@@ -95,7 +105,7 @@ export function createProxyServer(opts: ProxyServerOptions): ProxyServer {
     bodyTimedOut: () => accounting.countError('request_timeout'),
     wsIdleTimeoutMs: opts.wsIdleTimeoutMs ?? 600_000,
     agent: pc.agent,
-    guard: new ConnectGuard(config.allowedNetworks, opts.lookup),
+    guard: new ConnectGuard(config.allowedNetworks, opts.lookup, opts.self ?? null),
     responseHead: (req, headers) => {
       // The id the backend was sent (rewriteRequestHeaders): the one in the access log and error pages.
       headers['x-request-id'] = req.headers['x-request-id'];
@@ -103,11 +113,16 @@ export function createProxyServer(opts: ProxyServerOptions): ProxyServer {
     },
   });
   const holds = holdQueues(pc, routes, metrics);
-  const server = createHttpServer(pc);
+  const server = http.createServer(httpServerOptions(pc));
+  applyHttpLimits(server, pc);
+  const certificates = opts.certificates ?? null;
+  const tlsServer = certificates ? createTlsServer(pc, certificates) : null;
+  const listeners: Listener[] = tlsServer ? [server, tlsServer] : [server];
+  const policy = forwardPolicy(config);
   const handler = new ProxyHandler({
     routes,
     domain: config.domain,
-    trusted,
+    policy,
     supply: new BackendSupply(opts.hooks, holds, logger, () => draining),
     balancer,
     attempts: new Attempts(forwarder, balancer, health, accounting, logger, Math.max(1, opts.maxAttempts ?? 3)),
@@ -115,36 +130,41 @@ export function createProxyServer(opts: ProxyServerOptions): ProxyServer {
     health,
     accounting,
     logger,
+    traceContext: pc.traceContext,
     limits,
     // A request past its client's share waits for a slot as long as it may wait for a backend connection.
-    slots: new ClientSlots(limits.maxConnectionsPerClient, pc.connectTimeoutMs, trusted),
+    slots: new ClientSlots(limits.maxConnectionsPerClient, pc.connectTimeoutMs, policy.trusted),
     draining: () => draining,
-    closedWhileDraining: () => setImmediate(() => server.closeIdleConnections()),
+    closedWhileDraining: () => setImmediate(() => listeners.forEach((l) => l.closeIdleConnections())),
   });
 
-  server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => handler.onRequest(req, res));
-  server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => handler.onUpgrade(req, socket, head));
-  server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
-    const status = answerClientError(err, socket);
-    if (status !== null) accounting.countStatus(status);
-  });
-  server.on('error', (err: Error) => logger.error({ event: 'proxy.server_error', err: err.message }, 'proxy server error'));
+  let tlsPort = 0;
+  const redirectPort = () => pc.tls.redirectPort || tlsPort;
+  serve(server, plainPort(pc, handler, { accounting, trusted: policy.trusted, httpsPort: tlsServer && pc.tls.redirectHttp ? redirectPort : null }), accounting, logger);
+  if (tlsServer) serve(tlsServer, pc.tls.hsts ? withHsts(handler, pc.tls.hstsMaxAgeSeconds) : handler, accounting, logger);
 
   let closing: Promise<void> | null = null;
   return {
     server,
+    tls: tlsServer,
+    certificates,
     engine: forwarder.engine,
     health,
     upstreamSockets: () => forwarder.socketCount(),
     listen: (port, host) => listen(server, port, host),
+    async listenTls(port, host) {
+      if (!tlsServer) throw new Error('no certificate is configured: the proxy has no TLS listener');
+      return (tlsPort = await listen(tlsServer, port, host));
+    },
     close(): Promise<void> {
       closing ??= (async () => {
         // From here every answer's head says `connection: close` (answer(), responseHead), so a client does
         // not send another request on a connection about to close.
         draining = true;
+        certificates?.close();
         // Held requests get their answer now (the 503 page, `connection: close`) rather than at the cut.
         holds?.releaseAll();
-        await drain(server, pc.drainTimeoutMs, () => {
+        await drain(listeners, pc.drainTimeoutMs, () => {
           for (const s of handler.upgraded) s.destroy();
           forwarder.close();
         });
@@ -154,49 +174,8 @@ export function createProxyServer(opts: ProxyServerOptions): ProxyServer {
   };
 }
 
-function createHttpServer(pc: Config['proxy']): http.Server {
-  const headersTimeout = Math.min(pc.headersTimeoutMs, pc.requestTimeoutMs);
-  const server = http.createServer({
-    // Stated rather than inherited: a lenient parser or a NODE_OPTIONS flag would let ambiguous framing
-    // (CL with TE, bare LF, obfuscated TE) through to backends that may read it differently.
-    insecureHTTPParser: false,
-    maxHeaderSize: MAX_HEADER_BYTES,
-    // Node's own answer to a missing Host is an empty 400; the handler answers it like every other refusal.
-    requireHostHeader: false,
-    headersTimeout,
-    requestTimeout: pc.requestTimeoutMs,
-    keepAliveTimeout: pc.keepAliveTimeoutMs,
-    // Node checks the two timeouts above only this often (30 s by default): a slowloris client would get
-    // that much longer than headersTimeout.
-    connectionsCheckingInterval: Math.max(25, Math.min(1000, Math.floor(headersTimeout / 4))),
-  });
-  server.keepAliveTimeout = pc.keepAliveTimeoutMs;
-  // Node drops headers past maxHeadersCount (2000) from req.headers after its parser framed the body by
-  // them: a Transfer-Encoding at position 2001 would frame the body here but vanish from the forwarded
-  // request, whose body would then reach the backend unframed, as the next request. Keep every header; the
-  // head stays bounded by maxHeaderSize.
-  server.maxHeadersCount = 0;
-  return server;
-}
-
-/**
- * Stops accepting, lets in-flight requests finish for up to `timeoutMs`, then cuts every connection left:
- * the server's own, and through `cut` the upgraded ones (which the server no longer tracks, though its
- * close waits for them) and the backend connections.
- */
-async function drain(server: http.Server, timeoutMs: number, cut: () => void): Promise<void> {
-  const closed = new Promise<void>((resolve) => {
-    if (!server.listening) return resolve();
-    server.close(() => resolve());
-  });
-  server.closeIdleConnections();
-  let timer: NodeJS.Timeout | undefined;
-  const timedOut = new Promise<void>((resolve) => {
-    timer = setTimeout(resolve, timeoutMs);
-  });
-  await Promise.race([closed, timedOut]);
-  clearTimeout(timer);
-  server.closeAllConnections();
-  cut();
-  await closed;
+/** The plain port's listener: the handler itself, or a PlainPort before it when it redirects or serves ACME challenges. */
+function plainPort(pc: Config['proxy'], handler: ProxyHandler, o: Pick<PlainPortOptions, 'accounting' | 'trusted' | 'httpsPort'>): ExchangeListener {
+  if (o.httpsPort === null && pc.tls.acmeWebroot === null) return handler;
+  return new PlainPort({ ...o, handler, traceContext: pc.traceContext, acmeWebroot: pc.tls.acmeWebroot });
 }

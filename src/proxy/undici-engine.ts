@@ -3,6 +3,7 @@ import { PassThrough } from 'node:stream';
 import { Agent, type Dispatcher } from 'undici';
 import { BodyIdleTimer } from './body-idle';
 import { responseHeaders } from './forward-headers';
+import { guardedConnector } from './guarded-connect';
 import {
   cannotStart,
   classify,
@@ -14,7 +15,7 @@ import {
   type ForwardResult,
   type RequestBody,
 } from './forward-result';
-import type { RouteBackend } from '../table/route-table';
+import type { RouteBackend } from '../table/route-backend';
 import type { WebSocketRelay } from './websocket-relay';
 
 // The forwarder of plain requests: undici's dispatcher with a handler of ours. WebSocket upgrades go to
@@ -226,7 +227,7 @@ class UpstreamExchange implements Dispatcher.DispatchHandler {
 }
 
 export function createUndiciEngine(opts: ForwarderOptions, relay: WebSocketRelay): Forwarder {
-  const connect = { timeout: opts.connectTimeoutMs, lookup: opts.guard?.lookup };
+  const connect = guardedConnector(opts.connectTimeoutMs, opts.guard);
   const common = {
     // Our own timers answer 504 (and time a silent upload too, which undici's do not).
     headersTimeout: 0,

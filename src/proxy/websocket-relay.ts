@@ -3,8 +3,9 @@ import https from 'node:https';
 import type { Duplex } from 'node:stream';
 import httpProxy from 'http-proxy';
 import { ADDRESS_NOT_ALLOWED } from '../net/connect-guard';
+import { guardedAgent } from './guarded-connect';
 import { classify, literalJudge, noop, type ForwardFailure, type ForwardFailureKind, type Forwarder, type ForwarderOptions, type ForwardResult } from './forward-result';
-import type { RouteBackend } from '../table/route-table';
+import type { RouteBackend } from '../table/route-backend';
 import { acceptsHandshake } from './websocket-handshake';
 
 // The only module that knows http-proxy: it relays WebSocket upgrades, which undici does not hand over to
@@ -174,8 +175,8 @@ export function createWebSocketRelay(opts: ForwarderOptions): WebSocketRelay {
   const slot: CaptureSlot = { fn: null };
   // A new connection per upgrade, never pooled: an upgraded socket leaves the pool, and must stay out of
   // its keep-alive accounting.
-  const httpAgent = capturing(new http.Agent({ keepAlive: false, lookup: opts.guard?.lookup }), slot);
-  const httpsAgent = capturing(new https.Agent({ keepAlive: false, lookup: opts.guard?.lookup }), slot);
+  const httpAgent = capturing(guardedAgent(new http.Agent({ keepAlive: false, lookup: opts.guard?.lookup }), opts.guard), slot);
+  const httpsAgent = capturing(guardedAgent(new https.Agent({ keepAlive: false, lookup: opts.guard?.lookup }), opts.guard), slot);
   const agents = [httpAgent, httpsAgent];
 
   const proxy = httpProxy.createProxyServer({ xfwd: false, ws: true, toProxy: true, prependPath: false, changeOrigin: false });

@@ -1,7 +1,8 @@
 import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import type { Logger } from '../logger';
 import type { Metrics } from '../metrics';
-import { ApiErrors, BODY_LIMIT, authFailure, forbidden, mayActOn, unsupportedMediaType } from './api-errors';
+import { ApiErrors, BODY_LIMIT, forbidden, mayActOn, unsupportedMediaType } from './api-errors';
+import { AuthThrottle, authFailuresPerMinute } from './auth-throttle';
 import { RegistryError } from './errors';
 import { HeartbeatFastPath } from './heartbeat-fast-path';
 import type { Registry } from './registry';
@@ -24,6 +25,8 @@ export interface RegistryApiDeps {
   discoveries?: DiscoveryConfirmer | null;
   /** Verifies signed tool tokens (the registry's token keys); absent: only stored tokens verify. */
   signer?: TokenSigner | null;
+  /** Failed authentications per client address and minute before 429s (default: the configuration's). */
+  authFailuresPerMinute?: number;
 }
 
 /** The registry side of fallback discovery (src/discovery/healer.ts). */
@@ -51,12 +54,18 @@ type Rule = 'any' | 'admin' | { toolParam: string };
 /** Told of a request refused 401 before the answer is sent. */
 type OnRefused = (req: Request, res: Response, reason: RefusalReason) => Promise<void>;
 
-function authenticate(auth: Authenticator, rule: Rule, onRefused?: OnRefused): RequestHandler {
+/** Judges a request's credentials; a refusal is 401, or 429 once its client address failed too often. */
+interface Gate {
+  auth: Authenticator;
+  throttle: AuthThrottle;
+}
+
+function authenticate(gate: Gate, rule: Rule, onRefused?: OnRefused): RequestHandler {
   return async (req, res, next) => {
-    const result = await auth.authenticate(req.headers.authorization);
+    const result = await gate.auth.authenticate(req.headers.authorization);
     if (!result.ok) {
       if (onRefused) await onRefused(req, res, result.reason);
-      return sendError(res, authFailure(result.reason));
+      return sendError(res, gate.throttle.refusal(req.socket.remoteAddress, result.reason));
     }
     const principal = result.principal;
     if (rule === 'admin' && principal.kind !== 'admin') return sendError(res, forbidden());
@@ -106,10 +115,12 @@ export interface RegistryApi {
  */
 export function createRegistryApi(deps: RegistryApiDeps): RegistryApi {
   const auth = new Authenticator({ adminToken: deps.adminToken, store: deps.store, signer: deps.signer, cacheMs: deps.tokenCacheMs, metrics: deps.metrics });
+  const perMinute = deps.authFailuresPerMinute ?? authFailuresPerMinute(deps.registry.config);
+  const throttle = new AuthThrottle({ perMinute, logger: deps.logger, metrics: deps.metrics });
   const errors = new ApiErrors(deps.logger);
   return {
-    router: buildRouter(deps.registry, auth, errors, deps.discoveries ?? null),
-    heartbeats: new HeartbeatFastPath({ registry: deps.registry, auth, errors }),
+    router: buildRouter(deps.registry, { auth, throttle }, errors, deps.discoveries ?? null),
+    heartbeats: new HeartbeatFastPath({ registry: deps.registry, auth, throttle, errors }),
     auth,
   };
 }
@@ -124,17 +135,17 @@ export function registryRouter(deps: RegistryApiDeps): express.Router {
  * together). PUT /v1/tools/{tool}/backends/{id} is usually answered by the fast path; this route answers
  * the requests the fast path leaves to express, with the same rules.
  */
-function buildRouter(registry: Registry, auth: Authenticator, errors: ApiErrors, discoveries: DiscoveryConfirmer | null): express.Router {
+function buildRouter(registry: Registry, gate: Gate, errors: ApiErrors, discoveries: DiscoveryConfirmer | null): express.Router {
   const router = express.Router();
   const body = [requireJson, parseJson];
   const now = () => Date.now();
 
-  router.put('/v1/tools/:tool/backends/:id', authenticate(auth, { toolParam: 'tool' }, heartbeatRefused(registry)), ...body, async (req, res) => {
-    const backend = await registry.heartbeatRequest(param(req, 'tool'), param(req, 'id'), req.body);
+  router.put('/v1/tools/:tool/backends/:id', authenticate(gate, { toolParam: 'tool' }, heartbeatRefused(registry)), ...body, async (req, res) => {
+    const backend = await registry.heartbeatRequest(param(req, 'tool'), param(req, 'id'), req.body, principalOf(res));
     res.json(backendView(backend, now()));
   });
 
-  router.delete('/v1/tools/:tool/backends/:id', authenticate(auth, { toolParam: 'tool' }), async (req, res) => {
+  router.delete('/v1/tools/:tool/backends/:id', authenticate(gate, { toolParam: 'tool' }), async (req, res) => {
     const tool = param(req, 'tool');
     const id = param(req, 'id');
     const instance = req.query.instance;
@@ -151,56 +162,55 @@ function buildRouter(registry: Registry, auth: Authenticator, errors: ApiErrors,
     res.status(204).end();
   });
 
-  router.get('/v1/tools', authenticate(auth, 'admin'), async (_req, res) => {
+  router.get('/v1/tools', authenticate(gate, 'admin'), async (_req, res) => {
     const tools = await registry.listTools();
     const t = now();
     res.json({ tools: tools.map((e) => toolView(e, t)) });
   });
 
-  router.get('/v1/tools/:tool', authenticate(auth, { toolParam: 'tool' }), async (req, res) => {
+  router.get('/v1/tools/:tool', authenticate(gate, { toolParam: 'tool' }), async (req, res) => {
     const entry = await registry.getTool(param(req, 'tool'));
     if (!entry) throw new RegistryError(404, 'no_such_tool', `tool "${param(req, 'tool')}" has no backends and no port assignments`, 'tool');
     res.json(toolView(entry, now()));
   });
 
-  router.get('/v1/ports', authenticate(auth, 'admin'), async (_req, res) => {
+  router.get('/v1/ports', authenticate(gate, 'admin'), async (_req, res) => {
     res.json({ assignments: (await registry.listPorts()).map(assignmentView) });
   });
 
-  router.post('/v1/ports', authenticate(auth, 'any'), ...body, async (req, res) => {
+  router.post('/v1/ports', authenticate(gate, 'any'), ...body, async (req, res) => {
     const { tool, host } = registry.validators.portRequestBody(req.body);
     if (!mayActOn(principalOf(res), tool)) throw forbidden();
     res.json(assignmentView(await registry.allocatePort(tool, host)));
   });
 
-  router.delete('/v1/ports/:host/:port', authenticate(auth, 'any'), async (req, res) => {
+  router.delete('/v1/ports/:host/:port', authenticate(gate, 'any'), async (req, res) => {
     const port = registry.validators.port(param(req, 'port'));
     const principal = principalOf(res);
-    if (principal.kind !== 'admin') {
-      // A tool may release only what it holds; say 403 for another tool's port without naming the holder.
-      const held = await registry.getAssignment(param(req, 'host'), port);
-      if (held && held.tool !== principal.tool) throw forbidden();
-    }
-    if (!(await registry.releasePort(param(req, 'host'), port))) {
+    // A name stands for its addresses: the port is released on each of them.
+    const held = await registry.assignmentsAt(param(req, 'host'), port);
+    // A tool may release only what it holds; say 403 for another tool's port without naming the holder.
+    if (principal.kind !== 'admin' && held.some((a) => a.tool !== principal.tool)) throw forbidden();
+    if ((await registry.releaseAssignments(held)).length === 0) {
       throw new RegistryError(404, 'no_such_assignment', `no assignment for ${param(req, 'host')}:${port}`, 'port');
     }
     res.status(204).end();
   });
 
-  router.post('/v1/tools/:tool/discoveries', authenticate(auth, { toolParam: 'tool' }), ...body, async (req, res) => {
+  router.post('/v1/tools/:tool/discoveries', authenticate(gate, { toolParam: 'tool' }), ...body, async (req, res) => {
     const { host, port } = registry.validators.discoveryRequestBody(req.body);
     if (!discoveries) throw new RegistryError(409, 'discovery_disabled', 'fallback port discovery is turned off on this registry (discovery.enabled)', null);
     const { backend, created } = await discoveries.confirm(param(req, 'tool'), host, port);
     res.status(created ? 201 : 200).json(backendView(backend, now()));
   });
 
-  router.post('/v1/tools/:tool/tokens', authenticate(auth, 'admin'), async (req, res) => {
+  router.post('/v1/tools/:tool/tokens', authenticate(gate, 'admin'), async (req, res) => {
     res.status(201).json(await registry.issueToken(param(req, 'tool')));
   });
 
-  router.delete('/v1/tools/:tool/tokens/:tokenId', authenticate(auth, 'admin'), async (req, res) => {
+  router.delete('/v1/tools/:tool/tokens/:tokenId', authenticate(gate, 'admin'), async (req, res) => {
     const revoked = await registry.revokeToken(param(req, 'tool'), param(req, 'tokenId'));
-    auth.revoke(param(req, 'tokenId'));
+    gate.auth.revoke(param(req, 'tokenId'));
     if (!revoked) throw new RegistryError(404, 'no_such_token', `tool "${param(req, 'tool')}" has no token "${param(req, 'tokenId')}"`, 'tokenId');
     res.status(204).end();
   });

@@ -1,5 +1,6 @@
 import type http from 'node:http';
-import { BODY_LIMIT_BYTES, authFailure, bodyParserError, forbidden, mayActOn, type ApiErrors } from './api-errors';
+import { BODY_LIMIT_BYTES, bodyParserError, forbidden, mayActOn, type ApiErrors } from './api-errors';
+import type { AuthThrottle } from './auth-throttle';
 import type { RegistryError } from './errors';
 import type { Registry } from './registry';
 import type { Authenticator } from './tokens';
@@ -118,6 +119,8 @@ function send(res: http.ServerResponse, status: number, json: string, extra?: Re
 export interface HeartbeatFastPathDeps {
   registry: Registry;
   auth: Authenticator;
+  /** The express routes' limit on failed authentications per address: one count for both paths. */
+  throttle: AuthThrottle;
   errors: ApiErrors;
 }
 
@@ -126,11 +129,13 @@ export class HeartbeatFastPath {
   answered = 0;
   private readonly registry: Registry;
   private readonly auth: Authenticator;
+  private readonly throttle: AuthThrottle;
   private readonly errors: ApiErrors;
 
   constructor(deps: HeartbeatFastPathDeps) {
     this.registry = deps.registry;
     this.auth = deps.auth;
+    this.throttle = deps.throttle;
     this.errors = deps.errors;
   }
 
@@ -159,11 +164,11 @@ export class HeartbeatFastPath {
         // The body says which lease the refused heartbeat asked for; a body that does not parse asks for none.
         const asked = mode === 'json' ? await readBody(req).then(parseJson, () => undefined).catch(() => undefined) : undefined;
         this.registry.heartbeatRefused(tool, req.headers.authorization, result.reason, asked);
-        throw authFailure(result.reason);
+        throw this.throttle.refusal(req.socket.remoteAddress, result.reason);
       }
       if (!mayActOn(result.principal, tool)) throw forbidden();
       const body = mode === 'json' ? parseJson(await readBody(req)) : undefined;
-      const backend = await this.registry.heartbeatRequest(tool, id, body);
+      const backend = await this.registry.heartbeatRequest(tool, id, body, result.principal);
       send(res, 200, JSON.stringify(backendView(backend, Date.now())));
       return;
     } catch (err) {

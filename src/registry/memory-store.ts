@@ -61,8 +61,11 @@ export class MemoryStore implements Store {
     const key = backendKey(tool, id);
     const existing = this.backends.get(key);
 
-    const holder = this.assignments.get(assignmentKey(host, port));
-    if (holder && holder.tool !== tool) return { ok: false, reason: 'port_conflict', holder: holder.tool };
+    const hosts = assignmentHosts(host, input.alsoHosts);
+    const holders = hosts.map((h) => this.assignments.get(assignmentKey(h, port)));
+    const other = holders.find((a) => a !== undefined && a.tool !== tool);
+    if (other) return { ok: false, reason: 'port_conflict', holder: other.tool };
+    if (input.assignedOnly && holders.includes(undefined)) return { ok: false, reason: 'not_assigned' };
 
     // A discovery may take the place of a registration only once that registration's lease has lapsed.
     const liveRegistration = (b: Backend | undefined) => b?.source === 'registered' && b.expiresAt > now;
@@ -79,12 +82,13 @@ export class MemoryStore implements Store {
 
     const changes: Change[] = [];
     let assignmentCreated = false;
-    if (!holder) {
-      const assignment: Assignment = { tool, host, port, createdAt: now };
+    hosts.forEach((h, i) => {
+      if (holders[i]) return;
+      const assignment: Assignment = { tool, host: h, port, createdAt: now };
       this.putAssignment(assignment);
       assignmentCreated = true;
       changes.push({ kind: 'assignment.upsert', assignment: { ...assignment } });
-    }
+    });
 
     // A registration supersedes discoveries of its url; a discovery supersedes lapsed registrations of it
     // (the checks above left no live one).
@@ -207,12 +211,20 @@ export class MemoryStore implements Store {
     opts: AllocateOptions = {},
   ): Promise<AllocatePortResult> {
     this.assertOpen();
-    const held = this.portsByToolHost.get(toolHostKey(tool, host));
-    if (held && held.size > 0) {
+    const also = assignmentHosts(host, opts.alsoHosts).slice(1);
+    // On the name's other addresses the port may be free or the tool's own already.
+    const usableOnAlso = (port: number) =>
+      also.every((h) => {
+        const a = this.assignments.get(assignmentKey(h, port));
+        return a === undefined || a.tool === tool;
+      });
+    const held = [...(this.portsByToolHost.get(toolHostKey(tool, host)) ?? [])].filter(usableOnAlso);
+    if (held.length > 0) {
       const port = Math.min(...held);
+      this.assignOnAlso(tool, also, port, now, []);
       return { ok: true, assignment: { ...this.assignments.get(assignmentKey(host, port))! }, created: false };
     }
-    const free = (port: number) => !this.assignments.has(assignmentKey(host, port));
+    const free = (port: number) => !this.assignments.has(assignmentKey(host, port)) && usableOnAlso(port);
     const { prefer } = opts;
     let port: number | null = prefer !== undefined && prefer >= range.min && prefer <= range.max && free(prefer) ? prefer : null;
     if (port === null) {
@@ -222,8 +234,19 @@ export class MemoryStore implements Store {
     if (port === null) return { ok: false, reason: 'range_exhausted' };
     const assignment: Assignment = { tool, host, port, createdAt: now };
     this.putAssignment(assignment);
-    this.publish([{ kind: 'assignment.upsert', assignment: { ...assignment } }]);
+    this.assignOnAlso(tool, also, port, now, [{ kind: 'assignment.upsert', assignment: { ...assignment } }]);
     return { ok: true, assignment: { ...assignment }, created: true };
+  }
+
+  /** Assigns `port` to `tool` on each of `hosts` where nothing holds it; publishes those and `changes` as one. */
+  private assignOnAlso(tool: string, hosts: readonly string[], port: number, now: number, changes: Change[]): void {
+    for (const h of hosts) {
+      if (this.assignments.has(assignmentKey(h, port))) continue;
+      const a: Assignment = { tool, host: h, port, createdAt: now };
+      this.putAssignment(a);
+      changes.push({ kind: 'assignment.upsert', assignment: { ...a } });
+    }
+    if (changes.length > 0) this.publish(changes);
   }
 
   async getAssignment(host: string, port: number): Promise<Assignment | null> {
@@ -448,6 +471,11 @@ export class MemoryStore implements Store {
 // Newline cannot occur in a tool name, host or URL that passed validation, so the pair keys are unambiguous.
 function toolUrlKey(tool: string, url: string): string {
   return `${tool}\n${url}`;
+}
+
+/** `host` and the other addresses of its name, each once, `host` first. */
+function assignmentHosts(host: string, alsoHosts: readonly string[] | undefined): string[] {
+  return alsoHosts && alsoHosts.length > 0 ? [...new Set([host, ...alsoHosts])] : [host];
 }
 
 function toolHostKey(tool: string, host: string): string {

@@ -68,6 +68,18 @@ local function addAssignment(tool, host, port, now)
   return assignment
 end
 
+-- host, then each other address of a space-separated list, each once.
+local function hostsWith(host, alsoHosts)
+  local hosts, seen = { host }, { [host] = true }
+  for h in string.gmatch(alsoHosts, '%S+') do
+    if not seen[h] then
+      seen[h] = true
+      hosts[#hosts + 1] = h
+    end
+  end
+  return hosts
+end
+
 -- For each candidate of ARGV[3..] (triples tool, id, expiresAt) whose lease still has the expiresAt it was
 -- read with (no heartbeat renewed it since): fn(n, tool, id, key), n its 1-based index.
 local function eachUnrenewed(fn)
@@ -91,7 +103,8 @@ end
 
 /**
  * ARGV[3..]: tool, id, url, host, port, ttl, source, now, expiresAt, instance ('' for none; a valid one is
- * never empty), restarts ('' for none)[, clientVersion]. Answers UpsertBackendResult JSON.
+ * never empty), restarts ('' for none), alsoHosts (space-separated, '' for none), assignedOnly ('1' or
+ * '')[, clientVersion]. Answers UpsertBackendResult JSON.
  */
 export const UPSERT_BACKEND = `${PRELUDE}
 local tool, id, url, host = ARGV[3], ARGV[4], ARGV[5], ARGV[6]
@@ -103,14 +116,24 @@ local expiresAt = tonumber(ARGV[11])
 local instance = ARGV[12]
 if instance == '' then instance = nil end
 local restarts = tonumber(ARGV[13])
-local clientVersion = ARGV[14]
+local assignedOnly = ARGV[15] == '1'
+local clientVersion = ARGV[16]
 
-local assignmentJson = redis.call('HGET', P .. 'assign', host .. ':' .. port)
-if assignmentJson then
-  local holder = cjson.decode(assignmentJson).tool
-  if holder ~= tool then
-    return cjson.encode({ ok = false, reason = 'port_conflict', holder = holder })
+-- Every address the URL's host stands for: another tool's assignment on any of them is a conflict.
+local unheld = {}
+for _, h in ipairs(hostsWith(host, ARGV[14])) do
+  local json = redis.call('HGET', P .. 'assign', h .. ':' .. port)
+  if json then
+    local holder = cjson.decode(json).tool
+    if holder ~= tool then
+      return cjson.encode({ ok = false, reason = 'port_conflict', holder = holder })
+    end
+  else
+    unheld[#unheld + 1] = h
   end
+end
+if assignedOnly and #unheld > 0 then
+  return cjson.encode({ ok = false, reason = 'not_assigned' })
 end
 
 local key = tool .. '/' .. id
@@ -162,10 +185,9 @@ if routingChanged then
 end
 
 local assignmentCreated = false
-if not assignmentJson then
-  local assignment = addAssignment(tool, host, port, now)
+for _, h in ipairs(unheld) do
   assignmentCreated = true
-  changes[#changes + 1] = { kind = 'assignment.upsert', assignment = assignment }
+  changes[#changes + 1] = { kind = 'assignment.upsert', assignment = addAssignment(tool, h, port, now) }
 end
 
 local backend = {
@@ -263,30 +285,70 @@ return out
 `;
 
 /**
- * ARGV[3..]: tool, host, min, max, now, prefer ('' for none), then the excluded ports (none or more).
- * Answers AllocatePortResult JSON.
+ * ARGV[3..]: tool, host, min, max, now, prefer ('' for none), alsoHosts (the other addresses of a host
+ * name, space-separated, '' for none), then the excluded ports (none or more). Answers AllocatePortResult JSON.
  */
 export const ALLOCATE_PORT = `${PRELUDE}
 local tool, host = ARGV[3], ARGV[4]
 local min, max, now = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
 local prefer = tonumber(ARGV[8])
+local also = hostsWith(host, ARGV[9])
+table.remove(also, 1)
+local FIRST_EXCLUDED = 10
+
+-- On the name's other addresses the port may be free or the tool's own already.
+local function usableOnAlso(port)
+  for _, h in ipairs(also) do
+    local json = redis.call('HGET', P .. 'assign', h .. ':' .. port)
+    if json and cjson.decode(json).tool ~= tool then return false end
+  end
+  return true
+end
+
+-- Assigns port to the tool on each other address where nothing holds it; one event with changes.
+local function assignOnAlso(port, changes)
+  for _, h in ipairs(also) do
+    if redis.call('HEXISTS', P .. 'assign', h .. ':' .. port) == 0 then
+      changes[#changes + 1] = { kind = 'assignment.upsert', assignment = addAssignment(tool, h, port, now) }
+    end
+  end
+  if #changes > 0 then publish(changes) end
+end
 
 local indexed = redis.call('HGET', P .. 'assign:tool', toolHostField(tool, host))
 if indexed then
   local existing = redis.call('HGET', P .. 'assign', host .. ':' .. indexed)
-  if existing then
+  if existing and usableOnAlso(indexed) then
+    assignOnAlso(tonumber(indexed), {})
     return '{"ok":true,"created":false,"assignment":' .. existing .. '}'
+  end
+  if existing then
+    -- Another tool holds the lowest one on an other address: the tool's next own port that is usable.
+    for _, p in ipairs(redis.call('ZRANGE', P .. 'host:' .. host, 0, -1)) do
+      local json = redis.call('HGET', P .. 'assign', host .. ':' .. p)
+      if json and cjson.decode(json).tool == tool and usableOnAlso(p) then
+        assignOnAlso(tonumber(p), {})
+        return '{"ok":true,"created":false,"assignment":' .. json .. '}'
+      end
+    end
   end
 end
 
 local candidate = min
-if prefer and prefer >= min and prefer <= max and redis.call('HEXISTS', P .. 'assign', host .. ':' .. prefer) == 0 then
+if prefer and prefer >= min and prefer <= max and redis.call('HEXISTS', P .. 'assign', host .. ':' .. prefer) == 0 and usableOnAlso(prefer) then
   candidate = prefer
-elseif #ARGV > 8 then
-  -- Ports of the previous table's tools are out of bounds as well as the assigned ones.
+elseif #ARGV >= FIRST_EXCLUDED or #also > 0 then
+  -- Ports of the previous table's tools are out of bounds as well as the assigned ones, and so are ports
+  -- another tool holds on one of the name's other addresses.
   local blocked = {}
-  for i = 9, #ARGV do blocked[tonumber(ARGV[i])] = true end
+  for i = FIRST_EXCLUDED, #ARGV do blocked[tonumber(ARGV[i])] = true end
   for _, p in ipairs(redis.call('ZRANGEBYSCORE', P .. 'host:' .. host, min, max)) do blocked[tonumber(p)] = true end
+  for _, h in ipairs(also) do
+    for _, p in ipairs(redis.call('ZRANGEBYSCORE', P .. 'host:' .. h, min, max)) do
+      local json = redis.call('HGET', P .. 'assign', h .. ':' .. p)
+      if json and cjson.decode(json).tool ~= tool then blocked[tonumber(p)] = true end
+    end
+  end
   while candidate <= max and blocked[candidate] do candidate = candidate + 1 end
 else
   local taken = redis.call('ZRANGEBYSCORE', P .. 'host:' .. host, min, max)
@@ -304,7 +366,7 @@ if candidate > max then
 end
 
 local assignment = addAssignment(tool, host, candidate, now)
-publish({ { kind = 'assignment.upsert', assignment = assignment } })
+assignOnAlso(candidate, { { kind = 'assignment.upsert', assignment = assignment } })
 return cjson.encode({ ok = true, assignment = assignment, created = true })
 `;
 

@@ -323,6 +323,8 @@ export class RedisStore implements Store {
       String(input.now + input.ttl * 1000),
       input.instance ?? '',
       input.restarts === undefined ? '' : String(input.restarts),
+      (input.alsoHosts ?? []).join(' '),
+      input.assignedOnly ? '1' : '',
     ];
     if (input.clientVersion !== undefined) args.push(input.clientVersion);
     const raw = (await this.apiRoutingScript('sbUpsertBackend', ...args)) as string;
@@ -389,7 +391,8 @@ export class RedisStore implements Store {
     const prefer = opts.prefer === undefined ? '' : String(opts.prefer);
     // Only exclusions within the range can matter to the search.
     const exclude = (opts.exclude ?? []).filter((p) => p >= range.min && p <= range.max).map(String);
-    const raw = (await this.apiRoutingScript('sbAllocatePort', tool, host, String(range.min), String(range.max), String(now), prefer, ...exclude)) as string;
+    const also = (opts.alsoHosts ?? []).join(' ');
+    const raw = (await this.apiRoutingScript('sbAllocatePort', tool, host, String(range.min), String(range.max), String(now), prefer, also, ...exclude)) as string;
     return JSON.parse(raw) as AllocatePortResult;
   }
 

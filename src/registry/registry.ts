@@ -1,15 +1,16 @@
 import type { Config } from '../config';
 import type { Logger } from '../logger';
 import type { Metrics } from '../metrics';
-import { RegistryError, badRequest } from './errors';
-import { StoreUnavailableError, type Store } from './store';
+import { RegistryError } from './errors';
+import { StoreUnavailableError, assignmentKey, type Store } from './store';
 import { CachedFleetFigures, readFleetFigures } from './fleet-counts';
 import { HeartbeatRefusals, type RefusalReason } from './heartbeat-refusals';
 import { acceptsConnections } from './port-check';
 import type { EpochRecovery } from './recovery';
-import { generateSignedToken, generateToken, tokenIdOf, type TokenSigner } from './tokens';
+import { generateSignedToken, generateToken, tokenIdOf, type Principal, type TokenSigner } from './tokens';
 import type { AllocateOptions, Assignment, Backend, BackendSource, OwnedRemoval } from './types';
-import { canonicalHost } from '../net/host-names';
+import { hostKey, hostKeys, originOf } from './host-keys';
+import { storeRefusal } from './store-refusals';
 import { AddressPolicy, type Lookup } from './url-policy';
 import { Validators, type HeartbeatBody } from './validate';
 
@@ -59,8 +60,8 @@ function byToolThenKey<T extends { tool: string }>(key: (x: T) => string) {
 /** Allocation options that also stay off the ports found occupied (the preferred one included). */
 function avoiding(opts: AllocateOptions, occupied: readonly number[]): AllocateOptions {
   if (occupied.length === 0) return opts;
-  const out: AllocateOptions = { exclude: [...(opts.exclude ?? []), ...occupied] };
-  if (opts.prefer !== undefined && !occupied.includes(opts.prefer)) out.prefer = opts.prefer;
+  const out: AllocateOptions = { ...opts, exclude: [...(opts.exclude ?? []), ...occupied] };
+  if (opts.prefer !== undefined && occupied.includes(opts.prefer)) delete out.prefer;
   return out;
 }
 
@@ -76,7 +77,7 @@ export class Registry {
   readonly validators: Validators;
   readonly policy: AddressPolicy;
   private readonly store: Store;
-  private readonly config: Config;
+  readonly config: Config;
   private readonly metrics: Metrics;
   private readonly logger: Logger;
   private readonly now: () => number;
@@ -119,9 +120,13 @@ export class Registry {
     return this.upsert(input.tool, input.id, body, input.source);
   }
 
-  /** A heartbeat as the API receives it: the body is whatever the client sent. */
-  async heartbeatRequest(tool: string, id: string, body: unknown): Promise<Backend> {
-    const { backend } = await this.upsert(tool, id, body, 'registered');
+  /**
+   * A heartbeat as the API receives it: the body is whatever the client sent. A tool token registers only
+   * ports its tool holds, or ports of the configured range (which the heartbeat then assigns): a port
+   * anywhere else needs the admin token, or the tool could route itself to any free port of the machine.
+   */
+  async heartbeatRequest(tool: string, id: string, body: unknown, principal: Principal): Promise<Backend> {
+    const { backend } = await this.upsert(tool, id, body, 'registered', principal.kind === 'tool');
     this.refusals.accepted(tool);
     return backend;
   }
@@ -147,7 +152,7 @@ export class Registry {
     return typeof ttl === 'number' && Number.isInteger(ttl) && ttl >= minTtlSeconds && ttl <= maxTtlSeconds ? ttl : defaultTtlSeconds;
   }
 
-  private async upsert(tool: string, id: string, body: unknown, source: BackendSource): Promise<{ backend: Backend; created: boolean }> {
+  private async upsert(tool: string, id: string, body: unknown, source: BackendSource, byToolToken = false): Promise<{ backend: Backend; created: boolean }> {
     let result: RegistrationResult = 'rejected';
     let named = false;
     try {
@@ -156,12 +161,16 @@ export class Registry {
       named = true;
       const hb: HeartbeatBody = this.validators.heartbeatBody(body);
       const target = await this.policy.backendUrl(hb.url);
+      const { min, max } = this.config.ports;
+      const assignedOnly = byToolToken && (target.port < min || target.port > max);
       const answer = await this.store.upsertBackend({
         tool,
         id,
         url: target.url,
         host: target.host,
         port: target.port,
+        ...(target.addresses.length > 1 ? { alsoHosts: target.addresses.slice(1) } : {}),
+        ...(assignedOnly ? { assignedOnly } : {}),
         ttl: hb.ttl ?? this.config.leases.defaultTtlSeconds,
         source,
         clientVersion: hb.clientVersion,
@@ -170,11 +179,8 @@ export class Registry {
         now: this.now(),
       });
       if (!answer.ok) {
-        result = 'conflict';
-        if (answer.reason === 'port_conflict') {
-          throw new RegistryError(409, 'port_conflict', `${target.host}:${target.port} is assigned to tool "${answer.holder}"`, 'url');
-        }
-        throw new RegistryError(409, 'registered_exists', `a registered backend of "${tool}" already has url ${target.url}`, 'url');
+        result = answer.reason === 'not_assigned' ? 'rejected' : 'conflict';
+        throw storeRefusal(answer, tool, target, this.config.ports);
       }
       result = answer.created ? 'created' : 'renewed';
       if (answer.created) {
@@ -274,36 +280,62 @@ export class Registry {
    */
   async allocatePort(tool: string, host: string): Promise<Assignment> {
     this.validators.tool(tool);
-    const canonical = await this.policy.host(host);
-    const opts = this.recovery ? await this.recovery.allocateOptions(tool, canonical) : {};
+    const { addresses } = await this.policy.hostAddresses(host);
+    const key = addresses[0];
+    const opts = await this.allocateOptions(tool, addresses);
     const occupied: number[] = [];
     for (let attempt = 0; attempt < OCCUPIED_PORT_ATTEMPTS; attempt++) {
-      const answer = await this.store.allocatePort(tool, canonical, this.config.ports, this.now(), avoiding(opts, occupied));
+      const answer = await this.store.allocatePort(tool, key, this.config.ports, this.now(), avoiding(opts, occupied));
       if (!answer.ok) {
         const also = occupied.length > 0 ? ` or something listens on it (${occupied.join(', ')})` : '';
-        throw new RegistryError(503, 'port_range_exhausted', `every port of ${this.config.ports.min}..${this.config.ports.max} on ${canonical} is assigned${also}`, 'host');
+        throw new RegistryError(503, 'port_range_exhausted', `every port of ${this.config.ports.min}..${this.config.ports.max} on ${addresses.join(', ')} is assigned${also}`, 'host');
       }
       const { port } = answer.assignment;
       // The tool asking again gets its assignment as before, and after a store loss the port it held in the
       // previous table (its own running server may well be the one listening there).
-      if (!answer.created || port === opts.prefer || !(await this.listening(canonical, port))) return answer.assignment;
-      await this.store.releasePort(canonical, port);
+      if (!answer.created || port === opts.prefer || !(await this.listening(addresses, port))) return answer.assignment;
+      await this.releaseNew(answer.assignment, addresses);
       occupied.push(port);
       this.metrics.portsOccupied.inc();
-      this.logger.warn({ event: 'port.occupied', host: canonical, port, tool }, 'something already listens on the port; not handing it out');
+      this.logger.warn({ event: 'port.occupied', host: key, port, tool }, 'something already listens on the port; not handing it out');
     }
     throw new RegistryError(
       503,
       'ports_occupied',
-      `something accepts connections on each of the ${occupied.length} free ports tried on ${canonical} (${occupied.join(', ')}); stop what listens there or change ports.min..ports.max`,
+      `something accepts connections on each of the ${occupied.length} free ports tried on ${addresses.join(', ')} (${occupied.join(', ')}); stop what listens there or change ports.min..ports.max`,
       'host',
     );
   }
 
-  /** Whether something accepts connections on host:port, within the discovery probe's budget. */
-  private async listening(host: string, port: number): Promise<boolean> {
-    const address = await this.policy.hostAddress(host);
-    return acceptsConnections(address, port, this.config.discovery.probeBudgetMs);
+  /**
+   * The allocation constraints on every address of the host: the other addresses, and after a store loss
+   * the ports the previous table gave other tools on any of them (the tool's own old port: on the first).
+   */
+  private async allocateOptions(tool: string, addresses: readonly string[]): Promise<AllocateOptions> {
+    const opts: AllocateOptions = addresses.length > 1 ? { alsoHosts: addresses.slice(1) } : {};
+    if (!this.recovery) return opts;
+    for (const [i, address] of addresses.entries()) {
+      const o = await this.recovery.allocateOptions(tool, address);
+      if (o.exclude) opts.exclude = [...(opts.exclude ?? []), ...o.exclude];
+      if (i === 0 && o.prefer !== undefined) opts.prefer = o.prefer;
+    }
+    return opts;
+  }
+
+  /** Takes back a new assignment found occupied, on each address it was made on just now. */
+  private async releaseNew(made: Assignment, addresses: readonly string[]): Promise<void> {
+    for (const address of addresses) {
+      const a = address === made.host ? made : await this.store.getAssignment(address, made.port);
+      if (a && a.tool === made.tool && a.createdAt === made.createdAt) await this.store.releasePort(address, made.port);
+    }
+  }
+
+  /** Whether something accepts connections on any of the addresses at `port`, within the discovery probe's budget. */
+  private async listening(addresses: readonly string[], port: number): Promise<boolean> {
+    for (const address of addresses) {
+      if (await acceptsConnections(address, port, this.config.discovery.probeBudgetMs)) return true;
+    }
+    return false;
   }
 
   async listPorts(): Promise<Assignment[]> {
@@ -312,11 +344,33 @@ export class Registry {
 
   /** The assignment of host:port, or null. `host` may be spelled in any form canonicalHost accepts. */
   async getAssignment(host: string, port: number): Promise<Assignment | null> {
-    return this.store.getAssignment(this.hostKey(host), this.validators.port(port));
+    return this.store.getAssignment(hostKey(host), this.validators.port(port));
   }
 
-  async releasePort(host: string, port: number): Promise<Assignment | null> {
-    return this.store.releasePort(this.hostKey(host), this.validators.port(port));
+  /**
+   * The assignments of `port` on every address `host` stands for: the address itself, or each address a
+   * name resolves to (and the name itself, which older registries keyed assignments by).
+   */
+  async assignmentsAt(host: string, port: number): Promise<Assignment[]> {
+    const p = this.validators.port(port);
+    const found = await Promise.all((await hostKeys(this.policy, host)).map((k) => this.store.getAssignment(k, p)));
+    return found.filter((a): a is Assignment => a !== null);
+  }
+
+  /** Releases each of these assignments; answers those released (another caller may have been first). */
+  async releaseAssignments(assignments: readonly Assignment[]): Promise<Assignment[]> {
+    const released = await Promise.all(assignments.map((a) => this.store.releasePort(a.host, a.port)));
+    return released.filter((a): a is Assignment => a !== null);
+  }
+
+  /**
+   * The assignment keys a backend URL stands on: each address its host stands for (and a name itself).
+   * Discovery asks it to know which assignments a registration covers.
+   */
+  async assignmentKeysOf(url: string): Promise<string[]> {
+    const t = originOf(url);
+    if (!t) return [];
+    return (await hostKeys(this.policy, t.host)).map((h) => assignmentKey(h, t.port));
   }
 
   /** A new token for the tool. The answer is the only place the token ever appears. */
@@ -367,11 +421,5 @@ export class Registry {
     const now = this.now();
     if (this.stopped.size >= 10_000) for (const [t, until] of this.stopped) if (until <= now) this.stopped.delete(t);
     this.stopped.set(tool, now + Math.max(this.config.proxy.holdMs, this.config.discovery.negativeCacheMs));
-  }
-
-  private hostKey(host: string): string {
-    const c = canonicalHost(host);
-    if (c === null) throw badRequest('invalid_host', 'host must be an IP address or a DNS name', 'host');
-    return c;
   }
 }

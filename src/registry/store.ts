@@ -35,6 +35,10 @@ export interface Store {
    * Heartbeat: create or renew a backend's lease (idempotent). Also, atomically:
    * - if no assignment holds `host:port`, creates one for `tool`;
    * - if another tool holds `host:port`, changes nothing and answers `port_conflict`;
+   * - the same for each of `alsoHosts` at that port (the other addresses of the URL's name): any held by
+   *   another tool is a `port_conflict`, the free ones are assigned to `tool`;
+   * - with `assignedOnly`, a `host:port` (or `alsoHost:port`) no assignment holds changes nothing and answers
+   *   `not_assigned` (checked after the conflicts);
    * - a `registered` upsert removes `discovered` backends of the same tool with the same url (the
    *   registration supersedes the discovery); a `discovered` upsert is refused when a live registered
    *   backend of the tool has that url (or its id), and replaces (reason `replaced`) registered backends of
@@ -83,6 +87,9 @@ export interface Store {
   /**
    * The tool's assignment on `host`, or a new one: `opts.prefer` when it is free and within [min, max],
    * else the lowest port of [min, max] that is neither assigned on that host nor in `opts.exclude`.
+   * With `opts.alsoHosts` (the other addresses of a host name) a port qualifies, the existing one included,
+   * only when it is free or the tool's own on each of them too, and it is assigned to the tool on each
+   * (one version, one event with every assignment created).
    * Never hands one host:port to two tools, also under concurrent callers.
    */
   allocatePort(tool: string, host: string, range: { min: number; max: number }, now: number, opts?: AllocateOptions): Promise<AllocatePortResult>;

@@ -1,5 +1,5 @@
 import crypto from 'node:crypto';
-import type { Config } from '../config';
+import { ConfigError, type Config } from '../config';
 import type { Logger } from '../logger';
 import type { Metrics } from '../metrics';
 import type { Store } from './store';
@@ -207,11 +207,21 @@ export class Authenticator {
   }
 }
 
+/** The shortest admin token a registry starts with: as many characters as a generated one has bytes of randomness. */
+export const ADMIN_TOKEN_MIN_LENGTH = 32;
+
 /**
  * The admin token: the configured one, or a fresh one for this run. A generated token is written once to
- * stderr, outside the JSON log, so it reaches the operator's terminal but not the log pipeline.
+ * stderr, outside the JSON log, so it reaches the operator's terminal but not the log pipeline. A
+ * configured one shorter than ADMIN_TOKEN_MIN_LENGTH is refused: it holds every tool's routes, and the
+ * failed-authentication limit slows guessing per address, not across many.
  */
 export function resolveAdminToken(config: Config, logger: Logger, out: NodeJS.WritableStream = process.stderr): string {
+  if (config.adminToken && config.adminToken.length < ADMIN_TOKEN_MIN_LENGTH) {
+    throw new ConfigError(
+      `SWITCHBOARD_ADMIN_TOKEN (adminToken): must be at least ${ADMIN_TOKEN_MIN_LENGTH} characters, got ${config.adminToken.length}; generate one with: openssl rand -base64 32`,
+    );
+  }
   if (config.adminToken) return config.adminToken;
   const token = `sba_${crypto.randomBytes(32).toString('base64url')}`;
   out.write(

@@ -1,44 +1,20 @@
 // The control plane's data model. Times are epoch milliseconds inside the process and in the store;
-// the HTTP API renders them as ISO-8601 strings.
+// the HTTP API renders them as ISO-8601 strings. The records of routes the table is built from live in
+// src/table/records.ts, below the registry; they are re-exported here for the registry's code.
 
-export type BackendSource = 'registered' | 'discovered';
+import type { Assignment, Backend, BackendSource, TableVersion } from '../table/records';
 
-/** One live instance of a tool, held by a lease that its heartbeats renew. */
-export interface Backend {
-  tool: string;
-  id: string;
-  url: string;
-  source: BackendSource;
-  registeredAt: number;
-  lastHeartbeat: number;
-  expiresAt: number;
-  /** Lease length in seconds, as asked by the last heartbeat. */
-  ttl: number;
-  clientVersion?: string;
-  /**
-   * The run of the client whose heartbeat renewed the lease last (a launcher picks a random one per run).
-   * Absent when that heartbeat carried none (older clients, discoveries). Deregistration may be made
-   * conditional on it, so a launcher removes only a lease it still owns.
-   */
-  instance?: string;
-  /**
-   * Present (true) while self-preservation keeps this backend although its lease lapsed (Store.markHeld):
-   * its heartbeats stopped, so it is most likely dead. Proxies never read lease times; this mark is how
-   * they learn it, so they prefer live backends and answer "not running" when a held one refuses. The
-   * next renewal clears it.
-   */
-  held?: true;
-  /** Times the launcher restarted the backend's process (`switchboard run --restart`), as its last heartbeat said. */
-  restarts?: number;
-}
-
-/** The registry's record that `tool` owns `host:port`. */
-export interface Assignment {
-  tool: string;
-  host: string;
-  port: number;
-  createdAt: number;
-}
+export type {
+  Assignment,
+  Backend,
+  BackendSource,
+  Change,
+  ChangeEvent,
+  RouteAssignment,
+  RouteRecord,
+  RouteSink,
+  TableVersion,
+} from '../table/records';
 
 /** A tool token as stored: only the hash of its secret is kept. */
 export interface TokenRecord {
@@ -58,51 +34,29 @@ export interface Revocation {
   revokedAt: number;
 }
 
-/** Identifies one history of the table: a new epoch starts when the store lost its state (e.g. Redis restarted empty). */
-export interface TableVersion {
-  epoch: string;
-  version: number;
-}
-
 /** The full route table at one version, read atomically. */
 export interface TableSnapshot extends TableVersion {
   backends: Backend[];
   assignments: Assignment[];
 }
 
-/** Of a backend's record, what a proxy routes on; lease times and client version it never reads. */
-export type RouteRecord = Pick<Backend, 'tool' | 'id' | 'url' | 'source' | 'held'>;
-
-/** Of a port assignment, what a proxy routes on: where the tool should be listening, not since when. */
-export type RouteAssignment = Readonly<Pick<Assignment, 'tool' | 'host' | 'port'>>;
-
-/**
- * Receives the route table record by record as a store reads it (Store.routeSnapshot): a proxy builds its
- * table from records that are garbage a moment later, instead of holding every one of them at once.
- */
-export interface RouteSink {
-  backend(record: RouteRecord): void;
-  assignment(assignment: Assignment): void;
-  /** The read starts over: forget what was received so far. */
-  restart(): void;
-}
-
-export type Change =
-  | { kind: 'backend.upsert'; backend: Backend }
-  | { kind: 'backend.remove'; tool: string; id: string; reason: 'deregistered' | 'expired' | 'replaced' }
-  | { kind: 'assignment.upsert'; assignment: Assignment }
-  | { kind: 'assignment.remove'; host: string; port: number; tool: string };
-
-/** A message of the change feed: one mutation, stamped with the table version it produced. */
-export type ChangeEvent = TableVersion & { changes: Change[] };
-
 export interface UpsertBackendInput {
   tool: string;
   id: string;
   url: string;
-  /** The assignment key the URL implies (its hostname and port). */
+  /** The assignment key the URL implies: the address its host stands for (the lowest when several), and its port. */
   host: string;
   port: number;
+  /**
+   * The other addresses a URL's host name stands for. A connection to the name may reach any of them, so
+   * each `alsoHost:port` must be free or the tool's own as well, and a free one is assigned to the tool too.
+   */
+  alsoHosts?: readonly string[];
+  /**
+   * Only a port the tool already holds (on `host` and every `alsoHost`): nothing is assigned, and a free
+   * `host:port` answers `not_assigned`. A tool token registering outside the configured port range.
+   */
+  assignedOnly?: boolean;
   ttl: number;
   source: BackendSource;
   clientVersion?: string;
@@ -125,7 +79,9 @@ export type UpsertBackendResult =
    * A registered backend whose lease has lapsed (kept only by self-preservation, or not swept yet) is
    * replaced instead: its heartbeats stopped, and the discovery proves something answers there now.
    */
-  | { ok: false; reason: 'registered_exists' };
+  | { ok: false; reason: 'registered_exists' }
+  /** `assignedOnly` was asked and the tool does not hold every host:port of the URL; nothing changed. */
+  | { ok: false; reason: 'not_assigned' };
 
 /**
  * What allocatePort must respect besides the store's own assignments: after the store lost its state, the
@@ -136,6 +92,11 @@ export interface AllocateOptions {
   exclude?: readonly number[];
   /** The asking tool's own port of the old table: answered when it is free and within the range. */
   prefer?: number;
+  /**
+   * The other addresses of the host name asked for: the port must also be free or the tool's own on each,
+   * and is assigned to the tool on each.
+   */
+  alsoHosts?: readonly string[];
 }
 
 export type AllocatePortResult =

@@ -1,10 +1,9 @@
 import dns from 'node:dns';
-import net from 'node:net';
-import os from 'node:os';
 import type { Config } from '../config';
 import { badRequest } from './errors';
 import { canonicalHost, parseHost } from '../net/host-names';
-import { NetworkSet, isLoopback, isNeverAllowed, unmapIPv4 } from '../net/networks';
+import { ListeningSockets } from '../net/listening-sockets';
+import { NetworkSet, isNeverAllowed, unmapIPv4 } from '../net/networks';
 
 /** Answers every address a DNS name stands for. */
 export type Lookup = (name: string) => Promise<string[]>;
@@ -14,11 +13,28 @@ export const systemLookup: Lookup = async (name) => {
   return answers.map((a) => a.address);
 };
 
-/** Where a backend URL routes: the origin to store and the assignment key (host, port) it implies. */
+/**
+ * Where a backend URL routes: the origin to store (its host as given) and the assignments it implies. A
+ * name and its address are one host to the port registry, so assignments are keyed by address: `host` is
+ * the lowest of `addresses`, every address the URL's host stands for (one for an IP literal).
+ */
 export interface BackendTarget {
   url: string;
   host: string;
   port: number;
+  addresses: string[];
+}
+
+/** Where a port is assigned for a requested host: its addresses, lowest first (the first is the key). */
+export interface HostAddresses {
+  /** The host as asked, in canonical form (a name stays a name). */
+  host: string;
+  addresses: string[];
+}
+
+/** Each address once, in one order whatever order DNS answered in: the same name keeps the same key. */
+function ordered(addresses: string[]): string[] {
+  return [...new Set(addresses)].sort();
 }
 
 const LOOKUP_TIMEOUT_MS = 3000;
@@ -35,8 +51,7 @@ const ACCEPTED_MAX = 10_000;
  */
 export class AddressPolicy {
   private readonly allowed: NetworkSet;
-  private readonly selfPorts: Set<number>;
-  private readonly selfAddresses: Set<string>;
+  private readonly self: ListeningSockets;
   private readonly cache = new Map<string, { addresses: string[]; until: number }>();
   /**
    * Verdicts on URLs with an IP-literal host never change under one configuration: a client heartbeating
@@ -50,8 +65,7 @@ export class AddressPolicy {
     private readonly now: () => number = Date.now,
   ) {
     this.allowed = new NetworkSet(config.allowedNetworks);
-    this.selfPorts = new Set([config.control.port, config.proxy.port].filter((p) => p > 0));
-    this.selfAddresses = selfAddresses(config.host);
+    this.self = new ListeningSockets(config.host, [config.control.port, config.proxy.port]);
   }
 
   /**
@@ -59,7 +73,7 @@ export class AddressPolicy {
    * would be switchboard itself too.
    */
   addSelfPort(port: number): void {
-    if (port > 0) this.selfPorts.add(port);
+    this.self.add(port);
     this.accepted.clear();
   }
 
@@ -84,16 +98,19 @@ export class AddressPolicy {
     const host = parseHost(u.hostname);
     if (!host) throw fail('invalid_url', 'url host must be an IP address or a DNS name');
 
-    const addresses = host.kind === 'ip' ? [host.address] : await this.resolve(host.name, 'url');
-    for (const address of addresses) {
-      const a = unmapIPv4(address);
+    const resolved = host.kind === 'ip' ? [host.address] : await this.resolve(host.name, 'url');
+    const addresses: string[] = [];
+    for (const address of resolved) {
+      const a = canonicalHost(unmapIPv4(address)) ?? unmapIPv4(address);
       if (isNeverAllowed(a)) throw fail('url_not_allowed', `url address ${a} is link-local, metadata or otherwise never allowed`);
       if (!this.allowed.has(a)) throw fail('url_not_allowed', `url address ${a} is outside the allowed networks`);
-      if (this.selfPorts.has(port) && (isLoopback(a) || this.selfAddresses.has(a))) {
+      if (this.self.reaches(a, port)) {
         throw fail('url_not_allowed', `url ${a}:${port} is switchboard itself`);
       }
+      addresses.push(a);
     }
-    const target = { url: u.origin, host: host.kind === 'ip' ? host.address : host.name, port };
+    const sorted = ordered(addresses);
+    const target = { url: u.origin, host: sorted[0], port, addresses: sorted };
     if (host.kind === 'ip') {
       if (this.accepted.size >= ACCEPTED_MAX) this.accepted.clear();
       this.accepted.set(raw, target);
@@ -101,29 +118,23 @@ export class AddressPolicy {
     return target;
   }
 
-  /** A host a port may be assigned on, in canonical form. */
-  async host(raw: string): Promise<string> {
-    return (await this.hostAddresses(raw)).host;
-  }
-
-  /** An address of a host a port may be assigned on (one that passes this policy now), to connect to. */
-  async hostAddress(raw: string): Promise<string> {
-    return (await this.hostAddresses(raw)).addresses[0];
-  }
-
-  private async hostAddresses(raw: string): Promise<{ host: string; addresses: string[] }> {
+  /**
+   * The addresses of a host a port may be assigned on (every one passes this policy now), lowest first:
+   * the port is assigned on each, keyed by the first.
+   */
+  async hostAddresses(raw: string): Promise<HostAddresses> {
     const host = parseHost(raw);
     if (!host) throw badRequest('invalid_host', 'host must be an IP address or a DNS name', 'host');
     const addresses = host.kind === 'ip' ? [host.address] : await this.resolve(host.name, 'host');
     const checked: string[] = [];
     for (const address of addresses) {
-      const a = unmapIPv4(address);
+      const a = canonicalHost(unmapIPv4(address)) ?? unmapIPv4(address);
       if (isNeverAllowed(a) || !this.allowed.has(a)) {
         throw badRequest('host_not_allowed', `host address ${a} is outside the allowed networks`, 'host');
       }
       checked.push(a);
     }
-    return { host: host.kind === 'ip' ? host.address : host.name, addresses: checked };
+    return { host: host.kind === 'ip' ? host.address : host.name, addresses: ordered(checked) };
   }
 
   private async resolve(name: string, field: string): Promise<string[]> {
@@ -149,18 +160,4 @@ export class AddressPolicy {
     this.cache.set(name, { addresses, until: now + LOOKUP_CACHE_MS });
     return addresses;
   }
-}
-
-/** The addresses switchboard listens on besides loopback: all of this machine's when bound to a wildcard. */
-function selfAddresses(bindHost: string): Set<string> {
-  const out = new Set<string>();
-  if (bindHost === '0.0.0.0' || bindHost === '::') {
-    for (const list of Object.values(os.networkInterfaces())) {
-      for (const info of list ?? []) out.add(canonicalHost(info.address) ?? info.address);
-    }
-  } else {
-    const c = canonicalHost(bindHost);
-    if (c && net.isIP(c)) out.add(c);
-  }
-  return out;
 }

@@ -76,14 +76,15 @@ function toRegistryError(err: ErrorObject, what: string): RegistryError {
       const full = field ? `${field}.${name}` : name;
       return badRequest('missing_field', `${what} must have the field "${full}"`, full);
     }
-    case 'type':
+    case 'type': {
       if (field === null) return badRequest('invalid_body', `${what} must be a JSON object`, null);
-      return badRequest('invalid_type', `${field} must be ${params.type === 'integer' ? 'an integer' : `a ${String(params.type)}`}`, field);
-    case 'minimum':
-    case 'maximum': {
-      const prop = (err.parentSchema ?? {}) as Schema;
-      return badRequest('out_of_range', `${field ?? what} must be between ${String(prop.minimum)} and ${String(prop.maximum)}`, field);
+      // A bounded number's bounds belong in this message too: 1e309 parses as Infinity, which no type allows.
+      const bounds = boundsOf((err.parentSchema ?? {}) as Schema);
+      return badRequest('invalid_type', `${field} must be ${params.type === 'integer' ? 'an integer' : `a ${String(params.type)}`}${bounds ? ` ${bounds}` : ''}`, field);
     }
+    case 'minimum':
+    case 'maximum':
+      return badRequest('out_of_range', `${field ?? what} must be ${boundsOf((err.parentSchema ?? {}) as Schema) ?? 'within its bounds'}`, field);
     case 'maxLength':
       return badRequest('invalid_value', `${field ?? what} must be at most ${String(params.limit)} characters`, field);
     case 'pattern':
@@ -91,6 +92,16 @@ function toRegistryError(err: ErrorObject, what: string): RegistryError {
     default:
       return badRequest('invalid_value', `${field ?? what} ${err.message ?? 'is invalid'}`, field);
   }
+}
+
+/** "between 5 and 3600", "at least 0", "at most 10" from a schema's bounds; null when it has none. */
+function boundsOf(schema: Schema): string | null {
+  const min = typeof schema.minimum === 'number' ? schema.minimum : null;
+  const max = typeof schema.maximum === 'number' ? schema.maximum : null;
+  if (min !== null && max !== null) return `between ${min} and ${max}`;
+  if (min !== null) return `at least ${min}`;
+  if (max !== null) return `at most ${max}`;
+  return null;
 }
 
 function instanceError(): RegistryError {

@@ -1,4 +1,4 @@
-import type { ChangeEvent } from '../registry/types';
+import type { ChangeEvent } from './records';
 import type { RouteTable } from './route-table';
 
 /**
@@ -27,7 +27,7 @@ export class LostTools {
 
   /** The store lost the state `old` was read from: each tool of `old` (it has a backend or an assignment) is lost. */
   addTable(old: RouteTable): void {
-    old.tally((tool) => {
+    old.forEachToolCounts((tool) => {
       if (this.tools.has(tool)) return;
       this.tools.add(tool);
       this.dirty = true;

@@ -29,7 +29,7 @@ export function tableStats(table: RouteTable): TableStats {
   const discovered: BackendStates = { live: 0, held: 0 };
   let withoutBackend = 0;
   const discoveredByTool: Array<[string, number]> = [];
-  table.tally((tool, r, d, assignments, held) => {
+  table.forEachToolCounts((tool, r, d, assignments, held) => {
     if (r + d - held.registered - held.discovered === 0) withoutBackend += assignments;
     registered.live += r - held.registered;
     registered.held += held.registered;

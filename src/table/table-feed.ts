@@ -1,9 +1,24 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from '../logger';
-import type { Store } from '../registry/store';
-import type { ChangeEvent, RouteAssignment, RouteRecord, TableVersion } from '../registry/types';
 import { LostTools } from './lost-tools';
-import { RouteTable, type RouteSource, type RouteTableBuilder } from './route-table';
+import type { ChangeEvent, RouteAssignment, RouteRecord, RouteSink, TableVersion } from './records';
+import { RouteTable, type RouteSource } from './route-table';
+import type { RouteTableBuilder } from './table-builder';
+
+/**
+ * What the feed reads from the store: a snapshot handed over record by record, the current version, and
+ * the change feed. The registry's Store is one; declared here so the table needs nothing of the registry.
+ */
+export interface TableStore {
+  /** Hands every route record to `sink` and answers the version they make up. */
+  routeSnapshot(sink: RouteSink): Promise<TableVersion>;
+  version(): Promise<TableVersion>;
+  /**
+   * Calls `onChange` for each change event published from now on, `onResync` when events may have been
+   * missed (a reconnected subscription); answers the unsubscribe.
+   */
+  subscribe(onChange: (event: ChangeEvent) => void, onResync: () => void): Promise<() => Promise<void>>;
+}
 
 export interface TableFeedOptions {
   /** How often the store's version is compared with ours: catches a lost last message. */
@@ -49,7 +64,7 @@ export class TableFeed extends EventEmitter implements RouteSource {
   /** When the table was last confirmed current against the store. */
   confirmedAt = 0;
 
-  constructor(private readonly store: Store, private readonly opts: TableFeedOptions) {
+  constructor(private readonly store: TableStore, private readonly opts: TableFeedOptions) {
     super();
   }
 

@@ -1,3 +1,4 @@
+import { addressContract } from './addresses.contract';
 import { coordinationContract } from './coordination.contract';
 import { discoveryContract } from './discovery.contract';
 import { expiryContract } from './expiry.contract';
@@ -22,6 +23,7 @@ export function storeContract(name: string, factory: StoreFactory): void {
     const ctx = storeContext(name, factory);
     leaseContract(ctx);
     portContract(ctx);
+    addressContract(ctx);
     discoveryContract(ctx);
     expiryContract(ctx);
     tokenContract(ctx);

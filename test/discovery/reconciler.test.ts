@@ -122,6 +122,18 @@ for (const kind of storeKinds()) {
       assert.deepEqual(await sb.reconciler!.runOnce(), { probed: 0, healed: 0, renewed: 0, dropped: 0 });
     });
 
+    it('leaves a registration that names its host alone: it stands on the assignments of its addresses', async () => {
+      await registry(3_600_000);
+      const named = await tool('named');
+      const url = `http://localhost:${named.port}`;
+      assert.equal((await api(base, 'PUT', '/v1/tools/named/backends/n1', { url })).status, 200);
+      // The assignments are keyed by address; without resolving the url the reconciler would see them bare,
+      // probe them and add a discovered backend of the same server beside the registration.
+      assert.deepEqual(await sb.reconciler!.runOnce(), { probed: 0, healed: 0, renewed: 0, dropped: 0 });
+      assert.deepEqual((await backendsOf('named')).map((b) => [b.url, b.source]), [[url, 'registered']]);
+      assert.equal(named.connections, 0);
+    });
+
     it('does nothing while this process does not lead', async () => {
       await registry(3_600_000);
       const eta = await tool('eta');

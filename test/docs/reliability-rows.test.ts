@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import { tableRows } from '../support/markdown';
 
 const ROOT = path.join(__dirname, '..', '..');
 const DOC = path.join(ROOT, 'docs', 'RELIABILITY.md');
@@ -12,40 +13,9 @@ interface Citation {
   titles: string[];
 }
 
-/** The cells of a table row; a `|` inside backticks is part of its cell. */
-function cells(line: string): string[] {
-  const out: string[] = [];
-  let cur = '';
-  let code = false;
-  for (const ch of line.trim().replace(/^\||\|$/g, '')) {
-    if (ch === '`') code = !code;
-    if (ch === '|' && !code) {
-      out.push(cur.trim());
-      cur = '';
-    } else cur += ch;
-  }
-  out.push(cur.trim());
-  return out;
-}
-
 /** The rows of every table whose second column is "proved by", as [guarantee, proved by]. */
 export function provedByCells(markdown: string): Array<[string, string]> {
-  const rows: Array<[string, string]> = [];
-  let inTable = false;
-  for (const line of markdown.split('\n')) {
-    if (!line.startsWith('|')) {
-      inTable = false;
-      continue;
-    }
-    const c = cells(line);
-    if (c[1] === 'proved by') {
-      inTable = true;
-      continue;
-    }
-    if (!inTable || /^-+$/.test(c[0])) continue;
-    rows.push([c[0], c[1]]);
-  }
-  return rows;
+  return tableRows(markdown, (c) => c[1] === 'proved by').map((c) => [c[0], c[1]]);
 }
 
 /**

@@ -5,7 +5,7 @@ import { backend } from '../proxy/helpers';
 import { get } from '../support/traffic';
 import { ProxyChild } from './proxy-child';
 import type { ProxyStats } from './fixtures/proxy-process';
-import defaults from '../../config/default.json';
+import { DEFAULTS } from '../../src/config/schema';
 import { waitFor, sleep } from '../support/wait';
 import { startBackend, type Backend } from '../support/backend';
 
@@ -81,7 +81,7 @@ describe('client faults against a proxy process: aborted uploads and downloads, 
    */
   async function released(before: ProxyStats): Promise<ProxyStats> {
     let last = await settled();
-    const deadline = Date.now() + defaults.proxy.agent.freeSocketTimeoutMs + 4000;
+    const deadline = Date.now() + DEFAULTS.proxy.agent.freeSocketTimeoutMs + 4000;
     while ((last.upstreamSockets > before.upstreamSockets || sockets(last) > sockets(before) || last.fds > before.fds) && Date.now() < deadline) {
       await sleep(50);
       last = await settled();

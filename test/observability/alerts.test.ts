@@ -40,10 +40,12 @@ describe('alert rules (config/prometheus/alerts.yml)', function () {
       ['SwitchboardSelfHealing', /switchboard_selfheal_total\b/],
       ['SwitchboardSelfPreservation', /switchboard_self_preservation_active\b/],
       ['SwitchboardStoreDown', /switchboard_store_up\b/],
-      ['SwitchboardProxy5xxRatio', /switchboard_proxy_requests_total\{code=~"5\.\."\}/],
+      ['SwitchboardProxy5xxRatio', /switchboard_proxy_requests_total\{code=~"5\.\.", code!~"501\|505"\}/],
       ['SwitchboardToolsLost', /max without \(instance\) \(switchboard_tools_lost\) > 0/],
       ['SwitchboardHeartbeatsRefused', /switchboard_heartbeat_refused_seconds\)\s+> max without \(instance\) \(switchboard_heartbeat_refused_ttl_seconds\)/],
       ['SwitchboardToolCrashLooping', /increase\(switchboard_backend_restarts\[15m\]\)\) > 3/],
+      ['SwitchboardTlsCertificateExpiring', /min without \(instance\) \(switchboard_tls_certificate_expiry_seconds\) < 14 \* 86400/],
+      ['SwitchboardTlsCertificateExpiryImminent', /min without \(instance\) \(switchboard_tls_certificate_expiry_seconds\) < 3 \* 86400/],
     ];
     for (const [name, expr] of wanted) {
       const b = blocks.get(name);

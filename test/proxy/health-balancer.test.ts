@@ -1,13 +1,14 @@
 import assert from 'node:assert/strict';
 import { Balancer, mayRetry } from '../../src/proxy/balancer';
 import { PassiveHealth } from '../../src/proxy/health';
-import { createRouteBackend, type RouteBackend, type ToolRoute } from '../../src/table/route-table';
+import type { Route } from '../../src/table/route';
+import { createRouteBackend, type RouteBackend } from '../../src/table/route-backend';
 
 function rb(id: string, port: number): RouteBackend {
   return createRouteBackend({ id, url: `http://127.0.0.1:${port}`, source: 'registered' })!;
 }
 
-function route(...backends: RouteBackend[]): ToolRoute {
+function route(...backends: RouteBackend[]): Route {
   return { tool: 't', backends, assignments: [] };
 }
 

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import type http from 'node:http';
-import { StaticRoutes, assignment, backend, request, startProxy, startRawBackend, tableOf, testConfig, type Reply, type TestProxy } from './helpers';
+import { StaticRoutes, assignment, backend, rawRequest, request, startProxy, startRawBackend, tableOf, testConfig, type Reply, type TestProxy } from './helpers';
 import { type Backend, startBackend, deadPort } from '../support/backend';
-import { capturingLogger } from '../support/logs';
+import { capturingLogger, type LogLine } from '../support/logs';
 import { metricValue } from '../support/metrics';
 import { waitFor } from '../support/wait';
 
@@ -99,11 +99,49 @@ describe('proxy error answers', () => {
     assert.match(text, /switchboard_proxy_requests_total\{code="504"\} [1-9]/);
   });
 
-  it('501 for a transfer coding besides chunked (gzip, chunked): nothing forwarded; counted and access-logged', async () => {
-    const b = await startBackend('coded');
+  /** A proxy with one tool on a backend of its own and its access log on; both are closed after `use`. */
+  async function withToolProxy(tool: string, use: (q: TestProxy, b: Backend, access: (n: number) => Promise<LogLine[]>) => Promise<void>): Promise<void> {
+    const b = await startBackend(tool);
     const captured = capturingLogger('info');
-    const q = await startProxy(new StaticRoutes(tableOf([backend('coded', 'c1', b.url)])), testConfig({ accessLog: true }), { logger: captured.logger });
+    const q = await startProxy(new StaticRoutes(tableOf([backend(tool, `${tool}-1`, b.url)])), testConfig({ accessLog: true }), { logger: captured.logger });
+    const access = (n: number) =>
+      waitFor(`${n} access lines`, () => {
+        const lines = captured.events('access');
+        return lines.length === n ? lines : null;
+      });
     try {
+      await use(q, b, access);
+    } finally {
+      await q.close();
+      await b.close();
+    }
+  }
+
+  it('505 for a request line of another HTTP than 1.x (HTTP/2.0, HTTP/0.9, HTTP/3.0, the HTTP/2 preface): nothing forwarded; counted and access-logged', async () => {
+    await withToolProxy('versioned', async (q, b, access) => {
+      // Lines Node's parser passes on: the handler answers them, as an exchange of its own.
+      for (const version of ['2.0', '0.9']) {
+        const text = await rawRequest(q.port, `GET /versioned/x HTTP/${version}\r\nHost: x\r\nAccept: application/json\r\n\r\n`);
+        assert.match(text, /^HTTP\/1\.1 505 HTTP Version Not Supported\r\n/);
+        assert.match(text, /\r\nconnection: close\r\n/i);
+        assert.equal(JSON.parse(text.slice(text.indexOf('\r\n\r\n') + 4)).error.code, 'version_not_supported');
+      }
+      const html = await rawRequest(q.port, 'GET /versioned/x HTTP/2.0\r\nHost: x\r\nAccept: text/html\r\n\r\n');
+      assert.match(html, /<h1>505 HTTP version not supported<\/h1>/);
+      // Lines it refuses: answered by the clientError handler, counted by status.
+      for (const line of ['GET /versioned/x HTTP/3.0', 'PRI * HTTP/2.0']) {
+        assert.match(await rawRequest(q.port, `${line}\r\nHost: x\r\n\r\n`), /^HTTP\/1\.1 505 /);
+      }
+      assert.equal(b.requests, 0, 'nothing reached the backend');
+      const text = await q.metrics.registry.metrics();
+      assert.equal(metricValue(text, 'switchboard_proxy_errors_total', { kind: 'version_not_supported' }), 3);
+      assert.equal(metricValue(text, 'switchboard_proxy_requests_total', { code: '505' }), 5);
+      for (const l of await access(3)) assert.deepEqual([l.status, l.outcome, l.attempts], [505, 'version_not_supported', 0]);
+    });
+  });
+
+  it('501 for a transfer coding besides chunked (gzip, chunked): nothing forwarded; counted and access-logged', async () => {
+    await withToolProxy('coded', async (q, b, access) => {
       const send = (accept: string) => request(q.port, '/coded/x', { method: 'POST', headers: { accept, 'transfer-encoding': 'gzip, chunked' }, body: 'abc' });
       const json = await send('application/json');
       assert.equal(json.status, 501, json.body);
@@ -118,14 +156,7 @@ describe('proxy error answers', () => {
       const text = await q.metrics.registry.metrics();
       assert.equal(metricValue(text, 'switchboard_proxy_errors_total', { kind: 'not_implemented' }), 2);
       assert.equal(metricValue(text, 'switchboard_proxy_requests_total', { code: '501' }), 2);
-      const access = await waitFor('two access lines', () => {
-        const lines = captured.events('access');
-        return lines.length === 2 ? lines : null;
-      });
-      for (const l of access) assert.deepEqual([l.status, l.outcome, l.attempts], [501, 'not_implemented', 0]);
-    } finally {
-      await q.close();
-      await b.close();
-    }
+      for (const l of await access(2)) assert.deepEqual([l.status, l.outcome, l.attempts], [501, 'not_implemented', 0]);
+    });
   });
 });

@@ -59,16 +59,23 @@ describe('proxy forwarding', () => {
       assert.equal(h['x-forwarded-for'], '127.0.0.1');
       assert.equal(h['x-forwarded-proto'], 'http');
       assert.equal(h['x-forwarded-host'], 'proxy.example:8080');
-      assert.equal(h.forwarded, undefined);
+      assert.equal(h.forwarded, 'for=127.0.0.1;host="proxy.example:8080";proto=http', 'Forwarded replaced as X-Forwarded-* are');
       assert.equal(h['x-real-ip'], undefined);
       assert.equal(h.host, 'proxy.example:8080', 'Host is kept for the backend');
     });
 
     it('extends the chain from a trusted proxy and keeps its proto and host', async () => {
       const r = await request(trustedProxy.port, '/echo/', {
-        headers: { host: 'inner:1', 'x-forwarded-for': '203.0.113.9, 10.0.0.2', 'x-forwarded-proto': 'https', 'x-forwarded-host': 'tools.example.org' },
+        headers: {
+          host: 'inner:1',
+          'x-forwarded-for': '203.0.113.9, 10.0.0.2',
+          'x-forwarded-proto': 'https',
+          'x-forwarded-host': 'tools.example.org',
+          forwarded: 'for=203.0.113.9;proto=https',
+        },
       });
       const h = JSON.parse(r.body);
+      assert.equal(h.forwarded, 'for=203.0.113.9;proto=https, for=127.0.0.1;host="inner:1";proto=http');
       assert.equal(h['x-forwarded-for'], '203.0.113.9, 10.0.0.2, 127.0.0.1');
       assert.equal(h['x-forwarded-proto'], 'https');
       assert.equal(h['x-forwarded-host'], 'tools.example.org');

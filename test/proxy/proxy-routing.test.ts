@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { createRouteBackend } from '../../src/table/route-table';
+import { createRouteBackend } from '../../src/table/route-backend';
 import { StaticRoutes, assignment, backend, request, startProxy, tableOf, testConfig, type TestProxy } from './helpers';
 import { type Backend, startBackend } from '../support/backend';
 

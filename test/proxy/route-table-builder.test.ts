@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { RouteTable, parseTarget } from '../../src/table/route-table';
+import { parseTarget } from '../../src/table/backend-target';
+import { RouteTable } from '../../src/table/route-table';
 import type { Change, ChangeEvent } from '../../src/registry/types';
 import { assignment } from './helpers';
 
@@ -61,6 +62,20 @@ describe('RouteTable.builder (a table built as a store reads it)', () => {
     assert.equal(b.hasBackend('other', 'a', 'http://127.0.0.1:5001'), false);
   });
 
+  it('freezes every list of a tool with lists, an empty one too (two assignments and no backend, or the reverse)', () => {
+    const b = RouteTable.builder();
+    b.assignment(assignment('ports', 5001));
+    b.assignment(assignment('ports', 5002));
+    b.backend({ tool: 'run', id: 'a', url: 'http://127.0.0.1:5001', source: 'registered' });
+    b.backend({ tool: 'run', id: 'b', url: 'http://127.0.0.1:5002', source: 'registered' });
+    const t = b.build({ epoch: 'e', version: 1 });
+    for (const tool of ['ports', 'run']) {
+      const r = t.lookup(tool)!;
+      assert.ok(Object.isFrozen(r) && Object.isFrozen(r.backends) && Object.isFrozen(r.assignments), tool);
+    }
+    assert.deepEqual([t.lookup('ports')!.backends.length, t.lookup('run')!.assignments.length], [0, 0]);
+  });
+
   it("parses a backend's target once, when it is first read, and keeps it", () => {
     const b = RouteTable.builder();
     for (const [i, url] of ['http://127.0.0.1:5001', 'http://127.0.0.1:5002/', 'https://svc.example:8443', 'http://[::1]:80'].entries()) {
@@ -109,7 +124,7 @@ describe('RouteTable.builder (a table built as a store reads it)', () => {
       assert.deepEqual([t.routeCount, t.backendCount, t.assignmentCount], [2, 2, 2]);
     });
 
-    it('tallies each tool as its route has it, compact entries and list routes alike', () => {
+    it('forEachToolCounts counts each tool as its route has it, compact entries and list routes alike', () => {
       const two = table().withChanges([
         {
           epoch: 'e',
@@ -117,13 +132,13 @@ describe('RouteTable.builder (a table built as a store reads it)', () => {
           changes: [{ kind: 'backend.upsert', backend: { tool: 'b', id: 'b2', url: 'http://127.0.0.2:5009', source: 'discovered', registeredAt: 1, lastHeartbeat: 1, expiresAt: 9e15, ttl: 30 } }],
         },
       ]);
-      const tallied: string[] = [];
-      two.tally((tool, registered, discovered, assignments) => tallied.push(`${tool} ${registered} ${discovered} ${assignments}`));
+      const counted: string[] = [];
+      two.forEachToolCounts((tool, registered, discovered, assignments) => counted.push(`${tool} ${registered} ${discovered} ${assignments}`));
       const fromRoutes = [...two.tools()].map(
         (r) => `${r.tool} ${r.backends.filter((b) => b.source === 'registered').length} ${r.backends.filter((b) => b.source === 'discovered').length} ${r.assignments.length}`,
       );
-      assert.deepEqual(tallied.sort(), fromRoutes.sort());
-      assert.deepEqual(tallied, ['a 0 1 1', 'b 1 1 0', 'c 0 0 1']);
+      assert.deepEqual(counted.sort(), fromRoutes.sort());
+      assert.deepEqual(counted, ['a 0 1 1', 'b 1 1 0', 'c 0 0 1']);
     });
 
     it('answers the same frozen route object to every lookup, in this table and in tables that did not change it', () => {

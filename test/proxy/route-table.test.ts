@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
-import { RouteTable, createRouteBackend, parseTarget } from '../../src/table/route-table';
+import { parseTarget } from '../../src/table/backend-target';
+import { createRouteBackend } from '../../src/table/route-backend';
+import { RouteTable } from '../../src/table/route-table';
 import type { Backend, ChangeEvent } from '../../src/registry/types';
 import { assignment, backend, snapshot } from './helpers';
 
@@ -133,7 +135,7 @@ describe('RouteTable', () => {
 
     it('shares untouched tools and parsed backends (no re-parse)', () => {
       const next = base.withChanges([ev(11, [{ kind: 'backend.upsert', backend: backend('a', 'a3', 'http://127.0.0.1:20004') }])]);
-      assert.equal(next.lookup('b'), base.lookup('b'), 'untouched tool keeps its ToolRoute object');
+      assert.equal(next.lookup('b'), base.lookup('b'), 'untouched tool keeps its Route object');
       assert.notEqual(next.lookup('a'), base.lookup('a'));
       assert.equal(next.lookup('a')!.backends[0], base.lookup('a')!.backends[0], 'unchanged backend object reused');
       assert.deepEqual(next.lookup('a')!.backends.map((b) => b.id), ['a1', 'a2', 'a3']);

@@ -91,6 +91,8 @@ export interface ApiOptions {
   overrides?: Record<string, unknown>;
   /** False: express answers every request, as if there were no fast path (to compare the two). */
   fastPath?: boolean;
+  /** Failed authentications per client address and minute before 429s (default: the configuration's). */
+  authFailuresPerMinute?: number;
 }
 
 /**
@@ -114,7 +116,7 @@ export async function startApi(opts: ApiOptions): Promise<Api> {
   const logger = opts.logger ?? silentLogger();
   const metrics = new Metrics();
   const registry = new Registry({ store: opts.store, config, metrics, logger, lookup: opts.lookup });
-  const api = createRegistryApi({ registry, adminToken: ADMIN_TOKEN, store: opts.store, logger, metrics });
+  const api = createRegistryApi({ registry, adminToken: ADMIN_TOKEN, store: opts.store, logger, metrics, authFailuresPerMinute: opts.authFailuresPerMinute });
   const heartbeats = opts.fastPath === false ? null : api.heartbeats;
   const app = createControlApp({ metrics, readiness: [], routers: [api.router] });
   const server = http.createServer(controlListener(app, heartbeats ? [heartbeats.handle] : []));

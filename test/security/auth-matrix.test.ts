@@ -40,6 +40,8 @@ let listenerPort = 0;
 /** The port range: one free port, for POST /v1/ports. */
 let freeRange = { min: 0, max: 0 };
 const backendUrl = () => `http://127.0.0.1:${listenerPort}`;
+/** A URL on the port range, which a tool token may register (the heartbeat assigns it). */
+const rangeUrl = () => `http://127.0.0.1:${freeRange.min}`;
 
 async function ok(p: Promise<{ status: number; text: string; body: any }>, want: number): Promise<any> {
   const r = await p;
@@ -47,8 +49,15 @@ async function ok(p: Promise<{ status: number; text: string; body: any }>, want:
   return r.body;
 }
 
+/** Alpha's assignment on the listener, made by an admin registration (a tool token registers only ports its tool holds, or ports of the range). */
+async function assignListener(c: Client): Promise<Record<string, string>> {
+  await ok(c.call('PUT', '/v1/tools/alpha/backends/listener-owner', { json: { url: backendUrl() } }), 200);
+  await ok(c.call('DELETE', '/v1/tools/alpha/backends/listener-owner'), 204);
+  return {};
+}
+
 const EXPECTATIONS: Record<string, Expectation> = {
-  'PUT /v1/tools/{tool}/backends/{id}': { access: 'tool', ok: 200, body: () => ({ url: backendUrl() }) },
+  'PUT /v1/tools/{tool}/backends/{id}': { access: 'tool', ok: 200, prepare: assignListener, body: () => ({ url: backendUrl() }) },
   'DELETE /v1/tools/{tool}/backends/{id}': {
     access: 'tool',
     ok: 204,
@@ -82,12 +91,8 @@ const EXPECTATIONS: Record<string, Expectation> = {
   'POST /v1/tools/{tool}/discoveries': {
     access: 'tool',
     ok: [201, 409],
-    prepare: async (c) => {
-      // A registration creates alpha's assignment on the listener; once it is gone, only discovery routes it.
-      await ok(c.call('PUT', '/v1/tools/alpha/backends/listener-owner', { json: { url: backendUrl() } }), 200);
-      await c.call('DELETE', '/v1/tools/alpha/backends/listener-owner');
-      return {};
-    },
+    // A registration creates alpha's assignment on the listener; once it is gone, only discovery routes it.
+    prepare: assignListener,
     body: () => ({ host: '127.0.0.1', port: listenerPort }),
   },
   'DELETE /v1/tools/{tool}/tokens/{tokenId}': {
@@ -336,7 +341,7 @@ for (const maker of makers()) {
 
     it('revocation takes effect at once in the process that revoked; a second revocation answers 404', async () => {
       const issued = await ok(client.call('POST', '/v1/tools/gamma/tokens'), 201);
-      const put = () => client.call('PUT', '/v1/tools/gamma/backends/g1', { token: issued.token, json: { url: backendUrl() } });
+      const put = () => client.call('PUT', '/v1/tools/gamma/backends/g1', { token: issued.token, json: { url: rangeUrl() } });
       // Used first, so a cache of tokens seen valid would be the one to answer after the revocation.
       assert.equal((await put()).status, 200);
       await ok(client.call('DELETE', `/v1/tools/gamma/tokens/${issued.id}`), 204);
@@ -346,7 +351,7 @@ for (const maker of makers()) {
 
     it("revoking a token under another tool's name answers 404 and leaves the token working", async () => {
       const issued = await ok(client.call('POST', '/v1/tools/gamma/tokens'), 201);
-      const put = () => client.call('PUT', '/v1/tools/gamma/backends/g1', { token: issued.token, json: { url: backendUrl() } });
+      const put = () => client.call('PUT', '/v1/tools/gamma/backends/g1', { token: issued.token, json: { url: rangeUrl() } });
       const wrong = await client.call('DELETE', `/v1/tools/delta/tokens/${issued.id}`);
       assert.equal(wrong.status, 404, wrong.text);
       assert.equal(wrong.body.error.code, 'no_such_token');

@@ -23,13 +23,13 @@ function chunked(body: string): string {
 type Outcome = 'reject' | 'forward' | 'either';
 
 /** The error code of a refusal's page by its status, when not bad_request. */
-const ERROR_CODES: Record<number, string> = { 431: 'headers_too_large', 501: 'not_implemented' };
+const ERROR_CODES: Record<number, string> = { 431: 'headers_too_large', 501: 'not_implemented', 505: 'version_not_supported' };
 
 interface Case {
   name: string;
   bytes: string;
   expect: Outcome;
-  /** The refusal status when rejected (400 unless said; 431 and 501 have pages of their own). */
+  /** The refusal status when rejected (400 unless said; 431, 501 and 505 have pages of their own). */
   status?: number;
 }
 
@@ -88,6 +88,18 @@ const CASES: Case[] = [
   { name: 'two Host headers', bytes: `GET /alpha/in HTTP/1.1\r\nHost: x\r\nHost: y\r\nAccept: application/json\r\n\r\n`, expect: 'reject', status: 400 },
   { name: 'two Host headers, same value, other case', bytes: `GET /alpha/in HTTP/1.1\r\nHost: x\r\nhOST: x\r\nAccept: application/json\r\n\r\n`, expect: 'reject', status: 400 },
   { name: 'two Host headers in HTTP/1.0', bytes: `GET /alpha/in HTTP/1.0\r\nHost: x\r\nHost: y\r\nAccept: application/json\r\n\r\n`, expect: 'reject', status: 400 },
+  // Request lines of another HTTP than 1.x: Node's parser passes HTTP/2.0 and HTTP/0.9 on to the proxy and
+  // refuses the others; 505 either way, nothing forwarded (an HTTP/2.0 line without Host passed as HTTP/1.0 did).
+  { name: 'HTTP/2.0 request line', bytes: `GET /alpha/in HTTP/2.0\r\nHost: x\r\nAccept: application/json\r\n\r\n`, expect: 'reject', status: 505 },
+  { name: 'HTTP/2.0 request line without Host', bytes: `GET /alpha/in HTTP/2.0\r\nAccept: application/json\r\n\r\n`, expect: 'reject', status: 505 },
+  { name: 'HTTP/2.0 request line with a body', bytes: `POST /alpha/in HTTP/2.0\r\nHost: x\r\nAccept: application/json\r\nContent-Length: ${SMUGGLED.length}\r\n\r\n${SMUGGLED}`, expect: 'reject', status: 505 },
+  { name: 'HTTP/0.9 request line', bytes: `GET /alpha/in HTTP/0.9\r\nAccept: application/json\r\n\r\n`, expect: 'reject', status: 505 },
+  { name: 'HTTP/1.2 request line', bytes: `GET /alpha/in HTTP/1.2\r\nHost: x\r\n\r\n`, expect: 'reject', status: 505 },
+  { name: 'HTTP/3.0 request line', bytes: `GET /alpha/in HTTP/3.0\r\nHost: x\r\n\r\n`, expect: 'reject', status: 505 },
+  { name: 'HTTP/2 request line (no minor)', bytes: `GET /alpha/in HTTP/2\r\nHost: x\r\n\r\n`, expect: 'reject', status: 505 },
+  { name: 'HTTP/2 connection preface', bytes: `PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n`, expect: 'reject', status: 505 },
+  { name: 'HTTP/1.1 with a space after the version', bytes: `GET /alpha/in HTTP/1.1 \r\nHost: x\r\n\r\n`, expect: 'reject' },
+  { name: 'HTTP/1.10 request line', bytes: `GET /alpha/in HTTP/1.10\r\nHost: x\r\n\r\n`, expect: 'reject' },
   // A head over Node's 16 KiB limit, in one header, in many, and in the request line.
   { name: 'one header of 20 KiB', bytes: `GET /alpha/in HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20 * 1024)}\r\n\r\n`, expect: 'reject', status: 431 },
   { name: '2,000 headers, 40 KiB', bytes: `GET /alpha/in HTTP/1.1\r\nHost: x\r\n${Array.from({ length: 2000 }, (_, i) => `X-Header-${i}: value-${i}\r\n`).join('')}\r\n`, expect: 'reject', status: 431 },

@@ -4,7 +4,7 @@ import { loadConfig } from '../../src/config';
 import { silentLogger } from '../../src/logger';
 import { Metrics } from '../../src/metrics';
 import { PassiveHealth } from '../../src/proxy/health';
-import { createRouteBackend } from '../../src/table/route-table';
+import { createRouteBackend } from '../../src/table/route-backend';
 import { TableFeed } from '../../src/table/table-feed';
 import { MemoryStore } from '../../src/registry/memory-store';
 import { RedisStore } from '../../src/registry/redis-store';

@@ -1,5 +1,5 @@
 import { startSwitchboard, type Roles, type Switchboard } from '../../src/app';
-import { loadConfig } from '../../src/config';
+import { loadConfig, type Config } from '../../src/config';
 import { type Logger, silentLogger } from '../../src/logger';
 import type { Store } from '../../src/registry/store';
 
@@ -13,6 +13,8 @@ export interface InProcessOptions {
   /** Config overrides; `proxy` is merged into the defaults below, the rest replaces. */
   overrides?: Record<string, unknown>;
   logger?: Logger;
+  /** Edits the loaded config before start (settings the loader does not know yet). */
+  configure?: (config: Config) => void;
 }
 
 export type InProcess = Switchboard & { control: string; proxyUrl: string };
@@ -29,6 +31,7 @@ export async function startInProcess(opts: InProcessOptions): Promise<InProcess>
       proxy: { port: 0, accessLog: false, feedPollMs: 200, ...(proxy ?? {}) },
     },
   });
+  opts.configure?.(config);
   const sb = await startSwitchboard({
     config,
     roles: opts.roles ?? { proxy: true, registry: true },

@@ -1,0 +1,220 @@
+import { isRoutable } from './backend-target';
+import type { RouteAssignment, RouteRecord, RouteSink, TableVersion } from './records';
+import { NO_ASSIGNMENTS, NO_BACKENDS, freezeAssignment } from './route';
+import { TableBackend, sourceLiteral, type RouteBackend } from './route-backend';
+import type { RouteTable } from './route-table';
+import { EMPTY_SHARD, SHARDS, shardOf, type Shards } from './shards';
+import { SingleBackendEntry, countInto, type EntryCounts, type ToolEntry } from './tool-entry';
+
+/** Builds a RouteTable from a store's records as they are read (RouteTable.builder()). */
+export interface RouteTableBuilder extends RouteSink {
+  /** Any assignment will do: the table keeps no creation time. */
+  assignment(a: RouteAssignment): void;
+  /** Whether a backend of `tool` with this id or this url was received. */
+  hasBackend(tool: string, id: string, url: string): boolean;
+  /** Whether any backend or assignment of `tool` was received. */
+  hasTool(tool: string): boolean;
+  /** The table of what was received; the builder is empty again afterwards. */
+  build(v: TableVersion): RouteTable;
+}
+
+/** Makes the table of the shards built (the table's constructor is its own). */
+export type MakeTable = (shards: Shards, counts: EntryCounts, v: TableVersion) => RouteTable;
+
+/**
+ * While a snapshot is read, a tool with more than one backend or assignment (the others stay
+ * SingleBackendEntry). It holds each tool/id and host:port once; duplicates are still handled, and a tool
+ * with thousands of backends must not cost a findIndex per insert, so an index is built only for lists
+ * past a few entries. build() freezes it, lists trimmed, and the same object is the tool's Route.
+ */
+interface MutableRoute {
+  /** The first record's string of the name: the map key, the route's and its assignments' name. */
+  tool: string;
+  /** NO_BACKENDS while it has none (a tool with two assignments and no backend); NO_ASSIGNMENTS likewise. */
+  backends: RouteBackend[];
+  assignments: RouteAssignment[];
+}
+
+/** Lookups by id and by host:port, built only for the lists of a tool past a few entries. */
+interface ListIndex {
+  ids: Map<string, number> | null;
+  keys: Map<string, number> | null;
+}
+
+type BuildingShard = Map<string, SingleBackendEntry | MutableRoute>;
+
+/** Lists shorter than this are searched by a scan; longer ones get a ListIndex. */
+const SCAN = 8;
+/** Distinct host strings a table build shares among assignments, at most. */
+const SHARED_HOSTS = 4096;
+
+/**
+ * A tool's first record makes its SingleBackendEntry, the very object the table keeps; a second backend
+ * or assignment turns it into a MutableRoute that build() freezes into its Route. One small map per shard
+ * rather than one of every tool.
+ */
+export class TableBuilder implements RouteTableBuilder {
+  private shards = buildingShards();
+  private indexes = new Map<MutableRoute, ListIndex>();
+  // One string per host for the whole table: a platform runs many tools on each of a few hosts. Capped:
+  // with a host per tool, a map of every host would be garbage the size of the table's strings, promoted
+  // during the load (bench/proxy.ts puts 100,000 tools on 100,000 addresses).
+  private hosts = new Map<string, string>();
+
+  constructor(private readonly make: MakeTable) {}
+
+  backend(r: RouteRecord): void {
+    // A URL the proxy cannot parse routes nowhere; the rest of the table must still load.
+    if (!isRoutable(r.url)) return;
+    const shard = this.shards[shardOf(r.tool)];
+    const e = shard.get(r.tool);
+    if (e === undefined) {
+      shard.set(r.tool, new SingleBackendEntry(r.tool, r.id, r.url, sourceLiteral(r.source), r.held === true, null, 0));
+      return;
+    }
+    let m: MutableRoute;
+    if (e instanceof SingleBackendEntry) {
+      if (e.id === null || e.id === r.id) {
+        e.id = r.id;
+        e.url = r.url;
+        e.source = sourceLiteral(r.source);
+        e.held = r.held === true;
+        return;
+      }
+      shard.set(e.tool, (m = mutableRouteOf(e)));
+    } else {
+      m = e;
+    }
+    addBackend(m, new TableBackend(r.id, r.url, sourceLiteral(r.source), r.held === true), this.indexes);
+  }
+
+  assignment(a: RouteAssignment): void {
+    const shard = this.shards[shardOf(a.tool)];
+    const e = shard.get(a.tool);
+    if (e === undefined) {
+      shard.set(a.tool, new SingleBackendEntry(a.tool, null, '', 'registered', false, this.sharedHost(a.host), a.port));
+      return;
+    }
+    let m: MutableRoute;
+    if (e instanceof SingleBackendEntry) {
+      if (e.host === null || (e.host === a.host && e.port === a.port)) {
+        e.host = this.sharedHost(a.host);
+        e.port = a.port;
+        return;
+      }
+      shard.set(e.tool, (m = mutableRouteOf(e)));
+    } else {
+      m = e;
+    }
+    addAssignment(m, freezeAssignment(a, m.tool, this.sharedHost(a.host)), this.indexes);
+  }
+
+  restart(): void {
+    this.reset();
+  }
+
+  hasBackend(tool: string, id: string, url: string): boolean {
+    const e = this.shards[shardOf(tool)].get(tool);
+    if (e instanceof SingleBackendEntry) return e.id !== null && (e.id === id || e.url === url);
+    return !!e && e.backends.some((b) => b.id === id || b.url === url);
+  }
+
+  hasTool(tool: string): boolean {
+    return this.shards[shardOf(tool)].has(tool);
+  }
+
+  build(v: TableVersion): RouteTable {
+    const counts: EntryCounts = { routes: 0, backends: 0, assignments: 0 };
+    const done = this.shards.map((shard): ReadonlyMap<string, ToolEntry> => {
+      if (shard.size === 0) return EMPTY_SHARD;
+      for (const e of shard.values()) {
+        if (!(e instanceof SingleBackendEntry)) freezeMutableRoute(e);
+        countInto(counts, e, 1);
+      }
+      return shard;
+    });
+    this.reset();
+    return this.make(done, counts, v);
+  }
+
+  private sharedHost(host: string): string {
+    const held = this.hosts.get(host);
+    if (held !== undefined) return held;
+    if (this.hosts.size < SHARED_HOSTS) this.hosts.set(host, host);
+    return host;
+  }
+
+  private reset(): void {
+    this.shards = buildingShards();
+    this.indexes = new Map();
+    this.hosts = new Map();
+  }
+}
+
+function buildingShards(): BuildingShard[] {
+  return Array.from({ length: SHARDS }, (): BuildingShard => new Map());
+}
+
+/** The same tool as a route with lists, for its second backend or assignment. */
+function mutableRouteOf(e: SingleBackendEntry): MutableRoute {
+  const r = e.view();
+  // An empty list stays the shared frozen one: the first add replaces it rather than pushing to it.
+  const backends = r.backends.length === 0 ? (NO_BACKENDS as RouteBackend[]) : r.backends.slice();
+  const assignments = r.assignments.length === 0 ? (NO_ASSIGNMENTS as RouteAssignment[]) : r.assignments.slice();
+  return { tool: e.tool, backends, assignments };
+}
+
+/** The route as the table keeps it: frozen, its lists frozen at their exact length. */
+function freezeMutableRoute(m: MutableRoute): void {
+  if (m.backends.length > 0) m.backends = Object.freeze(withoutSpareSlots(m.backends)) as RouteBackend[];
+  if (m.assignments.length > 0) m.assignments = Object.freeze(withoutSpareSlots(m.assignments)) as RouteAssignment[];
+  Object.freeze(m);
+}
+
+/**
+ * An array of exactly its length: one grown by push keeps spare slots, which were most of a route's
+ * memory at 100,000 tools (bench/proxy.ts). A list of one was made as a literal or by map(), exact already.
+ */
+function withoutSpareSlots<T>(list: T[]): T[] {
+  return list.length <= 1 ? list : list.slice();
+}
+
+function indexOf(indexes: Map<MutableRoute, ListIndex>, m: MutableRoute): ListIndex {
+  let x = indexes.get(m);
+  if (!x) indexes.set(m, (x = { ids: null, keys: null }));
+  return x;
+}
+
+function addBackend(m: MutableRoute, rb: RouteBackend, indexes: Map<MutableRoute, ListIndex>): void {
+  const list = m.backends;
+  if (list.length === 0) {
+    m.backends = [rb];
+    return;
+  }
+  const x = list.length >= SCAN ? indexOf(indexes, m) : null;
+  if (x && !x.ids) x.ids = new Map(list.map((b, i) => [b.id, i]));
+  const i = x?.ids ? x.ids.get(rb.id) ?? -1 : list.findIndex((b) => b.id === rb.id);
+  if (i >= 0) {
+    list[i] = rb;
+    return;
+  }
+  list.push(rb);
+  x?.ids?.set(rb.id, list.length - 1);
+}
+
+function addAssignment(m: MutableRoute, a: RouteAssignment, indexes: Map<MutableRoute, ListIndex>): void {
+  const list = m.assignments;
+  if (list.length === 0) {
+    m.assignments = [a];
+    return;
+  }
+  const x = list.length >= SCAN ? indexOf(indexes, m) : null;
+  if (x && !x.keys) x.keys = new Map(list.map((y, i) => [`${y.host}:${y.port}`, i]));
+  const i = x?.keys ? x.keys.get(`${a.host}:${a.port}`) ?? -1 : list.findIndex((y) => y.host === a.host && y.port === a.port);
+  if (i >= 0) {
+    list[i] = a;
+    return;
+  }
+  list.push(a);
+  x?.keys?.set(`${a.host}:${a.port}`, list.length - 1);
+}
