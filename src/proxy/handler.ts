@@ -8,14 +8,13 @@ import { FAILURE_PAGE, failurePage, type Attempts } from './attempts';
 import type { BackendSupply, Supply } from './backend-supply';
 import { mayRetry, type Balancer } from './balancer';
 import { rawErrorResponse, renderError, sendError, wantsJson, type ProxyErrorCode } from './error-pages';
-import type { ClientLimits } from './client-limits';
 import type { ClientSlots, SlotWait } from './client-slots';
 import { startExchange, type Exchange } from './exchange';
 import { rewriteRequestHeaders, unsupportedTransferCoding } from './forward-headers';
 import type { ForwardPolicy } from './forward-policy';
 import type { ForwardFailure, Forwarder, RequestBody } from './forward-result';
 import type { PassiveHealth } from './health';
-import { readBody, type BodyRead } from './request-body';
+import { readBody, type BodyLimits, type BodyRead } from './request-body';
 import { resolveRoute, type Resolution } from './route-resolution';
 import { isWebSocketHandshake } from './websocket-handshake';
 
@@ -35,7 +34,7 @@ export interface HandlerParts {
   /** W3C trace context: passed on when well-formed, created when absent (config.proxy.traceContext). */
   traceContext: boolean;
   /** How much of a body is read before forwarding, and how long it may go silent. */
-  limits: ClientLimits;
+  bodies: BodyLimits;
   /** The backend connections each client address holds per tool. */
   slots: ClientSlots;
   /** The server is draining: answers say `connection: close`, nothing new is held or upgraded. */
@@ -174,7 +173,7 @@ export class ProxyHandler {
     rewriteRequestHeaders(req, { requestId: ex.requestId, policy: this.p.policy, tool, byPath: found.byPath });
     // 3. The body: a small one is read whole before a backend connection is taken (a slow upload holds
     // none, and a retry can send it again); a larger one streams (request-body.ts).
-    const body = hasBody(req) ? await readBody(req, this.p.limits.bufferBodyBytes, this.p.limits.bodyIdleTimeoutMs) : null;
+    const body = hasBody(req) ? await readBody(req, this.p.bodies) : null;
     if (body && !sendable(body)) return this.bodyNotRead(res, req, ex, body.kind);
     // 4. A client address holds at most its share of the tool's backend connections (client-slots.ts).
     const slot = this.p.slots.take(tool, req, res, ex);

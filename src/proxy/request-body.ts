@@ -1,5 +1,9 @@
 import type http from 'node:http';
+import type { Config } from '../config';
 import type { RequestBody } from './forward-result';
+
+/** How much of a body is read before forwarding (proxy.bufferBodyBytes), and how long it may go silent. */
+export type BodyLimits = Pick<Config['proxy'], 'bufferBodyBytes' | 'bodyIdleTimeoutMs'>;
 
 /** How reading a body before forwarding ended: the body to send, or why there is none. */
 export type BodyRead =
@@ -11,16 +15,17 @@ export type BodyRead =
 const STREAM: RequestBody = { kind: 'stream' };
 
 /**
- * Reads a request's body whole when it fits in `maxBytes`, before a backend connection is taken (nginx's
- * request buffering): a client dripping its upload holds no backend connection while it does, and the body
- * can be sent again on a retry. A body declared larger, or a chunked one that grows past `maxBytes`, is
- * streamed as it comes (what was read of it goes back to the front of the request); `idleMs` is the longest
- * silence between two reads. Only called for a request with a body.
+ * Reads a request's body whole when it fits in bufferBodyBytes, before a backend connection is taken
+ * (nginx's request buffering): a client dripping its upload holds no backend connection while it does, and
+ * the body can be sent again on a retry. A body declared larger, or a chunked one that grows past the size,
+ * is streamed as it comes (what was read of it goes back to the front of the request); bodyIdleTimeoutMs is
+ * the longest silence between two reads. Only called for a request with a body.
  */
-export function readBody(req: http.IncomingMessage, maxBytes: number, idleMs: number): Promise<BodyRead> {
+export function readBody(req: http.IncomingMessage, limits: BodyLimits): Promise<BodyRead> {
+  const maxBytes = limits.bufferBodyBytes;
   const declared = req.headers['content-length'];
   if (maxBytes === 0 || (declared !== undefined && Number(declared) > maxBytes)) return Promise.resolve(STREAM);
-  return new Promise((resolve) => new BodyReader(req, maxBytes, idleMs, resolve));
+  return new Promise((resolve) => new BodyReader(req, maxBytes, limits.bodyIdleTimeoutMs, resolve));
 }
 
 /** One body being read into memory. A class rather than closures: one object a request. */

@@ -12,7 +12,6 @@ import { ProxyAccounting } from './accounting';
 import { Attempts } from './attempts';
 import { BackendSupply, type ProxyHooks } from './backend-supply';
 import { Balancer } from './balancer';
-import { clientLimits } from './client-limits';
 import { ClientSlots } from './client-slots';
 import { createForwarder, type EngineName } from './forwarder';
 import { forwardPolicy } from './forward-policy';
@@ -96,12 +95,11 @@ export function createProxyServer(opts: ProxyServerOptions): ProxyServer {
   const accounting = new ProxyAccounting(metrics, logger, pc.accessLog);
   const health = new PassiveHealth(opts.health);
   const balancer = new Balancer(health);
-  const limits = clientLimits(pc);
   let draining = false;
   const forwarder = createForwarder({
     connectTimeoutMs: pc.connectTimeoutMs,
     responseTimeoutMs: pc.responseTimeoutMs,
-    bodyIdleTimeoutMs: limits.bodyIdleTimeoutMs,
+    bodyIdleTimeoutMs: pc.bodyIdleTimeoutMs,
     bodyTimedOut: () => accounting.countError('request_timeout'),
     wsIdleTimeoutMs: opts.wsIdleTimeoutMs ?? 600_000,
     agent: pc.agent,
@@ -131,9 +129,9 @@ export function createProxyServer(opts: ProxyServerOptions): ProxyServer {
     accounting,
     logger,
     traceContext: pc.traceContext,
-    limits,
+    bodies: pc,
     // A request past its client's share waits for a slot as long as it may wait for a backend connection.
-    slots: new ClientSlots(limits.maxConnectionsPerClient, pc.connectTimeoutMs, policy.trusted),
+    slots: new ClientSlots(pc.maxConnectionsPerClient, pc.connectTimeoutMs, policy.trusted),
     draining: () => draining,
     closedWhileDraining: () => setImmediate(() => listeners.forEach((l) => l.closeIdleConnections())),
   });

@@ -1,18 +1,10 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import type { Config } from '../../src/config';
-import type { ClientLimits } from '../../src/proxy/client-limits';
 import { StaticRoutes, backend, request, startProxy, startRawBackend, tableOf, testConfig, type TestProxy } from './helpers';
 import { deadPort, startBackend, type Backend } from '../support/backend';
 import { capturingLogger, type LogLine } from '../support/logs';
 import { metricValue } from '../support/metrics';
 import { waitFor } from '../support/wait';
-
-/** A test config with the proxy's client limits (set after loading: the config may not declare them yet). */
-function limitsConfig(limits: Partial<ClientLimits>, proxy: Record<string, unknown> = {}): Config {
-  const c = testConfig({ accessLog: true, ...proxy });
-  return { ...c, proxy: { ...c.proxy, ...limits } };
-}
 
 /** A checksum of bytes in order: a body that arrives whole and unshuffled has the sender's. */
 function sumOf(bytes: Buffer, sum = 0): number {
@@ -135,8 +127,8 @@ describe('proxy: request bodies from slow clients', function () {
   /** Requests the holding backend keeps unanswered until the test lets them go. */
   const held: Array<{ url: string; res: http.ServerResponse }> = [];
 
-  async function proxyWith(limits: Partial<ClientLimits>, proxy: Record<string, unknown> = {}): Promise<TestProxy> {
-    const p = await startProxy(routes, limitsConfig(limits, proxy), { logger: captured.logger });
+  async function proxyWith(proxy: Record<string, unknown>): Promise<TestProxy> {
+    const p = await startProxy(routes, testConfig({ accessLog: true, ...proxy }), { logger: captured.logger });
     proxies.push(p);
     return p;
   }
@@ -212,7 +204,7 @@ describe('proxy: request bodies from slow clients', function () {
   it('a slow upload holds no backend connection: 24 clients dripping small bodies, the same tool keeps serving others', async () => {
     // Four backend connections for the tool: were they held by the slow uploads, every other request would
     // wait for one and get 504 when its connect timer ran out.
-    const p = await proxyWith({ bufferBodyBytes: 1024, maxConnectionsPerClient: 0 }, { agent: { maxSockets: 4, maxFreeSockets: 4, freeSocketTimeoutMs: 1000 } });
+    const p = await proxyWith({ bufferBodyBytes: 1024, maxConnectionsPerClient: 0, agent: { maxSockets: 4, maxFreeSockets: 4, freeSocketTimeoutMs: 1000 } });
     const from = sink.events.length;
     const slow = Array.from({ length: 24 }, (_, i) => new Upload(p.port, `/up/slow-${i}`, { headers: { 'content-length': 64 } }));
     await Promise.all(slow.map((u) => u.taken));
@@ -276,7 +268,7 @@ describe('proxy: request bodies from slow clients', function () {
 
   it('the body idle timeout does not count the time a streamed body waits on a backend that reads slowly', async () => {
     // The backend reads nothing for 1 s, more than three idle timeouts: the body backs up to the client.
-    const p = await proxyWith({ bufferBodyBytes: 1024, bodyIdleTimeoutMs: 300 }, { responseTimeoutMs: 10_000 });
+    const p = await proxyWith({ bufferBodyBytes: 1024, bodyIdleTimeoutMs: 300, responseTimeoutMs: 10_000 });
     const total = 32 * 1024 * 1024;
     const u = new Upload(p.port, '/lazy/', { headers: { 'content-length': total } });
     await u.taken;
@@ -357,7 +349,7 @@ describe('proxy: request bodies from slow clients', function () {
 
   it('one client address holds at most maxConnectionsPerClient backend connections per tool; past it, it waits for one of its own, then 503 with Retry-After; others are served', async () => {
     // connectTimeoutMs: how long a request past its client's share waits for one of that client's slots.
-    const p = await proxyWith({ maxConnectionsPerClient: 2 }, { trustedProxies: ['127.0.0.3'], connectTimeoutMs: 500 });
+    const p = await proxyWith({ maxConnectionsPerClient: 2, trustedProxies: ['127.0.0.3'], connectTimeoutMs: 500 });
     const before = await errors(p, 'too_many_connections');
     const heldAt = () => held.map((h) => h.url);
     const hold = (path: string, opts: { localAddress?: string; headers?: http.OutgoingHttpHeaders } = {}) =>
