@@ -28,7 +28,19 @@ export interface CertificateSource {
 
 /** Values of each labelled counter with a closed set of labels: exported at 0 from the start. */
 export const REGISTRATION_RESULTS = ['created', 'renewed', 'rejected', 'conflict', 'unavailable'] as const;
-export const PROXY_ERROR_KINDS = ['no_route', 'not_running', 'refused', 'reset', 'timeout', 'bad_gateway', 'not_implemented', 'version_not_supported', 'loop_detected'] as const;
+export const PROXY_ERROR_KINDS = [
+  'no_route',
+  'not_running',
+  'refused',
+  'reset',
+  'timeout',
+  'bad_gateway',
+  'not_implemented',
+  'version_not_supported',
+  'loop_detected',
+  'request_timeout',
+  'too_many_connections',
+] as const;
 /** How a hold of a request ended (src/proxy/hold.ts). */
 export const HOLD_OUTCOMES = ['forwarded', 'timeout', 'client_gone', 'overflow'] as const;
 export const SELFHEAL_TRIGGERS = ['request', 'reconcile'] as const;
@@ -142,7 +154,10 @@ export class Metrics {
   readonly proxyRequestDuration: client.Histogram<string>;
   readonly proxyErrors = new client.Counter({
     name: 'switchboard_proxy_errors_total',
-    help: 'Proxy failures by kind: no_route, not_running, refused, reset, timeout, bad_gateway (one per failed attempt), not_implemented (a transfer coding refused), version_not_supported (a request line of another HTTP than 1.x), loop_detected (a request going round between proxies).',
+    help:
+      'Proxy failures by kind: no_route, not_running, refused, reset, timeout, bad_gateway (one per failed attempt), not_implemented (a transfer coding refused), ' +
+      'version_not_supported (a request line of another HTTP than 1.x), loop_detected (a request going round between proxies), ' +
+      "request_timeout (a client's body went silent), too_many_connections (a client over its share of a tool's backend connections).",
     labelNames: ['kind'],
     registers: [this.registry],
   });

@@ -80,6 +80,19 @@ const proxy = group({
     env: 'SWITCHBOARD_PROXY_HOLD_MS',
   }),
   holdMaxPerTool: integer(100, 1, 100_000, { description: 'requests held at once for one tool; past it the 503 page comes at once' }),
+  // What one client may hold while it sends a request (src/proxy/request-body.ts, client-slots.ts).
+  bufferBodyBytes: integer(65_536, 0, 16_777_216, {
+    description: 'a request body of at most this many bytes is read whole before a backend connection is taken; 0: every body streams',
+    env: 'SWITCHBOARD_PROXY_BUFFER_BODY_BYTES',
+  }),
+  bodyIdleTimeoutMs: integer(10_000, 1, HOUR_MS, {
+    description: 'the longest silence between two reads of a request body: 408, or the exchange cut once its answer has started',
+    env: 'SWITCHBOARD_PROXY_BODY_IDLE_TIMEOUT_MS',
+  }),
+  maxConnectionsPerClient: integer(128, 0, 1_000_000, {
+    description: "backend connections one client address may hold per tool at once; 0: no cap",
+    env: 'SWITCHBOARD_PROXY_MAX_CONNECTIONS_PER_CLIENT',
+  }),
   allowUnderscoreHeaders: flag(false, { description: 'pass request header names with "_" to tools; never one that folds onto a header the proxy sets or strips' }),
   via: text('switchboard', { pattern: HTTP_TOKEN, minLength: 1, maxLength: 64, message: "must be 1..64 characters of an HTTP token (letters, digits, !#$%&'*+.^_`|~-)" }, {
     description: "this deployment's pseudonym in Via",

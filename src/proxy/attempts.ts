@@ -6,7 +6,7 @@ import type { ProxyAccounting } from './accounting';
 import { mayRetry, type Balancer } from './balancer';
 import type { ProxyErrorCode } from './error-pages';
 import type { Exchange } from './exchange';
-import type { ForwardFailure, Forwarder, ForwardResult } from './forward-result';
+import type { ForwardFailure, Forwarder, ForwardResult, RequestBody } from './forward-result';
 import type { PassiveHealth } from './health';
 
 /** The page for a request whose last forward failed this way. */
@@ -17,6 +17,7 @@ export const FAILURE_PAGE: Record<ForwardFailure['kind'], ProxyErrorCode> = {
   timeout: 'gateway_timeout',
   bad_request: 'bad_request',
   client_gone: 'bad_gateway',
+  client_timeout: 'request_timeout',
 };
 
 /**
@@ -56,8 +57,10 @@ export class Attempts {
     ex: Exchange,
     route: Route,
     only: RouteBackend | null,
-    body: boolean,
+    body: RequestBody | null,
   ): Promise<ForwardFailure | null | undefined> {
+    // A body read whole is sent again from memory: retried like a request without one.
+    const streamed = body?.kind === 'stream';
     // Made on the first failure: most requests are answered by the first backend picked.
     let tried: Set<string> | undefined;
     let last: ForwardFailure | null = null;
@@ -83,7 +86,7 @@ export class Attempts {
       }
       last = r;
       (tried ??= new Set()).add(backend.id);
-      if (r.staleConnection && !fresh && mayRetry(req.method, body, r)) {
+      if (r.staleConnection && !fresh && mayRetry(req.method, streamed, r)) {
         // The backend closed the pooled connection as we reused it: the same backend again, on a new one
         // (most tools have a single backend, and it is not at fault).
         again = backend;
@@ -91,7 +94,7 @@ export class Attempts {
       }
       this.failed(route.tool, backend, r, ex);
       if (!heldRefusal(backend, r)) heldRefusalsOnly = false;
-      if (only || !mayRetry(req.method, body, r)) break;
+      if (only || !mayRetry(req.method, streamed, r)) break;
     }
     ex.notRunning = last !== null && heldRefusalsOnly && last.kind === 'refused';
     return last;
@@ -99,7 +102,8 @@ export class Attempts {
 
   /** A forward to `backend` failed: counted, logged, and a backend that looks gone is cooled off. */
   failed(tool: string, backend: RouteBackend, r: ForwardFailure, ex: Exchange): void {
-    if (r.kind === 'client_gone' || r.kind === 'bad_request') return;
+    // The client's doing: says nothing of the backend (a silent body is counted where its timer fires).
+    if (r.kind === 'client_gone' || r.kind === 'bad_request' || r.kind === 'client_timeout') return;
     this.accounting.countError(heldRefusal(backend, r) ? 'not_running' : r.kind);
     // Refusals and resets say the backend is gone; a slow or garbled answer says nothing about the next.
     // A pooled connection the backend had just closed says nothing about it either.

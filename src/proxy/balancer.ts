@@ -48,17 +48,18 @@ export function isIdempotent(method: string | undefined): boolean {
 /**
  * Whether a failed attempt may be repeated on another backend. Never once a byte of the client's body
  * was consumed (it cannot be replayed: a retry would send a truncated body); always when nothing reached the backend; and when
- * the backend may have seen the request, only for a body-less idempotent method. A slow backend (response
+ * the backend may have seen the request, only for an idempotent method without a streamed body (a body
+ * read whole before forwarding is sent again from memory, as good as none). A slow backend (response
  * timeout) or a garbled answer is not retried: the next one would most likely do the same.
  */
 export function mayRetry(
   method: string | undefined,
-  hasBody: boolean,
+  streamsBody: boolean,
   r: { kind: string; phase: string; notSent: boolean; bodyConsumed: boolean },
 ): boolean {
   if (r.bodyConsumed) return false;
   if (r.kind !== 'refused' && r.kind !== 'reset' && r.kind !== 'timeout') return false;
   if (r.kind === 'timeout' && r.phase !== 'connect') return false;
   if (r.notSent) return true;
-  return !hasBody && isIdempotent(method);
+  return !streamsBody && isIdempotent(method);
 }

@@ -8,6 +8,8 @@ export type ProxyErrorCode =
   | 'bad_gateway' // 502: the backend refused, reset, or answered garbage
   | 'gateway_timeout' // 504: the backend did not answer in time
   | 'bad_request' // 400: the request cannot be forwarded
+  | 'request_timeout' // 408: the client's body went silent for proxy.bodyIdleTimeoutMs
+  | 'too_many_connections' // 503: the client holds its share of the tool's backend connections already
   | 'not_implemented' // 501: a transfer coding the proxy does not forward (gzip, chunked)
   | 'version_not_supported' // 505: a request line of another HTTP than 1.0 and 1.1 (HTTP/2.0, HTTP/0.9)
   | 'loop_detected' // 508: the request has come through this deployment's proxies more than proxy.maxVia times
@@ -32,6 +34,13 @@ const KINDS: Record<ProxyErrorCode, ErrorKind> = {
   bad_gateway: { status: 502, title: 'Bad gateway', message: (t) => `tool ${t ?? 'unknown'} did not answer properly` },
   gateway_timeout: { status: 504, title: 'Gateway timeout', message: (t) => `tool ${t ?? 'unknown'} did not answer in time` },
   bad_request: { status: 400, title: 'Bad request', message: () => 'the request cannot be forwarded' },
+  request_timeout: { status: 408, title: 'Request timeout', message: () => 'the request body stopped coming; send it again' },
+  too_many_connections: {
+    status: 503,
+    title: 'Too many connections',
+    message: (t) => `this client has too many requests in progress at tool ${t ?? 'unknown'}; try again shortly`,
+    retryAfter: 1,
+  },
   not_implemented: { status: 501, title: 'Not implemented', message: () => 'the request uses a transfer coding the proxy does not forward; send it chunked only' },
   version_not_supported: { status: 505, title: 'HTTP version not supported', message: () => 'this port speaks HTTP/1.1 and HTTP/1.0 only' },
   loop_detected: {

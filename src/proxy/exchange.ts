@@ -1,5 +1,6 @@
 import type http from 'node:http';
 import { performance } from 'node:perf_hooks';
+import type { ClientShare } from './client-slots';
 import { requestIdOf } from './forward-headers';
 import type { HoldOutcome } from './hold';
 import { continueTrace } from './trace-context';
@@ -26,6 +27,8 @@ export interface Exchange {
    * written since (an HTTP/1 connection carries one exchange at a time).
    */
   bytesBefore: number;
+  /** The backend-connection slot of its client the request holds until its response closes (client-slots.ts). */
+  slot: ClientShare | undefined;
 }
 
 /** An exchange begins: its request id, and its trace when `traceContext` is on (which may set traceparent). */
@@ -37,5 +40,6 @@ export function startExchange(req: http.IncomingMessage, traceContext: boolean):
     outcome: '',
     traceId: traceContext ? continueTrace(req.headers) : undefined,
     bytesBefore: req.socket.bytesWritten,
+    slot: undefined,
   };
 }

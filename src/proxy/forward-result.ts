@@ -14,7 +14,14 @@ export type ForwardFailureKind =
   | 'timeout' // our own connect or response timer
   | 'bad_gateway' // the backend answered something that cannot be relayed
   | 'client_gone' // the client went away first
+  | 'client_timeout' // the client's body went silent for longer than proxy.bodyIdleTimeoutMs
   | 'bad_request'; // the request could not even be sent on
+
+/**
+ * A request's body as the forwarder sends it: read whole before a backend was picked (sent from memory, and
+ * again on a retry), or streamed from the request as the client sends it.
+ */
+export type RequestBody = { kind: 'whole'; bytes: Buffer } | { kind: 'stream' };
 
 export type ForwardResult =
   | { kind: 'ok'; status: number }
@@ -44,6 +51,10 @@ export interface ForwarderOptions {
   connectTimeoutMs: number;
   /** Time for the backend to answer, and the longest silence while a body streams either way. */
   responseTimeoutMs: number;
+  /** The longest silence of a client's body between two reads while it streams to a backend. */
+  bodyIdleTimeoutMs: number;
+  /** A streamed body went silent for bodyIdleTimeoutMs (answered 408, or cut once the answer has started). */
+  bodyTimedOut?(): void;
   /** An upgraded connection with no traffic either way for this long is closed (http-proxy sets none). */
   wsIdleTimeoutMs: number;
   agent: { maxSockets: number; freeSocketTimeoutMs: number };
@@ -59,10 +70,10 @@ export interface Forwarder {
   /**
    * Sends the request to the backend and relays its answer. Resolves once the response head is on its way
    * to the client (`ok`; the body keeps streaming) or with why nothing was relayed; then the response is
-   * untouched and the caller answers. Never rejects. `fresh`: on a new connection that is not pooled
-   * afterwards (the retry after a stale pooled connection).
+   * untouched and the caller answers. Never rejects. `body`: null for a request without one. `fresh`: on a
+   * new connection that is not pooled afterwards (the retry after a stale pooled connection).
    */
-  web(req: http.IncomingMessage, res: http.ServerResponse, backend: RouteBackend, hasBody: boolean, fresh?: boolean): Promise<ForwardResult>;
+  web(req: http.IncomingMessage, res: http.ServerResponse, backend: RouteBackend, body: RequestBody | null, fresh?: boolean): Promise<ForwardResult>;
   /**
    * Relays a WebSocket handshake. `onFailure` runs synchronously before the client socket is ended, so
    * the caller can still write an error response on it. Resolves `ok` once 101 was relayed.

@@ -8,12 +8,15 @@ import { FAILURE_PAGE, failurePage, type Attempts } from './attempts';
 import type { BackendSupply, Supply } from './backend-supply';
 import { mayRetry, type Balancer } from './balancer';
 import { rawErrorResponse, renderError, sendError, wantsJson, type ProxyErrorCode } from './error-pages';
+import type { ClientSlots, SlotWait } from './client-slots';
 import { startExchange, type Exchange } from './exchange';
 import { rewriteRequestHeaders, unsupportedTransferCoding } from './forward-headers';
 import type { ForwardPolicy } from './forward-policy';
-import type { ForwardFailure, Forwarder } from './forward-result';
+import type { ForwardFailure, Forwarder, RequestBody } from './forward-result';
 import type { PassiveHealth } from './health';
+import { readBody, type BodyLimits, type BodyRead } from './request-body';
 import { resolveRoute, type Resolution } from './route-resolution';
+import { isWebSocketHandshake } from './websocket-handshake';
 
 /** The parts the proxy's handler is made of (createProxyServer builds them from the config). */
 export interface HandlerParts {
@@ -30,6 +33,10 @@ export interface HandlerParts {
   logger: Logger;
   /** W3C trace context: passed on when well-formed, created when absent (config.proxy.traceContext). */
   traceContext: boolean;
+  /** How much of a body is read before forwarding, and how long it may go silent. */
+  bodies: BodyLimits;
+  /** The backend connections each client address holds per tool. */
+  slots: ClientSlots;
   /** The server is draining: answers say `connection: close`, nothing new is held or upgraded. */
   draining(): boolean;
   /** A response closed while draining: its connection may be idle now. */
@@ -39,10 +46,6 @@ export interface HandlerParts {
 function hasBody(req: http.IncomingMessage): boolean {
   const cl = req.headers['content-length'];
   return req.headers['transfer-encoding'] !== undefined || (cl !== undefined && cl !== '0');
-}
-
-function isWebSocket(req: http.IncomingMessage): boolean {
-  return req.method === 'GET' && typeof req.headers.upgrade === 'string' && req.headers.upgrade.toLowerCase() === 'websocket';
 }
 
 /**
@@ -68,7 +71,7 @@ function upgradeFailurePage(backend: RouteBackend, f: ForwardFailure): ProxyErro
 function unfitUpgrade(req: http.IncomingMessage, draining: boolean): ProxyErrorCode | null {
   if (draining) return 'no_routes';
   if (otherHttp(req)) return 'version_not_supported';
-  return isWebSocket(req) ? null : 'bad_request';
+  return isWebSocketHandshake(req) ? null : 'bad_request';
 }
 
 /**
@@ -99,6 +102,7 @@ export class ProxyHandler {
     };
     // 'close' alone: Node emits it after 'finish' too, so one listener sees every end.
     res.once('close', () => {
+      this.p.slots.release(ex);
       ended();
       if (this.p.draining()) this.p.closedWhileDraining();
     });
@@ -166,11 +170,18 @@ export class ProxyHandler {
     const tool = found.route.tool;
     const supply = await this.p.supply.backendsFor(found.route, res, ex);
     if (supply.kind !== 'route') return this.noBackend(res, req, ex, supply);
-    // 3. Forward, with retries where they are safe.
     rewriteRequestHeaders(req, { requestId: ex.requestId, policy: this.p.policy, tool, byPath: found.byPath });
-    const body = hasBody(req);
+    // 3. The body: a small one is read whole before a backend connection is taken (a slow upload holds
+    // none, and a retry can send it again); a larger one streams (request-body.ts).
+    const body = hasBody(req) ? await readBody(req, this.p.bodies) : null;
+    if (body && !sendable(body)) return this.bodyNotRead(res, req, ex, body.kind);
+    // 4. A client address holds at most its share of the tool's backend connections (client-slots.ts).
+    const slot = this.p.slots.take(tool, req, res, ex);
+    const waited = slot === true ? 'taken' : await slot;
+    if (waited !== 'taken') return this.noSlot(res, req, ex, body, waited);
+    // 5. Forward, with retries where they are safe.
     let last = await this.p.attempts.forward(req, res, ex, supply.route, supply.only, body);
-    if (last && ex.hold === undefined && mayRetry(req.method, body, last) && (supply.only || !this.hasLiveBackend(tool))) {
+    if (last && ex.hold === undefined && mayRetry(req.method, body?.kind === 'stream', last) && (supply.only || !this.hasLiveBackend(tool))) {
       // The backend tried is gone and the tool has none in the table now (its launcher deregistered it while
       // this request was on its way; or discovery found a process on its way out): nothing of the request
       // was used up, so it is held like any request for a tool without a live backend.
@@ -179,7 +190,7 @@ export class ProxyHandler {
       if (later.kind === 'client_gone') return void (ex.outcome = 'client_gone');
       if (later.kind === 'route') last = await this.p.attempts.forward(req, res, ex, later.route, null, body);
     }
-    // 4. Answer: relayed already (undefined), or the page of the last failure.
+    // 6. Answer: relayed already (undefined), or the page of the last failure.
     if (last === undefined) return;
     if (last === null) return this.noBackend(res, req, ex, { kind: 'none' });
     this.answer(res, req, ex, ex.notRunning ? 'not_running' : FAILURE_PAGE[last.kind]);
@@ -256,6 +267,18 @@ export class ProxyHandler {
     this.answer(res, req, ex, 'not_running');
   }
 
+  /** The body never came whole: the client left, or went silent (408). */
+  private bodyNotRead(res: http.ServerResponse, req: http.IncomingMessage, ex: Exchange, kind: 'idle' | 'client_gone'): void {
+    if (kind === 'client_gone') return void (ex.outcome = 'client_gone');
+    this.refuse(res, req, ex, 'request_timeout', true);
+  }
+
+  /** Over its share after the wait: the 503 page; a body left unread closes the connection rather than being read for nothing. */
+  private noSlot(res: http.ServerResponse, req: http.IncomingMessage, ex: Exchange, body: RequestBody | null, waited: Exclude<SlotWait, 'taken'>): void {
+    if (waited === 'client_gone') return void (ex.outcome = 'client_gone');
+    this.refuse(res, req, ex, 'too_many_connections', body?.kind === 'stream');
+  }
+
   /** A request refused before it was forwarded: counted as an error of its kind, answered with its page. */
   private refuse(res: http.ServerResponse, req: http.IncomingMessage, ex: Exchange, code: ProxyErrorCode, close: boolean): void {
     if (close) res.setHeader('connection', 'close');
@@ -265,13 +288,21 @@ export class ProxyHandler {
 
   private answer(res: http.ServerResponse, req: http.IncomingMessage, ex: Exchange, code: ProxyErrorCode): void {
     ex.outcome = code;
-    if (this.p.draining() && !res.headersSent) res.setHeader('connection', 'close');
+    // Draining, or a silent body left unread: the connection carries no other request.
+    if ((code === 'request_timeout' || this.p.draining()) && !res.headersSent) res.setHeader('connection', 'close');
+    // A body left part-read (paused where it outgrew the buffer) would stall its connection: the rest is
+    // read and dropped, as Node does with a body never touched.
+    if (!req.complete) req.resume();
     sendError(res, renderError(code, { tool: ex.tool, requestId: ex.requestId, json: wantsJson(req.headers.accept) }));
   }
 
   private internalError(ex: Exchange, err: Error): void {
     this.p.logger.error({ event: 'proxy.internal_error', requestId: ex.requestId, err: err.message, stack: err.stack }, 'proxy internal error');
   }
+}
+
+function sendable(read: BodyRead): read is RequestBody {
+  return read.kind === 'whole' || read.kind === 'stream';
 }
 
 function redirect(res: http.ServerResponse, ex: Exchange, location: string): void {

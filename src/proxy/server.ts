@@ -12,6 +12,7 @@ import { ProxyAccounting } from './accounting';
 import { Attempts } from './attempts';
 import { BackendSupply, type ProxyHooks } from './backend-supply';
 import { Balancer } from './balancer';
+import { ClientSlots } from './client-slots';
 import { createForwarder, type EngineName } from './forwarder';
 import { forwardPolicy } from './forward-policy';
 import { ProxyHandler } from './handler';
@@ -98,6 +99,8 @@ export function createProxyServer(opts: ProxyServerOptions): ProxyServer {
   const forwarder = createForwarder({
     connectTimeoutMs: pc.connectTimeoutMs,
     responseTimeoutMs: pc.responseTimeoutMs,
+    bodyIdleTimeoutMs: pc.bodyIdleTimeoutMs,
+    bodyTimedOut: () => accounting.countError('request_timeout'),
     wsIdleTimeoutMs: opts.wsIdleTimeoutMs ?? 600_000,
     agent: pc.agent,
     guard: new ConnectGuard(config.allowedNetworks, opts.lookup, opts.self ?? null),
@@ -126,6 +129,9 @@ export function createProxyServer(opts: ProxyServerOptions): ProxyServer {
     accounting,
     logger,
     traceContext: pc.traceContext,
+    bodies: pc,
+    // A request past its client's share waits for a slot as long as it may wait for a backend connection.
+    slots: new ClientSlots(pc.maxConnectionsPerClient, pc.connectTimeoutMs, policy.trusted),
     draining: () => draining,
     closedWhileDraining: () => setImmediate(() => listeners.forEach((l) => l.closeIdleConnections())),
   });

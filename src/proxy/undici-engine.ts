@@ -1,9 +1,20 @@
 import type http from 'node:http';
 import { PassThrough } from 'node:stream';
 import { Agent, type Dispatcher } from 'undici';
+import { BodyIdleTimer } from './body-idle';
 import { responseHeaders } from './forward-headers';
 import { guardedConnector } from './guarded-connect';
-import { cannotStart, classify, literalJudge, type ForwardFailure, type ForwardFailureKind, type Forwarder, type ForwarderOptions, type ForwardResult } from './forward-result';
+import {
+  cannotStart,
+  classify,
+  literalJudge,
+  type ForwardFailure,
+  type ForwardFailureKind,
+  type Forwarder,
+  type ForwarderOptions,
+  type ForwardResult,
+  type RequestBody,
+} from './forward-result';
 import type { RouteBackend } from '../table/route-backend';
 import type { WebSocketRelay } from './websocket-relay';
 
@@ -50,6 +61,8 @@ class UpstreamExchange implements Dispatcher.DispatchHandler {
   private bodyConsumed = false;
   private phase: Phase = 'connect';
   private timer: NodeJS.Timeout | null = null;
+  /** The silences of a streamed body, from the moment it flows to the backend. */
+  private bodyIdle: BodyIdleTimer | null = null;
   private readonly onClose = (): void => this.clientClosed();
   private readonly onTimer = (): void => this.timedOut();
   /** Made the first time the client's side backs up: most answers never need it. */
@@ -85,8 +98,10 @@ class UpstreamExchange implements Dispatcher.DispatchHandler {
       gate.on('data', () => {
         this.bodyConsumed = true;
         this.timer?.refresh();
+        this.bodyIdle?.touch();
       });
       this.req.pipe(gate);
+      this.bodyIdle = new BodyIdleTimer(this.req, gate, this.opts.bodyIdleTimeoutMs, () => this.bodyWentSilent());
     }
   }
 
@@ -124,14 +139,14 @@ class UpstreamExchange implements Dispatcher.DispatchHandler {
   }
 
   onResponseEnd(): void {
-    this.clearTimer();
+    this.stopTimers();
     this.res.end();
   }
 
   onResponseError(_controller: Dispatcher.DispatchController | undefined, err: Error): void {
     if (this.relaying) {
       // The backend died or went silent mid-body: the client's copy ends cut short too.
-      this.clearTimer();
+      this.stopTimers();
       this.res.destroy();
       return;
     }
@@ -147,7 +162,7 @@ class UpstreamExchange implements Dispatcher.DispatchHandler {
   private clientClosed(): void {
     if (this.relaying) {
       if (!this.res.writableFinished) {
-        this.clearTimer();
+        this.stopTimers();
         this.controller?.abort(ABORTED);
       }
       return;
@@ -155,6 +170,18 @@ class UpstreamExchange implements Dispatcher.DispatchHandler {
     if (this.res.writableFinished) return;
     // The client went away: abort the upstream request, or it and its socket stay open for nothing.
     this.fail('client_gone', 'CLIENT_CLOSED');
+  }
+
+  /**
+   * The client stopped sending its body: 408 while no answer has started (the upstream request is
+   * aborted), else the exchange is cut, as when the backend goes silent mid-answer.
+   */
+  private bodyWentSilent(): void {
+    this.opts.bodyTimedOut?.();
+    if (!this.relaying) return this.fail('client_timeout', 'BODY_IDLE_TIMEOUT');
+    this.stopTimers();
+    this.controller?.abort(ABORTED);
+    this.res.destroy();
   }
 
   private timedOut(): void {
@@ -169,13 +196,15 @@ class UpstreamExchange implements Dispatcher.DispatchHandler {
   }
 
   private restartTimer(): void {
-    this.clearTimer();
+    if (this.timer) clearTimeout(this.timer);
     this.timer = setTimeout(this.onTimer, this.opts.responseTimeoutMs);
   }
 
-  private clearTimer(): void {
+  /** The exchange is over, or its answer cut: neither the backend's silences nor the body's are timed. */
+  private stopTimers(): void {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
+    this.bodyIdle?.stop();
   }
 
   private settle(r: ForwardResult): void {
@@ -186,7 +215,7 @@ class UpstreamExchange implements Dispatcher.DispatchHandler {
 
   private fail(kind: ForwardFailureKind, code: string): void {
     if (this.settled) return;
-    this.clearTimer();
+    this.stopTimers();
     this.res.off('close', this.onClose);
     if (this.gate) this.req.unpipe(this.gate);
     const phase = this.phase;
@@ -220,7 +249,7 @@ export function createUndiciEngine(opts: ForwarderOptions, relay: WebSocketRelay
   unpooled.on('connect', onPoolConnect);
   const mayConnect = literalJudge(opts.guard);
 
-  function web(req: http.IncomingMessage, res: http.ServerResponse, backend: RouteBackend, hasBody: boolean, fresh = false): Promise<ForwardResult> {
+  function web(req: http.IncomingMessage, res: http.ServerResponse, backend: RouteBackend, body: RequestBody | null, fresh = false): Promise<ForwardResult> {
     const headers = req.headers;
     const te = headers[TRANSFER_ENCODING];
     const early = cannotStart(req, res, mayConnect(backend));
@@ -230,7 +259,7 @@ export function createUndiciEngine(opts: ForwarderOptions, relay: WebSocketRelay
       if (te !== undefined) delete headers[TRANSFER_ENCODING];
       // Node's server has already answered the client's Expect (100 Continue); undici refuses to send one.
       if (headers.expect !== undefined) delete headers.expect;
-      const gate = hasBody ? new PassThrough() : undefined;
+      const gate = body?.kind === 'stream' ? new PassThrough() : undefined;
       const exchange = new UpstreamExchange(opts, req, res, gate, fresh, resolve);
       const target = backend.target;
       (fresh ? unpooled : pooled).dispatch(
@@ -239,7 +268,7 @@ export function createUndiciEngine(opts: ForwarderOptions, relay: WebSocketRelay
           path: req.url ?? '/',
           method: req.method ?? 'GET',
           headers,
-          body: gate ?? null,
+          body: body?.kind === 'whole' ? body.bytes : (gate ?? null),
           reset: fresh,
         },
         exchange,

@@ -6,6 +6,7 @@ import { ADDRESS_NOT_ALLOWED } from '../net/connect-guard';
 import { guardedAgent } from './guarded-connect';
 import { classify, literalJudge, noop, type ForwardFailure, type ForwardFailureKind, type Forwarder, type ForwarderOptions, type ForwardResult } from './forward-result';
 import type { RouteBackend } from '../table/route-backend';
+import { acceptsHandshake } from './websocket-handshake';
 
 // The only module that knows http-proxy: it relays WebSocket upgrades, which undici does not hand over to
 // a client socket. Plain requests go through the undici engine.
@@ -14,6 +15,8 @@ import type { RouteBackend } from '../table/route-backend';
 export type WebSocketRelay = Pick<Forwarder, 'upgrade' | 'socketCount' | 'close'>;
 
 type TimedSocket = Duplex & { setTimeout(ms: number): unknown };
+
+type UpgradeListener = (res: http.IncomingMessage, socket: TimedSocket, head: Buffer) => void;
 
 interface AgentInternals {
   addRequest(req: http.ClientRequest, options: unknown): void;
@@ -89,18 +92,30 @@ class UpgradeExchange {
   };
 
   /**
-   * http-proxy pipes an answer other than 101 into the client socket and leaves both open for good.
-   * Replaced: the caller answers 502 and both ends are closed.
+   * http-proxy pipes an answer other than 101 into the client socket and leaves both open for good, and
+   * joins the sockets on any 101. Replaced: an answer other than a 101 that completes the client's
+   * WebSocket handshake (a bare 101 would be a raw tunnel to the backend) is answered 502 by the caller,
+   * and both ends are closed.
    */
-  takeOver(cr: http.ClientRequest): void {
+  takeOver(cr: http.ClientRequest, req: http.IncomingMessage): void {
     cr.removeAllListeners('response');
     cr.on('response', (proxyRes: http.IncomingMessage) => {
       proxyRes.destroy();
       this.phase = 'response';
       this.fail('bad_gateway', `NOT_101_${proxyRes.statusCode ?? 0}`);
     });
-    // Runs after http-proxy's own upgrade handler, which pipes the sockets and sets their timeouts to 0.
-    cr.on('upgrade', (_res: http.IncomingMessage, proxySocket: TimedSocket) => this.joined(proxySocket));
+    const join = cr.listeners('upgrade') as UpgradeListener[];
+    cr.removeAllListeners('upgrade');
+    cr.on('upgrade', (proxyRes: http.IncomingMessage, proxySocket: TimedSocket, proxyHead: Buffer) => {
+      if (!acceptsHandshake(req, proxyRes)) {
+        proxySocket.destroy();
+        this.phase = 'response';
+        return this.fail('bad_gateway', 'NOT_A_WEBSOCKET_HANDSHAKE');
+      }
+      // http-proxy's own handler writes the 101, pipes the sockets and sets their timeouts to 0; then ours.
+      for (const fn of join) fn.call(cr, proxyRes, proxySocket, proxyHead);
+      this.joined(proxySocket);
+    });
   }
 
   fail(kind: ForwardFailureKind, code: string): void {
@@ -185,7 +200,7 @@ export function createWebSocketRelay(opts: ForwarderOptions): WebSocketRelay {
         slot.fn = null;
       }
       if (!ex.upstream) return ex.fail('bad_gateway', 'NO_UPSTREAM_REQUEST');
-      ex.takeOver(ex.upstream);
+      ex.takeOver(ex.upstream, req);
       if (socket.destroyed) ex.fail('client_gone', 'CLIENT_CLOSED');
     });
   }

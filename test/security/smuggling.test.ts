@@ -197,12 +197,20 @@ describe('security: request smuggling and parsing at the proxy', function () {
     assert.deepEqual(raw.requests.map((r) => r.anomalies), [[], []]);
   });
 
-  it('forwards the normalised Transfer-Encoding as plain lower-case "chunked"', async () => {
-    const r = await run({ name: 'TE upper case', bytes: post(['Transfer-Encoding: CHUNKED'], `3\r\nabc\r\n0\r\n\r\n`), expect: 'forward' });
-    assert.equal(r.seen.length, 1);
-    const te = r.seen[0].headers.filter(([n]) => n.toLowerCase() === 'transfer-encoding').map(([, v]) => v);
-    assert.deepEqual(te, ['chunked']);
-    assert.equal(r.seen[0].body.toString(), 'abc');
+  it('forwards a chunked body past the buffer with the Transfer-Encoding normalised to plain lower-case "chunked"; a small one read whole, with its Content-Length', async () => {
+    const framing = (r: Awaited<ReturnType<typeof run>>) =>
+      r.seen[0].headers.filter(([n]) => /^(content-length|transfer-encoding)$/i.test(n)).map(([n, v]) => `${n.toLowerCase()}: ${v}`);
+    // Past proxy.bufferBodyBytes (64 KiB by default): streamed on as it comes.
+    const big = 'b'.repeat(70 * 1024);
+    const streamed = await run({ name: 'TE upper case, past the buffer', bytes: post(['Transfer-Encoding: CHUNKED'], chunked(big)), expect: 'forward' });
+    assert.equal(streamed.seen.length, 1);
+    assert.deepEqual(framing(streamed), ['transfer-encoding: chunked']);
+    assert.equal(streamed.seen[0].body.toString(), big);
+    // Within it: read whole before forwarding, and sent with the length it turned out to have.
+    const whole = await run({ name: 'TE upper case', bytes: post(['Transfer-Encoding: CHUNKED'], chunked('abc')), expect: 'forward' });
+    assert.equal(whole.seen.length, 1);
+    assert.deepEqual(framing(whole), ['content-length: 3']);
+    assert.equal(whole.seen[0].body.toString(), 'abc');
   });
 
   it('answers 501 to a transfer coding other than chunked ("gzip, chunked"), and nothing reaches the backend', async () => {
