@@ -9,8 +9,8 @@ import type { Exchange } from './exchange';
 import type { ForwardFailure, Forwarder, ForwardResult, RequestBody } from './forward-result';
 import type { PassiveHealth } from './health';
 
-/** The page for a request whose last forward failed this way. */
-export const FAILURE_PAGE: Record<ForwardFailure['kind'], ProxyErrorCode> = {
+/** The page of each kind of failure. */
+const FAILURE_PAGE: Record<ForwardFailure['kind'], ProxyErrorCode> = {
   refused: 'bad_gateway',
   reset: 'bad_gateway',
   bad_gateway: 'bad_gateway',
@@ -28,9 +28,17 @@ function heldRefusal(backend: RouteBackend, r: ForwardFailure): boolean {
   return backend.held && r.kind === 'refused';
 }
 
+/**
+ * The page for a request whose last forward failed this way. A connection refused outright (nothing listens on
+ * the port) is told apart from a backend that answered badly: it is the first thing an operator checks.
+ */
+export function lastFailurePage(r: ForwardFailure): ProxyErrorCode {
+  return r.kind === 'refused' && r.code === 'ECONNREFUSED' ? 'backend_refused' : FAILURE_PAGE[r.kind];
+}
+
 /** The page for a failed forward to `backend`. */
 export function failurePage(backend: RouteBackend, r: ForwardFailure): ProxyErrorCode {
-  return heldRefusal(backend, r) ? 'not_running' : FAILURE_PAGE[r.kind];
+  return heldRefusal(backend, r) ? 'not_running' : lastFailurePage(r);
 }
 
 /**

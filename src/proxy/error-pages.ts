@@ -5,7 +5,8 @@ export type ProxyErrorCode =
   | 'no_such_tool' // 404: nothing registered under that name
   | 'not_running' // 503: the tool is known (it holds ports) but no instance is live
   | 'no_routes' // 503: the proxy has no route table yet
-  | 'bad_gateway' // 502: the backend refused, reset, or answered garbage
+  | 'bad_gateway' // 502: the backend reset the connection, answered garbage, or may not be reached
+  | 'backend_refused' // 502: nothing accepts connections on the backend's port (the tool is down or listens elsewhere)
   | 'gateway_timeout' // 504: the backend did not answer in time
   | 'bad_request' // 400: the request cannot be forwarded
   | 'request_timeout' // 408: the client's body went silent for proxy.bodyIdleTimeoutMs
@@ -32,6 +33,11 @@ const KINDS: Record<ProxyErrorCode, ErrorKind> = {
   },
   no_routes: { status: 503, title: 'Proxy is starting', message: () => 'the proxy has not loaded its routes yet', retryAfter: 1 },
   bad_gateway: { status: 502, title: 'Bad gateway', message: (t) => `tool ${t ?? 'unknown'} did not answer properly` },
+  backend_refused: {
+    status: 502,
+    title: 'Bad gateway',
+    message: (t) => `tool ${t ?? 'unknown'} refused the connection: nothing accepts connections on its port (it is down, or listens on another port)`,
+  },
   gateway_timeout: { status: 504, title: 'Gateway timeout', message: (t) => `tool ${t ?? 'unknown'} did not answer in time` },
   bad_request: { status: 400, title: 'Bad request', message: () => 'the request cannot be forwarded' },
   request_timeout: { status: 408, title: 'Request timeout', message: () => 'the request body stopped coming; send it again' },

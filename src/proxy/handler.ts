@@ -4,7 +4,7 @@ import type { Logger } from '../logger';
 import type { RouteBackend } from '../table/route-backend';
 import type { RouteSource } from '../table/route-table';
 import type { ProxyAccounting } from './accounting';
-import { FAILURE_PAGE, failurePage, type Attempts } from './attempts';
+import { failurePage, lastFailurePage, type Attempts } from './attempts';
 import type { BackendSupply, Supply } from './backend-supply';
 import { mayRetry, type Balancer } from './balancer';
 import { rawErrorResponse, renderError, sendError, wantsJson, type ProxyErrorCode } from './error-pages';
@@ -193,7 +193,7 @@ export class ProxyHandler {
     // 6. Answer: relayed already (undefined), or the page of the last failure.
     if (last === undefined) return;
     if (last === null) return this.noBackend(res, req, ex, { kind: 'none' });
-    this.answer(res, req, ex, ex.notRunning ? 'not_running' : FAILURE_PAGE[last.kind]);
+    this.answer(res, req, ex, ex.notRunning ? 'not_running' : lastFailurePage(last));
   }
 
   /** Relays an upgrade; true once the backend's 101 reached the client. */

@@ -17,7 +17,12 @@ export function authFailure(reason: Exclude<AuthResult, { ok: true }>['reason'])
   const missing = reason === 'missing';
   const challenge = missing ? 'Bearer realm="switchboard"' : 'Bearer realm="switchboard", error="invalid_token"';
   const code = missing ? 'missing_token' : 'invalid_token';
-  const message = missing ? 'send Authorization: Bearer <token>' : 'the bearer token is malformed, unknown or revoked';
+  // A header without the `Bearer ` scheme (the token pasted alone, or `Token <t>`) is the usual slip: say how it is written.
+  const message = missing
+    ? 'send Authorization: Bearer <token>'
+    : reason === 'malformed'
+      ? 'the Authorization header must read "Bearer <token>" (the word Bearer, a space, then the token)'
+      : 'the bearer token is malformed, unknown or revoked';
   return new RegistryError(401, code, message, null, { 'WWW-Authenticate': challenge });
 }
 

@@ -114,7 +114,7 @@ describe('proxy: backends held by self-preservation', () => {
   it('keeps 502 when a live backend refuses too: that tool runs and is broken', async () => {
     const r = await request(p.port, '/broken/x', { headers: { accept: 'application/json' } });
     assert.equal(r.status, 502, r.body);
-    assert.equal(JSON.parse(r.body).error.code, 'bad_gateway');
+    assert.equal(JSON.parse(r.body).error.code, 'backend_refused');
   });
 });
 

@@ -68,8 +68,10 @@ describe('proxy error answers', () => {
     await Promise.all([hang.close(), reset.close(), badHeader.close(), badValue.close()]);
   });
 
-  it('502 when the backend refuses the connection', async () => {
-    await expectErrorPage(p.port, '/refused/x', 502, 'bad_gateway', 'refused', [String(refusedPort), '127.0.0.1', 'ECONNREFUSED']);
+  it('502 backend_refused when nothing accepts connections on the backend port, and the page says so', async () => {
+    await expectErrorPage(p.port, '/refused/x', 502, 'backend_refused', 'refused', [String(refusedPort), '127.0.0.1', 'ECONNREFUSED']);
+    const page = await request(p.port, '/refused/x');
+    assert.match(page.body, /refused the connection: nothing accepts connections on its port/);
   });
 
   it('502 when the backend resets the connection, and the process lives on', async () => {

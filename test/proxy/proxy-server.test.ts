@@ -187,7 +187,8 @@ describe('proxy server', () => {
       assert.equal(access[1].status, 404);
       assert.equal(access[1].outcome, 'no_such_tool');
       assert.equal(access[2].status, 502);
-      assert.equal(access[2].outcome, 'bad_gateway');
+      // Refused outright is told apart from a backend that answered badly.
+      assert.equal(access[2].outcome, 'backend_refused');
       assert.equal(access[2].backend, 'd1');
       assert.equal(access[3].status, 499);
       assert.equal(access[3].outcome, 'client_gone');

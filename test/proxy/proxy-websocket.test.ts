@@ -147,7 +147,7 @@ describe('proxy WebSockets', () => {
       .slice(from)
       .map((l) => `${String(l.path)} ${String(l.status)} ${String(l.outcome)}`)
       .sort();
-    assert.deepEqual(got, ['/gone/ 502 bad_gateway', '/nope/ 404 no_such_tool', '/ws/logged 101 ok']);
+    assert.deepEqual(got, ['/gone/ 502 backend_refused', '/nope/ 404 no_such_tool', '/ws/logged 101 ok']);
   });
 });
 

@@ -41,6 +41,17 @@ for (const fastPath of [true, false]) {
     const beat = (token: string | null, tool = 'wiki-bot', body: unknown = { url: backend.url, ttl: 45 }) =>
       api.call('PUT', `/v1/tools/${tool}/backends/a1`, { token, json: body });
 
+    it('a token sent without the Bearer scheme gets a 401 that says how the header is written', async () => {
+      const token = api.config.adminToken!;
+      for (const authorization of [token, `Token ${token}`]) {
+        const r = await api.call('PUT', '/v1/tools/wiki-bot/backends/a1', { token: null, headers: { authorization }, json: { url: backend.url } });
+        assert.equal(r.status, 401, r.text);
+        assert.equal(r.body.error.code, 'invalid_token');
+        assert.match(r.body.error.message, /must read "Bearer <token>"/);
+        assert.ok(!r.text.includes(token), 'the answer never repeats the token');
+      }
+    });
+
     it('counts each refusal by reason, logs the tool and token id but never the token, and exports since when', async () => {
       const bad = unknownToken();
       for (let i = 0; i < 5; i++) assert.equal((await beat(bad.token)).status, 401);
