@@ -32,3 +32,35 @@ export function tableRows(markdown: string, isHeader: (cells: string[]) => boole
   }
   return rows;
 }
+
+/** A fenced code block: its info string's first word (`sh`, `text`, or '') and its lines joined. */
+export interface FencedBlock {
+  lang: string;
+  body: string;
+}
+
+/** The fenced (```) blocks of a markdown text, in order. */
+export function fencedBlocks(markdown: string): FencedBlock[] {
+  const blocks: FencedBlock[] = [];
+  let open: { lang: string; lines: string[] } | null = null;
+  for (const line of markdown.split('\n')) {
+    if (open === null) {
+      const m = /^```\s*(\S*)/.exec(line);
+      if (m) open = { lang: m[1], lines: [] };
+    } else if (/^```\s*$/.test(line)) {
+      blocks.push({ lang: open.lang, body: open.lines.join('\n') });
+      open = null;
+    } else open.lines.push(line);
+  }
+  return blocks;
+}
+
+/** The text between `<!-- name:begin -->` and `<!-- name:end -->`, which must be there once each. */
+export function markedSection(markdown: string, name: string): string {
+  const begin = `<!-- ${name}:begin -->`;
+  const end = `<!-- ${name}:end -->`;
+  const from = markdown.indexOf(begin);
+  const to = markdown.indexOf(end);
+  if (from < 0 || to < from || markdown.indexOf(begin, from + 1) >= 0) throw new Error(`expected one ${begin} … ${end} section`);
+  return markdown.slice(from + begin.length, to);
+}
