@@ -98,26 +98,31 @@ describe('config/systemd units', () => {
     const exec = one(unit, 'Service', 'ExecStart');
     assert.ok(exec.startsWith(`${BIN} run `), exec);
     // As systemd expands it for switchboard-run@hello with TOOL_COMMAND="/usr/bin/node server.js": %i the
-    // instance, ${X} one word, $X split at spaces.
+    // instance, %d the credentials directory, ${X} one word.
     const vars: Record<string, string> = { ...Object.fromEntries(environment(unit)), TOOL_COMMAND: '/usr/bin/node server.js' };
-    const words = exec.slice(BIN.length + 1).replaceAll('%i', 'hello').split(' ').flatMap((w) => {
+    const credentials = mkdtempSync(path.join(os.tmpdir(), 'sb-credentials-'));
+    writeFileSync(path.join(credentials, 'token'), 'sbs_hello_x_y\n');
+    const words = exec.slice(BIN.length + 1).replaceAll('%i', 'hello').replaceAll('%d', credentials).split(' ').map((w) => {
       const braced = /^\$\{(\w+)\}$/.exec(w);
-      if (braced) return [vars[braced[1]] ?? ''];
-      const bare = /^\$(\w+)$/.exec(w);
-      return bare ? (vars[bare[1]] ?? '').split(' ') : [w];
+      assert.ok(braced || !w.includes('$'), `${w}: $X is split at spaces by systemd; the command is one word`);
+      return braced ? (vars[braced[1]] ?? '') : w;
     });
     assert.equal(words[0], 'run');
-    const options = parseRunArgs(words.slice(1), { SWITCHBOARD_TOKEN: 'sbs_hello_x_y' });
+    const options = parseRunArgs(words.slice(1), {});
+    rmSync(credentials, { recursive: true, force: true });
+    assert.equal(options.token, 'sbs_hello_x_y', 'the token is read from the credential');
     assert.equal(options.tool, 'hello');
     assert.equal(options.host, '127.0.0.1');
     assert.equal(options.restart, true);
-    assert.deepEqual([options.command, ...options.args], ['/usr/bin/node', 'server.js']);
+    // One command line: the launcher runs it with sh -c, so a $PORT in TOOL_COMMAND is the assigned port.
+    assert.deepEqual([options.command, ...options.args], ['/bin/sh', '-c', '/usr/bin/node server.js']);
+    assert.match(exec, / --token-file %d\/token /);
+    assert.equal(one(unit, 'Service', 'LoadCredential'), 'token:/etc/switchboard/run/%i.token');
     assert.equal(one(unit, 'Service', 'EnvironmentFile'), '/etc/switchboard/run/%i.env');
     // The launcher deregisters before it forwards SIGTERM; systemd must not signal the tool itself.
     assert.equal(one(unit, 'Service', 'KillMode'), 'mixed');
     assert.equal(one(unit, 'Service', 'Restart'), 'on-failure');
     assert.deepEqual(one(unit, 'Service', 'RestartPreventExitStatus').split(' ').sort(), ['1', '126', '127', '2']);
-    assert.equal(one(unit, 'Service', 'SuccessExitStatus'), '143');
     assert.equal(one(unit, 'Install', 'WantedBy'), 'multi-user.target');
   });
 
