@@ -77,7 +77,7 @@ export async function closedLoop(
 /**
  * The launch line of bin/switchboard.js (`NAME=${NAME:-value} ... exec node --flags ...`): its node flags and
  * environment defaults, so that a bench measures the process operators run (the young generation's size,
- * V8's heap growth and malloc's arenas there are memory-against-CPU choices: README).
+ * V8's heap growth and malloc's arenas there are memory-against-CPU choices: docs/BENCHMARKS.md).
  */
 const LAUNCH = (() => {
   const line = readFileSync(path.join(ROOT, 'bin', 'switchboard.js'), 'utf8').split('\n', 2)[1] ?? '';

@@ -4,7 +4,7 @@
 // Line 2 is read by the shell and is a no-op for Node: the shell replaces itself with node and these flags.
 // (`#!/usr/bin/env -S node ...` would say the same where env has -S, a GNU coreutils 8.30 and BSD extension;
 // a POSIX shell line runs wherever /bin/sh does.)
-// The flags keep a proxy holding 100,000 routes within 150 MiB RSS (README, "Performance"; bench/RESULTS.md):
+// The flags keep a proxy holding 100,000 routes within 150 MiB RSS (docs/BENCHMARKS.md; bench/RESULTS.md):
 // --max-semi-space-size=8 (MiB; Node's default lets the young generation grow to 2 x 16 MiB), ~1-5 % more
 // CPU under saturation. --heap-growing-percent=20: after a large table load V8 put the next full GC so far
 // out that the old generation grew with garbage promoted under load (~1 MiB/s at 14,000 requests/s, 160 ->

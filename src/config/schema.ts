@@ -1,7 +1,7 @@
 import { choice, decimal, defaultsOf, flag, group, halfOf, integer, list, optional, printable, sibling, text, type Setting, type ValueOf } from './settings';
 
 // The configuration: every setting once, with its default, bounds, environment variable and meaning.
-// Adding a setting is one entry here and one row in README.md's configuration tables (a test holds them
+// Adding a setting is one entry here and one row in docs/CONFIGURATION.md's tables (a test holds them
 // together). Numbers are checked against their bounds, which the error messages name; strings carry the
 // words of their rule (`message`).
 

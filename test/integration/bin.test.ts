@@ -9,7 +9,7 @@ const ROOT = path.join(__dirname, '..', '..');
 
 // What `npm start` and an installed `switchboard` run: bin/switchboard.js executed as a program (a shell line
 // that execs node), on the compiled CLI (npm test builds it first). The node flags in that line are part of
-// what ships: the young generation's limit keeps a proxy of 100,000 routes within its memory target (README).
+// what ships: the young generation's limit keeps a proxy of 100,000 routes within its memory target (docs/BENCHMARKS.md).
 describe('bin/switchboard.js, as npm start runs it', function () {
   this.timeout(30_000);
 
