@@ -40,6 +40,7 @@ export const PROXY_ERROR_KINDS = [
   'loop_detected',
   'request_timeout',
   'too_many_connections',
+  'assigned_elsewhere',
 ] as const;
 /** How a hold of a request ended (src/proxy/hold.ts). */
 export const HOLD_OUTCOMES = ['forwarded', 'timeout', 'client_gone', 'overflow'] as const;
@@ -157,7 +158,8 @@ export class Metrics {
     help:
       'Proxy failures by kind: no_route, not_running, refused, reset, timeout, bad_gateway (one per failed attempt), not_implemented (a transfer coding refused), ' +
       'version_not_supported (a request line of another HTTP than 1.x), loop_detected (a request going round between proxies), ' +
-      "request_timeout (a client's body went silent), too_many_connections (a client over its share of a tool's backend connections).",
+      "request_timeout (a client's body went silent), too_many_connections (a client over its share of a tool's backend connections), " +
+      "assigned_elsewhere (a backend's name resolved to an address:port another tool holds: not connected).",
     labelNames: ['kind'],
     registers: [this.registry],
   });

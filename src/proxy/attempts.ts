@@ -12,6 +12,7 @@ import type { PassiveHealth } from './health';
 /** The page of each kind of failure. */
 const FAILURE_PAGE: Record<ForwardFailure['kind'], ProxyErrorCode> = {
   refused: 'bad_gateway',
+  assigned_elsewhere: 'bad_gateway',
   reset: 'bad_gateway',
   bad_gateway: 'bad_gateway',
   timeout: 'gateway_timeout',
@@ -113,9 +114,10 @@ export class Attempts {
     // The client's doing: says nothing of the backend (a silent body is counted where its timer fires).
     if (r.kind === 'client_gone' || r.kind === 'bad_request' || r.kind === 'client_timeout') return;
     this.accounting.countError(heldRefusal(backend, r) ? 'not_running' : r.kind);
-    // Refusals and resets say the backend is gone; a slow or garbled answer says nothing about the next.
-    // A pooled connection the backend had just closed says nothing about it either.
-    const down = r.kind === 'refused' || (r.kind === 'reset' && !r.staleConnection) || (r.kind === 'timeout' && r.phase === 'connect');
+    // Refusals and resets say the backend is gone, and a name now pointing at another tool's port is no
+    // backend of this tool: each is cooled off. A slow or garbled answer says nothing about the next, nor
+    // does a pooled connection the backend had just closed.
+    const down = r.kind === 'refused' || r.kind === 'assigned_elsewhere' || (r.kind === 'reset' && !r.staleConnection) || (r.kind === 'timeout' && r.phase === 'connect');
     const cooloffMs = down ? this.health.markFailure(tool, backend) : undefined;
     this.logger.warn(
       { event: 'proxy.backend_failed', requestId: ex.requestId, tool, backend: backend.id, held: backend.held, kind: r.kind, phase: r.phase, code: r.code, cooloffMs },

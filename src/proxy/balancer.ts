@@ -58,7 +58,7 @@ export function mayRetry(
   r: { kind: string; phase: string; notSent: boolean; bodyConsumed: boolean },
 ): boolean {
   if (r.bodyConsumed) return false;
-  if (r.kind !== 'refused' && r.kind !== 'reset' && r.kind !== 'timeout') return false;
+  if (r.kind !== 'refused' && r.kind !== 'assigned_elsewhere' && r.kind !== 'reset' && r.kind !== 'timeout') return false;
   if (r.kind === 'timeout' && r.phase !== 'connect') return false;
   if (r.notSent) return true;
   return !streamsBody && isIdempotent(method);

@@ -1,7 +1,7 @@
 import type http from 'node:http';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
-import { ADDRESS_NOT_ALLOWED, type ConnectGuard } from '../net/connect-guard';
+import { ADDRESS_ASSIGNED_ELSEWHERE, ADDRESS_NOT_ALLOWED, type ConnectGuard } from '../net/connect-guard';
 import type { RouteBackend } from '../table/route-backend';
 
 // What the forwarder promises the server (src/proxy/forwarder.ts). Routing, health, retries and error
@@ -10,6 +10,7 @@ import type { RouteBackend } from '../table/route-backend';
 /** Why a forward failed, in the terms the server and the health module act on. */
 export type ForwardFailureKind =
   | 'refused' // no connection: nothing reached the backend
+  | 'assigned_elsewhere' // no connection: the backend's name resolved to an address:port another tool holds
   | 'reset' // the backend closed or reset the connection before answering
   | 'timeout' // our own connect or response timer
   | 'bad_gateway' // the backend answered something that cannot be relayed
@@ -96,6 +97,7 @@ const UNSENDABLE = new Set(['UND_ERR_INVALID_ARG', 'UND_ERR_NOT_SUPPORTED', 'UND
 export function classify(err: NodeJS.ErrnoException): ForwardFailureKind {
   const code = err.code ?? '';
   if (REFUSED.has(code)) return 'refused';
+  if (code === ADDRESS_ASSIGNED_ELSEWHERE) return 'assigned_elsewhere';
   if (RESET.has(code)) return 'reset';
   if (TIMEOUT.has(code)) return 'timeout';
   if (UNSENDABLE.has(code)) return 'bad_request';

@@ -9,6 +9,7 @@ import { ConnectGuard } from '../net/connect-guard';
 import type { ListeningSockets } from '../net/listening-sockets';
 import type { RouteSource } from '../table/route-table';
 import { ProxyAccounting } from './accounting';
+import { assignedElsewhere } from './assigned-elsewhere';
 import { Attempts } from './attempts';
 import { BackendSupply, type ProxyHooks } from './backend-supply';
 import { Balancer } from './balancer';
@@ -103,7 +104,7 @@ export function createProxyServer(opts: ProxyServerOptions): ProxyServer {
     bodyTimedOut: () => accounting.countError('request_timeout'),
     wsIdleTimeoutMs: opts.wsIdleTimeoutMs ?? 600_000,
     agent: pc.agent,
-    guard: new ConnectGuard(config.allowedNetworks, opts.lookup, opts.self ?? null),
+    guard: new ConnectGuard(config.allowedNetworks, opts.lookup, opts.self ?? null, assignedElsewhere(routes)),
     responseHead: (req, headers) => {
       // The id the backend was sent (rewriteRequestHeaders): the one in the access log and error pages.
       headers['x-request-id'] = req.headers['x-request-id'];

@@ -26,10 +26,13 @@
  * What building costs: a full build (builder(), fed as the store reads) is one pass over the records, with
  * per-tool indexes only for lists past a few entries. A change (withChanges) costs the changed tools, a
  * copy of the shards they sit in (1/256 of the tools each) and a 256-slot array; never a rebuild.
- * Walking every tool (tools(), forEachToolCounts()) makes no lasting objects.
+ * Walking every tool (tools(), forEachToolCounts()) makes no lasting objects. The index of assignments by
+ * host:port (holderOf) is made on its first question, and shared with the next table until an assignment
+ * changes (assigned-endpoints.ts).
  *
  * The text form (table-text.ts) writes a table out one line per backend and assignment and reads it back.
  */
+import { AssignedEndpoints, changesAssignments } from './assigned-endpoints';
 import type { ChangeEvent, RouteAssignment, RouteRecord, TableVersion } from './records';
 import type { Route } from './route';
 import { EMPTY_SHARD, SHARDS, shardOf, type Shards } from './shards';
@@ -64,6 +67,8 @@ export class RouteTable {
     readonly epoch: string,
     readonly version: number,
     counts: EntryCounts,
+    /** Derived from the assignments alone: made once asked, never changed after. */
+    private readonly endpoints = new AssignedEndpoints(),
   ) {
     this.routeCount = counts.routes;
     this.backendCount = counts.backends;
@@ -97,12 +102,20 @@ export class RouteTable {
     const counts: EntryCounts = { routes: this.routeCount, backends: this.backendCount, assignments: this.assignmentCount };
     const next = applyChanges(this.shards, counts, events);
     const last = events[events.length - 1];
-    return new RouteTable(next.shards, last.epoch, last.version, next.counts);
+    return new RouteTable(next.shards, last.epoch, last.version, next.counts, changesAssignments(events) ? undefined : this.endpoints);
   }
 
   lookup(tool: string): Route | undefined {
     const e = this.shards[shardOf(tool)].get(tool);
     return e === undefined ? undefined : routeOf(e);
+  }
+
+  /**
+   * The tool that holds `host`:`port` by an assignment (the host in any spelling; an address, as the
+   * registry keys them), or undefined when none does.
+   */
+  holderOf(host: string, port: number): string | undefined {
+    return this.endpoints.holder(this.shards, host, port);
   }
 
   /**

@@ -134,7 +134,7 @@ describe('Metrics: labelled counters start at 0', () => {
     const expected: Array<[string, string, string[]]> = [
       ['switchboard_selfheal_total', 'trigger', ['request', 'reconcile']],
       ['switchboard_registrations_total', 'result', ['created', 'renewed', 'rejected', 'conflict', 'unavailable']],
-      ['switchboard_proxy_errors_total', 'kind', ['no_route', 'not_running', 'refused', 'reset', 'timeout', 'bad_gateway', 'not_implemented', 'version_not_supported', 'loop_detected', 'request_timeout', 'too_many_connections']],
+      ['switchboard_proxy_errors_total', 'kind', ['no_route', 'not_running', 'refused', 'reset', 'timeout', 'bad_gateway', 'not_implemented', 'version_not_supported', 'loop_detected', 'request_timeout', 'too_many_connections', 'assigned_elsewhere']],
       ['switchboard_auth_failures_total', 'reason', ['missing', 'malformed', 'invalid']],
       ['switchboard_control_refused_total', 'reason', ['proxied', 'host']],
     ];

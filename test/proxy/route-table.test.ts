@@ -166,6 +166,27 @@ describe('RouteTable', () => {
       assert.equal(gone.backendCount, 2);
     });
 
+    it('holderOf answers the tool holding host:port in any spelling, and follows assignment changes', () => {
+      const t = RouteTable.fromSnapshot(
+        snapshot([backend('a', 'a1', 'http://127.0.0.1:20001')], [assignment('a', 20001), assignment('d', 20007, '::1'), assignment('d', 20007, '10.0.0.9')]),
+      );
+      assert.equal(t.holderOf('127.0.0.1', 20001), 'a');
+      assert.equal(t.holderOf('::ffff:127.0.0.1', 20001), 'a', 'an IPv4-mapped address is the IPv4 address');
+      assert.equal(t.holderOf('0:0:0:0:0:0:0:1', 20007), 'd');
+      assert.equal(t.holderOf('10.0.0.9', 20007), 'd', 'a tool with several assignments (a full Route, not a compact entry)');
+      assert.equal(t.holderOf('127.0.0.2', 20001), undefined, 'another address, same port');
+      assert.equal(t.holderOf('127.0.0.1', 20002), undefined, 'same address, another port');
+      // Asked once already: a change to backends alone keeps the answers, one to assignments changes them.
+      const renewed = t.withChanges([ev(2, [{ kind: 'backend.upsert', backend: backend('a', 'a2', 'http://127.0.0.1:20003') }])]);
+      assert.equal(renewed.holderOf('127.0.0.1', 20001), 'a');
+      const moved = renewed.withChanges([
+        ev(3, [{ kind: 'assignment.remove', tool: 'a', host: '127.0.0.1', port: 20001 }]),
+        ev(4, [{ kind: 'assignment.upsert', assignment: assignment('e', 20001) }]),
+      ]);
+      assert.equal(moved.holderOf('127.0.0.1', 20001), 'e');
+      assert.equal(renewed.holderOf('127.0.0.1', 20001), 'a', 'the older table answers as it was');
+    });
+
     it('takes epoch and version from the last event; no events answers the same table', () => {
       assert.equal(base.withChanges([]), base);
       const next = base.withChanges([ev(1, [], 'e2')]);

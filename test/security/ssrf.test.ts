@@ -8,9 +8,10 @@ import { RouteTable } from '../../src/table/route-table';
 import { MemoryStore } from '../../src/registry/memory-store';
 import { canonicalHost } from '../../src/net/host-names';
 import { startApi, type Api } from '../registry/harness';
-import { StaticRoutes, backend, request, startProxy, tableOf, testConfig, type TestProxy } from '../proxy/helpers';
+import { StaticRoutes, backend, rawRequest, request, startProxy, tableOf, testConfig, type TestProxy } from '../proxy/helpers';
 import { waitFor } from '../support/wait';
 import { capturingLogger } from '../support/logs';
+import { metricValue } from '../support/metrics';
 
 /**
  * SSRF: backend addresses outside allowedNetworks are refused at registration in every spelling, and
@@ -360,6 +361,113 @@ describe('security: SSRF at connect time (the proxy checks again)', function () 
     } finally {
       await redirector.close();
     }
+  });
+});
+
+describe('security: a rebound name never reaches another tool\'s port', function () {
+  this.timeout(20_000);
+  // Tool a holds 127.0.0.1:<port> (registered by address); tool b registered http://b.test:<port> while
+  // b.test stood for 127.0.0.2, a free address (b's own server listens there, on the same port); tool c
+  // registered by name, c.test standing for its own 127.0.0.1:<other port>. Every server answers
+  // `connection: close`, so each request makes a new connection and resolves the name again.
+  let a: Listener;
+  let b: Listener;
+  let c: Listener;
+  let proxy: TestProxy;
+  let routes: StaticRoutes;
+  let log: ReturnType<typeof capturingLogger>;
+  let api: Api;
+  let store: MemoryStore;
+
+  const networks = ['127.0.0.0/8'];
+  const answer = (text: string): http.RequestListener => (_req, res) => res.writeHead(200, { connection: 'close' }).end(text);
+
+  before(async () => {
+    a = await listenOn('127.0.0.1', answer('a'));
+    b = await listenOn('127.0.0.2', answer('b'), a.port);
+    c = await listenOn('127.0.0.1', answer('c'));
+    for (const l of [a, b, c]) l.server.on('upgrade', (_req, socket) => socket.destroy());
+    routes = new StaticRoutes();
+    log = capturingLogger();
+    proxy = await startProxy(routes, testConfig({ accessLog: true }, { allowedNetworks: networks }), { lookup: proxyLookup, logger: log.logger });
+    store = new MemoryStore();
+    api = await startApi({ store, lookup: registryLookup, overrides: { allowedNetworks: networks } });
+    dns.set('b.test', ['127.0.0.2']);
+    dns.set('c.test', ['127.0.0.1']);
+    for (const [tool, url] of [
+      ['a', `http://127.0.0.1:${a.port}`],
+      ['b', `http://b.test:${a.port}`],
+      ['c', `http://c.test:${c.port}`],
+    ]) {
+      const r = await api.call('PUT', `/v1/tools/${tool}/backends/${tool}1`, { json: { url } });
+      assert.equal(r.status, 200, r.text);
+    }
+    routes.table = RouteTable.fromSnapshot(await store.snapshot());
+  });
+
+  after(async () => {
+    await api?.close();
+    await store?.close();
+    await proxy?.close();
+    for (const l of [a, b, c]) await l?.close();
+  });
+
+  beforeEach(() => {
+    for (const l of [a, b, c]) l.connections = l.requests = 0;
+    log.raw.length = 0;
+    dns.set('b.test', ['127.0.0.2']);
+  });
+
+  const errors = async (kind: string) => metricValue(await proxy.metrics.registry.metrics(), 'switchboard_proxy_errors_total', { kind });
+
+  it('a name resolving to another tool\'s address:port is 502 and nothing reaches that tool; resolving to a free address it is forwarded', async () => {
+    const first = await request(proxy.port, '/b/');
+    assert.deepEqual([first.status, first.body], [200, 'b'], 'forwarded while b.test stands for the free address');
+    for (const answers of [['127.0.0.1'], ['127.0.0.2', '127.0.0.1']]) {
+      dns.set('b.test', answers);
+      const before = await errors('assigned_elsewhere');
+      const r = await request(proxy.port, '/b/', { headers: { accept: 'application/json' } });
+      assert.equal(r.status, 502, r.body);
+      assert.equal(JSON.parse(r.body).error.code, 'bad_gateway');
+      assert.equal(await errors('assigned_elsewhere'), before + 1, answers.join(', '));
+    }
+    assert.equal(a.connections, 0, "the proxy connected to a's server for b");
+    assert.equal(a.requests, 0);
+    const failed = log.events('proxy.backend_failed');
+    assert.deepEqual(failed.map((l) => [l.tool, l.kind, l.code]), [
+      ['b', 'assigned_elsewhere', 'ERR_ADDRESS_ASSIGNED_ELSEWHERE'],
+      ['b', 'assigned_elsewhere', 'ERR_ADDRESS_ASSIGNED_ELSEWHERE'],
+    ]);
+    await waitFor('the access-log lines', () => log.events('access').length >= 3, 2000, 10);
+    assert.deepEqual(log.events('access').map((l) => [l.tool, l.status, l.outcome]), [
+      ['b', 200, 'ok'],
+      ['b', 502, 'bad_gateway'],
+      ['b', 502, 'bad_gateway'],
+    ]);
+
+    dns.set('b.test', ['127.0.0.2']);
+    const back = await request(proxy.port, '/b/');
+    assert.deepEqual([back.status, back.body], [200, 'b'], 'forwarded again once the name stands for the free address');
+    assert.equal((await request(proxy.port, '/a/')).body, 'a', "a's own route is untouched");
+  });
+
+  it('a WebSocket handshake by a name resolving to another tool\'s address:port is 502 without connecting', async () => {
+    dns.set('b.test', ['127.0.0.1']);
+    const before = await errors('assigned_elsewhere');
+    const head = await rawRequest(
+      proxy.port,
+      'GET /b/ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n',
+    );
+    assert.match(head, /^HTTP\/1\.1 502 /);
+    assert.equal(await errors('assigned_elsewhere'), before + 1);
+    assert.equal(a.connections, 0, "the relay connected to a's server for b");
+  });
+
+  it('a tool registered by name reaches the address it holds under that name', async () => {
+    const before = await errors('assigned_elsewhere');
+    const r = await request(proxy.port, '/c/');
+    assert.deepEqual([r.status, r.body], [200, 'c']);
+    assert.equal(await errors('assigned_elsewhere'), before);
   });
 });
 
