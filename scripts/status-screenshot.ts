@@ -46,7 +46,7 @@ async function main(): Promise<void> {
     // The registry and the store restart together, empty: the registry has no copy to write back, so every
     // tool is lost until its heartbeat comes back, and LOST of them never do.
     const second = await restartEmpty(redis, first, () => startInProcess({ adminToken: ADMIN_TOKEN, store, roles: { proxy: false, registry: true }, overrides: NO_DISCOVERY }), proxy.feed!);
-    const lost = new Set(Array.from({ length: LOST }, (_, i) => toolName(SHAPE.tools - 1 - i * 37)));
+    const lost = new Set(Array.from({ length: LOST }, (_, i) => toolName(SHAPE.tools - 1 - i * Math.max(1, Math.floor(SHAPE.tools / 270)))));
     await seedFleet(second.registry!, store, SHAPE, lost);
     await waitFor('the others back', () => (proxy.feed!.lostTools().length === LOST ? true : null), 60_000, 200).catch((err: Error) => {
       throw new Error(`${err.message}: lost ${proxy.feed!.lostTools().length}, e.g. ${proxy.feed!.lostTools().slice(0, 5).join(' ')}`);
