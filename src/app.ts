@@ -10,6 +10,7 @@ import { createControlApp, type Readiness } from './control/app';
 import { ControlHosts, configuredHosts } from './control/control-hosts';
 import { controlListener, type FastPath } from './control/fast-paths';
 import { StatusSource } from './control/status-data';
+import { linkHost } from './control/tool-links';
 import { Healer } from './discovery/healer';
 import type { OnDemandDiscovery } from './discovery/on-demand';
 import { Reconciler } from './discovery/reconciler';
@@ -52,6 +53,8 @@ export interface StartOptions {
   metricsText?: () => Promise<string>;
   /** Extra readiness checks (the primary reports its workers). */
   readiness?: Array<() => Promise<Readiness>>;
+  /** The status page's tick: rates' ring every tick, the hour's charts every third (default 10 s; tests shorten it). */
+  statusSampleMs?: number;
 }
 
 export interface Switchboard {
@@ -152,10 +155,25 @@ async function startProxyRole(opts: StartOptions, feed: TableFeed, metrics: Metr
 /** The control port's server (null in proxy workers, whose primary owns the port). */
 function controlServerOf(opts: StartOptions, metrics: Metrics, readiness: Array<() => Promise<Readiness>>, routers: express.Router[], fastPaths: FastPath[], status: StatusSource): http.Server | null {
   if (opts.controlPort === false) return null;
-  const app = createControlApp({ metrics, readiness, routers, metricsText: opts.metricsText, status: () => status.report() });
+  const app = createControlApp({ metrics, readiness, routers, metricsText: opts.metricsText, status: (view) => status.report(view) });
   const server = http.createServer(controlListener(app, fastPaths));
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => void answerClientError(err, socket));
   return server;
+}
+
+/** The status page's data, its per-tool rates read from the proxy's counters (control's TrafficSource) where one runs here. */
+function startStatusSource(opts: StartOptions, store: Store, feed: TableFeed | null, px: { proxy: ProxyServer; port: number } | null): StatusSource {
+  const { config } = opts;
+  const source = new StatusSource({
+    store,
+    routes: feed,
+    health: px?.proxy.health ?? null,
+    traffic: px?.proxy.traffic ?? null,
+    proxy: px ? { port: px.port, domain: config.domain, host: linkHost(config.host) } : null,
+    sampleMs: opts.statusSampleMs,
+  });
+  source.start();
+  return source;
 }
 
 async function followTable(opts: StartOptions, store: Store, metrics: Metrics): Promise<TableFeed> {
@@ -207,7 +225,7 @@ export async function startSwitchboard(opts: StartOptions): Promise<Switchboard>
       })
     : null;
 
-  const statusSource = new StatusSource({ store, routes: feed, health: px?.proxy.health ?? null });
+  const statusSource = startStatusSource(opts, store, feed, px);
   // Admission first: no route, fast or not, answers a request it refuses.
   const admission = controlAdmission(controlHosts, (reason) => metrics.controlRefused.inc({ reason }));
   const fastPaths = reg ? [admission, reg.fastPath] : [admission];
@@ -227,6 +245,7 @@ export async function startSwitchboard(opts: StartOptions): Promise<Switchboard>
       logger.info({ event: 'shutdown' }, 'shutting down');
       const controlClosed = new Promise<void>((r) => (controlServer ? controlServer.close(() => r()) : r()));
       controlServer?.closeIdleConnections();
+      statusSource.stop();
       if (px) await px.proxy.close();
       await durability?.stop();
       await reg?.reconciler?.stop();

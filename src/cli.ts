@@ -28,7 +28,8 @@ usage:
   switchboard registry [--config FILE]   the control plane only (registration API, leases, expiry)
   switchboard token issue  --tool T [--registry URL] [--token-file PATH | --token ADMIN]   issue a tool token
   switchboard token revoke --tool T --id ID [--registry URL] [--token-file PATH | --token ADMIN]
-  switchboard status [--registry URL] [--token-file PATH | --token ADMIN] [--json]   every tool, its backends and assignments
+  switchboard status [--registry URL] [--token-file PATH | --token ADMIN] [--json] [--tool PATTERN] [--state STATE] [--sort KEY] [--limit N]
+                       every tool (or those the filter selects): state, traffic, backends and assignments
   switchboard run --tool T [--registry URL] [--token-file PATH | --token TOKEN] [--ttl S] [--host H] [--port P] [--restart [--restart-max-delay S]] -- COMMAND ARGS...
                        start COMMAND with PORT = the tool's assigned port, keep it registered while it runs;
                        one quoted string runs through sh -c: -- 'python3 -m http.server $PORT'

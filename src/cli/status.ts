@@ -1,6 +1,10 @@
 import { RegistryClient, RegistryHttpError, type ToolListing } from '../client/registry-client';
 import { countsOf, type StatusReport, type StatusTool } from '../control/status-data';
-import { BACKEND_COLUMNS, assignmentsText, summaryPairs, toolBackendRows } from '../control/status-table';
+import { QueryError, anyFilter, parseStatusQuery, selectReport, type RawQuery, type StatusQuery } from '../control/status-filter';
+import { BACKEND_COLUMNS, TOOL_COLUMNS, assignmentsText, summaryPairs, toolBackendRows, toolCells } from '../control/status-table';
+import { emptyTool, withLostTools } from '../control/status-tools';
+import { stateCounts, stateText, toolState } from '../control/tool-state';
+import { NO_TRAFFIC } from '../control/traffic-window';
 import { clientDefaults } from '../client/defaults';
 import { parseFlags, usageError } from '../client/flags';
 import { tokenFrom } from '../client/token-source';
@@ -13,13 +17,17 @@ function printable(s: string): string {
   return s.replace(/[\u0000-\u001f\u007f-\u009f]/g, '?');
 }
 
-/** Tools as the API lists them, with the passive health the status report knows for the same backend. */
+/**
+ * Tools as the API lists them, with what only the registry process's status report knows: the passive
+ * health of the same backend, which tools the store lost, each tool's link and traffic (where that
+ * process runs a proxy).
+ */
 function toolsFromApi(listing: ToolListing[], report: StatusReport | null): StatusTool[] {
   const health = new Map<string, { url: string; health: StatusTool['backends'][number]['health'] }>();
   for (const t of report?.tools ?? []) for (const b of t.backends) health.set(`${t.tool}/${b.id}`, { url: b.url, health: b.health });
-  return listing.map((t) => ({
-    tool: t.tool,
-    backends: t.backends.map((b) => {
+  const listed = listing.map((t) => {
+    const tool = emptyTool(t.tool);
+    tool.backends = t.backends.map((b) => {
       const h = health.get(`${t.tool}/${b.id}`);
       const out: StatusTool['backends'][number] = {
         id: b.id,
@@ -30,10 +38,21 @@ function toolsFromApi(listing: ToolListing[], report: StatusReport | null): Stat
         health: h && h.url === b.url ? h.health : 'unknown',
       };
       if (b.clientVersion !== undefined) out.clientVersion = b.clientVersion;
+      if (b.held === true) out.held = true;
       return out;
-    }),
-    assignments: t.assignments.map((a) => ({ host: a.host, port: a.port })),
-  }));
+    });
+    tool.assignments = t.assignments.map((a) => ({ host: a.host, port: a.port }));
+    tool.state = toolState(tool, false);
+    return tool;
+  });
+  const fromReport = new Map((report?.tools ?? []).map((t) => [t.tool, t]));
+  const tools = withLostTools(listed, (report?.tools ?? []).filter((t) => t.state === 'lost').map((t) => t.tool));
+  for (const t of tools) {
+    const r = fromReport.get(t.tool);
+    t.url = r?.url ?? null;
+    t.traffic = report?.traffic ? (r?.traffic ?? NO_TRAFFIC) : null;
+  }
+  return tools;
 }
 
 /**
@@ -58,6 +77,10 @@ export async function gatherStatus(client: RegistryClient, now = Date.now()): Pr
     table: meta?.table ?? null,
     snapshot: meta?.snapshot ?? null,
     counts: countsOf(tools),
+    states: stateCounts(tools),
+    // Reports of a registry older than these figures have none: read as "no proxy counted here".
+    traffic: meta?.traffic ?? null,
+    history: meta?.history ?? { sampleSeconds: 0, samples: [] },
     tools,
   };
 }
@@ -69,29 +92,63 @@ export function alignColumns(rows: string[][]): string[] {
   return rows.map((row) => row.map((c, i) => (i === row.length - 1 ? c : c.padEnd(widths[i]))).join('  ').trimEnd());
 }
 
+/** What a filter chose, for the summary: how many matched of how many, and how many of them are shown. */
+function selectionText(r: StatusReport): string | null {
+  const sel = r.selection;
+  if (!sel) return null;
+  const what = [sel.tool ? `tool ${sel.tool}` : '', sel.states.length ? `state ${sel.states.map(stateText).join(' or ')}` : ''].filter(Boolean).join(', ');
+  const shown = r.tools.length < sel.matched ? `, showing ${r.tools.length} of them` : '';
+  return `${sel.matched} of ${r.counts.tools} tools${what ? ` (${what})` : ''}, sorted by ${sel.sort}${shown}`;
+}
+
 export function renderStatusText(r: StatusReport): string {
   const pairs = summaryPairs(r);
+  const matching = selectionText(r);
+  if (matching) pairs.push(['Matching', matching]);
   const labelWidth = Math.max(...pairs.map(([k]) => k.length)) + 1;
   const summary = pairs.map(([k, v]) => `${`${k}:`.padEnd(labelWidth)} ${printable(v)}`);
-  const rows: string[][] = [['TOOL', ...BACKEND_COLUMNS, 'ASSIGNMENT']];
+  const rows: string[][] = [['TOOL', ...TOOL_COLUMNS, ...BACKEND_COLUMNS, 'ASSIGNMENT']];
   for (const t of r.tools) {
     // The tool name on every line, so `switchboard status | grep TOOL` shows all of a tool's backends.
-    for (const cells of toolBackendRows(t)) rows.push([t.tool, ...cells, assignmentsText(t.assignments)].map(printable));
+    const own = toolCells(t);
+    for (const cells of toolBackendRows(t)) rows.push([t.tool, ...own, ...cells, assignmentsText(t.assignments)].map(printable));
   }
-  const table = r.tools.length ? alignColumns(rows) : ['no tools'];
+  const table = r.tools.length ? alignColumns(rows) : [matching ? 'no tool matches the filter' : 'no tools'];
   return `${[...summary, '', ...table].join('\n')}\n`;
+}
+
+/** The command's filter flags as a query (null: none given), or a usage error (exit 2) naming the flag. */
+function queryOfFlags(values: { tool?: string; state?: string[]; sort?: string; limit?: string }): StatusQuery | null {
+  const raw: RawQuery = { tool: values.tool, state: values.state, sort: values.sort, limit: values.limit };
+  if (!anyFilter(raw)) return null;
+  try {
+    return parseStatusQuery(raw);
+  } catch (err) {
+    if (!(err instanceof QueryError)) throw err;
+    throw usageError(`--${err.field}: ${err.message}`);
+  }
 }
 
 export async function statusCommand(args: string[], out: NodeJS.WritableStream = process.stdout, env: NodeJS.ProcessEnv = process.env): Promise<number> {
   const { values } = parseFlags(
     {
       args,
-      options: { registry: { type: 'string' }, token: { type: 'string' }, 'token-file': { type: 'string' }, json: { type: 'boolean', default: false } },
+      options: {
+        registry: { type: 'string' },
+        token: { type: 'string' },
+        'token-file': { type: 'string' },
+        json: { type: 'boolean', default: false },
+        tool: { type: 'string' },
+        state: { type: 'string', multiple: true },
+        sort: { type: 'string' },
+        limit: { type: 'string' },
+      },
       strict: true,
       allowPositionals: false,
     },
-    { registry: 'URL', token: 'ADMIN', 'token-file': 'PATH' },
+    { registry: 'URL', token: 'ADMIN', 'token-file': 'PATH', tool: 'PATTERN', state: 'STATE', sort: 'KEY', limit: 'N' },
   );
+  const query = queryOfFlags(values);
   const defaults = clientDefaults(env);
   const token = tokenFrom(values, defaults.token);
   if (!token) throw usageError('--token-file PATH (or SWITCHBOARD_TOKEN / SWITCHBOARD_ADMIN_TOKEN, or --token) is required: listing every tool takes the admin token');
@@ -99,7 +156,8 @@ export async function statusCommand(args: string[], out: NodeJS.WritableStream =
   const client = new RegistryClient({ registry, token });
   let report: StatusReport;
   try {
-    report = await gatherStatus(client);
+    const all = await gatherStatus(client);
+    report = query ? selectReport(all, query) : all;
   } catch (err) {
     const why =
       err instanceof RegistryHttpError

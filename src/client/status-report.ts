@@ -19,6 +19,8 @@ export interface StatusBackend {
   expiresAt: string | null;
   health: BackendHealth;
   clientVersion?: string;
+  /** Present (true) while self-preservation keeps the backend although its lease lapsed: its heartbeats stopped. */
+  held?: true;
 }
 
 export interface StatusAssignment {
@@ -26,10 +28,56 @@ export interface StatusAssignment {
   port: number;
 }
 
+/**
+ * What a tool needs from its operator, most pressing first: `lost` (the store lost it: a restart or failover
+ * dropped it and nobody removed it), `held` (a backend's heartbeats stopped and self-preservation keeps it),
+ * `not_running` (an assignment and no live backend), `discovered` (routed by fallback discovery: it is not
+ * registering itself), `live` (routed to backends that register).
+ */
+export const TOOL_STATES = ['lost', 'held', 'not_running', 'discovered', 'live'] as const;
+export type ToolState = (typeof TOOL_STATES)[number];
+
+/**
+ * A tool's requests as this process's proxy answered them over the report's traffic window: counted by
+ * the proxy itself (plain counters, nothing stored), null where this process runs no proxy.
+ */
+export interface ToolTraffic {
+  requests: number;
+  /** Of those, answered with a 5xx status (the proxy's own error pages included). */
+  serverErrors: number;
+  requestsPerSecond: number;
+  /** serverErrors / requests; null without requests. */
+  serverErrorRatio: number | null;
+}
+
 export interface StatusTool {
   tool: string;
+  state: ToolState;
+  /** Where the tool answers through this process's proxy (path form, or host form with `domain`); null: no proxy here. */
+  url: string | null;
+  traffic: ToolTraffic | null;
   backends: StatusBackend[];
   assignments: StatusAssignment[];
+}
+
+/** One point of the last hour's charts, sampled every `history.sampleSeconds`; null where this process has no such figure. */
+export interface StatusSample {
+  at: string;
+  /** Tools with at least one live backend in this process's route table. */
+  routes: number | null;
+  lostTools: number | null;
+  requestsPerSecond: number | null;
+  serverErrorRatio: number | null;
+}
+
+/** Which tools a filtered report holds: `matched` of the report's tools passed the filter, `tools` is the page shown. */
+export interface StatusSelection {
+  tool: string;
+  states: ToolState[];
+  sort: string;
+  matched: number;
+  offset: number;
+  limit: number | null;
 }
 
 /**
@@ -51,5 +99,13 @@ export interface StatusReport {
   /** This process's in-memory route table (what a proxy routes on), when it keeps one. */
   snapshot: { epoch: string; version: number; routes: number; backends: number; ageSeconds: number } | null;
   counts: { tools: number; routes: number; backends: number; assignments: number; assignmentsWithoutBackend: number };
+  /** Tools by state, over every tool of the report (not only those a filter selected). */
+  states: Record<ToolState, number>;
+  /** Every request this process's proxy answered over the traffic window (about the last minute); null: no proxy here. */
+  traffic: (ToolTraffic & { windowSeconds: number }) | null;
+  /** The last hour, oldest first. */
+  history: { sampleSeconds: number; samples: StatusSample[] };
+  /** Present when a filter (tool, state, sort, limit, offset) chose the tools shown. */
+  selection?: StatusSelection;
   tools: StatusTool[];
 }

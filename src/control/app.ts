@@ -1,7 +1,8 @@
 import express from 'express';
 import type { Metrics } from '../metrics';
-import type { StatusReport } from './status-data';
-import { REFRESH_SECONDS, renderStatusPage } from './status-page';
+import type { ReportView, StatusReport } from './status-data';
+import { EVERY_TOOL, QueryError, anyFilter, parseStatusQuery, selectReport, selectTools, type RawQuery, type StatusQuery } from './status-filter';
+import { PAGE_QUERY, REFRESH_SECONDS, STATUS_PAGE_CSP, renderStatusPage } from './status-page';
 
 export interface Readiness {
   ready: boolean;
@@ -17,7 +18,29 @@ export interface ControlAppOptions {
   /** Overrides the exposition of `metrics` (the cluster primary renders the sum over its workers). */
   metricsText?: () => Promise<string>;
   /** The status page's data (GET / and GET /status.json); never blocks on a dead store. */
-  status?: () => Promise<StatusReport>;
+  status?: (view: ReportView) => Promise<StatusReport>;
+}
+
+/** The filter parameters of a request's URL (tool, state, sort, limit, offset), as they came. */
+function rawQuery(req: express.Request): RawQuery {
+  const p = new URL(req.originalUrl, 'http://control.invalid').searchParams;
+  const one = (name: string) => p.get(name) ?? undefined;
+  return { tool: one('tool'), state: p.getAll('state'), sort: one('sort'), limit: one('limit'), offset: one('offset') };
+}
+
+function badQuery(res: express.Response, field: string, message: string): void {
+  res.status(400).json({ error: { code: `invalid_${field}`, message, field } });
+}
+
+/** The filter of a request, or null once a 400 naming the field has been answered. */
+function queryOf(raw: RawQuery, res: express.Response, defaults: Readonly<StatusQuery>): StatusQuery | null {
+  try {
+    return parseStatusQuery(raw, defaults);
+  } catch (err) {
+    if (!(err instanceof QueryError)) throw err;
+    badQuery(res, err.field, err.message);
+    return null;
+  }
 }
 
 /** The operator port: health, readiness, metrics and, on registry processes, the registration API. */
@@ -47,18 +70,25 @@ export function createControlApp(opts: ControlAppOptions): express.Express {
     app.get('/', async (req, res) => {
       const refresh = req.query.refresh === undefined ? REFRESH_SECONDS : Number(req.query.refresh);
       if (!Number.isInteger(refresh) || refresh < 1 || refresh > 3600) {
-        res.status(400).json({ error: { code: 'invalid_refresh', message: 'refresh must be a whole number of seconds in 1..3600', field: 'refresh' } });
+        badQuery(res, 'refresh', 'refresh must be a whole number of seconds in 1..3600');
         return;
       }
-      const html = renderStatusPage(await status(), refresh);
-      res.setHeader('Content-Security-Policy', "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'");
+      const query = queryOf(rawQuery(req), res, PAGE_QUERY);
+      if (!query) return;
+      const report = await status({ host: req.headers.host });
+      const html = renderStatusPage(report, { query, ...selectTools(report.tools, query) }, refresh);
+      res.setHeader('Content-Security-Policy', STATUS_PAGE_CSP);
       res.setHeader('Cache-Control', 'no-store');
       res.setHeader('X-Content-Type-Options', 'nosniff');
       res.type('html').send(html);
     });
-    app.get('/status.json', async (_req, res) => {
+    app.get('/status.json', async (req, res) => {
+      const raw = rawQuery(req);
+      const query = queryOf(raw, res, EVERY_TOOL);
+      if (!query) return;
+      const report = await status({ host: req.headers.host });
       res.setHeader('Cache-Control', 'no-store');
-      res.json(await status());
+      res.json(anyFilter(raw) ? selectReport(report, query) : report);
     });
   }
 

@@ -1,95 +1,41 @@
 import type { PassiveHealth } from '../proxy/health';
-import { createRouteBackend } from '../table/route-backend';
 import type { RouteTable } from '../table/route-table';
 import type { Store } from '../registry/store';
-import type { Assignment, Backend, BackendSource, TableSnapshot } from '../registry/types';
-import { backendView } from '../registry/views';
+import type { TableSnapshot } from '../registry/types';
+import { StatusHistory } from './status-history';
+import { countsOf, passiveHealthOf, toolsFromRecords, toolsFromRouteTable, withLostTools, type HealthOf } from './status-tools';
+import { stateCounts } from './tool-state';
+import { toolUrls, type ProxyAddress } from './tool-links';
+import { NO_TRAFFIC, TrafficWindow, type TrafficSource } from './traffic-window';
 
 export type { BackendHealth, DataSource, StatusAssignment, StatusBackend, StatusReport, StatusTool } from '../client/status-report';
-import type { BackendHealth, StatusBackend, StatusReport, StatusTool } from '../client/status-report';
+import type { StatusReport, StatusTool } from '../client/status-report';
+export { countsOf, passiveHealthOf, toolsFromRecords, type HealthOf } from './status-tools';
 
-/** How a backend's health is judged: a proxy's passive health, or nothing (a registry-only process). */
-export type HealthOf = (tool: string, b: { id: string; url: string; source: BackendSource }) => BackendHealth;
-
-export function passiveHealthOf(health: PassiveHealth | null, now: () => number = Date.now): HealthOf {
-  if (!health) return () => 'unknown';
-  return (tool, b) => {
-    const rb = createRouteBackend(b);
-    if (!rb) return 'unknown';
-    return health.isDown(tool, rb, now()) ? 'down' : 'ok';
-  };
-}
-
-function byName(a: { tool: string }, b: { tool: string }): number {
-  return a.tool < b.tool ? -1 : a.tool > b.tool ? 1 : 0;
-}
-
-function sortTool(t: StatusTool): StatusTool {
-  t.backends.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-  t.assignments.sort((a, b) => (a.host === b.host ? a.port - b.port : a.host < b.host ? -1 : 1));
-  return t;
-}
-
-export function countsOf(tools: StatusTool[]): StatusReport['counts'] {
-  const c = { tools: tools.length, routes: 0, backends: 0, assignments: 0, assignmentsWithoutBackend: 0 };
-  for (const t of tools) {
-    if (t.backends.length > 0) c.routes++;
-    else c.assignmentsWithoutBackend += t.assignments.length;
-    c.backends += t.backends.length;
-    c.assignments += t.assignments.length;
-  }
-  return c;
-}
-
-/** Tools from backends and assignments as the store holds them. */
-export function toolsFromRecords(backends: Backend[], assignments: Assignment[], now: number, healthOf: HealthOf): StatusTool[] {
-  const tools = new Map<string, StatusTool>();
-  const entry = (tool: string) => {
-    let t = tools.get(tool);
-    if (!t) tools.set(tool, (t = { tool, backends: [], assignments: [] }));
-    return t;
-  };
-  for (const b of backends) {
-    const v = backendView(b, now);
-    const sb: StatusBackend = { id: b.id, url: b.url, source: b.source, leaseSecondsLeft: v.leaseSecondsLeft, expiresAt: v.expiresAt, health: healthOf(b.tool, b) };
-    if (b.clientVersion !== undefined) sb.clientVersion = b.clientVersion;
-    entry(b.tool).backends.push(sb);
-  }
-  for (const a of assignments) entry(a.tool).assignments.push({ host: a.host, port: a.port });
-  return [...tools.values()].map(sortTool).sort(byName);
-}
-
-/**
- * Tools from a route table snapshot. It holds no lease times; those of the last store read are used
- * where the backend is the same one (same id and url).
- */
-function toolsFromRouteTable(table: RouteTable, last: TableSnapshot | null, now: number, healthOf: HealthOf): StatusTool[] {
-  const known = new Map<string, Backend>();
-  for (const b of last?.backends ?? []) known.set(`${b.tool}/${b.id}`, b);
-  const tools: StatusTool[] = [];
-  for (const route of table.tools()) {
-    const t: StatusTool = { tool: route.tool, backends: [], assignments: route.assignments.map((a) => ({ host: a.host, port: a.port })) };
-    for (const b of route.backends) {
-      const rec = known.get(`${route.tool}/${b.id}`);
-      const same = rec !== undefined && rec.url === b.url;
-      const v = same ? backendView(rec, now) : null;
-      const sb: StatusBackend = { id: b.id, url: b.url, source: b.source, leaseSecondsLeft: v?.leaseSecondsLeft ?? null, expiresAt: v?.expiresAt ?? null, health: healthOf(route.tool, b) };
-      if (same && rec.clientVersion !== undefined) sb.clientVersion = rec.clientVersion;
-      t.backends.push(sb);
-    }
-    tools.push(sortTool(t));
-  }
-  return tools.sort(byName);
-}
+/** Default tick of the rates' ring (one reading every 10 s: a minute is 6 of them). */
+export const SAMPLE_MS = 10_000;
+/** Ticks per sample of the hour's charts (every 30 s at the default tick). */
+export const TICKS_PER_HISTORY_SAMPLE = 3;
 
 export interface StatusSourceOptions {
   store: Store;
-  /** The process's route table, when it keeps one (proxies do; so may registries, for their metrics). */
-  routes?: { current(): RouteTable | null; confirmedAt?: number } | null;
+  /** The process's route table, when it keeps one (proxies do; so may registries, for their metrics), and the tools the store lost. */
+  routes?: { current(): RouteTable | null; confirmedAt?: number; lostTools?(): readonly string[] } | null;
   health?: PassiveHealth | null;
+  /** The proxy's request counters, in a process that runs a proxy. */
+  traffic?: TrafficSource | null;
+  /** Where that proxy listens, for each tool's link. */
+  proxy?: ProxyAddress | null;
+  /** The tick of the rates and charts (start()); default SAMPLE_MS. */
+  sampleMs?: number;
   /** How long a page waits for the store before showing what it last knew (default 1000 ms). */
   timeoutMs?: number;
   now?: () => number;
+}
+
+/** What a report is asked for with: the Host the page was reached by (each tool's link names it). */
+export interface ReportView {
+  host?: string;
 }
 
 class StatusTimeout extends Error {}
@@ -104,11 +50,37 @@ export class StatusSource {
   private readonly healthOf: HealthOf;
   private last: { snap: TableSnapshot; at: number } | null = null;
   private inFlight: Promise<TableSnapshot> | null = null;
+  private readonly window: TrafficWindow | null;
+  private readonly history: StatusHistory;
+  private ticks = 0;
+  private timer: NodeJS.Timeout | null = null;
 
   constructor(opts: StatusSourceOptions) {
     this.opts = opts;
     this.now = opts.now ?? Date.now;
     this.healthOf = passiveHealthOf(opts.health ?? null, this.now);
+    const now = this.now();
+    this.window = opts.traffic ? new TrafficWindow(opts.traffic, now) : null;
+    const sampleMs = opts.sampleMs ?? SAMPLE_MS;
+    this.history = new StatusHistory(opts.routes ?? null, opts.traffic ?? null, sampleMs * TICKS_PER_HISTORY_SAMPLE, now);
+  }
+
+  /** Reads the counters into the rates' ring; every TICKS_PER_HISTORY_SAMPLE ticks, a sample of the charts. */
+  tick(): void {
+    const now = this.now();
+    this.window?.read(now);
+    if (++this.ticks % TICKS_PER_HISTORY_SAMPLE === 0) this.history.sample(now);
+  }
+
+  /** Ticks every sampleMs until stop(); the timer never keeps the process alive. */
+  start(): void {
+    this.timer ??= setInterval(() => this.tick(), this.opts.sampleMs ?? SAMPLE_MS);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
   }
 
   private read(): Promise<TableSnapshot> {
@@ -141,7 +113,7 @@ export class StatusSource {
     });
   }
 
-  async report(): Promise<StatusReport> {
+  async report(view: ReportView = {}): Promise<StatusReport> {
     const now = this.now();
     const table = this.opts.routes?.current() ?? null;
     const confirmedAt = table ? this.opts.routes?.confirmedAt || table.builtAt : 0;
@@ -182,6 +154,32 @@ export class StatusSource {
       store = { kind, state: 'unreachable', dataFrom: 'none', dataAt: null };
       version = null;
     }
-    return { generatedAt: new Date(now).toISOString(), store, table: version, snapshot, counts: countsOf(tools), tools };
+    tools = this.withFigures(tools, now, view);
+    const traffic = this.window ? { ...this.window.total(now), windowSeconds: Math.round(this.window.seconds(now)) } : null;
+    // The charts' newest point is this moment, with the rates shown beside them (the last minute's).
+    const current = { ...this.history.figures(now), ...(traffic && { requestsPerSecond: traffic.requestsPerSecond, serverErrorRatio: traffic.serverErrorRatio }) };
+    return {
+      generatedAt: new Date(now).toISOString(),
+      store,
+      table: version,
+      snapshot,
+      counts: countsOf(tools),
+      states: stateCounts(tools),
+      traffic,
+      history: { sampleSeconds: this.history.sampleMs / 1000, samples: [...this.history.samples(), current] },
+      tools,
+    };
+  }
+
+  /** Lost tools marked (and added), each tool's link and its traffic over the window. */
+  private withFigures(found: StatusTool[], now: number, view: ReportView): StatusTool[] {
+    const tools = withLostTools(found, this.opts.routes?.lostTools?.() ?? []);
+    const urlOf = toolUrls(this.opts.proxy ?? null, view.host);
+    const traffic = this.window?.perTool(now) ?? null;
+    for (const t of tools) {
+      t.url = urlOf(t.tool);
+      t.traffic = traffic ? (traffic.get(t.tool) ?? NO_TRAFFIC) : null;
+    }
+    return tools;
   }
 }

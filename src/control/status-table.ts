@@ -1,4 +1,5 @@
 import type { StatusAssignment, StatusBackend, StatusReport, StatusTool } from './status-data';
+import { stateText } from './tool-state';
 
 /**
  * The words and cells the status page and `switchboard status` both show, so a person reading either
@@ -6,6 +7,37 @@ import type { StatusAssignment, StatusBackend, StatusReport, StatusTool } from '
  */
 
 export const BACKEND_COLUMNS = ['BACKEND', 'URL', 'SOURCE', 'LEASE LEFT', 'HEALTH', 'CLIENT'] as const;
+
+/** A tool's own cells, beside its name: its state and its traffic over the last minute. */
+export const TOOL_COLUMNS = ['STATE', 'REQ/S', '5XX'] as const;
+
+/** Requests per second, to a tenth while small: an operator compares them, they are not accounts. */
+export function rateText(perSecond: number): string {
+  if (perSecond === 0) return '0';
+  if (perSecond < 0.1) return '<0.1';
+  return perSecond < 100 ? perSecond.toFixed(1) : String(Math.round(perSecond));
+}
+
+export function ratioText(ratio: number | null): string {
+  if (ratio === null) return '-';
+  if (ratio === 0) return '0 %';
+  if (ratio < 0.001) return '<0.1 %';
+  return `${(ratio * 100).toFixed(1)} %`;
+}
+
+export function toolCells(t: StatusTool): string[] {
+  return [stateText(t.state), t.traffic ? rateText(t.traffic.requestsPerSecond) : '-', t.traffic ? ratioText(t.traffic.serverErrorRatio) : '-'];
+}
+
+/** Why a report has no rates: the process that made it runs no proxy, so it counted no request. */
+export const NO_PROXY_TEXT =
+  "none counted here: this process runs no proxy (a registry-only process, or the primary of --workers). Each proxy's control port shows its own; /metrics has switchboard_proxy_requests_total";
+
+export function trafficText(r: StatusReport): string {
+  const t = r.traffic;
+  if (!t) return NO_PROXY_TEXT;
+  return `${rateText(t.requestsPerSecond)}/s over the last ${t.windowSeconds} s (${t.requests} requests), 5xx ${ratioText(t.serverErrorRatio)}`;
+}
 
 export function leaseText(seconds: number | null): string {
   return seconds === null ? 'unknown' : `${seconds} s`;
@@ -26,8 +58,12 @@ export function backendCells(b: StatusBackend): string[] {
 /** The cells of a tool that has assignments but no live backend: the case the alert is about. */
 export const NO_BACKEND_CELLS = ['(no live backend)', '-', '-', '-', '-', '-'];
 
+/** The cells of a tool the store lost and no longer holds anything of. */
+export const LOST_CELLS = ['(not in the store)', '-', '-', '-', '-', '-'];
+
 export function toolBackendRows(t: StatusTool): string[][] {
-  return t.backends.length ? t.backends.map(backendCells) : [NO_BACKEND_CELLS];
+  if (t.backends.length) return t.backends.map(backendCells);
+  return [t.state === 'lost' ? LOST_CELLS : NO_BACKEND_CELLS];
 }
 
 export function storeText(r: StatusReport): string {
@@ -66,6 +102,6 @@ export function summaryPairs(r: StatusReport): Array<[string, string]> {
   ];
   const snapshot = snapshotText(r);
   if (snapshot) pairs.push(['Route table', snapshot]);
-  pairs.push(['Tools', countsText(r)], ['Generated', r.generatedAt]);
+  pairs.push(['Tools', countsText(r)], ['Requests', trafficText(r)], ['Generated', r.generatedAt]);
   return pairs;
 }

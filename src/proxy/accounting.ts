@@ -4,6 +4,7 @@ import type { Logger } from '../logger';
 import type { Metrics } from '../metrics';
 import { protoOf, refererOf, sniOf, tlsVersionOf, userAgentOf } from './access-fields';
 import type { Exchange } from './exchange';
+import { TrafficCounters } from './traffic-counters';
 
 interface Counter {
   inc(): void;
@@ -29,6 +30,8 @@ export class ProxyAccounting {
   private readonly durations = new Map<string, Histogram>();
   private readonly errors = new Map<string, Counter>();
   private readonly accessLog: Logger | null;
+  /** Plain per-tool counts for the status page's rates, kept whatever the metrics settings. */
+  readonly traffic = new TrafficCounters();
 
   constructor(
     private readonly metrics: Metrics | undefined,
@@ -74,6 +77,7 @@ export class ProxyAccounting {
 
   /** A request counted by status alone (one Node's parser refused before it became an exchange). */
   countStatus(status: number, tool = ''): void {
+    this.traffic.count(tool, status);
     const m = this.metrics;
     if (!m) return;
     const key = m.perToolLabels ? `${status} ${tool}` : String(status);

@@ -24,6 +24,7 @@ import { drain, serve, type ExchangeListener, type Listener } from './listeners'
 import { PlainPort, type PlainPortOptions } from './plain-port';
 import type { CertificateStore } from './tls/certificate-store';
 import { createTlsServer, withHsts } from './tls/tls-server';
+import type { TrafficCounters } from './traffic-counters';
 
 export type { ProxyHooks } from './backend-supply';
 
@@ -55,6 +56,8 @@ export interface ProxyServer {
   engine: EngineName;
   /** What the proxy learned about its backends from its own traffic. */
   health: PassiveHealth;
+  /** The requests it answered, per tool (the status page's rates). */
+  traffic: TrafficCounters;
   /** Open connections to backends, pooled and in use (leak checks, status). */
   upstreamSockets(): number;
   listen(port: number, host: string): Promise<number>;
@@ -149,6 +152,7 @@ export function createProxyServer(opts: ProxyServerOptions): ProxyServer {
     certificates,
     engine: forwarder.engine,
     health,
+    traffic: accounting.traffic,
     upstreamSockets: () => forwarder.socketCount(),
     listen: (port, host) => listen(server, port, host),
     async listenTls(port, host) {

@@ -11,7 +11,10 @@ import { RedisServer } from '../support/redis-server';
 import { ADMIN_TOKEN, api, register, startInProcess } from './helpers';
 import { startBackend, deadPort, type Backend } from '../support/backend';
 
-const HEADER = ['TOOL', 'BACKEND', 'URL', 'SOURCE', 'LEASE LEFT', 'HEALTH', 'CLIENT', 'ASSIGNMENT'];
+const HEADER = ['TOOL', 'STATE', 'REQ/S', '5XX', 'BACKEND', 'URL', 'SOURCE', 'LEASE LEFT', 'HEALTH', 'CLIENT', 'ASSIGNMENT'];
+
+/** A row without its tool's own cells (state, req/s, 5xx): the tool, then the backend's cells and the assignments. */
+const backendColumns = (c: string[]): string[] => [c[0], ...c.slice(4)];
 
 /** Cuts each row at the offsets where the header's column names start: aligned columns cut cleanly. */
 function cutColumns(lines: string[]): string[][] {
@@ -64,7 +67,14 @@ describe('switchboard status', function () {
       assert.ok(start > 0, r.stdout);
       const table = lines.slice(start).filter((l) => l !== '');
       assert.ok(table.every((l) => l === l.trimEnd()), 'no trailing spaces');
-      const rows = cutColumns(table);
+      const full = cutColumns(table);
+      assert.deepEqual(full.map((c) => c.slice(0, 4)), [
+        ['found', 'discovered', '0', '-'],
+        ['idle', 'not running', '0', '-'],
+        ['web', 'live', '0', '-'],
+        ['web', 'live', '0', '-'],
+      ], 'state and traffic of a serve process, which runs a proxy that had no request');
+      const rows = full.map(backendColumns);
       const byBackend = new Map(rows.map((c) => [`${c[0]}/${c[1]}`, c]));
       const b1 = byBackend.get('web/b1')!;
       assert.deepEqual([b1[2], b1[3], b1[5], b1[6]], [web.url, 'registered', 'ok', 'launcher/1.4.2']);
@@ -115,6 +125,37 @@ describe('switchboard status', function () {
       assert.equal(both.stderr, "switchboard: --token and --token-file: give one of them\nsee 'switchboard --help'\n");
     });
 
+    it('filters as the page does: --tool PATTERN, --state STATE (repeated or comma-separated), --sort, --limit', async () => {
+      const args = ['status', '--registry', sb.control, '--token', ADMIN_TOKEN];
+      const toolsOf = (stdout: string) => {
+        const lines = stdout.split('\n');
+        return [...new Set(cutColumns(lines.slice(lines.findIndex((l) => l.startsWith('TOOL'))).filter((l) => l !== '')).map((c) => c[0]))];
+      };
+      const discovered = await runCli([...args, '--state', 'discovered']);
+      assert.equal(discovered.code, 0, discovered.stderr);
+      assert.deepEqual(toolsOf(discovered.stdout), ['found']);
+      assert.match(discovered.stdout, /^Matching: +1 of 3 tools \(state discovered\), sorted by name$/m);
+
+      const glob = await runCli([...args, '--tool', 'w*', '--state', 'live,not-running']);
+      assert.deepEqual(toolsOf(glob.stdout), ['web']);
+      const part = await runCli([...args, '--tool', 'D', '--state', 'not running', '--state', 'discovered']);
+      assert.deepEqual(toolsOf(part.stdout), ['idle', 'found'].sort());
+
+      // Traffic through this process's proxy: the busiest first.
+      for (let i = 0; i < 3; i++) await fetch(`${sb.proxyUrl}/found/`).then((r) => r.arrayBuffer());
+      const busiest = await runCli([...args, '--sort', 'rps', '--limit', '1', '--json']);
+      const report = JSON.parse(busiest.stdout) as StatusReport;
+      assert.deepEqual(report.tools.map((t) => [t.tool, t.traffic?.requests]), [['found', 3]]);
+      assert.deepEqual(report.selection, { tool: '', states: [], sort: 'rps', matched: 3, offset: 0, limit: 1 });
+
+      const none = await runCli([...args, '--tool', 'nothing-like-it']);
+      assert.match(none.stdout, /^no tool matches the filter$/m);
+
+      const bad = await runCli([...args, '--state', 'dead']);
+      assert.equal(bad.code, 2);
+      assert.match(bad.stderr, /--state: state must be one of lost, held, not_running, discovered, live/);
+    });
+
     it('fails clearly: no token (usage, 2), a wrong token (1), no registry there (1)', async () => {
       const none = await runCli(['status', '--registry', sb.control]);
       assert.equal(none.code, 2);
@@ -138,9 +179,15 @@ describe('switchboard status', function () {
       table: { epoch: 'e\u001b]0;owned\u0007', version: 7 },
       snapshot: null,
       counts: { tools: 1, routes: 1, backends: 1, assignments: 0, assignmentsWithoutBackend: 0 },
+      states: { lost: 0, held: 0, not_running: 0, discovered: 0, live: 1 },
+      traffic: null,
+      history: { sampleSeconds: 30, samples: [] },
       tools: [
         {
           tool: 'web',
+          state: 'live',
+          url: null,
+          traffic: null,
           backends: [{ id: 'b1', url: 'http://127.0.0.1:1', source: 'registered', leaseSecondsLeft: 3, expiresAt: null, health: 'ok', clientVersion: '\u001b[2J\u009bx\r\n' }],
           assignments: [],
         },
@@ -165,7 +212,7 @@ describe('switchboard status', function () {
       assert.equal(r.code, 0, r.stderr);
       assert.match(r.stdout, /^Store: +redis, store unreachable: /m);
       const lines = r.stdout.split('\n');
-      const rows = cutColumns(lines.slice(lines.findIndex((l) => l.startsWith('TOOL'))).filter((l) => l !== ''));
+      const rows = cutColumns(lines.slice(lines.findIndex((l) => l.startsWith('TOOL'))).filter((l) => l !== '')).map(backendColumns);
       assert.deepEqual(rows.map((c) => [c[0], c[1], c[2], c[5]]), [['web', 'b1', web.url, 'unknown']], 'a registry-only process has no passive health');
     } finally {
       await sb.stop();

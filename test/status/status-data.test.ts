@@ -44,7 +44,10 @@ describe('status data', function () {
       { host: '127.0.0.1', port: 21002 },
     ]);
     assert.equal(r.tools[0].backends[0].source, 'discovered');
-    assert.deepEqual(r.tools[1], { tool: 'idle', backends: [], assignments: [{ host: '127.0.0.1', port: 20000 }] });
+    assert.deepEqual(r.tools[1], { tool: 'idle', state: 'not_running', url: null, traffic: null, backends: [], assignments: [{ host: '127.0.0.1', port: 20000 }] });
+    assert.deepEqual(r.tools.map((t) => t.state), ['discovered', 'not_running', 'live']);
+    assert.deepEqual(r.states, { lost: 0, held: 0, not_running: 1, discovered: 1, live: 1 });
+    assert.equal(r.traffic, null, 'no proxy: no traffic counted');
     assert.deepEqual(r.counts, { tools: 3, routes: 2, backends: 3, assignments: 4, assignmentsWithoutBackend: 1 });
     assert.deepEqual(r.table, await store.version());
     assert.deepEqual(r.store.state, 'reachable');

@@ -3,15 +3,16 @@ import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { silentLogger } from '../../src/logger';
 import { RedisStore } from '../../src/registry/redis-store';
 import { RedisServer } from '../support/redis-server';
+import { STATUS_SCRIPT } from '../../src/control/status-script';
 import { launchChromium, summaryValue, toolGroup, toolRows } from './browser';
 import { ADMIN_TOKEN, api, register, startInProcess } from './helpers';
 import { waitFor } from '../support/wait';
 import { startBackend, deadPort, type Backend } from '../support/backend';
 
-/** The six backend cells of a row, whether or not it is the group's first (which adds tool and assignment). */
+/** The six backend cells of a row, whether or not it is the group's first (which adds the tool's own cells and assignment). */
 function backendCells(rows: string[][], id: string): string[] {
   for (const [i, r] of rows.entries()) {
-    const cells = i === 0 ? r.slice(1, -1) : r;
+    const cells = i === 0 ? r.slice(4, -1) : r;
     if (cells[0] === id) return cells;
   }
   throw new Error(`no row for backend ${id} in ${JSON.stringify(rows)}`);
@@ -72,13 +73,16 @@ describe('status page in headless Chromium', function () {
       await found?.close();
     });
 
-    it('answers without a token, as plain HTML that refreshes itself and has no script', async () => {
+    it('answers without a token, as HTML that refreshes itself without JavaScript and runs no script but its own', async () => {
       const res = await page.goto(`${sb.control}/`);
       assert.equal(res?.status(), 200);
       assert.match(res?.headers()['content-type'] ?? '', /^text\/html/);
       assert.equal(await page.title(), 'Switchboard status');
       assert.equal(await page.locator('meta[http-equiv="refresh"]').getAttribute('content'), '5');
-      assert.equal(await page.locator('script').count(), 0);
+      assert.deepEqual(await page.locator('script').allTextContents(), [STATUS_SCRIPT]);
+      const csp = res?.headers()['content-security-policy'] ?? '';
+      assert.match(csp, /default-src 'none'/);
+      assert.match(csp, /script-src 'sha256-[A-Za-z0-9+/]+=*';/, 'one script, allowed by its hash alone');
       assert.equal(await page.locator('h1').innerText(), 'Switchboard status');
     });
 
@@ -91,9 +95,9 @@ describe('status page in headless Chromium', function () {
       assert.match(await summaryValue(page, 'Tools'), /^3 tools, 2 with a live backend, 3 backends/);
 
       const heads = (await page.locator('thead th').allInnerTexts()).map((t) => t.trim().toLowerCase());
-      assert.deepEqual(heads, ['tool', 'backend', 'url', 'source', 'lease left', 'health', 'client', 'assignment']);
-      // Tools in name order, each once.
-      assert.deepEqual((await page.locator('tbody th').allInnerTexts()).map((t) => t.trim()), ['found', 'idle', 'web']);
+      assert.deepEqual(heads, ['tool', 'state', 'req/s', '5xx', 'backend', 'url', 'source', 'lease left', 'health', 'client', 'assignment']);
+      // Tools each once, the most pressing state first (the page's default order).
+      assert.deepEqual((await page.locator('tbody th').allInnerTexts()).map((t) => t.trim()), ['idle', 'found', 'web']);
 
       const webRows = await toolRows(page, 'web');
       assert.equal(webRows.length, 2, 'one row per backend');
@@ -115,7 +119,7 @@ describe('status page in headless Chromium', function () {
       assert.equal(foundRows[0][foundRows[0].length - 1], `127.0.0.1:${found.port}`);
 
       const idleRows = await toolRows(page, 'idle');
-      assert.deepEqual(idleRows, [['idle', '(no live backend)', '-', '-', '-', '-', '-', `127.0.0.1:${idlePort}`]]);
+      assert.deepEqual(idleRows, [['idle', 'not running', '0', '-', '(no live backend)', '-', '-', '-', '-', '-', `127.0.0.1:${idlePort}`]]);
     });
 
     it("shows the proxy's passive health: a backend that refuses connections is marked down", async () => {
@@ -171,7 +175,7 @@ describe('status page in headless Chromium', function () {
             const rows = await toolRows(p, 'evil');
             assert.equal(backendCells(rows, 'x1')[5], hostile[0]);
             assert.equal(backendCells(rows, 'x2')[5], hostile[1]);
-            assert.equal(await p.locator('script').count(), 0);
+            assert.deepEqual(await p.locator('script').allTextContents(), [STATUS_SCRIPT], 'no script but the page\'s own');
             assert.equal(await p.locator('img').count(), 0);
             assert.equal(await p.title(), 'Switchboard status');
             assert.equal(dialogs, 0);

@@ -15,6 +15,8 @@ export interface InProcessOptions {
   logger?: Logger;
   /** Edits the loaded config before start (settings the loader does not know yet). */
   configure?: (config: Config) => void;
+  /** The status page's tick (StartOptions.statusSampleMs). */
+  statusSampleMs?: number;
 }
 
 export type InProcess = Switchboard & { control: string; proxyUrl: string };
@@ -38,6 +40,7 @@ export async function startInProcess(opts: InProcessOptions): Promise<InProcess>
     logger: opts.logger ?? silentLogger(),
     store: opts.store,
     defaultMetrics: false,
+    statusSampleMs: opts.statusSampleMs,
   });
   return Object.assign(sb, { control: `http://127.0.0.1:${sb.controlPort}`, proxyUrl: `http://127.0.0.1:${sb.proxyPort ?? 0}` });
 }
