@@ -16,7 +16,9 @@ import { Traffic, type Answer } from '../support/traffic';
 // port by an "old runner" that never registers. Requests flow to every tool through both proxies all along.
 
 const N = 20;
-const TTL = 5;
+// Long enough for 20 servers to be killed and started again (a node process each, in parallel on a 2-core
+// machine that runs other suites too) before their leases lapse: the scenario needs them up by then.
+const TTL = 8;
 const HEARTBEAT_MS = (TTL * 1000) / 3;
 /** Tools that ask for a port while the table is being rebuilt. */
 const NEWCOMERS = 8;
