@@ -1,5 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { readFileSync, writeFileSync, existsSync, rmSync } from 'node:fs';
+import { readFileSync, readdirSync, statSync, writeFileSync, existsSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
@@ -101,6 +101,40 @@ export function switchboardEnv(env: Record<string, string>): Record<string, stri
 /** Node's arguments for the compiled CLI run as bin/switchboard.js runs it (node flags, then the CLI). */
 export function switchboardArgs(...args: string[]): string[] {
   return [...SWITCHBOARD_NODE_FLAGS, path.join(ROOT, 'dist', 'src', 'cli.js'), ...args];
+}
+
+const CLI = path.join(ROOT, 'dist', 'src', 'cli.js');
+
+/** Refuses to measure a build older than the source: the numbers would be of other code. */
+export function checkBuild(): void {
+  let built: number;
+  try {
+    built = statSync(CLI).mtimeMs;
+  } catch {
+    throw new Error(`${CLI} is missing: run \`npm run build\` first`);
+  }
+  const newer = (dir: string): string | null => {
+    for (const e of readdirSync(dir, { withFileTypes: true })) {
+      const p = path.join(dir, e.name);
+      const hit = e.isDirectory() ? newer(p) : e.name.endsWith('.ts') && statSync(p).mtimeMs > built ? p : null;
+      if (hit) return hit;
+    }
+    return null;
+  };
+  const stale = newer(path.join(ROOT, 'src'));
+  if (stale) throw new Error(`${path.relative(ROOT, stale)} is newer than dist/: run \`npm run build\` first`);
+}
+
+export function stopChild(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM', timeoutMs = 15_000): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    child.kill(signal);
+  });
 }
 
 export function startChild(args: string[], env: Record<string, string>): ChildProcess {

@@ -6,14 +6,13 @@
 // Usage: npm run build && npm run bench:proxy [-- --seconds 10 --connections 64 --registrations 200 --rest-seconds 45 --profile --print-only]
 // Switchboard runs from dist/ (what `switchboard` runs in production): tsx's transform adds per-closure
 // work on the hot path that compiled code does not have.
-import type { ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { RedisStore } from '../src/registry/redis-store';
 import { RedisServer, freePort } from '../test/support/redis-server';
-import { cpuSeconds, hasWrk, machine, median, memoryMiB, ROOT, startChild, switchboardArgs, switchboardEnv, treeCpuSeconds, waitHttp, wrkLoad, wrkLoadAsync, writeSection, type LoadResult } from './lib';
+import { checkBuild, cpuSeconds, hasWrk, machine, median, memoryMiB, ROOT, startChild, stopChild, switchboardArgs, switchboardEnv, treeCpuSeconds, waitHttp, wrkLoad, wrkLoadAsync, writeSection, type LoadResult } from './lib';
 import { nginxInstalled, startNginx, NGINX_BIN } from './nginx';
 import { measurePropagation, summary } from './proxy-registration';
 import { HIT_TOOL, timeReloadAsSwitchboard, writeRoutes, type ReloadTiming } from './proxy-table';
@@ -47,27 +46,6 @@ const pairs = Math.max(1, Number(values.pairs));
 const TOKEN = 'bench-admin-token-0123456789abcdef';
 const SIZES = [1, 10_000, 100_000];
 const PROFILE_DIR = path.join(ROOT, 'bench', '.out', 'profiles');
-const CLI = path.join(ROOT, 'dist', 'src', 'cli.js');
-
-/** Refuses to measure a build older than the source: the numbers would be of other code. */
-function checkBuild(): void {
-  let built: number;
-  try {
-    built = statSync(CLI).mtimeMs;
-  } catch {
-    throw new Error(`${CLI} is missing: run \`npm run build\` first`);
-  }
-  const newer = (dir: string): string | null => {
-    for (const e of readdirSync(dir, { withFileTypes: true })) {
-      const p = path.join(dir, e.name);
-      const hit = e.isDirectory() ? newer(p) : e.name.endsWith('.ts') && statSync(p).mtimeMs > built ? p : null;
-      if (hit) return hit;
-    }
-    return null;
-  };
-  const stale = newer(path.join(ROOT, 'src'));
-  if (stale) throw new Error(`${path.relative(ROOT, stale)} is newer than dist/: run \`npm run build\` first`);
-}
 
 /** A --config file for the processes of the registration part. */
 function configFile(config: Record<string, unknown>): string {
@@ -127,18 +105,6 @@ interface Started {
 
 function log(msg: string): void {
   process.stderr.write(`[bench:proxy] ${msg}\n`);
-}
-
-function stopChild(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM', timeoutMs = 15_000): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.once('exit', () => {
-      clearTimeout(timer);
-      resolve();
-    });
-    child.kill(signal);
-  });
 }
 
 /** Warm-up (JIT, pools), then the measured run; CPU counted over the measured run only. */

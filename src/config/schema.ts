@@ -93,6 +93,9 @@ const proxy = group({
     description: "backend connections one client address may hold per tool at once; 0: no cap",
     env: 'SWITCHBOARD_PROXY_MAX_CONNECTIONS_PER_CLIENT',
   }),
+  relayBytesPerTurn: integer(65_536, 0, 67_108_864, {
+    description: 'bytes of long answers relayed in one turn of the event loop before those past 60 KiB in it pause and take turns with the others; 0: no bound',
+  }),
   allowUnderscoreHeaders: flag(false, { description: 'pass request header names with "_" to tools; never one that folds onto a header the proxy sets or strips' }),
   via: text('switchboard', { pattern: HTTP_TOKEN, minLength: 1, maxLength: 64, message: "must be 1..64 characters of an HTTP token (letters, digits, !#$%&'*+.^_`|~-)" }, {
     description: "this deployment's pseudonym in Via",

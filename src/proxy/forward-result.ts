@@ -59,6 +59,8 @@ export interface ForwarderOptions {
   /** An upgraded connection with no traffic either way for this long is closed (http-proxy sets none). */
   wsIdleTimeoutMs: number;
   agent: { maxSockets: number; freeSocketTimeoutMs: number };
+  /** Bytes of answer bodies relayed in a turn of the event loop before the streams take turns (0: no bound). */
+  relayBytesPerTurn: number;
   /** Refuses connections to addresses outside allowedNetworks, whatever the table says (none: no check). */
   guard?: ConnectGuard;
   /** Adds the proxy's own headers to a relayed answer's head, after the backend's (so they win). */

@@ -107,6 +107,7 @@ export function createProxyServer(opts: ProxyServerOptions): ProxyServer {
     bodyTimedOut: () => accounting.countError('request_timeout'),
     wsIdleTimeoutMs: opts.wsIdleTimeoutMs ?? 600_000,
     agent: pc.agent,
+    relayBytesPerTurn: pc.relayBytesPerTurn,
     guard: new ConnectGuard(config.allowedNetworks, opts.lookup, opts.self ?? null, assignedElsewhere(routes)),
     responseHead: (req, headers) => {
       // The id the backend was sent (rewriteRequestHeaders): the one in the access log and error pages.

@@ -4,6 +4,7 @@ import { Agent, type Dispatcher } from 'undici';
 import { BodyIdleTimer } from './body-idle';
 import { responseHeaders } from './forward-headers';
 import { guardedConnector } from './guarded-connect';
+import { RelayTurns, type RelayShare } from './relay-turns';
 import {
   cannotStart,
   classify,
@@ -47,6 +48,23 @@ const TRANSFER_ENCODING = 'transfer-encoding';
  * list that does not end in chunked; should such a request come all the same, nothing is sent.
  */
 const UNFRAMEABLE: ForwardFailure = { kind: 'bad_request', phase: 'connect', notSent: true, bodyConsumed: false, code: 'UNSUPPORTED_TRANSFER_CODING' };
+/**
+ * What an answer relays in a turn of the event loop before it may have to yield (relay-turns.ts): a little
+ * less than one read of a socket by Node (64 KiB), so that one whole read of a chunked body, its framing
+ * left out, is enough. An answer smaller than this never waits for a turn.
+ */
+const TURN_ALLOWANCE = 60 * 1024;
+/** Why the backend's side of an exchange is paused: the client's side is full, or the exchange waits for a turn. */
+const WAIT_DRAIN = 1;
+const WAIT_TURN = 2;
+
+/**
+ * Whether a piece of a body is the end of what undici is parsing: undici hands the body on as views of the
+ * data it was given, and each read of a socket by Node is a buffer of its own, exactly as long as the read.
+ */
+function endsRead(chunk: Buffer): boolean {
+  return chunk.byteOffset + chunk.length === chunk.buffer.byteLength;
+}
 
 /**
  * One forwarded request: undici's handler, the exchange's timers and the relay to the client's response.
@@ -67,9 +85,16 @@ class UpstreamExchange implements Dispatcher.DispatchHandler {
   private readonly onTimer = (): void => this.timedOut();
   /** Made the first time the client's side backs up: most answers never need it. */
   private onDrain: (() => void) | null = null;
+  /** The answer's body bytes relayed so far. */
+  private bodyBytes = 0;
+  /** The answer's account in the turns of the event loop (undefined until it is past its allowance; null: no bound). */
+  private share: RelayShare | null | undefined = undefined;
+  /** WAIT_DRAIN and WAIT_TURN: the backend is resumed once neither holds. */
+  private waits = 0;
 
   constructor(
     private readonly opts: ForwarderOptions,
+    private readonly turns: RelayTurns,
     private readonly req: http.IncomingMessage,
     private readonly res: http.ServerResponse,
     private readonly gate: PassThrough | undefined,
@@ -132,10 +157,29 @@ class UpstreamExchange implements Dispatcher.DispatchHandler {
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
     this.timer?.refresh();
-    if (!this.res.write(chunk)) {
-      controller.pause();
-      this.res.once('drain', (this.onDrain ??= () => controller.resume()));
+    const full = !this.res.write(chunk);
+    // An answer joins the turns once it is past its allowance: most never are, and cost one sum.
+    this.bodyBytes += chunk.length;
+    const yields = this.bodyBytes > TURN_ALLOWANCE && this.takesTurns(chunk);
+    if (!full && !yields) return;
+    if (this.waits === 0) controller.pause();
+    if (yields) this.waits |= WAIT_TURN;
+    if (full) {
+      this.waits |= WAIT_DRAIN;
+      this.res.once('drain', (this.onDrain ??= () => this.unwait(WAIT_DRAIN)));
     }
+  }
+
+  /** Counts a piece of a long answer in the turn; true: the answer yields until its next turn. */
+  private takesTurns(chunk: Buffer): boolean {
+    const share = this.share === undefined ? (this.share = this.turns.share(() => this.unwait(WAIT_TURN))) : this.share;
+    return share !== null && this.turns.relayed(share, chunk.length, endsRead(chunk));
+  }
+
+  /** One reason to hold the backend back is gone: it is resumed when none is left. */
+  private unwait(reason: number): void {
+    this.waits &= ~reason;
+    if (this.waits === 0 && !this.res.destroyed) this.controller?.resume();
   }
 
   onResponseEnd(): void {
@@ -248,6 +292,7 @@ export function createUndiciEngine(opts: ForwarderOptions, relay: WebSocketRelay
   pooled.on('connect', onPoolConnect);
   unpooled.on('connect', onPoolConnect);
   const mayConnect = literalJudge(opts.guard);
+  const turns = new RelayTurns(opts.relayBytesPerTurn, TURN_ALLOWANCE);
 
   function web(req: http.IncomingMessage, res: http.ServerResponse, backend: RouteBackend, body: RequestBody | null, fresh = false): Promise<ForwardResult> {
     const headers = req.headers;
@@ -260,7 +305,7 @@ export function createUndiciEngine(opts: ForwarderOptions, relay: WebSocketRelay
       // Node's server has already answered the client's Expect (100 Continue); undici refuses to send one.
       if (headers.expect !== undefined) delete headers.expect;
       const gate = body?.kind === 'stream' ? new PassThrough() : undefined;
-      const exchange = new UpstreamExchange(opts, req, res, gate, fresh, resolve);
+      const exchange = new UpstreamExchange(opts, turns, req, res, gate, fresh, resolve);
       const target = backend.target;
       (fresh ? unpooled : pooled).dispatch(
         {

@@ -102,7 +102,7 @@ describe('status page: filter, sort, pages, highlights and links (headless Chrom
           return d.querySelectorAll('tbody th').length === 10 && !d.body.hasAttribute('aria-busy');
         },
         null,
-        { timeout: 10_000 },
+        { timeout: 30_000 },
       );
       console.log(`      typed and filtered in ${Date.now() - started} ms (10 keys, 61 tools)`);
       // The most pressing state first: held, not running, discovered.
@@ -120,9 +120,9 @@ describe('status page: filter, sort, pages, highlights and links (headless Chrom
       await page.evaluate(markLoaded);
       await page.locator('input[name=tool]').pressSequentially('fresh');
       const shows = ([selector, text]: string[]) => (globalThis as unknown as PageGlobals).document.querySelector(selector)?.textContent === text;
-      await page.waitForFunction(shows, ['tbody td', 'no tool matches the filter'], { timeout: 10_000 });
+      await page.waitForFunction(shows, ['tbody td', 'no tool matches the filter'], { timeout: 30_000 });
       await register(sb.control, 'fresh', 'b1', web.url.replace('127.0.0.1', '127.0.0.2'));
-      await page.waitForFunction(shows, ['tbody th', 'fresh'], { timeout: 10_000 });
+      await page.waitForFunction(shows, ['tbody th', 'fresh'], { timeout: 30_000 });
       assert.equal(await page.evaluate(stillLoaded), true, 'the page was not reloaded');
       assert.equal(await page.inputValue('input[name=tool]'), 'fresh');
       await sb.registry!.deregister('fresh', 'b1');
