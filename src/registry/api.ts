@@ -2,7 +2,7 @@ import express, { type NextFunction, type Request, type RequestHandler, type Res
 import type { Logger } from '../logger';
 import type { Metrics } from '../metrics';
 import { ApiErrors, BODY_LIMIT, forbidden, mayActOn, unsupportedMediaType } from './api-errors';
-import { AuthThrottle, authFailuresPerMinute } from './auth-throttle';
+import { AuthThrottle } from './auth-throttle';
 import { RegistryError } from './errors';
 import { HeartbeatFastPath } from './heartbeat-fast-path';
 import type { Registry } from './registry';
@@ -115,7 +115,7 @@ export interface RegistryApi {
  */
 export function createRegistryApi(deps: RegistryApiDeps): RegistryApi {
   const auth = new Authenticator({ adminToken: deps.adminToken, store: deps.store, signer: deps.signer, cacheMs: deps.tokenCacheMs, metrics: deps.metrics });
-  const perMinute = deps.authFailuresPerMinute ?? authFailuresPerMinute(deps.registry.config);
+  const perMinute = deps.authFailuresPerMinute ?? deps.registry.config.control.authFailuresPerMinute;
   const throttle = new AuthThrottle({ perMinute, logger: deps.logger, metrics: deps.metrics });
   const errors = new ApiErrors(deps.logger);
   return {

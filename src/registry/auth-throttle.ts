@@ -1,5 +1,4 @@
 import net from 'node:net';
-import type { Config } from '../config';
 import type { Logger } from '../logger';
 import type { Metrics } from '../metrics';
 import { unmapIPv4 } from '../net/networks';
@@ -11,11 +10,6 @@ import type { AuthResult } from './tokens';
 const MAX_SOURCES = 10_000;
 /** One `auth.throttled` line per address per interval, with the count of 429s it stands for. */
 const LOG_INTERVAL_MS = 60_000;
-
-/** `control.authFailuresPerMinute`: failures one address may make per minute, and in one burst. */
-export function authFailuresPerMinute(config: Config): number {
-  return config.control.authFailuresPerMinute;
-}
 
 interface Bucket {
   /** Failures the address may still make now; refills at perMinute a minute, up to perMinute. */
