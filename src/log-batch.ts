@@ -13,7 +13,15 @@ export class TurnBatchedDestination {
   private readonly lines: string[] = [];
   private scheduled = false;
 
-  constructor(private readonly dest: SonicBoom) {
+  /**
+   * @param buffers the destination is a sonic-boom in `contentMode: 'buffer'`: it is handed one Buffer a
+   *   turn and keeps the lengths of what it holds, where in its text mode it measured its whole pending
+   *   string (up to maxWrite) again on every write.
+   */
+  constructor(
+    private readonly dest: SonicBoom,
+    private readonly buffers = false,
+  ) {
     // A process.exit() right after a log line (a failed start) must not lose the lines of this turn:
     // pino flushes its sonic-boom at exit, but knows nothing of the lines still held here.
     process.once('exit', () => {
@@ -56,6 +64,7 @@ export class TurnBatchedDestination {
     if (n === 0) return;
     const chunk = n === 1 ? this.lines[0] : this.lines.join('');
     this.lines.length = 0;
-    this.dest.write(chunk);
+    if (this.buffers) (this.dest as unknown as { write(b: Buffer): boolean }).write(Buffer.from(chunk));
+    else this.dest.write(chunk);
   }
 }

@@ -22,7 +22,11 @@ export function createLogger(level: string, destination?: pino.DestinationStream
   // still cost the access log several us a line. The buffer is flushed every second too: in a quiet
   // process "store lost" must not wait for 32 KiB of other lines.
   const dest =
-    destination ?? new TurnBatchedDestination(pino.destination({ dest: 1, sync: false, minLength: 32 * 1024, maxWrite: 64 * 1024, periodicFlush: 1000 }));
+    destination ??
+    new TurnBatchedDestination(
+      pino.destination({ dest: 1, sync: false, minLength: 32 * 1024, maxWrite: 64 * 1024, periodicFlush: 1000, contentMode: 'buffer' }),
+      true,
+    );
   return pino({ level, base: { pid: process.pid }, redact: { paths: REDACT, censor: '[redacted]' } }, dest);
 }
 

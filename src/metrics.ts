@@ -1,4 +1,5 @@
 import client from 'prom-client';
+import { FoldedCounter, PlainHistogram } from './plain-metrics';
 import type { RouteTable } from './table/route-table';
 import { tableStats } from './table/stats';
 
@@ -152,7 +153,9 @@ export class Metrics {
     collect: () => this.collectTable(),
   });
   readonly proxyRequests: client.Counter<string>;
-  readonly proxyRequestDuration: client.Histogram<string>;
+  /** What the proxy adds to proxyRequests on every request, folded into it at each scrape. */
+  readonly proxyRequestCounts = new FoldedCounter<string>();
+  readonly proxyRequestDuration: PlainHistogram;
   readonly proxyErrors = new client.Counter({
     name: 'switchboard_proxy_errors_total',
     help:
@@ -317,14 +320,18 @@ export class Metrics {
       help: `Requests answered by the proxy, by status code${this.perToolLabels ? ' and tool ("" when the request named no known tool)' : ''} (499: the client left before an answer).`,
       labelNames: this.perToolLabels ? ['code', 'tool'] : ['code'],
       registers: [this.registry],
+      collect: this.proxyRequestCounts.fold,
     });
-    this.proxyRequestDuration = new client.Histogram({
-      name: 'switchboard_proxy_request_duration_seconds',
-      help: `Time from request to the end of the response, through the proxy${this.perToolLabels ? ', by tool' : ''}.`,
-      labelNames: this.perToolLabels ? ['tool'] : [],
-      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
-      registers: [this.registry],
-    });
+    this.proxyRequestCounts.counter = this.proxyRequests;
+    this.proxyRequestDuration = new PlainHistogram(
+      'switchboard_proxy_request_duration_seconds',
+      `Time from request to the end of the response, through the proxy${this.perToolLabels ? ', by tool' : ''}.`,
+      this.perToolLabels ? ['tool'] : [],
+      [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    );
+    // Exported from the start at 0 without a tool label, as prom-client does for a histogram without labels.
+    if (!this.perToolLabels) this.proxyRequestDuration.cell();
+    this.registry.registerMetric(this.proxyRequestDuration as unknown as client.Metric);
     zeroed(this.registrations, 'result', REGISTRATION_RESULTS);
     zeroed(this.proxyErrors, 'kind', PROXY_ERROR_KINDS);
     zeroed(this.selfHeals, 'trigger', SELFHEAL_TRIGGERS);

@@ -23,6 +23,8 @@ export function parseCidr(text: string): Cidr | null {
  * address it is, so the mapped form cannot slip past an IPv4 rule.
  */
 export function unmapIPv4(address: string): string {
+  // An IPv4 address (the common peer) has no colon: the two patterns below are for IPv6 spellings only.
+  if (!address.includes(':')) return address;
   const lower = address.toLowerCase();
   const dotted = /^(?:0{0,4}:){0,5}:?ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(lower);
   if (dotted && net.isIPv4(dotted[1])) return dotted[1];

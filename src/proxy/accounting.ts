@@ -2,34 +2,22 @@ import type http from 'node:http';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from '../logger';
 import type { Metrics } from '../metrics';
-import { protoOf, refererOf, sniOf, tlsVersionOf, userAgentOf } from './access-fields';
+import type { CountCell, HistogramCell } from '../plain-metrics';
+import { AccessLog } from './access-line';
 import type { Exchange } from './exchange';
 import { TrafficCounters } from './traffic-counters';
 
-interface Counter {
-  inc(): void;
-}
-interface Histogram {
-  observe(seconds: number): void;
-}
-
-function pathOf(url: string | undefined): string {
-  if (!url) return '';
-  const q = url.indexOf('?');
-  // The query is left out of the log: it is where tokens end up.
-  return (q < 0 ? url : url.slice(0, q)).slice(0, 512);
-}
 
 /**
  * What the proxy counts and logs of each exchange: requests by status (and tool), durations, errors by kind,
- * and the access-log line. prom-client hashes label values on every call, so each label set's child is
- * looked up once and kept.
+ * and the access-log line. Requests and durations are plain numbers in cells kept here by label set
+ * (plain-metrics.ts), read at scrape time; errors, which are rare, go to prom-client's counter directly.
  */
 export class ProxyAccounting {
-  private readonly requests = new Map<string, Counter>();
-  private readonly durations = new Map<string, Histogram>();
-  private readonly errors = new Map<string, Counter>();
-  private readonly accessLog: Logger | null;
+  private readonly requests = new Map<string, CountCell>();
+  private readonly durations = new Map<string, HistogramCell>();
+  private readonly errors = new Map<string, { inc(): void }>();
+  private readonly accessLog: AccessLog | null;
   /** Plain per-tool counts for the status page's rates, kept whatever the metrics settings. */
   readonly traffic = new TrafficCounters();
 
@@ -38,9 +26,7 @@ export class ProxyAccounting {
     logger: Logger,
     accessLogOn: boolean,
   ) {
-    // The access-log record has fixed fields, none of them a secret: the logger's redaction walk, which
-    // costs most of a line, is skipped for it.
-    this.accessLog = accessLogOn ? logger.child({}, { redact: [] }) : null;
+    this.accessLog = accessLogOn ? new AccessLog(logger) : null;
   }
 
   /** An exchange is over: its status, duration and access-log line. */
@@ -48,31 +34,7 @@ export class ProxyAccounting {
     const seconds = (performance.now() - ex.started) / 1000;
     this.countStatus(status, ex.routeTool);
     this.observeDuration(seconds, ex.routeTool);
-    this.accessLog?.info(
-      {
-        event: 'access',
-        requestId: ex.requestId,
-        traceId: ex.traceId,
-        method: req.method,
-        path: pathOf(req.url),
-        proto: protoOf(req),
-        status,
-        bytes: req.socket.bytesWritten - ex.bytesBefore,
-        ms: Math.round(seconds * 1e4) / 10,
-        tool: ex.tool,
-        backend: ex.backend,
-        attempts: ex.attempts,
-        outcome: ex.outcome,
-        held: ex.held,
-        hold: ex.hold,
-        remote: req.socket.remoteAddress,
-        tls: tlsVersionOf(req),
-        sni: sniOf(req),
-        ua: userAgentOf(req),
-        referer: refererOf(req),
-      },
-      'request',
-    );
+    this.accessLog?.write(req, ex, status, Math.round(seconds * 1e4) / 10);
   }
 
   /** A request counted by status alone (one Node's parser refused before it became an exchange). */
@@ -82,8 +44,8 @@ export class ProxyAccounting {
     if (!m) return;
     const key = m.perToolLabels ? `${status} ${tool}` : String(status);
     let c = this.requests.get(key);
-    if (!c) this.requests.set(key, (c = m.perToolLabels ? m.proxyRequests.labels(String(status), tool) : m.proxyRequests.labels(String(status))));
-    c.inc();
+    if (!c) this.requests.set(key, (c = m.proxyRequestCounts.cell(m.perToolLabels ? { code: String(status), tool } : { code: String(status) })));
+    c.n++;
   }
 
   countError(kind: string): void {
@@ -97,9 +59,9 @@ export class ProxyAccounting {
   private observeDuration(seconds: number, tool = ''): void {
     const m = this.metrics;
     if (!m) return;
-    if (!m.perToolLabels) return m.proxyRequestDuration.observe(seconds);
-    let h = this.durations.get(tool);
-    if (!h) this.durations.set(tool, (h = m.proxyRequestDuration.labels(tool)));
-    h.observe(seconds);
+    const key = m.perToolLabels ? tool : '';
+    let h = this.durations.get(key);
+    if (!h) this.durations.set(key, (h = m.perToolLabels ? m.proxyRequestDuration.cell(tool) : m.proxyRequestDuration.cell()));
+    m.proxyRequestDuration.observe(h, seconds);
   }
 }
