@@ -64,6 +64,8 @@ interface Row {
   refCpuUs?: number | null;
   /** Each alternated pair behind a median row: the switchboard run and the bare run just before it. */
   pairs?: Array<{ sb: LoadResult; bare: LoadResult }>;
+  /** The bare undici runs alternated with it (the engine switchboard is built on): medians, and each round's CPU ratio. */
+  undici?: { load: LoadResult; cpuUs: number | null; cpuRatios: number[]; p99Ratios: number[] };
 }
 
 /** Field by field, the median of several runs; requests and errors are summed. */
@@ -78,13 +80,18 @@ function medianLoad(ls: LoadResult[]): LoadResult {
   };
 }
 
-/** `pairs` alternations of a bare http-proxy run and `run`; the row is their medians. */
-function pairedRows(name: string, bareRun: () => Row, run: () => Row): Row {
+/**
+ * `pairs` rounds of a bare http-proxy run, a bare undici run and `run`, alternated; the row is their
+ * medians, its ratios to the bare runs of the same rounds.
+ */
+async function pairedRows(name: string, bareRun: () => Row, undiciRun: () => Row, run: () => Promise<Row>): Promise<Row> {
   const sb: Row[] = [];
   const bare: Row[] = [];
+  const und: Row[] = [];
   for (let i = 0; i < pairs; i++) {
     bare.push(bareRun());
-    sb.push(run());
+    und.push(undiciRun());
+    sb.push(await run());
   }
   const cpu = (rows: Row[]) => (rows.every((x) => x.cpuUs !== null) ? median(rows.map((x) => x.cpuUs!)) : null);
   return {
@@ -94,7 +101,32 @@ function pairedRows(name: string, bareRun: () => Row, run: () => Row): Row {
     ref: medianLoad(bare.map((x) => x.load)),
     refCpuUs: cpu(bare),
     pairs: sb.map((x, i) => ({ sb: x.load, bare: bare[i].load })),
+    undici: {
+      load: medianLoad(und.map((x) => x.load)),
+      cpuUs: cpu(und),
+      cpuRatios: sb.map((x, i) => (x.cpuUs ?? NaN) / (und[i].cpuUs ?? NaN)),
+      p99Ratios: sb.map((x, i) => x.load.p99ms / und[i].load.p99ms),
+    },
   };
+}
+
+/**
+ * A switchboard run as operators have it: the measured load while Prometheus scrapes /metrics on the
+ * control port every second (a scrape folds the request counts and builds the whole exposition text).
+ */
+async function measureScraped(name: string, port: number, control: number, cpuOf: () => number): Promise<Row> {
+  const url = `http://127.0.0.1:${port}/${HIT_TOOL}/`;
+  if (warmup > 0) wrkLoad({ url, seconds: warmup, connections });
+  let scrapes = 0;
+  const scraper = setInterval(() => {
+    fetch(`http://127.0.0.1:${control}/metrics`).then((r) => r.text().then(() => scrapes++), () => undefined);
+  }, 1000);
+  const cpu0 = cpuOf();
+  const load = await wrkLoadAsync({ url, seconds, connections });
+  const cpuUs = ((cpuOf() - cpu0) / Math.max(1, load.requests)) * 1e6;
+  clearInterval(scraper);
+  log(`${name}: ${Math.round(load.perSecond)} req/s, p50 ${load.p50ms} ms, p99 ${load.p99ms} ms, ${cpuUs.toFixed(0)} us CPU/req, ${load.errors} errors, ${scrapes} scrapes`);
+  return { name, load, cpuUs };
 }
 
 interface Started {
@@ -131,10 +163,12 @@ interface SwitchboardProc extends Started {
   readyMs: number;
 }
 
-async function readyRoutes(control: number): Promise<number | null> {
+/** The routes the proxy has loaded; with --workers, the routes once every worker listens (the primary's /readyz says no more). */
+async function readyRoutes(control: number, routes: number): Promise<number | null> {
   try {
     const r = await fetch(`http://127.0.0.1:${control}/readyz`);
-    const body = (await r.json()) as { proxy?: { routes?: number } };
+    const body = (await r.json()) as { ready?: boolean; proxy?: { routes?: number }; workers?: { wanted: number; listening: number } };
+    if (body.workers) return body.ready && body.workers.listening === body.workers.wanted ? routes : null;
     return body.proxy?.routes ?? null;
   } catch {
     return null;
@@ -148,12 +182,14 @@ async function startSwitchboardProxy(
   accessLog: boolean,
   profileName?: string,
   config?: string,
+  workers = 0,
 ): Promise<SwitchboardProc> {
   const port = await freePort();
   const control = await freePort();
   const t0 = Date.now();
   const profile = profileName ? ['--cpu-prof', '--cpu-prof-dir', PROFILE_DIR, '--cpu-prof-name', `${profileName}.cpuprofile`] : [];
-  const child = startChild([...profile, ...switchboardArgs('proxy', ...(config ? ['--config', config] : []))], switchboardEnv({
+  const args = [...(config ? ['--config', config] : []), ...(workers ? ['--workers', String(workers)] : [])];
+  const child = startChild([...profile, ...switchboardArgs('proxy', ...args)], switchboardEnv({
     REDIS_URL: redisUrl,
     SWITCHBOARD_PROXY_PORT: String(port),
     SWITCHBOARD_CONTROL_PORT: String(control),
@@ -162,7 +198,7 @@ async function startSwitchboardProxy(
     SWITCHBOARD_ACCESS_LOG: String(accessLog),
   }));
   const deadline = Date.now() + 120_000;
-  while ((await readyRoutes(control)) !== routes) {
+  while ((await readyRoutes(control, routes)) !== routes) {
     if (child.exitCode !== null) throw new Error(`switchboard proxy exited ${child.exitCode}`);
     if (Date.now() > deadline) throw new Error(`switchboard proxy did not load ${routes} routes in time`);
     await new Promise((r) => setTimeout(r, 20));
@@ -229,8 +265,9 @@ async function main(): Promise<void> {
     rows.push(bareRun());
     const undici = await startNode('bare-undici.ts', { TARGET: target });
     cleanup.push(() => undici.stop());
-    rows.push(measure('bare undici (Pool + stream)', undici.port, () => cpuSeconds(undici.pid)));
-    await undici.stop();
+    // Kept running too: the engine switchboard is built on, the reference of its CPU and tail.
+    const undiciRun = () => measure('bare undici (Pool + stream)', undici.port, () => cpuSeconds(undici.pid));
+    rows.push(undiciRun());
     let nginxRow: Row | null = null;
     if (nginxInstalled()) {
       const port = await freePort();
@@ -247,6 +284,8 @@ async function main(): Promise<void> {
     const memory: Memory[] = [];
     const sbRows = new Map<number, Row>();
     let sbNoLog: Row | null = null;
+    let workersRow: Row | null = null;
+    let workersPrimaryCpu: number | null = null;
     let written = 1;
     for (const size of SIZES) {
       if (size > written) {
@@ -260,7 +299,7 @@ async function main(): Promise<void> {
       await new Promise((r) => setTimeout(r, 2000));
       const settled = memoryMiB(sb.pid);
       const name = `switchboard, ${f0(size)} route${size === 1 ? '' : 's'}`;
-      const row = pairedRows(name, bareRun, () => measure(name, sb.port, () => cpuSeconds(sb.pid)));
+      const row = await pairedRows(name, bareRun, undiciRun, () => measureScraped(name, sb.port, sb.control, () => cpuSeconds(sb.pid)));
       rows.push(row);
       sbRows.set(size, row);
       const after = memoryMiB(sb.pid);
@@ -285,9 +324,18 @@ async function main(): Promise<void> {
       if (size === 1) {
         const quiet = await startSwitchboardProxy(redis.url, size, false, values.profile ? 'switchboard-1-nolog' : undefined);
         cleanup.push(() => quiet.stop());
-        sbNoLog = { ...measure('switchboard, 1 route, access log off', quiet.port, () => cpuSeconds(quiet.pid)), ref: row.ref, refCpuUs: row.refCpuUs };
+        sbNoLog = { ...(await measureScraped('switchboard, 1 route, access log off', quiet.port, quiet.control, () => cpuSeconds(quiet.pid))), ref: row.ref, refCpuUs: row.refCpuUs };
         rows.push(sbNoLog);
         await quiet.stop();
+        const two = await startSwitchboardProxy(redis.url, size, true, undefined, undefined, 2);
+        cleanup.push(() => two.stop());
+        // The primary (metrics aggregation, the feed's notices) and both workers: the CPU of the whole tree.
+        const primary0 = { cpu: cpuSeconds(two.pid), at: Date.now() };
+        workersRow = await pairedRows('switchboard, 1 route, --workers 2', bareRun, undiciRun, () => measureScraped('switchboard, 1 route, --workers 2', two.port, two.control, () => treeCpuSeconds(two.pid)));
+        // Over the rounds, bare runs included: a floor of the primary's share while the workers are loaded.
+        workersPrimaryCpu = (cpuSeconds(two.pid) - primary0.cpu) / ((Date.now() - primary0.at) / 1000);
+        rows.push(workersRow);
+        await two.stop();
       }
     }
 
@@ -315,7 +363,7 @@ async function main(): Promise<void> {
     });
     log(`${prop.iterations} registrations, ${prop.timeouts} timeouts`);
 
-    const body = report({ started, rows, sbRows, sbNoLog, nginxRow, memory, reload, prop });
+    const body = report({ started, rows, sbRows, sbNoLog, workersRow, workersPrimaryCpu, nginxRow, memory, reload, prop });
     if (!values['print-only']) writeSection('proxy', body);
     process.stdout.write(`${body}\n`);
   } finally {
@@ -330,6 +378,9 @@ function report(r: {
   rows: Row[];
   sbRows: Map<number, Row>;
   sbNoLog: Row | null;
+  workersRow: Row | null;
+  /** The --workers primary's CPU while its workers were loaded, in cores. */
+  workersPrimaryCpu: number | null;
   nginxRow: Row | null;
   memory: Memory[];
   reload: ReloadTiming;
@@ -431,11 +482,52 @@ function report(r: {
   }
   out.push(`- Full reload of ${f0(r.reload.backends)} routes: ${f0(r.reload.reloadMs.p50)} ms p50 (target <= 1000 ms) ${verdict(r.reload.reloadMs.p50 <= 1000)}; slowest of 5: ${f0(r.reload.reloadMs.max)} ms ${verdict(r.reload.reloadMs.max <= 1000)}.`);
   out.push(`- Registration-to-routable: p50 ${f1(reg.p50)} ms, p99 ${f1(reg.p99)} ms per proxy, p99 ${f1(regAll.p99)} ms on every proxy (target p99 <= 100 ms) ${verdict(regAll.p99 <= 100 && r.prop.timeouts === 0)}; deregistration p99 ${f1(deregAll.p99)} ms ${verdict(deregAll.p99 <= 100 && r.prop.timeouts === 0)}.`);
+  out.push('', ...engineSection(r));
   if (r.sbNoLog) {
     const on = r.sbRows.get(1)!;
     out.push(`- Access log: 1 route with the log on ${f0(on.load.perSecond)} req/s, ${f0(on.cpuUs ?? NaN)} us CPU/request; off ${f0(r.sbNoLog.load.perSecond)} req/s, ${f0(r.sbNoLog.cpuUs ?? NaN)} us CPU/request.`);
   }
   return out.join('\n');
+}
+
+/**
+ * Switchboard against the engine it is built on: bare undici's runs alternated with its own, round by
+ * round, with the access log on and /metrics scraped every second.
+ */
+function engineSection(r: { rows: Row[]; sbRows: Map<number, Row>; workersRow: Row | null; workersPrimaryCpu: number | null; nginxRow: Row | null }): string[] {
+  const rows = r.rows.filter((x) => x.undici);
+  const each = (xs: number[]) => xs.map(f2).join(', ');
+  const out = [
+    '### Per-request cost against bare undici (same rounds, access log on, /metrics scraped every second)',
+    '',
+    '| switchboard | CPU us/request | bare undici CPU us/request | CPU ratio (median; each round) | p99 ms | bare undici p99 ms | p99 ratio (each round) | bare http-proxy CPU us/request |',
+    '|---|---|---|---|---|---|---|---|',
+    ...rows.map((x) => {
+      const u = x.undici!;
+      return `| ${x.name} | ${f0(x.cpuUs ?? NaN)} | ${f0(u.cpuUs ?? NaN)} | ${f2(median(u.cpuRatios))} (${each(u.cpuRatios)}) | ${f2(x.load.p99ms)} | ${f2(u.load.p99ms)} | ${f2(median(u.p99Ratios))} (${each(u.p99Ratios)}) | ${f0(x.refCpuUs ?? NaN)} |`;
+    }),
+    '',
+    '#### Targets: CPU per request <= 1.10x bare undici, p99 <= 1.25x, ahead of bare http-proxy',
+    '',
+  ];
+  for (const size of [1, 100_000]) {
+    const x = r.sbRows.get(size);
+    if (!x?.undici) continue;
+    const cpu = median(x.undici.cpuRatios);
+    const p99 = median(x.undici.p99Ratios);
+    const ahead = x.cpuUs !== null && x.refCpuUs ? x.cpuUs < x.refCpuUs : false;
+    out.push(`- ${routesLabel(size)}: CPU ${f2(cpu)}x ${verdict(cpu <= 1.1)}; p99 ${f2(p99)}x ${verdict(p99 <= 1.25)}; CPU ${ahead ? 'below' : 'not below'} bare http-proxy's (${f0(x.cpuUs ?? NaN)} vs ${f0(x.refCpuUs ?? NaN)} us) ${verdict(ahead)}.`);
+  }
+  if (r.nginxRow) out.push(`- nginx beside them (1 worker, access log): ${f0(r.nginxRow.cpuUs ?? NaN)} us CPU/request, p99 ${f2(r.nginxRow.load.p99ms)} ms, ${f0(r.nginxRow.load.perSecond)} req/s.`);
+  const one = r.sbRows.get(1);
+  if (r.workersRow && one) {
+    const w = r.workersRow;
+    out.push(
+      `- \`--workers 2\` against one process (1 route): ${f0(w.load.perSecond)} vs ${f0(one.load.perSecond)} req/s (${f2(w.load.perSecond / one.load.perSecond)}x), CPU ${f0(w.cpuUs ?? NaN)} vs ${f0(one.cpuUs ?? NaN)} us/request (primary and workers), p99 ${f2(w.load.p99ms)} vs ${f2(one.load.p99ms)} ms. ` +
+        `The primary (metrics aggregation at each scrape, the feed) used ${f2(r.workersPrimaryCpu ?? NaN)} of a core meanwhile: not the bottleneck ${verdict((r.workersPrimaryCpu ?? 1) < 0.25)}.`,
+    );
+  }
+  return out;
 }
 
 main().catch((err) => {

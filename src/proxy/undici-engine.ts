@@ -1,7 +1,9 @@
 import type http from 'node:http';
+import { performance } from 'node:perf_hooks';
 import { PassThrough } from 'node:stream';
 import { Agent, type Dispatcher } from 'undici';
 import { BodyIdleTimer } from './body-idle';
+import { Deadlines, type Timed } from './deadlines';
 import { responseHeaders } from './forward-headers';
 import { guardedConnector } from './guarded-connect';
 import { RelayTurns, type RelayShare } from './relay-turns';
@@ -70,7 +72,7 @@ function endsRead(chunk: Buffer): boolean {
  * One forwarded request: undici's handler, the exchange's timers and the relay to the client's response.
  * A class rather than closures: one object a request instead of a dozen functions.
  */
-class UpstreamExchange implements Dispatcher.DispatchHandler {
+class UpstreamExchange implements Dispatcher.DispatchHandler, Timed {
   private controller: Dispatcher.DispatchController | null = null;
   private settled = false;
   private started = false;
@@ -78,11 +80,13 @@ class UpstreamExchange implements Dispatcher.DispatchHandler {
   private newConnection = false;
   private bodyConsumed = false;
   private phase: Phase = 'connect';
-  private timer: NodeJS.Timeout | null = null;
+  /** When the current wait (for a connection, then for each piece of the answer) times out; see Deadlines. */
+  due = 0;
+  /** The length of the current wait: connectTimeoutMs until connected, then responseTimeoutMs. 0: not timed. */
+  private waitMs = 0;
   /** The silences of a streamed body, from the moment it flows to the backend. */
   private bodyIdle: BodyIdleTimer | null = null;
   private readonly onClose = (): void => this.clientClosed();
-  private readonly onTimer = (): void => this.timedOut();
   /** Made the first time the client's side backs up: most answers never need it. */
   private onDrain: (() => void) | null = null;
   /** The answer's body bytes relayed so far. */
@@ -95,6 +99,7 @@ class UpstreamExchange implements Dispatcher.DispatchHandler {
   constructor(
     private readonly opts: ForwarderOptions,
     private readonly turns: RelayTurns,
+    private readonly deadlines: Deadlines,
     private readonly req: http.IncomingMessage,
     private readonly res: http.ServerResponse,
     private readonly gate: PassThrough | undefined,
@@ -102,7 +107,7 @@ class UpstreamExchange implements Dispatcher.DispatchHandler {
     private readonly resolve: (r: ForwardResult) => void,
   ) {
     res.on('close', this.onClose);
-    this.timer = setTimeout(this.onTimer, opts.connectTimeoutMs);
+    this.startWait(opts.connectTimeoutMs);
   }
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
@@ -116,13 +121,13 @@ class UpstreamExchange implements Dispatcher.DispatchHandler {
     }
     this.started = true;
     this.phase = 'request';
-    this.restartTimer();
+    this.startWait(this.opts.responseTimeoutMs);
     const gate = this.gate;
     if (gate) {
       // The body is held back until the connection is up: a refused connection has consumed nothing.
       gate.on('data', () => {
         this.bodyConsumed = true;
-        this.timer?.refresh();
+        this.pushDeadline();
         this.bodyIdle?.touch();
       });
       this.req.pipe(gate);
@@ -152,11 +157,11 @@ class UpstreamExchange implements Dispatcher.DispatchHandler {
     this.relaying = true;
     this.settle({ kind: 'ok', status: statusCode });
     // The response timer, running since the connection was up, now times the body's silences.
-    this.timer?.refresh();
+    this.pushDeadline();
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
-    this.timer?.refresh();
+    this.pushDeadline();
     const full = !this.res.write(chunk);
     // An answer joins the turns once it is past its allowance: most never are, and cost one sum.
     this.bodyBytes += chunk.length;
@@ -228,8 +233,9 @@ class UpstreamExchange implements Dispatcher.DispatchHandler {
     this.res.destroy();
   }
 
-  private timedOut(): void {
-    this.timer = null;
+  /** Deadlines' call: the current wait is over. */
+  expired(): void {
+    this.waitMs = 0;
     if (this.relaying) {
       // Streaming went silent: the client gets a truncated body rather than a hang.
       this.controller?.abort(ABORTED);
@@ -239,15 +245,21 @@ class UpstreamExchange implements Dispatcher.DispatchHandler {
     this.fail('timeout', this.phase === 'connect' ? 'CONNECT_TIMEOUT' : 'RESPONSE_TIMEOUT');
   }
 
-  private restartTimer(): void {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = setTimeout(this.onTimer, this.opts.responseTimeoutMs);
+  private startWait(ms: number): void {
+    this.waitMs = ms;
+    this.due = performance.now() + ms;
+    this.deadlines.add(this);
+  }
+
+  /** Something came or went: the current wait starts again. */
+  private pushDeadline(): void {
+    if (this.waitMs !== 0) this.due = performance.now() + this.waitMs;
   }
 
   /** The exchange is over, or its answer cut: neither the backend's silences nor the body's are timed. */
   private stopTimers(): void {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = null;
+    this.waitMs = 0;
+    this.deadlines.delete(this);
     this.bodyIdle?.stop();
   }
 
@@ -293,6 +305,7 @@ export function createUndiciEngine(opts: ForwarderOptions, relay: WebSocketRelay
   unpooled.on('connect', onPoolConnect);
   const mayConnect = literalJudge(opts.guard);
   const turns = new RelayTurns(opts.relayBytesPerTurn, TURN_ALLOWANCE);
+  const deadlines = new Deadlines(Deadlines.tickFor(opts.connectTimeoutMs, opts.responseTimeoutMs));
 
   function web(req: http.IncomingMessage, res: http.ServerResponse, backend: RouteBackend, body: RequestBody | null, fresh = false): Promise<ForwardResult> {
     const headers = req.headers;
@@ -305,7 +318,7 @@ export function createUndiciEngine(opts: ForwarderOptions, relay: WebSocketRelay
       // Node's server has already answered the client's Expect (100 Continue); undici refuses to send one.
       if (headers.expect !== undefined) delete headers.expect;
       const gate = body?.kind === 'stream' ? new PassThrough() : undefined;
-      const exchange = new UpstreamExchange(opts, turns, req, res, gate, fresh, resolve);
+      const exchange = new UpstreamExchange(opts, turns, deadlines, req, res, gate, fresh, resolve);
       const target = backend.target;
       (fresh ? unpooled : pooled).dispatch(
         {
