@@ -168,7 +168,7 @@ export class ProxyHandler {
     if (this.p.policy.via.loops(req)) return this.refuse(res, req, ex, 'loop_detected', false);
     // 2. Its backends: the table's, a discovered one, or one that comes while the request is held.
     const tool = found.route.tool;
-    const supply = await this.p.supply.backendsFor(found.route, res, ex);
+    const supply = this.p.supply.now(found.route) ?? (await this.p.supply.backendsFor(found.route, res, ex));
     if (supply.kind !== 'route') return this.noBackend(res, req, ex, supply);
     rewriteRequestHeaders(req, { requestId: ex.requestId, policy: this.p.policy, tool, byPath: found.byPath });
     // 3. The body: a small one is read whole before a backend connection is taken (a slow upload holds
