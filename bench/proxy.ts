@@ -15,6 +15,7 @@ import { RedisServer, freePort } from '../test/support/redis-server';
 import { checkBuild, cpuSeconds, hasWrk, machine, median, memoryMiB, ROOT, startChild, stopChild, switchboardArgs, switchboardEnv, treeCpuSeconds, waitHttp, wrkLoad, wrkLoadAsync, writeSection, type LoadResult } from './lib';
 import { nginxInstalled, startNginx, NGINX_BIN } from './nginx';
 import { measurePropagation, summary } from './proxy-registration';
+import { breakdownTable } from './profile-breakdown';
 import { HIT_TOOL, timeReloadAsSwitchboard, writeRoutes, type ReloadTiming } from './proxy-table';
 const { values } = parseArgs({
   options: {
@@ -150,11 +151,17 @@ function measure(name: string, port: number, cpuOf: (() => number) | null): Row 
   return { name, load, cpuUs };
 }
 
-async function startNode(script: string, env: Record<string, string>): Promise<Started> {
+async function startNode(script: string, env: Record<string, string>, profileName?: string): Promise<Started> {
   const port = await freePort();
-  const child = startChild(['--require', 'tsx/cjs', path.join(ROOT, 'bench', script)], { PORT: String(port), ...env });
+  const profile = profileName ? profileFlags(profileName) : [];
+  const child = startChild([...profile, '--require', 'tsx/cjs', path.join(ROOT, 'bench', script)], { PORT: String(port), ...env });
   await waitHttp(`http://127.0.0.1:${port}/${HIT_TOOL}/`);
-  return { pid: child.pid!, port, stop: () => stopChild(child, 'SIGKILL') };
+  // SIGTERM when profiled: the bare proxies exit cleanly on it, which is when --cpu-prof writes its file.
+  return { pid: child.pid!, port, stop: () => stopChild(child, profileName ? 'SIGTERM' : 'SIGKILL') };
+}
+
+function profileFlags(name: string): string[] {
+  return ['--cpu-prof', '--cpu-prof-dir', PROFILE_DIR, '--cpu-prof-name', `${name}.cpuprofile`];
 }
 
 interface SwitchboardProc extends Started {
@@ -187,7 +194,7 @@ async function startSwitchboardProxy(
   const port = await freePort();
   const control = await freePort();
   const t0 = Date.now();
-  const profile = profileName ? ['--cpu-prof', '--cpu-prof-dir', PROFILE_DIR, '--cpu-prof-name', `${profileName}.cpuprofile`] : [];
+  const profile = profileName ? profileFlags(profileName) : [];
   const args = [...(config ? ['--config', config] : []), ...(workers ? ['--workers', String(workers)] : [])];
   const child = startChild([...profile, ...switchboardArgs('proxy', ...args)], switchboardEnv({
     REDIS_URL: redisUrl,
@@ -263,7 +270,7 @@ async function main(): Promise<void> {
     cleanup.push(() => bare.stop());
     const bareRun = () => measure('bare http-proxy (keep-alive agent)', bare.port, () => cpuSeconds(bare.pid));
     rows.push(bareRun());
-    const undici = await startNode('bare-undici.ts', { TARGET: target });
+    const undici = await startNode('bare-undici.ts', { TARGET: target }, values.profile ? 'bare-undici' : undefined);
     cleanup.push(() => undici.stop());
     // Kept running too: the engine switchboard is built on, the reference of its CPU and tail.
     const undiciRun = () => measure('bare undici (Pool + stream)', undici.port, () => cpuSeconds(undici.pid));
@@ -339,6 +346,17 @@ async function main(): Promise<void> {
       }
     }
 
+    let breakdown: string[] = [];
+    const one = sbRows.get(1);
+    if (values.profile && one?.undici) {
+      await undici.stop();
+      const file = (name: string) => path.join(PROFILE_DIR, `${name}.cpuprofile`);
+      breakdown = breakdownTable([
+        { name: 'bare undici', file: file('bare-undici'), cpuUs: one.undici.cpuUs ?? NaN },
+        { name: 'switchboard', file: file('switchboard-1'), cpuUs: one.cpuUs ?? NaN },
+      ]);
+    }
+
     log('timing full reloads of the 100,000-route table');
     const reload: ReloadTiming = await timeReloadAsSwitchboard(redis.url, 5);
 
@@ -363,7 +381,7 @@ async function main(): Promise<void> {
     });
     log(`${prop.iterations} registrations, ${prop.timeouts} timeouts`);
 
-    const body = report({ started, rows, sbRows, sbNoLog, workersRow, workersPrimaryCpu, nginxRow, memory, reload, prop });
+    const body = report({ started, rows, sbRows, sbNoLog, workersRow, workersPrimaryCpu, nginxRow, memory, reload, prop, breakdown });
     if (!values['print-only']) writeSection('proxy', body);
     process.stdout.write(`${body}\n`);
   } finally {
@@ -382,6 +400,8 @@ function report(r: {
   /** The --workers primary's CPU while its workers were loaded, in cores. */
   workersPrimaryCpu: number | null;
   nginxRow: Row | null;
+  /** With --profile: where the CPU of a request goes, switchboard (1 route) beside bare undici. */
+  breakdown: string[];
   memory: Memory[];
   reload: ReloadTiming;
   prop: Awaited<ReturnType<typeof measurePropagation>>;
@@ -483,6 +503,14 @@ function report(r: {
   out.push(`- Full reload of ${f0(r.reload.backends)} routes: ${f0(r.reload.reloadMs.p50)} ms p50 (target <= 1000 ms) ${verdict(r.reload.reloadMs.p50 <= 1000)}; slowest of 5: ${f0(r.reload.reloadMs.max)} ms ${verdict(r.reload.reloadMs.max <= 1000)}.`);
   out.push(`- Registration-to-routable: p50 ${f1(reg.p50)} ms, p99 ${f1(reg.p99)} ms per proxy, p99 ${f1(regAll.p99)} ms on every proxy (target p99 <= 100 ms) ${verdict(regAll.p99 <= 100 && r.prop.timeouts === 0)}; deregistration p99 ${f1(deregAll.p99)} ms ${verdict(deregAll.p99 <= 100 && r.prop.timeouts === 0)}.`);
   out.push('', ...engineSection(r));
+  if (r.breakdown.length) {
+    out.push(
+      '',
+      '#### Where a request\'s CPU goes (`--profile`: V8 CPU profiles of the 1-route process and of bare undici over all their runs, each category\'s share of the busy time times the CPU per request measured)',
+      '',
+      ...r.breakdown,
+    );
+  }
   if (r.sbNoLog) {
     const on = r.sbRows.get(1)!;
     out.push(`- Access log: 1 route with the log on ${f0(on.load.perSecond)} req/s, ${f0(on.cpuUs ?? NaN)} us CPU/request; off ${f0(r.sbNoLog.load.perSecond)} req/s, ${f0(r.sbNoLog.cpuUs ?? NaN)} us CPU/request.`);
