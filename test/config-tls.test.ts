@@ -23,6 +23,7 @@ describe('configuration of HTTPS (proxy.tls) and trace context', () => {
         initialWindowBytes: 65_535,
         maxSessionMemoryMb: 10,
         maxResetsPerSecond: 100,
+        maxControlFramesPerSecond: 500,
         maxInvalidFrames: 100,
         maxRejectedStreams: 100,
       },

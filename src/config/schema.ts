@@ -43,6 +43,7 @@ const http2 = group({
   initialWindowBytes: integer(65_535, 16_384, 16_777_215, { description: "how much of a request body a client may send ahead on each stream (SETTINGS_INITIAL_WINDOW_SIZE)" }),
   maxSessionMemoryMb: integer(10, 1, 1024, { description: 'memory one HTTP/2 connection may hold in the protocol library (frames queued, header tables) before new streams are refused' }),
   maxResetsPerSecond: integer(100, 1, 100_000, { description: 'streams a client may cancel before their answer in one second; past it the connection is closed (GOAWAY ENHANCE_YOUR_CALM)', env: 'SWITCHBOARD_TLS_HTTP2_MAX_RESETS_PER_SECOND' }),
+  maxControlFramesPerSecond: integer(500, 10, 100_000, { description: 'PING, SETTINGS and PRIORITY frames a client may send in one second; past it the connection is closed (GOAWAY ENHANCE_YOUR_CALM)' }),
   maxInvalidFrames: integer(100, 0, 100_000, { description: 'invalid or empty frames one connection may send before it is closed' }),
   maxRejectedStreams: integer(100, 0, 100_000, { description: 'streams of one connection refused (over a limit) before it is closed' }),
 });

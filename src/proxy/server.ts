@@ -118,7 +118,7 @@ export function createProxyServer(opts: ProxyServerOptions): ProxyServer {
   const server = http.createServer(httpServerOptions(pc));
   applyHttpLimits(server, pc);
   const certificates = opts.certificates ?? null;
-  const tlsServer = certificates ? createTlsServer(pc, certificates, logger) : null;
+  const tlsServer = certificates ? createTlsServer(pc, certificates, logger, metrics) : null;
   const listeners: Listener[] = tlsServer ? [server, tlsServer] : [server];
   const policy = forwardPolicy(config);
   const handler = new ProxyHandler({

@@ -132,6 +132,13 @@ export class H2Response extends http2.Http2ServerResponse {
     }
   }
 
+  override destroy(err?: Error): this {
+    // A cut answer must read as cut: a stream reset without an error says NO_ERROR, which after part of an
+    // answer a client may take for the whole of it.
+    super.destroy(err ?? new Error('the answer was cut'));
+    return this;
+  }
+
   override write(chunk: string | Uint8Array, encoding?: unknown, cb?: unknown): boolean {
     const c = (this.stream as Tagged)[CONNECTION];
     if (c) c.bytesWritten += typeof chunk === 'string' ? Buffer.byteLength(chunk) : chunk.length;

@@ -4,6 +4,7 @@ import https from 'node:https';
 import type tls from 'node:tls';
 import type { Config } from '../../config';
 import type { Logger } from '../../logger';
+import type { Metrics } from '../../metrics';
 import { applyHttpLimits, httpServerOptions } from '../http-options';
 import type { ExchangeListener } from '../listeners';
 import type { Certificate } from './certificate';
@@ -22,7 +23,7 @@ export interface TlsServer extends tls.Server {
  * (ALPN) unless proxy.tls.http2.enabled is off; its certificate chosen per connection by SNI from the
  * store. Built in this one function so that another kind of TLS server replaces nothing else.
  */
-export function createTlsServer(pc: Config['proxy'], certificates: CertificateStore, logger: Logger): TlsServer {
+export function createTlsServer(pc: Config['proxy'], certificates: CertificateStore, logger: Logger, metrics?: Metrics): TlsServer {
   const options = httpServerOptions(pc);
   const first = certificates.defaultCertificate;
   const tlsOptions = {
@@ -32,7 +33,7 @@ export function createTlsServer(pc: Config['proxy'], certificates: CertificateSt
     // A client that connects and never completes its handshake is cut like one that never sends its head.
     handshakeTimeout: options.headersTimeout,
   };
-  const server = pc.tls.http2.enabled ? createH2Server(pc, tlsOptions, logger) : https.createServer({ ...options, ...tlsOptions });
+  const server = pc.tls.http2.enabled ? createH2Server(pc, tlsOptions, logger, metrics) : https.createServer({ ...options, ...tlsOptions });
   applyHttpLimits(server as unknown as http.Server, pc);
   // Connections already up keep the context they shook hands with: a reload drops none of them.
   const swap = (c: Certificate) => server.setSecureContext({ cert: c.pem.cert, key: c.pem.key });
@@ -45,9 +46,10 @@ export function createTlsServer(pc: Config['proxy'], certificates: CertificateSt
  * HTTP/2 and HTTP/1.1 on one port. The HTTP/1.1 connections get the plain port's parser, limits and
  * timeouts (Node reads them off the server); HTTP/2 sessions the bounds of proxy.tls.http2, which its
  * server-side DoS defences rest on: streams, header list and window per session, memory, invalid frames and
- * refused streams before the session is closed, pings and settings awaiting their answer, resets per second.
+ * refused streams before the session is closed, pings and settings awaiting their answer; and those
+ * H2Sessions adds (idle sessions, slow requests, resets and control frames per second).
  */
-function createH2Server(pc: Config['proxy'], tlsOptions: tls.TlsOptions, logger: Logger): TlsServer {
+function createH2Server(pc: Config['proxy'], tlsOptions: tls.TlsOptions, logger: Logger, metrics: Metrics | undefined): TlsServer {
   const h = pc.tls.http2;
   const http1 = httpServerOptions(pc);
   const server = http2.createSecureServer({
@@ -77,8 +79,13 @@ function createH2Server(pc: Config['proxy'], tlsOptions: tls.TlsOptions, logger:
   // A failed handshake is no HTTP request: the default listener would answer it as one (clientError).
   server.removeAllListeners('tlsClientError');
   server.on('tlsClientError', (_err: Error, socket: tls.TLSSocket) => socket.destroy());
-  const sessions = new H2Sessions({ idleMs: pc.keepAliveTimeoutMs, maxResetsPerSecond: h.maxResetsPerSecond }, logger);
+  const sessions = new H2Sessions(
+    { idleMs: pc.keepAliveTimeoutMs, requestMs: pc.requestTimeoutMs, maxResetsPerSecond: h.maxResetsPerSecond, maxControlFramesPerSecond: h.maxControlFramesPerSecond },
+    logger,
+    metrics,
+  );
   server.on('session', (session: http2.ServerHttp2Session) => sessions.add(session));
+  server.on('sessionError', (err: Error, session: http2.ServerHttp2Session) => sessions.failed(err, session));
   const closeIdleHttp1 = server.closeIdleConnections.bind(server);
   server.closeIdleConnections = () => {
     closeIdleHttp1();
