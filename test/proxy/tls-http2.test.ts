@@ -4,6 +4,7 @@ import http from 'node:http';
 import http2 from 'node:http2';
 import https from 'node:https';
 import path from 'node:path';
+import tls from 'node:tls';
 import { StaticRoutes, backend, tableOf } from './helpers';
 import { startTlsProxy, type TlsProxy } from './tls-helpers';
 import { certDir, curl, httpsRequest, makePair, writePair, type Pair } from '../support/certificates';
@@ -75,7 +76,7 @@ describe('proxy HTTPS listener: HTTP/2', function () {
       ]),
     );
     logs = capturingLogger('info');
-    p = await startTlsProxy(routes, { cert: files.cert, key: files.key }, { proxy: { accessLog: true }, top: { domain: `tools.${NAME}` }, logger: logs.logger });
+    p = await startTlsProxy(routes, { cert: files.cert, key: files.key, hsts: true, hstsMaxAgeSeconds: 600 }, { proxy: { accessLog: true }, top: { domain: `tools.${NAME}` }, logger: logs.logger });
   });
   after(async () => {
     for (const r of release) r();
@@ -95,6 +96,7 @@ describe('proxy HTTPS listener: HTTP/2', function () {
     assert.equal(seen.headers['x-forwarded-prefix'], '/echo');
     assert.match(seen.headers.forwarded, /;proto=https$/);
     assert.ok(!Object.keys(seen.headers).some((h) => h.startsWith(':')), 'no pseudo-header reaches the backend');
+    assert.equal(r.headers['strict-transport-security'], 'max-age=600');
 
     const byHost = await h2Once(p.tlsPort, '/by-host', { ...opts(), headers: { ':authority': `echo.tools.${NAME}` } });
     assert.equal(byHost.status, 200);
@@ -113,10 +115,26 @@ describe('proxy HTTPS listener: HTTP/2', function () {
   });
 
   it('answers error pages over HTTP/2: 404 for an unknown tool, 502 for a backend that refuses, 400 for a Host other than :authority', async () => {
+    // A refusal asks to close the connection; on HTTP/2 that header is never handed to Node, which would
+    // drop it with a process warning.
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(w.message);
+    process.on('warning', onWarning);
+    try {
+      await errorPages();
+      await new Promise((r) => setImmediate(r));
+    } finally {
+      process.off('warning', onWarning);
+    }
+    assert.deepEqual(warnings, []);
+  });
+
+  async function errorPages(): Promise<void> {
     const missing = await h2Once(p.tlsPort, '/nosuch/x', { ...opts(), headers: { accept: 'application/json' } });
     assert.equal(missing.status, 404);
     assert.equal((JSON.parse(missing.body) as { error: { code: string } }).error.code, 'no_such_tool');
     assert.equal(missing.headers['content-length'], String(Buffer.byteLength(missing.body)));
+    assert.equal(missing.headers['strict-transport-security'], 'max-age=600');
     const refused = await h2Once(p.tlsPort, '/down/x', opts());
     assert.equal(refused.status, 502);
     assert.match(refused.body, /refused the connection/);
@@ -125,7 +143,8 @@ describe('proxy HTTPS listener: HTTP/2', function () {
     assert.equal(curl404, '404 2');
     const twoHosts = await h2Once(p.tlsPort, '/echo/x', { ...opts(), headers: { ':authority': NAME, host: 'other.example.test' } });
     assert.equal(twoHosts.status, 400);
-  });
+    assert.equal(twoHosts.headers.connection, undefined);
+  }
 
   it('forwards request bodies over HTTP/2, with and without Content-Length, and answers HEAD without a body', async () => {
     const session = await h2Session(p.tlsPort, opts());
@@ -261,6 +280,24 @@ describe('proxy HTTPS listener: HTTP/2', function () {
       session.close();
       writePair(dir, 'site', pair);
       await p.certificates.reload('SIGHUP');
+    }
+  });
+
+  it('offers HTTP/1.1 only with proxy.tls.http2.enabled off', async () => {
+    const files = writePair(certDir(), 'site', pair);
+    const q = await startTlsProxy(new StaticRoutes(tableOf([backend('echo', 'e1', echo.url)])), { cert: files.cert, key: files.key, http2: { enabled: false } });
+    try {
+      const alpn = await new Promise<string | false | null>((resolve, reject) => {
+        const socket = tls.connect({ host: '127.0.0.1', port: q.tlsPort, servername: NAME, ca: pair.cert, ALPNProtocols: ['h2', 'http/1.1'] }, () => {
+          resolve(socket.alpnProtocol);
+          socket.destroy();
+        });
+        socket.once('error', reject);
+      });
+      assert.notEqual(alpn, 'h2');
+      assert.equal((await httpsRequest(q.tlsPort, '/echo/x', { servername: NAME, ca: pair.cert })).status, 200);
+    } finally {
+      await q.close();
     }
   });
 
