@@ -11,6 +11,7 @@ import { certDir, curl, httpsRequest, makePair, writePair, type Pair } from '../
 import { deadPort, startBackend, type Backend } from '../support/backend';
 import { h2Once, h2Request, h2Session } from '../support/http2-client';
 import { capturingLogger, type CapturedLogs } from '../support/logs';
+import { metricValue } from '../support/metrics';
 import { waitFor } from '../support/wait';
 
 interface Seen {
@@ -187,7 +188,9 @@ describe('proxy HTTPS listener: HTTP/2', function () {
     assert.ok(p.proxy.health.down().some((d) => d.key.includes('p1')), 'the refusing backend is down');
   });
 
-  it('logs proto h2 with the TLS version, SNI and the answer bytes in the access line', async () => {
+  it('logs proto h2 with the TLS version, SNI and the answer bytes in the access line, and counts it in the metrics', async () => {
+    const counted = async () => metricValue(await p.metrics.registry.metrics(), 'switchboard_proxy_requests_total', { code: '200' });
+    const before = await counted();
     const r = await h2Once(p.tlsPort, '/echo/logged?token=1', opts());
     const line = await waitFor('the access line', () => logs.events('access').find((l) => l.path === '/echo/logged'));
     assert.equal(line.proto, 'h2');
@@ -197,6 +200,7 @@ describe('proxy HTTPS listener: HTTP/2', function () {
     assert.match(String(line.remote), /127\.0\.0\.1$/);
     assert.equal(line.bytes, Buffer.byteLength(r.body));
     assert.equal(line.outcome, 'ok');
+    assert.equal(await counted(), before + 1);
   });
 
   it('strips the headers HTTP/2 forbids from a backend answer (Connection and what it lists, Keep-Alive, Upgrade, Transfer-Encoding)', async () => {
