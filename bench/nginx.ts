@@ -1,5 +1,5 @@
-// nginx as a reference proxy for bench/proxy.ts: the Debian package's binary with a config of our own in
-// a temp directory (one worker, upstream keep-alive), never the system's config, pid file or logs.
+// nginx as a reference proxy for bench/proxy.ts and bench/tls.ts: the Debian package's binary with a config of
+// our own in a temp directory (one worker, upstream keep-alive), never the system's config, pid file or logs.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -18,11 +18,41 @@ export function nginxInstalled(): boolean {
   return existsSync(NGINX_BIN);
 }
 
+/** What every server block does: forward to the backend, HTTP/1.1 with keep-alive, X-Forwarded-* set. */
+const LOCATION = `location / {
+      proxy_pass http://backend;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host $http_host;
+      proxy_set_header X-Forwarded-For $remote_addr;
+      proxy_set_header X-Forwarded-Proto $scheme;
+      proxy_set_header X-Forwarded-Host $http_host;
+    }`;
+
+/** An HTTPS listener beside the plain one: HTTP/2 and HTTP/1.1 (ALPN) with this certificate and key (PEM files). */
+export interface NginxTls {
+  port: number;
+  cert: string;
+  key: string;
+}
+
+/** The TLS server block: the same location, the same certificate as the proxy it is compared with. */
+function tlsServer(tls: NginxTls | undefined): string {
+  if (!tls) return '';
+  return `
+  server {
+    listen 127.0.0.1:${tls.port} ssl http2;
+    ssl_certificate ${tls.cert};
+    ssl_certificate_key ${tls.key};
+    ${LOCATION}
+  }`;
+}
+
 /**
  * The same job as the switchboard proxy: forward every path unchanged, set X-Forwarded-*, log each
  * request (buffered, as pino's async log is). Upstream keepalive 64 idle connections, HTTP/1.1.
  */
-function config(dir: string, port: number, backendPort: number): string {
+function config(dir: string, port: number, backendPort: number, tls?: NginxTls): string {
   return `worker_processes 1;
 daemon off;
 pid ${dir}/nginx.pid;
@@ -42,26 +72,18 @@ http {
   }
   server {
     listen 127.0.0.1:${port};
-    location / {
-      proxy_pass http://backend;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_set_header Host $http_host;
-      proxy_set_header X-Forwarded-For $remote_addr;
-      proxy_set_header X-Forwarded-Proto $scheme;
-      proxy_set_header X-Forwarded-Host $http_host;
-    }
-  }
+    ${LOCATION}
+  }${tlsServer(tls)}
 }
 `;
 }
 
-export async function startNginx(port: number, backendPort: number): Promise<Nginx> {
+export async function startNginx(port: number, backendPort: number, tls?: NginxTls): Promise<Nginx> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'sb-nginx-'));
   // Run as root, nginx's worker drops to "nobody", which must reach the temp paths inside.
   chmodSync(dir, 0o755);
   const conf = path.join(dir, 'nginx.conf');
-  writeFileSync(conf, config(dir, port, backendPort));
+  writeFileSync(conf, config(dir, port, backendPort, tls));
   // -e: the error log before the config is read would otherwise be the system's.
   const child: ChildProcess = spawn(NGINX_BIN, ['-p', dir, '-c', conf, '-e', path.join(dir, 'error.log')], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';

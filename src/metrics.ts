@@ -43,6 +43,9 @@ export const PROXY_ERROR_KINDS = [
   'too_many_connections',
   'assigned_elsewhere',
 ] as const;
+/** Why the proxy closed an HTTP/2 client's session for abuse (src/proxy/tls/h2-sessions.ts). */
+export const HTTP2_ABUSE_REASONS = ['resets', 'control_frames', 'invalid_frames', 'flood', 'continuation', 'protocol_error'] as const;
+export type Http2AbuseReason = (typeof HTTP2_ABUSE_REASONS)[number];
 /** How a hold of a request ended (src/proxy/hold.ts). */
 export const HOLD_OUTCOMES = ['forwarded', 'timeout', 'client_gone', 'overflow'] as const;
 export const SELFHEAL_TRIGGERS = ['request', 'reconcile'] as const;
@@ -175,6 +178,15 @@ export class Metrics {
     name: 'switchboard_proxy_holds_total',
     help: 'Ends of holds by outcome: forwarded (a backend came), timeout (proxy.holdMs passed: the 503 page), client_gone, overflow (proxy.holdMaxPerTool requests already held: the 503 page at once).',
     labelNames: ['outcome'],
+    registers: [this.registry],
+  });
+  readonly proxyHttp2SessionsClosed = new client.Counter({
+    name: 'switchboard_proxy_http2_sessions_closed_total',
+    help:
+      'HTTP/2 client sessions closed for abuse, by reason: resets (streams cancelled before their answer past proxy.tls.http2.maxResetsPerSecond), ' +
+      'control_frames (PING, SETTINGS, PRIORITY past proxy.tls.http2.maxControlFramesPerSecond), invalid_frames (past proxy.tls.http2.maxInvalidFrames), ' +
+      'flood (frames queued for a peer that does not read them), continuation (a header block in too many CONTINUATION frames), protocol_error (any other HTTP/2 error).',
+    labelNames: ['reason'],
     registers: [this.registry],
   });
   readonly proxyHoldSeconds = new client.Histogram({
@@ -337,6 +349,7 @@ export class Metrics {
     zeroed(this.selfHeals, 'trigger', SELFHEAL_TRIGGERS);
     zeroed(this.authFailures, 'reason', AUTH_FAILURE_REASONS);
     zeroed(this.proxyHolds, 'outcome', HOLD_OUTCOMES);
+    zeroed(this.proxyHttp2SessionsClosed, 'reason', HTTP2_ABUSE_REASONS);
     zeroed(this.controlRefused, 'reason', CONTROL_REFUSAL_REASONS);
     // Without a table these say nothing: a 0 would read as "every route vanished" and page someone.
     for (const g of this.tableGauges()) g.remove();

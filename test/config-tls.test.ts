@@ -16,6 +16,17 @@ describe('configuration of HTTPS (proxy.tls) and trace context', () => {
       hsts: false,
       hstsMaxAgeSeconds: 31_536_000,
       acmeWebroot: null,
+      http2: {
+        enabled: true,
+        maxConcurrentStreams: 100,
+        maxHeaderListBytes: 16_384,
+        initialWindowBytes: 65_535,
+        maxSessionMemoryMb: 10,
+        maxResetsPerSecond: 100,
+        maxControlFramesPerSecond: 500,
+        maxInvalidFrames: 100,
+        maxRejectedStreams: 100,
+      },
     });
     assert.equal(c.proxy.traceContext, true);
   });
@@ -37,6 +48,9 @@ describe('configuration of HTTPS (proxy.tls) and trace context', () => {
     assert.throws(() => loadConfig({ env: { SWITCHBOARD_TLS_CERT_DIR: '/etc/tls', SWITCHBOARD_TLS_PORT: '8080' } }), /SWITCHBOARD_TLS_PORT \(proxy\.tls\.port\): must differ from proxy\.port/);
     assert.throws(() => loadConfig({ env: { SWITCHBOARD_TLS_CERT_DIR: '/etc/tls', SWITCHBOARD_TLS_PORT: '8282' } }), /must differ from control\.port/);
     assert.throws(() => loadConfig({ env: {}, file: writeConfig({ proxy: { tls: { hstsMaxAgeSeconds: 63_072_001 } } }) }), /proxy\.tls\.hstsMaxAgeSeconds: must be an integer in 0\.\.63072000/);
+    assert.throws(() => loadConfig({ env: {}, file: writeConfig({ proxy: { tls: { http2: { maxConcurrentStreams: 0 } } } }) }), /proxy\.tls\.http2\.maxConcurrentStreams: must be an integer in 1\.\.1000/);
+    assert.throws(() => loadConfig({ env: { SWITCHBOARD_TLS_HTTP2_MAX_RESETS_PER_SECOND: '0' } }), /SWITCHBOARD_TLS_HTTP2_MAX_RESETS_PER_SECOND \(proxy\.tls\.http2\.maxResetsPerSecond\): must be an integer in 1\.\.100000/);
+    assert.equal(loadConfig({ env: { SWITCHBOARD_TLS_HTTP2: 'false' } }).proxy.tls.http2.enabled, false);
     // The same port is no clash while HTTPS is off.
     assert.equal(loadConfig({ env: { SWITCHBOARD_TLS_PORT: '8080' } }).proxy.tls.port, 8080);
   });

@@ -34,6 +34,20 @@ const address: Setting<{ host: string; port: number }> = {
 };
 
 
+// HTTP/2 on the HTTPS port (ALPN h2 beside http/1.1), and the bounds one client's session is held to:
+// each bounds what an abusive session can make the proxy hold or do (src/proxy/tls/h2-sessions.ts).
+const http2 = group({
+  enabled: flag(true, { description: 'HTTP/2 offered by ALPN on the HTTPS port beside HTTP/1.1', env: 'SWITCHBOARD_TLS_HTTP2' }),
+  maxConcurrentStreams: integer(100, 1, 1000, { description: 'requests one HTTP/2 connection may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS)' }),
+  maxHeaderListBytes: integer(16_384, 1024, 262_144, { description: "a request's decoded header list, names and values (SETTINGS_MAX_HEADER_LIST_SIZE); the plain port's head limit is 16384" }),
+  initialWindowBytes: integer(65_535, 16_384, 16_777_215, { description: "how much of a request body a client may send ahead on each stream (SETTINGS_INITIAL_WINDOW_SIZE)" }),
+  maxSessionMemoryMb: integer(10, 1, 1024, { description: 'memory one HTTP/2 connection may hold in the protocol library (frames queued, header tables) before new streams are refused' }),
+  maxResetsPerSecond: integer(100, 1, 100_000, { description: 'streams a client may cancel before their answer in one second; past it the connection is closed (GOAWAY ENHANCE_YOUR_CALM)', env: 'SWITCHBOARD_TLS_HTTP2_MAX_RESETS_PER_SECOND' }),
+  maxControlFramesPerSecond: integer(500, 10, 100_000, { description: 'PING, SETTINGS and PRIORITY frames a client may send in one second; past it the connection is closed (GOAWAY ENHANCE_YOUR_CALM)' }),
+  maxInvalidFrames: integer(100, 0, 100_000, { description: 'invalid or empty frames one connection may send before it is closed' }),
+  maxRejectedStreams: integer(100, 0, 100_000, { description: 'streams of one connection refused (over a limit) before it is closed' }),
+});
+
 // HTTPS is on when a certificate is configured: the pair (cert and key) or a directory of pairs.
 const tls = group({
   port: port(8443, 'the HTTPS port, on when a certificate is configured', 'SWITCHBOARD_TLS_PORT'),
@@ -49,7 +63,7 @@ const tls = group({
   hstsMaxAgeSeconds: integer(YEAR_S, 0, 2 * YEAR_S, { description: 'its max-age' }),
   acmeWebroot: optional(null, DIRECTORY, {
     description: "the directory certbot's webroot mode writes to: /.well-known/acme-challenge/<token> on the plain port is served from it",
-  }),
+  }),  http2,
 });
 
 const proxy = group({

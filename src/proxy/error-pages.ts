@@ -14,7 +14,8 @@ export type ProxyErrorCode =
   | 'not_implemented' // 501: a transfer coding the proxy does not forward (gzip, chunked)
   | 'version_not_supported' // 505: a request line of another HTTP than 1.0 and 1.1 (HTTP/2.0, HTTP/0.9)
   | 'loop_detected' // 508: the request has come through this deployment's proxies more than proxy.maxVia times
-  | 'https_required'; // 403: a method other than GET or HEAD on the plain port while it redirects to https
+  | 'https_required' // 403: a method other than GET or HEAD on the plain port while it redirects to https
+  | 'connect_refused'; // 501: CONNECT over HTTP/2 (a tunnel, or a WebSocket by RFC 8441): not offered
 
 interface ErrorKind {
   status: number;
@@ -53,6 +54,11 @@ const KINDS: Record<ProxyErrorCode, ErrorKind> = {
     status: 508,
     title: 'Loop detected',
     message: (t) => `the request for tool ${t ?? 'unknown'} came back to this proxy: the tool's address leads to a proxy that forwards it here again`,
+  },
+  connect_refused: {
+    status: 501,
+    title: 'Not implemented',
+    message: () => 'this proxy opens no CONNECT tunnels and takes WebSockets over HTTP/1.1 only (wss:// with http/1.1)',
   },
   https_required: { status: 403, title: 'HTTPS required', message: () => 'this proxy takes requests over https only: send it to the same address with https://' },
 };

@@ -16,6 +16,7 @@ import type { ForwardFailure, Forwarder, RequestBody } from './forward-result';
 import type { PassiveHealth } from './health';
 import { readBody, type BodyLimits, type BodyRead } from './request-body';
 import { resolveRoute, type Resolution } from './route-resolution';
+import { isH2Request } from './tls/h2-exchange';
 import { isWebSocketHandshake } from './websocket-handshake';
 
 /** The parts the proxy's handler is made of (createProxyServer builds them from the config). */
@@ -51,9 +52,10 @@ function hasBody(req: http.IncomingMessage): boolean {
 /**
  * A request line of another HTTP than 1.x that Node's parser lets through (`HTTP/2.0`, `HTTP/0.9`; it refuses
  * the others, see client-error.ts). Forwarded, it would reach the backend as an HTTP/1.1 request it never was.
+ * A request that came over HTTP/2 (the TLS port) is not one: it is forwarded as HTTP/1.1, its headers made so.
  */
 function otherHttp(req: http.IncomingMessage): boolean {
-  return req.httpVersionMajor !== 1;
+  return req.httpVersionMajor !== 1 && !isH2Request(req);
 }
 
 /** The relay's code for a handshake its backend answered 508: the next proxy of a loop refused it. */
@@ -115,6 +117,16 @@ export class ProxyHandler {
         ended();
       }
     });
+  }
+
+  /**
+   * CONNECT over HTTP/2: the proxy opens no tunnels, and offers no WebSocket over HTTP/2 (RFC 8441 needs
+   * SETTINGS_ENABLE_CONNECT_PROTOCOL, which it does not send): 501 with its page, WebSockets go over HTTP/1.1.
+   */
+  onConnect(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const ex = startExchange(req, this.p.traceContext);
+    res.once('close', () => this.p.accounting.ended(req, ex, res.headersSent ? res.statusCode : 499));
+    this.answer(res, req, ex, 'connect_refused');
   }
 
   onUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): void {

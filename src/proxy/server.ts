@@ -1,5 +1,4 @@
 import http from 'node:http';
-import type https from 'node:https';
 import type net from 'node:net';
 import { listen } from '../net/listen';
 import type { Config } from '../config';
@@ -23,7 +22,7 @@ import { applyHttpLimits, httpServerOptions } from './http-options';
 import { drain, serve, type ExchangeListener, type Listener } from './listeners';
 import { PlainPort, type PlainPortOptions } from './plain-port';
 import type { CertificateStore } from './tls/certificate-store';
-import { createTlsServer, withHsts } from './tls/tls-server';
+import { createTlsServer, withHsts, type TlsServer } from './tls/tls-server';
 import type { TrafficCounters } from './traffic-counters';
 
 export type { ProxyHooks } from './backend-supply';
@@ -49,8 +48,8 @@ export interface ProxyServerOptions {
 
 export interface ProxyServer {
   server: http.Server;
-  /** The HTTPS listener: null when no certificate is configured. */
-  tls: https.Server | null;
+  /** The HTTPS listener (HTTP/1.1, and HTTP/2 unless proxy.tls.http2.enabled is off): null when no certificate is configured. */
+  tls: TlsServer | null;
   certificates: CertificateStore | null;
   /** What forwards plain requests: undici, whatever config.proxy.engine names. */
   engine: EngineName;
@@ -119,7 +118,7 @@ export function createProxyServer(opts: ProxyServerOptions): ProxyServer {
   const server = http.createServer(httpServerOptions(pc));
   applyHttpLimits(server, pc);
   const certificates = opts.certificates ?? null;
-  const tlsServer = certificates ? createTlsServer(pc, certificates) : null;
+  const tlsServer = certificates ? createTlsServer(pc, certificates, logger, metrics) : null;
   const listeners: Listener[] = tlsServer ? [server, tlsServer] : [server];
   const policy = forwardPolicy(config);
   const handler = new ProxyHandler({

@@ -137,6 +137,7 @@ describe('Metrics: labelled counters start at 0', () => {
       ['switchboard_proxy_errors_total', 'kind', ['no_route', 'not_running', 'refused', 'reset', 'timeout', 'bad_gateway', 'not_implemented', 'version_not_supported', 'loop_detected', 'request_timeout', 'too_many_connections', 'assigned_elsewhere']],
       ['switchboard_auth_failures_total', 'reason', ['missing', 'malformed', 'invalid']],
       ['switchboard_control_refused_total', 'reason', ['proxied', 'host']],
+      ['switchboard_proxy_http2_sessions_closed_total', 'reason', ['resets', 'control_frames', 'invalid_frames', 'flood', 'continuation', 'protocol_error']],
     ];
     for (const [name, label, values] of expected) {
       for (const value of values) assert.equal(metricValue(text, name, { [label]: value }), 0, `${name}{${label}="${value}"}`);

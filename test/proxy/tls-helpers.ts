@@ -7,14 +7,14 @@ export type TlsProxy = TestProxy & { tlsPort: number; certificates: CertificateS
 
 /**
  * A proxy on free loopback ports with its HTTPS listener: `tls` is merged into proxy.tls (port 0),
- * `proxy` into the rest of the proxy's settings (testConfig's short timeouts).
+ * `proxy` into the rest of the proxy's settings (testConfig's short timeouts), `top` into the config's top level.
  */
 export async function startTlsProxy(
   routes: StaticRoutes,
   tls: Record<string, unknown>,
-  opts: { proxy?: Record<string, unknown>; logger?: Logger } = {},
+  opts: { proxy?: Record<string, unknown>; top?: Record<string, unknown>; logger?: Logger } = {},
 ): Promise<TlsProxy> {
-  const config = testConfig({ ...opts.proxy, tls: { port: 0, ...tls } });
+  const config = testConfig({ ...opts.proxy, tls: { port: 0, ...tls } }, opts.top);
   const logger = opts.logger ?? silentLogger();
   const certificates = await CertificateStore.open(config.proxy.tls, logger);
   const p = await startProxy(routes, config, { logger, certificates });

@@ -106,8 +106,8 @@ export function httpsRequest(
   });
 }
 
-/** Runs curl over HTTP/1.1 with `args`; answers its stdout (curl fails the promise on a non-zero exit). */
-export async function curl(args: string[]): Promise<string> {
-  const { stdout } = await run('curl', ['--http1.1', '--silent', '--show-error', '--max-time', '10', ...args], { timeout: 15_000 });
+/** Runs curl over HTTP/1.1 (or HTTP/2: `http` '2') with `args`; answers its stdout (curl fails the promise on a non-zero exit). */
+export async function curl(args: string[], http: '1.1' | '2' = '1.1'): Promise<string> {
+  const { stdout } = await run('curl', [`--http${http}`, '--silent', '--show-error', '--max-time', '10', ...args], { timeout: 15_000 });
   return stdout;
 }
