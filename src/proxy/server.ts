@@ -22,6 +22,7 @@ import { HoldQueues, type HoldOutcome, type TableEvents } from './hold';
 import { applyHttpLimits, httpServerOptions } from './http-options';
 import { drain, serve, type ExchangeListener, type Listener } from './listeners';
 import { PlainPort, type PlainPortOptions } from './plain-port';
+import { PolicyGate } from './policy-gate';
 import type { CertificateStore } from './tls/certificate-store';
 import { createTlsServer, withHsts } from './tls/tls-server';
 import type { TrafficCounters } from './traffic-counters';
@@ -137,6 +138,7 @@ export function createProxyServer(opts: ProxyServerOptions): ProxyServer {
     bodies: pc,
     // A request past its client's share waits for a slot as long as it may wait for a backend connection.
     slots: new ClientSlots(pc.maxConnectionsPerClient, pc.connectTimeoutMs, policy.trusted),
+    gate: new PolicyGate({ routes, trusted: policy.trusted, requireUserAgent: pc.requireUserAgent, banReasonOnPage: pc.banReasonOnPage, metrics }),
     draining: () => draining,
     closedWhileDraining: () => setImmediate(() => listeners.forEach((l) => l.closeIdleConnections())),
   });

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { policyKey } from '../table/policy-records';
 import { assignmentKey, backendKey, Store, StoreUnavailableError } from './store';
 import type {
   AllocateOptions,
@@ -9,6 +10,7 @@ import type {
   ChangeEvent,
   ExpireCandidate,
   OwnedRemoval,
+  PolicyRecord,
   RouteSink,
   TableSnapshot,
   TableVersion,
@@ -46,6 +48,7 @@ export class MemoryStore implements Store {
 
   private readonly tokens = new Map<string, TokenRecord>();
   private readonly revocations = new Map<string, Revocation>();
+  private readonly policies = new Map<string, PolicyRecord>();
   private readonly locks = new Map<string, { owner: string; expiresAt: number }>();
   private readonly checkpoints = new Map<string, number>();
 
@@ -329,6 +332,47 @@ export class MemoryStore implements Store {
     for (const t of tokens) if (!this.tokens.has(t.id) && !this.revocations.has(t.id)) this.tokens.set(t.id, { ...t });
   }
 
+  // ---- operator policies ----
+
+  async putPolicy(record: PolicyRecord): Promise<void> {
+    this.assertOpen();
+    this.policies.set(policyKey(record), structuredClone(record));
+    this.publish([{ kind: 'policy.upsert', policy: structuredClone(record) }]);
+  }
+
+  async removePolicy(key: string, ifUpdatedAt?: number): Promise<boolean> {
+    this.assertOpen();
+    const p = this.policies.get(key);
+    if (!p || (ifUpdatedAt !== undefined && p.updatedAt !== ifUpdatedAt)) return false;
+    this.policies.delete(key);
+    this.publish([{ kind: 'policy.remove', key }]);
+    return true;
+  }
+
+  async getPolicy(key: string): Promise<PolicyRecord | null> {
+    this.assertOpen();
+    const p = this.policies.get(key);
+    return p ? structuredClone(p) : null;
+  }
+
+  async listPolicies(): Promise<PolicyRecord[]> {
+    this.assertOpen();
+    return [...this.policies.values()].map((p) => structuredClone(p));
+  }
+
+  async restorePolicies(records: readonly PolicyRecord[]): Promise<PolicyRecord[]> {
+    this.assertOpen();
+    const created: PolicyRecord[] = [];
+    for (const r of records) {
+      const key = policyKey(r);
+      if (this.policies.has(key)) continue;
+      this.policies.set(key, structuredClone(r));
+      created.push(structuredClone(r));
+    }
+    if (created.length > 0) this.publish(created.map((policy) => ({ kind: 'policy.upsert', policy: structuredClone(policy) })));
+    return created;
+  }
+
   // ---- the table and its change feed ----
 
   async snapshot(): Promise<TableSnapshot> {
@@ -338,6 +382,7 @@ export class MemoryStore implements Store {
       version: this.tableVersion,
       backends: [...this.backends.values()].map((b) => ({ ...b })),
       assignments: [...this.assignments.values()].map((a) => ({ ...a })),
+      policies: [...this.policies.values()].map((p) => structuredClone(p)),
     };
   }
 
@@ -348,6 +393,7 @@ export class MemoryStore implements Store {
       sink.backend(b.held ? { tool: b.tool, id: b.id, url: b.url, source: b.source, held: true } : { tool: b.tool, id: b.id, url: b.url, source: b.source });
     }
     for (const a of this.assignments.values()) sink.assignment({ ...a });
+    for (const p of this.policies.values()) sink.policy(structuredClone(p));
     return { epoch: this.epoch, version: this.tableVersion };
   }
 

@@ -17,6 +17,7 @@
 //   P.."url:"..tool.."\n"..url   set   ids of the tool's backends with that url (supersede checks)
 //   P.."tokens"         hash     token id -> TokenRecord JSON
 //   P.."revoked"        hash     token id -> Revocation JSON (never removed)
+//   P.."policies"       hash     policyKey -> PolicyRecord JSON (redis-policy-scripts.ts)
 //   P.."lock:"..name    string   lock owner (PX ttl)
 //   P.."checkpoint:"..name
 //   channel P.."changes"          ChangeEvent JSON
@@ -24,7 +25,7 @@
 // JSON is built with cjson, which prints numbers with 14 significant digits: epoch-millisecond times
 // (13 digits) survive exactly; a value above 1e14 would not, and none of ours gets there.
 
-const PRELUDE = `
+export const PRELUDE = `
 local P = ARGV[1]
 local NEW_EPOCH = ARGV[2]
 

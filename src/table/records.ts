@@ -2,6 +2,10 @@
 // because the table is built from them; the registry, which writes them, re-exports them from
 // src/registry/types.ts.
 
+import type { PolicyRecord } from './policy-records';
+
+export type { PolicyRecord } from './policy-records';
+
 export type BackendSource = 'registered' | 'discovered';
 
 /** One live instance of a tool, held by a lease that its heartbeats renew. */
@@ -60,6 +64,8 @@ export type RouteAssignment = Readonly<Pick<Assignment, 'tool' | 'host' | 'port'
 export interface RouteSink {
   backend(record: RouteRecord): void;
   assignment(assignment: Assignment): void;
+  /** An operator's policy (a ban, a tool's policy, the maintenance switch): part of the same table. */
+  policy(record: PolicyRecord): void;
   /** The read starts over: forget what was received so far. */
   restart(): void;
 }
@@ -68,7 +74,10 @@ export type Change =
   | { kind: 'backend.upsert'; backend: Backend }
   | { kind: 'backend.remove'; tool: string; id: string; reason: 'deregistered' | 'expired' | 'replaced' }
   | { kind: 'assignment.upsert'; assignment: Assignment }
-  | { kind: 'assignment.remove'; host: string; port: number; tool: string };
+  | { kind: 'assignment.remove'; host: string; port: number; tool: string }
+  | { kind: 'policy.upsert'; policy: PolicyRecord }
+  /** `key` as policyKey() makes it. */
+  | { kind: 'policy.remove'; key: string };
 
 /** A message of the change feed: one mutation, stamped with the table version it produced. */
 export type ChangeEvent = TableVersion & { changes: Change[] };

@@ -4,6 +4,7 @@ import { discoveryContract } from './discovery.contract';
 import { expiryContract } from './expiry.contract';
 import { feedContract } from './feed.contract';
 import { leaseContract } from './leases.contract';
+import { policyContract } from './policies.contract';
 import { portContract } from './ports.contract';
 import { restoreContract } from './restore.contract';
 import { snapshotContract } from './snapshot.contract';
@@ -30,6 +31,7 @@ export function storeContract(name: string, factory: StoreFactory): void {
     snapshotContract(ctx);
     feedContract(ctx);
     restoreContract(ctx);
+    policyContract(ctx);
     coordinationContract(ctx);
   });
 }
