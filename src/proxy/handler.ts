@@ -166,7 +166,7 @@ export class ProxyHandler {
       this.countRefusal(found.page);
       return this.answer(res, req, ex, found.page);
     }
-    const refused = this.p.gate.admit(req, found.route.tool);
+    const refused = this.p.gate.admit(req, res, ex, found);
     if (refused) return this.answer(res, req, ex, refused.reason, refused);
     if (found.kind === 'redirect') return redirect(res, ex, found.location);
     // A request that has come through this deployment's proxies too often is going round between them.
@@ -180,6 +180,8 @@ export class ProxyHandler {
     // none, and a retry can send it again); a larger one streams (request-body.ts).
     const body = hasBody(req) ? await readBody(req, this.p.bodies) : null;
     if (body && !sendable(body)) return this.bodyNotRead(res, req, ex, body.kind);
+    const tooLarge = body && this.p.gate.admitBody(req, tool, body);
+    if (tooLarge) return this.answer(res, req, ex, tooLarge.reason, tooLarge);
     // 4. A client address holds at most its share of the tool's backend connections (client-slots.ts).
     const slot = this.p.slots.take(tool, req, res, ex);
     const waited = slot === true ? 'taken' : await slot;
@@ -221,7 +223,7 @@ export class ProxyHandler {
       refuse('loop_detected');
       return false;
     }
-    const refused = this.p.gate.admit(req, found.route.tool);
+    const refused = this.p.gate.admit(req, null, ex, found);
     if (refused) {
       refuse(refused.reason, refused);
       return false;

@@ -23,6 +23,7 @@ import { applyHttpLimits, httpServerOptions } from './http-options';
 import { drain, serve, type ExchangeListener, type Listener } from './listeners';
 import { PlainPort, type PlainPortOptions } from './plain-port';
 import { PolicyGate } from './policy-gate';
+import { restorePrefix } from './strip-prefix';
 import type { CertificateStore } from './tls/certificate-store';
 import { createTlsServer, withHsts } from './tls/tls-server';
 import type { TrafficCounters } from './traffic-counters';
@@ -114,6 +115,7 @@ export function createProxyServer(opts: ProxyServerOptions): ProxyServer {
       // The id the backend was sent (rewriteRequestHeaders): the one in the access log and error pages.
       headers['x-request-id'] = req.headers['x-request-id'];
       if (draining) headers.connection = 'close';
+      restorePrefix(req, headers);
     },
   });
   const holds = holdQueues(pc, routes, metrics);

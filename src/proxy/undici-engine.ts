@@ -100,6 +100,8 @@ class UpstreamExchange implements Dispatcher.DispatchHandler {
     private readonly gate: PassThrough | undefined,
     private readonly fresh: boolean,
     private readonly resolve: (r: ForwardResult) => void,
+    /** The time for the backend to answer, and the longest silence while a body streams. */
+    private readonly responseTimeoutMs: number,
   ) {
     res.on('close', this.onClose);
     this.timer = setTimeout(this.onTimer, opts.connectTimeoutMs);
@@ -241,7 +243,7 @@ class UpstreamExchange implements Dispatcher.DispatchHandler {
 
   private restartTimer(): void {
     if (this.timer) clearTimeout(this.timer);
-    this.timer = setTimeout(this.onTimer, this.opts.responseTimeoutMs);
+    this.timer = setTimeout(this.onTimer, this.responseTimeoutMs);
   }
 
   /** The exchange is over, or its answer cut: neither the backend's silences nor the body's are timed. */
@@ -294,7 +296,14 @@ export function createUndiciEngine(opts: ForwarderOptions, relay: WebSocketRelay
   const mayConnect = literalJudge(opts.guard);
   const turns = new RelayTurns(opts.relayBytesPerTurn, TURN_ALLOWANCE);
 
-  function web(req: http.IncomingMessage, res: http.ServerResponse, backend: RouteBackend, body: RequestBody | null, fresh = false): Promise<ForwardResult> {
+  function web(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    backend: RouteBackend,
+    body: RequestBody | null,
+    fresh = false,
+    responseTimeoutMs = opts.responseTimeoutMs,
+  ): Promise<ForwardResult> {
     const headers = req.headers;
     const te = headers[TRANSFER_ENCODING];
     const early = cannotStart(req, res, mayConnect(backend));
@@ -305,7 +314,7 @@ export function createUndiciEngine(opts: ForwarderOptions, relay: WebSocketRelay
       // Node's server has already answered the client's Expect (100 Continue); undici refuses to send one.
       if (headers.expect !== undefined) delete headers.expect;
       const gate = body?.kind === 'stream' ? new PassThrough() : undefined;
-      const exchange = new UpstreamExchange(opts, turns, req, res, gate, fresh, resolve);
+      const exchange = new UpstreamExchange(opts, turns, req, res, gate, fresh, resolve, responseTimeoutMs);
       const target = backend.target;
       (fresh ? unpooled : pooled).dispatch(
         {
