@@ -92,7 +92,7 @@ export function wantsJson(accept: string | undefined): boolean {
   return html < 0 || json < html;
 }
 
-function escapeHtml(s: string): string {
+export function escapeHtml(s: string): string {
   return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 

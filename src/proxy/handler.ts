@@ -14,6 +14,7 @@ import { rewriteRequestHeaders, unsupportedTransferCoding } from './forward-head
 import type { ForwardPolicy } from './forward-policy';
 import type { ForwardFailure, Forwarder, RequestBody } from './forward-result';
 import type { PassiveHealth } from './health';
+import { LandingPage } from './landing-page';
 import type { PolicyGate, PolicyRefusal } from './policy-gate';
 import { readBody, type BodyLimits, type BodyRead } from './request-body';
 import { resolveRoute, type Resolution } from './route-resolution';
@@ -40,6 +41,8 @@ export interface HandlerParts {
   slots: ClientSlots;
   /** The operator's policies: bans, maintenance, the tool's own limits. */
   gate: PolicyGate;
+  /** `GET /` lists the running tools (proxy.landingPage); null: that request is a 404 like any unknown path. */
+  landing: LandingPage | null;
   /** The server is draining: answers say `connection: close`, nothing new is held or upgraded. */
   draining(): boolean;
   /** A response closed while draining: its connection may be idle now. */
@@ -161,6 +164,10 @@ export class ProxyHandler {
     // 1. The route.
     const found = resolveRoute(req, this.p.routes, this.p.domain, ex);
     if (found.kind === 'refused') {
+      if (found.page === 'no_such_tool' && this.p.landing && LandingPage.asks(req)) {
+        ex.outcome = 'landing';
+        return this.p.landing.answer(req, res, ex.requestId);
+      }
       // A request whose Host cannot be trusted leaves nothing on its connection worth keeping.
       if (found.page === 'bad_request') res.setHeader('connection', 'close');
       this.countRefusal(found.page);

@@ -24,6 +24,7 @@ import { drain, serve, type ExchangeListener, type Listener } from './listeners'
 import { PlainPort, type PlainPortOptions } from './plain-port';
 import { PolicyGate } from './policy-gate';
 import { restorePrefix } from './strip-prefix';
+import { LandingPage } from './landing-page';
 import type { CertificateStore } from './tls/certificate-store';
 import { createTlsServer, withHsts } from './tls/tls-server';
 import type { TrafficCounters } from './traffic-counters';
@@ -140,6 +141,7 @@ export function createProxyServer(opts: ProxyServerOptions): ProxyServer {
     bodies: pc,
     // A request past its client's share waits for a slot as long as it may wait for a backend connection.
     slots: new ClientSlots(pc.maxConnectionsPerClient, pc.connectTimeoutMs, policy.trusted),
+    landing: pc.landingPage ? new LandingPage(routes) : null,
     gate: new PolicyGate({ routes, trusted: policy.trusted, requireUserAgent: pc.requireUserAgent, banReasonOnPage: pc.banReasonOnPage, metrics }),
     draining: () => draining,
     closedWhileDraining: () => setImmediate(() => listeners.forEach((l) => l.closeIdleConnections())),
