@@ -35,10 +35,10 @@ usage:
   switchboard block remove --id ID [--registry URL] [--token-file PATH | --token ADMIN]   lift a ban
   switchboard status [--registry URL] [--token-file PATH | --token ADMIN] [--json] [--tool PATTERN] [--state STATE] [--sort KEY] [--limit N]
                        every tool (or those the filter selects): state, traffic, backends and assignments
-  switchboard run --tool T [--registry URL] [--token-file PATH | --token TOKEN] [--ttl S] [--host H] [--port P] [--restart [--restart-max-delay S]] -- COMMAND ARGS...
+  switchboard run --tool T [--registry URL] [--token-file PATH | --token TOKEN] [--ttl S] [--host H] [--port P] [--prefix PATH] [--restart [--restart-max-delay S]] -- COMMAND ARGS...
                        start COMMAND with PORT = the tool's assigned port, keep it registered while it runs;
                        one quoted string runs through sh -c: -- 'python3 -m http.server $PORT'
-  switchboard heartbeat --tool T --url URL [--registry URL] [--token-file PATH | --token TOKEN] [--ttl S] [--id ID]
+  switchboard heartbeat --tool T --url URL [--registry URL] [--token-file PATH | --token TOKEN] [--ttl S] [--id ID] [--prefix PATH]
                        keep a service started some other way registered until SIGTERM/SIGINT
   switchboard version
   switchboard --help   (or COMMAND --help)

@@ -91,13 +91,14 @@ export class RegistryClient {
    * `instance`: the caller's run, which owns the lease from this heartbeat on. `restarts`: how often that
    * run restarted the backend's process (`run --restart`).
    */
-  heartbeat(tool: string, id: string, url: string, ttl?: number, instance?: string, restarts?: number): Promise<BackendView> {
+  heartbeat(tool: string, id: string, url: string, ttl?: number, instance?: string, restarts?: number, prefix?: string): Promise<BackendView> {
     return this.call('PUT', `/v1/tools/${encodeURIComponent(tool)}/backends/${encodeURIComponent(id)}`, {
       url,
       ...(ttl !== undefined ? { ttl } : {}),
       clientVersion: VERSION,
       ...(instance !== undefined ? { instance } : {}),
       ...(restarts !== undefined ? { restarts } : {}),
+      ...(prefix !== undefined ? { prefix } : {}),
     });
   }
 

@@ -11,6 +11,7 @@ import type {
   ExpireCandidate,
   OwnedRemoval,
   PolicyRecord,
+  RouteRecord,
   RouteSink,
   TableSnapshot,
   TableVersion,
@@ -60,7 +61,7 @@ export class MemoryStore implements Store {
 
   async upsertBackend(input: UpsertBackendInput): Promise<UpsertBackendResult> {
     this.assertOpen();
-    const { tool, id, url, host, port, ttl, source, clientVersion, instance, restarts, now } = input;
+    const { tool, id, url, host, port, ttl, source, clientVersion, instance, restarts, prefix, now } = input;
     const key = backendKey(tool, id);
     const existing = this.backends.get(key);
 
@@ -117,11 +118,12 @@ export class MemoryStore implements Store {
     if (clientVersion !== undefined) backend.clientVersion = clientVersion;
     if (instance !== undefined) backend.instance = instance;
     if (restarts !== undefined) backend.restarts = restarts;
+    if (prefix !== undefined) backend.prefix = prefix;
     if (existing) this.deleteBackend(existing);
     this.insertBackend(backend);
 
     // A renewal that keeps url and source tells a proxy nothing new, unless it ends a hold.
-    if (!existing || existing.url !== url || existing.source !== source || existing.held) {
+    if (!existing || existing.url !== url || existing.source !== source || existing.prefix !== prefix || existing.held) {
       changes.push({ kind: 'backend.upsert', backend: { ...backend } });
     }
     if (changes.length > 0) this.publish(changes);
@@ -390,7 +392,7 @@ export class MemoryStore implements Store {
     this.assertOpen();
     // Synchronous: no mutation can run in between, so this is one version.
     for (const b of this.backends.values()) {
-      sink.backend(b.held ? { tool: b.tool, id: b.id, url: b.url, source: b.source, held: true } : { tool: b.tool, id: b.id, url: b.url, source: b.source });
+      sink.backend(routeRecordOf(b));
     }
     for (const a of this.assignments.values()) sink.assignment({ ...a });
     for (const p of this.policies.values()) sink.policy(structuredClone(p));
@@ -512,6 +514,14 @@ export class MemoryStore implements Store {
       }
     }
   }
+}
+
+/** Of a backend, what a proxy routes on; absent marks stay absent. */
+function routeRecordOf(b: Backend): RouteRecord {
+  const r: RouteRecord = { tool: b.tool, id: b.id, url: b.url, source: b.source };
+  if (b.held) r.held = true;
+  if (b.prefix !== undefined) r.prefix = b.prefix;
+  return r;
 }
 
 // Newline cannot occur in a tool name, host or URL that passed validation, so the pair keys are unambiguous.

@@ -105,7 +105,7 @@ end
 /**
  * ARGV[3..]: tool, id, url, host, port, ttl, source, now, expiresAt, instance ('' for none; a valid one is
  * never empty), restarts ('' for none), alsoHosts (space-separated, '' for none), assignedOnly ('1' or
- * '')[, clientVersion]. Answers UpsertBackendResult JSON.
+ * ''), prefix ('' for none)[, clientVersion]. Answers UpsertBackendResult JSON.
  */
 export const UPSERT_BACKEND = `${PRELUDE}
 local tool, id, url, host = ARGV[3], ARGV[4], ARGV[5], ARGV[6]
@@ -118,7 +118,9 @@ local instance = ARGV[12]
 if instance == '' then instance = nil end
 local restarts = tonumber(ARGV[13])
 local assignedOnly = ARGV[15] == '1'
-local clientVersion = ARGV[16]
+local prefix = ARGV[16]
+if prefix == '' then prefix = nil end
+local clientVersion = ARGV[17]
 
 -- Every address the URL's host stands for: another tool's assignment on any of them is a conflict.
 local unheld = {}
@@ -140,7 +142,7 @@ end
 local key = tool .. '/' .. id
 local prevJson = redis.call('HGET', P .. 'backends', key)
 local prev = prevJson and cjson.decode(prevJson) or nil
-local routingChanged = (not prev) or prev.url ~= url or prev.source ~= source
+local routingChanged = (not prev) or prev.url ~= url or prev.source ~= source or prev.prefix ~= prefix
 local changes = {}
 
 -- A discovery may take the place of a registration only once that registration's lease has lapsed
@@ -195,7 +197,7 @@ local backend = {
   tool = tool, id = id, url = url, source = source,
   registeredAt = renewal and prev.registeredAt or now,
   lastHeartbeat = now, expiresAt = expiresAt, ttl = ttl,
-  clientVersion = clientVersion, instance = instance, restarts = restarts,
+  clientVersion = clientVersion, instance = instance, restarts = restarts, prefix = prefix,
 }
 redis.call('HSET', P .. 'backends', key, cjson.encode(backend))
 redis.call('SADD', P .. 'tool:' .. tool, id)

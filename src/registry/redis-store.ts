@@ -331,6 +331,7 @@ export class RedisStore implements Store {
       input.restarts === undefined ? '' : String(input.restarts),
       (input.alsoHosts ?? []).join(' '),
       input.assignedOnly ? '1' : '',
+      input.prefix ?? '',
     ];
     if (input.clientVersion !== undefined) args.push(input.clientVersion);
     const raw = (await this.apiRoutingScript('sbUpsertBackend', ...args)) as string;

@@ -61,6 +61,8 @@ export interface UpsertBackendInput {
   assignedOnly?: boolean;
   ttl: number;
   source: BackendSource;
+  /** A sub-route: the backend takes the tool's requests under this path (Backend.prefix). */
+  prefix?: string;
   clientVersion?: string;
   instance?: string;
   restarts?: number;

@@ -28,6 +28,7 @@ export interface HeartbeatBody {
   clientVersion?: string;
   instance?: string;
   restarts?: number;
+  prefix?: string;
 }
 
 export interface PortRequestBody {

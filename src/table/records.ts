@@ -35,6 +35,11 @@ export interface Backend {
   held?: true;
   /** Times the launcher restarted the backend's process (`switchboard run --restart`), as its last heartbeat said. */
   restarts?: number;
+  /**
+   * A sub-route ("/api"): the backend takes the tool's requests under this path, the longest prefix that
+   * matches winning; absent: the requests no prefixed backend takes. Changing it is a routing change.
+   */
+  prefix?: string;
 }
 
 /** The registry's record that `tool` owns `host:port`. */
@@ -52,7 +57,7 @@ export interface TableVersion {
 }
 
 /** Of a backend's record, what a proxy routes on; lease times and client version it never reads. */
-export type RouteRecord = Pick<Backend, 'tool' | 'id' | 'url' | 'source' | 'held'>;
+export type RouteRecord = Pick<Backend, 'tool' | 'id' | 'url' | 'source' | 'held' | 'prefix'>;
 
 /** Of a port assignment, what a proxy routes on: where the tool should be listening, not since when. */
 export type RouteAssignment = Readonly<Pick<Assignment, 'tool' | 'host' | 'port'>>;

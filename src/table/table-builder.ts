@@ -73,13 +73,17 @@ export class TableBuilder implements RouteTableBuilder {
     if (!isRoutable(r.url)) return;
     const shard = this.shards[shardOf(r.tool)];
     const e = shard.get(r.tool);
-    if (e === undefined) {
+    // A sub-route's backend keeps its prefix on a route with lists: the compact entry holds none.
+    const prefix = r.prefix ?? null;
+    if (e === undefined && prefix === null) {
       shard.set(r.tool, new SingleBackendEntry(r.tool, r.id, r.url, sourceLiteral(r.source), r.held === true, null, 0));
       return;
     }
     let m: MutableRoute;
-    if (e instanceof SingleBackendEntry) {
-      if (e.id === null || e.id === r.id) {
+    if (e === undefined) {
+      shard.set(r.tool, (m = { tool: r.tool, backends: NO_BACKENDS as RouteBackend[], assignments: NO_ASSIGNMENTS as RouteAssignment[] }));
+    } else if (e instanceof SingleBackendEntry) {
+      if (prefix === null && (e.id === null || e.id === r.id)) {
         e.id = r.id;
         e.url = r.url;
         e.source = sourceLiteral(r.source);
@@ -90,7 +94,7 @@ export class TableBuilder implements RouteTableBuilder {
     } else {
       m = e;
     }
-    addBackend(m, new TableBackend(r.id, r.url, sourceLiteral(r.source), r.held === true), this.indexes);
+    addBackend(m, new TableBackend(r.id, r.url, sourceLiteral(r.source), r.held === true, prefix), this.indexes);
   }
 
   assignment(a: RouteAssignment): void {

@@ -305,7 +305,10 @@ export class TableFeed extends EventEmitter implements RouteSource {
 function* allBackends(table: RouteTable): Generator<RouteRecord> {
   for (const route of table.tools()) {
     for (const b of route.backends) {
-      yield b.held ? { tool: route.tool, id: b.id, url: b.url, source: b.source, held: true } : { tool: route.tool, id: b.id, url: b.url, source: b.source };
+      const r: RouteRecord = { tool: route.tool, id: b.id, url: b.url, source: b.source };
+      if (b.held) r.held = true;
+      if (b.prefix !== null) r.prefix = b.prefix;
+      yield r;
     }
   }
 }

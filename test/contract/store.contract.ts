@@ -6,6 +6,7 @@ import { feedContract } from './feed.contract';
 import { leaseContract } from './leases.contract';
 import { policyContract } from './policies.contract';
 import { portContract } from './ports.contract';
+import { prefixContract } from './prefix.contract';
 import { restoreContract } from './restore.contract';
 import { snapshotContract } from './snapshot.contract';
 import { storeContext, type StoreFactory } from './store-context';
@@ -32,6 +33,7 @@ export function storeContract(name: string, factory: StoreFactory): void {
     feedContract(ctx);
     restoreContract(ctx);
     policyContract(ctx);
+    prefixContract(ctx);
     coordinationContract(ctx);
   });
 }
