@@ -46,6 +46,11 @@ describe('switchboard block add|list|remove', function () {
     assert.equal(listed.code, 0, listed.stderr);
     assert.deepEqual(JSON.parse(listed.stdout).blocks.map((b: { id: string }) => b.id), ['bots']);
 
+    const status = await runCli(['status', ...registry], env);
+    assert.equal(status.code, 0, status.stderr);
+    assert.match(status.stdout, /^Policies: +1 ban, 0 tool policies, maintenance off$/m);
+    assert.match(status.stdout, /^bots +user-agent \/\^BadBot\/\/ +web +\S+ +scraping$/m);
+
     const unsafe = await runCli(['block', 'add', '--id', 'x', '--user-agent', '(a+)+$', ...registry], env);
     assert.equal(unsafe.code, 1);
     assert.match(unsafe.stderr, /userAgent/);
