@@ -102,7 +102,7 @@ interface RegistryRole {
   auth: Authenticator;
   leadership: Leadership;
   expirer: LeaseExpirer;
-  banSweeper: BanSweeper;
+  policies: Policies;
   healer: Healer | null;
   reconciler: Reconciler | null;
   router: express.Router;
@@ -123,8 +123,6 @@ function startRegistryRole(opts: StartOptions, store: Store, metrics: Metrics, a
   const expirer = new LeaseExpirer(store, leadership, config.leases, logger, metrics);
   leadership.start();
   expirer.start();
-  const banSweeper = new BanSweeper(policies, () => leadership.isLeader, BAN_SWEEP_MS, logger);
-  banSweeper.start();
   // The expiry lock doubles as the reconcile lock: one process does all singleton work, at no extra cost.
   const reconciler = healer
     ? new Reconciler({ store, registry, healer, leadership, intervalMs: config.discovery.reconcileIntervalMs, settleMs: config.discovery.settleMs, logger })
@@ -134,7 +132,7 @@ function startRegistryRole(opts: StartOptions, store: Store, metrics: Metrics, a
     const up = await store.ping();
     return { ready: up, detail: { registry: { store: store.kind, storeUp: up, expiryLeader: leadership.isLeader } } };
   };
-  return { registry, adminToken, auth: api.auth, leadership, expirer, banSweeper, healer, reconciler, router: api.router, fastPath: api.heartbeats.handle, readiness };
+  return { registry, adminToken, auth: api.auth, leadership, expirer, policies, healer, reconciler, router: api.router, fastPath: api.heartbeats.handle, readiness };
 }
 
 /** The proxy role: the proxy server on the followed table, with on-demand discovery when it is on. */
@@ -222,6 +220,8 @@ export async function startSwitchboard(opts: StartOptions): Promise<Switchboard>
   // The registry allocates ports with the table it follows in mind: after the store lost its state, the
   // previous table's ports stay reserved for their tools until their heartbeats re-create them.
   if (feed) reg?.registry.useRecovery(new EpochRecovery(store, feed));
+  const banSweeper = reg && feed ? new BanSweeper(reg.policies, () => feed.current()?.policies.bans ?? [], () => reg.leadership.isLeader, BAN_SWEEP_MS, logger) : null;
+  banSweeper?.start();
   const durability = reg && feed
     ? await startDurability({
         config,
@@ -259,7 +259,7 @@ export async function startSwitchboard(opts: StartOptions): Promise<Switchboard>
       await durability?.stop();
       await reg?.reconciler?.stop();
       await reg?.expirer.stop();
-      reg?.banSweeper.stop();
+      banSweeper?.stop();
       await reg?.leadership.stop();
       await feed?.stop();
       controlServer?.closeAllConnections();

@@ -1,16 +1,19 @@
 import type { Logger } from '../logger';
+import type { BlockRecord } from '../table/policy-records';
 import type { Policies } from './policies';
 
 /**
  * Removes expired bans from the store now and then, on the expiry leader only. Proxies stop applying a
  * ban at its expiresAt by themselves; this only keeps expired records from piling up in the store, the
- * table and the lists, so a slow pace does (a read of every policy per round).
+ * table and the lists, so a slow pace does. The bans are read from the table the registry follows.
  */
 export class BanSweeper {
   private timer: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly policies: Policies,
+    /** The bans of the followed table. */
+    private readonly bans: () => Iterable<BlockRecord>,
     private readonly isLeader: () => boolean,
     private readonly intervalMs: number,
     private readonly logger: Logger,
@@ -33,7 +36,7 @@ export class BanSweeper {
   async runOnce(): Promise<number> {
     if (!this.isLeader()) return 0;
     try {
-      return await this.policies.sweepExpired();
+      return await this.policies.sweepExpired(this.bans());
     } catch (err) {
       this.logger.debug({ event: 'policy.sweep_failed', err: (err as Error).message }, 'expired bans not swept');
       return 0;

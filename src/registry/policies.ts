@@ -38,7 +38,7 @@ export class Policies {
   }
 
   async putBlock(idParam: string, body: unknown): Promise<BlockRecord> {
-    const record = this.validators.blockRecord(this.validators.id(idParam), body, this.now());
+    const record = await this.validators.blockRecord(this.validators.id(idParam), body, this.now);
     return this.put(record);
   }
 
@@ -89,12 +89,16 @@ export class Policies {
     await this.remove(MAINTENANCE_KEY, notFound('no_maintenance', 'the maintenance switch is off', null));
   }
 
-  /** Removes bans past their expiry (each only if not put again meanwhile); answers how many. */
-  async sweepExpired(): Promise<number> {
+  /**
+   * Removes the bans of `bans` past their expiry (each only if not put again meanwhile); answers how many.
+   * `bans`: those of the table the registry follows, read from memory: a read of every policy from the store
+   * would copy the whole ban list each round.
+   */
+  async sweepExpired(bans: Iterable<BlockRecord>): Promise<number> {
     const now = this.now();
     let removed = 0;
-    for (const p of await this.store.listPolicies()) {
-      if (p.kind !== 'block' || !expired(p, now)) continue;
+    for (const p of bans) {
+      if (!expired(p, now)) continue;
       if (await this.store.removePolicy(policyKey(p), p.updatedAt)) {
         removed++;
         this.logger.info({ event: 'policy.expired', key: policyKey(p) }, 'ban expired and removed');

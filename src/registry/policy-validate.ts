@@ -52,7 +52,7 @@ export class PolicyValidators {
   }
 
   /** A ban from its body: exactly one of cidr and userAgent, the pattern shown safe, ttl turned into expiresAt. */
-  blockRecord(id: string, body: unknown, now: number): BlockRecord {
+  async blockRecord(id: string, body: unknown, now: () => number): Promise<BlockRecord> {
     const b = check(this.block, body, 'the ban');
     if ((b.cidr === undefined) === (b.userAgent === undefined)) {
       throw badRequest('invalid_body', 'a ban has exactly one of "cidr" (an address range) and "userAgent" (a pattern)', b.cidr === undefined ? 'cidr' : 'userAgent');
@@ -61,15 +61,17 @@ export class PolicyValidators {
       throw badRequest('invalid_value', 'cidr must be an IPv4 or IPv6 address, or a range such as 203.0.113.0/24 or 2001:db8::/32 (prefix 0..32 or 0..128)', 'cidr');
     }
     if (b.userAgent !== undefined) {
-      const why = unsafePattern(b.userAgent);
+      const why = await unsafePattern(b.userAgent);
       if (why) throw badRequest('unsafe_pattern', `userAgent ${why}`, 'userAgent');
     }
-    const record: BlockRecord = { kind: 'block', id, updatedAt: now };
+    // The time of the write, after the check: a ttl counts from when the ban is stored.
+    const at = now();
+    const record: BlockRecord = { kind: 'block', id, updatedAt: at };
     if (b.cidr !== undefined) record.cidr = b.cidr;
     if (b.userAgent !== undefined) record.userAgent = b.userAgent;
     if (b.tool !== undefined) record.tool = b.tool;
     if (b.reason !== undefined) record.reason = b.reason;
-    if (b.ttl !== undefined) record.expiresAt = now + b.ttl * 1000;
+    if (b.ttl !== undefined) record.expiresAt = at + b.ttl * 1000;
     return record;
   }
 
