@@ -22,7 +22,9 @@ import { createProxyServer, type ProxyHooks, type ProxyServer } from './proxy/se
 import { CertificateStore } from './proxy/tls/certificate-store';
 import { TableFeed } from './table/table-feed';
 import { createRegistryApi } from './registry/api';
+import { BanSweeper } from './registry/ban-sweeper';
 import { LeaseExpirer } from './registry/expirer';
+import { Policies } from './registry/policies';
 import { Leadership } from './registry/leadership';
 import { EpochRecovery } from './registry/recovery';
 import { Registry } from './registry/registry';
@@ -90,6 +92,9 @@ function discoveryHooks(discovery: OnDemandDiscovery | null): ProxyHooks | undef
   return { onNoLiveBackend: (tool, route) => discovery.backendFor(tool, route), onDiscoveredFailed: (_tool, backend) => discovery.forget(backend) };
 }
 
+/** How often the expiry leader removes expired bans from the store (proxies stop applying them on time by themselves). */
+const BAN_SWEEP_MS = 10_000;
+
 /** The registry role's parts: the API, lease expiry and its leadership, fallback discovery's registry side. */
 interface RegistryRole {
   registry: Registry;
@@ -97,6 +102,7 @@ interface RegistryRole {
   auth: Authenticator;
   leadership: Leadership;
   expirer: LeaseExpirer;
+  policies: Policies;
   healer: Healer | null;
   reconciler: Reconciler | null;
   router: express.Router;
@@ -109,7 +115,8 @@ function startRegistryRole(opts: StartOptions, store: Store, metrics: Metrics, a
   const { signer } = tokenSigner(config, store.kind, logger);
   const registry = new Registry({ store, config, metrics, logger, signer });
   const healer = config.discovery.enabled ? new Healer({ registry, config, metrics, logger }) : null;
-  const api = createRegistryApi({ registry, adminToken, store, logger, metrics, discoveries: healer, signer });
+  const policies = new Policies(store, config, logger);
+  const api = createRegistryApi({ registry, adminToken, store, logger, metrics, discoveries: healer, signer, policies });
   const leadership = new Leadership(store, 'expiry', config.leases.lockTtlMs, logger);
   // Only the expiry leader decides self-preservation: a former leader must not keep reporting it active.
   leadership.on('lost', () => metrics.selfPreservationActive.set(0));
@@ -125,7 +132,7 @@ function startRegistryRole(opts: StartOptions, store: Store, metrics: Metrics, a
     const up = await store.ping();
     return { ready: up, detail: { registry: { store: store.kind, storeUp: up, expiryLeader: leadership.isLeader } } };
   };
-  return { registry, adminToken, auth: api.auth, leadership, expirer, healer, reconciler, router: api.router, fastPath: api.heartbeats.handle, readiness };
+  return { registry, adminToken, auth: api.auth, leadership, expirer, policies, healer, reconciler, router: api.router, fastPath: api.heartbeats.handle, readiness };
 }
 
 /** The proxy role: the proxy server on the followed table, with on-demand discovery when it is on. */
@@ -213,6 +220,8 @@ export async function startSwitchboard(opts: StartOptions): Promise<Switchboard>
   // The registry allocates ports with the table it follows in mind: after the store lost its state, the
   // previous table's ports stay reserved for their tools until their heartbeats re-create them.
   if (feed) reg?.registry.useRecovery(new EpochRecovery(store, feed));
+  const banSweeper = reg && feed ? new BanSweeper(reg.policies, () => feed.current()?.policies.bans ?? [], () => reg.leadership.isLeader, BAN_SWEEP_MS, logger) : null;
+  banSweeper?.start();
   const durability = reg && feed
     ? await startDurability({
         config,
@@ -250,6 +259,7 @@ export async function startSwitchboard(opts: StartOptions): Promise<Switchboard>
       await durability?.stop();
       await reg?.reconciler?.stop();
       await reg?.expirer.stop();
+      banSweeper?.stop();
       await reg?.leadership.stop();
       await feed?.stop();
       controlServer?.closeAllConnections();

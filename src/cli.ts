@@ -6,6 +6,7 @@ import { createLogger } from './logger';
 import { heartbeatCommand, runCommand } from './launcher/command';
 import { asPortError, checkPorts, PortError } from './cli/ports';
 import { statusCommand } from './cli/status';
+import { blockCommand } from './cli/block';
 import { tokenCommand } from './cli/token';
 import { VERSION } from './version';
 
@@ -28,12 +29,16 @@ usage:
   switchboard registry [--config FILE]   the control plane only (registration API, leases, expiry)
   switchboard token issue  --tool T [--registry URL] [--token-file PATH | --token ADMIN]   issue a tool token
   switchboard token revoke --tool T --id ID [--registry URL] [--token-file PATH | --token ADMIN]
+  switchboard block add --id ID (--cidr CIDR | --user-agent REGEX) [--tool T] [--ttl S] [--reason TEXT] [--json] [--registry URL] [--token-file PATH | --token ADMIN]
+                       ban an address range or a User-Agent pattern (every tool, or --tool's only)
+  switchboard block list [--json] [--registry URL] [--token-file PATH | --token ADMIN]   the bans in force
+  switchboard block remove --id ID [--registry URL] [--token-file PATH | --token ADMIN]   lift a ban
   switchboard status [--registry URL] [--token-file PATH | --token ADMIN] [--json] [--tool PATTERN] [--state STATE] [--sort KEY] [--limit N]
                        every tool (or those the filter selects): state, traffic, backends and assignments
-  switchboard run --tool T [--registry URL] [--token-file PATH | --token TOKEN] [--ttl S] [--host H] [--port P] [--restart [--restart-max-delay S]] -- COMMAND ARGS...
+  switchboard run --tool T [--registry URL] [--token-file PATH | --token TOKEN] [--ttl S] [--host H] [--port P] [--prefix PATH] [--restart [--restart-max-delay S]] -- COMMAND ARGS...
                        start COMMAND with PORT = the tool's assigned port, keep it registered while it runs;
                        one quoted string runs through sh -c: -- 'python3 -m http.server $PORT'
-  switchboard heartbeat --tool T --url URL [--registry URL] [--token-file PATH | --token TOKEN] [--ttl S] [--id ID]
+  switchboard heartbeat --tool T --url URL [--registry URL] [--token-file PATH | --token TOKEN] [--ttl S] [--id ID] [--prefix PATH]
                        keep a service started some other way registered until SIGTERM/SIGINT
   switchboard version
   switchboard --help   (or COMMAND --help)
@@ -121,7 +126,7 @@ function asksHelp(args: string[]): boolean {
   return (end < 0 ? args : args.slice(0, end)).some((a) => a === '--help' || a === '-h');
 }
 
-const COMMANDS = 'serve, proxy, registry, token, status, run, heartbeat, version';
+const COMMANDS = 'serve, proxy, registry, token, block, status, run, heartbeat, version';
 
 export async function run(argv: string[]): Promise<number | null> {
   const [verb, ...rest] = argv;
@@ -137,6 +142,8 @@ export async function run(argv: string[]): Promise<number | null> {
       return null; // keeps running until a signal
     case 'token':
       return tokenCommand(rest);
+    case 'block':
+      return blockCommand(rest);
     case 'run':
       return runCommand(rest);
     case 'heartbeat':

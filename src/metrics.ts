@@ -46,6 +46,9 @@ export const PROXY_ERROR_KINDS = [
 /** Why the proxy closed an HTTP/2 client's session for abuse (src/proxy/tls/h2-sessions.ts). */
 export const HTTP2_ABUSE_REASONS = ['resets', 'control_frames', 'invalid_frames', 'flood', 'continuation', 'protocol_error'] as const;
 export type Http2AbuseReason = (typeof HTTP2_ABUSE_REASONS)[number];
+/** Why the proxy refused a request on an operator's policy (src/proxy/policy-gate.ts): also the access log's outcome. */
+export const POLICY_REFUSAL_REASONS = ['banned', 'user_agent', 'rate_limited', 'over_concurrency', 'body_too_large', 'maintenance'] as const;
+export type PolicyRefusalReason = (typeof POLICY_REFUSAL_REASONS)[number];
 /** How a hold of a request ended (src/proxy/hold.ts). */
 export const HOLD_OUTCOMES = ['forwarded', 'timeout', 'client_gone', 'overflow'] as const;
 export const SELFHEAL_TRIGGERS = ['request', 'reconcile'] as const;
@@ -168,6 +171,23 @@ export class Metrics {
       "assigned_elsewhere (a backend's name resolved to an address:port another tool holds: not connected).",
     labelNames: ['kind'],
     registers: [this.registry],
+  });
+  readonly policyRefusals = new client.Counter({
+    name: 'switchboard_policy_refusals_total',
+    help:
+      "Requests the proxy refused on an operator's policy, by reason: banned (a ban on the client's address or User-Agent), user_agent (no User-Agent while " +
+      "proxy.requireUserAgent is on), rate_limited (over the tool's rateLimit), over_concurrency (the tool's maxConcurrent in flight on this proxy), " +
+      "body_too_large (over the tool's maxBodyBytes), maintenance (the tool's or the global maintenance switch).",
+    labelNames: ['reason'],
+    registers: [this.registry],
+  });
+  readonly policies = new client.Gauge({
+    name: 'switchboard_policies',
+    help: "The operator's policies in this process's route table, by kind: ban (expired ones not yet removed included), tool, maintenance.",
+    labelNames: ['kind'],
+    aggregator: 'max',
+    registers: [this.registry],
+    collect: () => this.collectTable(),
   });
   readonly proxyHeldRequests = new client.Gauge({
     name: 'switchboard_proxy_held_requests',
@@ -350,6 +370,7 @@ export class Metrics {
     zeroed(this.authFailures, 'reason', AUTH_FAILURE_REASONS);
     zeroed(this.proxyHolds, 'outcome', HOLD_OUTCOMES);
     zeroed(this.proxyHttp2SessionsClosed, 'reason', HTTP2_ABUSE_REASONS);
+    zeroed(this.policyRefusals, 'reason', POLICY_REFUSAL_REASONS);
     zeroed(this.controlRefused, 'reason', CONTROL_REFUSAL_REASONS);
     // Without a table these say nothing: a 0 would read as "every route vanished" and page someone.
     for (const g of this.tableGauges()) g.remove();
@@ -407,6 +428,7 @@ export class Metrics {
     if (!table) {
       for (const g of [this.routes, this.assignments, this.assignmentsWithoutBackend, this.routeTableVersion]) g.remove();
       this.backends.reset();
+      this.policies.reset();
       this.discoveredBackends.reset();
       return;
     }
@@ -419,6 +441,10 @@ export class Metrics {
     this.assignments.set(s.assignments);
     this.assignmentsWithoutBackend.set(s.assignmentsWithoutBackend);
     this.routeTableVersion.set(table.version);
+    const p = table.policies;
+    this.policies.set({ kind: 'ban' }, p.bans.length);
+    this.policies.set({ kind: 'tool' }, p.tools.size);
+    this.policies.set({ kind: 'maintenance' }, p.maintenance ? 1 : 0);
     this.discoveredBackends.reset();
     for (const [tool, n] of s.discoveredByTool.slice(0, DISCOVERED_TOOLS_LIMIT)) this.discoveredBackends.set({ tool }, n);
   }

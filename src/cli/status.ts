@@ -1,6 +1,7 @@
 import { RegistryClient, RegistryHttpError, type ToolListing } from '../client/registry-client';
 import { countsOf, type StatusReport, type StatusTool } from '../control/status-data';
 import { QueryError, anyFilter, parseStatusQuery, selectReport, type RawQuery, type StatusQuery } from '../control/status-filter';
+import { policyRows } from '../control/status-policies';
 import { BACKEND_COLUMNS, TOOL_COLUMNS, assignmentsText, summaryPairs, toolBackendRows, toolCells } from '../control/status-table';
 import { emptyTool, withLostTools } from '../control/status-tools';
 import { stateCounts, stateText, toolState } from '../control/tool-state';
@@ -81,6 +82,7 @@ export async function gatherStatus(client: RegistryClient, now = Date.now()): Pr
     // Reports of a registry older than these figures have none: read as "no proxy counted here".
     traffic: meta?.traffic ?? null,
     history: meta?.history ?? { sampleSeconds: 0, samples: [] },
+    ...(meta?.policies ? { policies: meta.policies } : {}),
     tools,
   };
 }
@@ -114,7 +116,22 @@ export function renderStatusText(r: StatusReport): string {
     for (const cells of toolBackendRows(t)) rows.push([t.tool, ...own, ...cells, assignmentsText(t.assignments)].map(printable));
   }
   const table = r.tools.length ? alignColumns(rows) : [matching ? 'no tool matches the filter' : 'no tools'];
-  return `${[...summary, '', ...table].join('\n')}\n`;
+  return `${[...summary, '', ...policyLines(r), ...table].join('\n')}\n`;
+}
+
+/** The bans and tool policies in force, each list followed by an empty line; nothing when there are none. */
+function policyLines(r: StatusReport): string[] {
+  const p = r.policies;
+  if (!p) return [];
+  const { bans, tools } = policyRows(p);
+  const out: string[] = [];
+  if (p.bans.length) {
+    out.push(...alignColumns(bans.map((row) => row.map(printable))));
+    if (p.banCount > p.bans.length) out.push(`(${p.banCount - p.bans.length} more bans: switchboard block list)`);
+    out.push('');
+  }
+  if (p.tools.length) out.push(...alignColumns(tools.map((row) => row.map(printable))), '');
+  return out;
 }
 
 /** The command's filter flags as a query (null: none given), or a usage error (exit 2) naming the flag. */

@@ -46,6 +46,17 @@ export interface ToolListing {
   assignments: Array<{ tool: string; host: string; port: number; createdAt: string }>;
 }
 
+/** A ban as the API answers it (docs/openapi.json, Block). */
+export interface BlockView {
+  id: string;
+  cidr?: string;
+  userAgent?: string;
+  tool?: string;
+  reason?: string;
+  updatedAt: string;
+  expiresAt?: string;
+}
+
 /** The service side of the registration API: what launchers and operator commands call. */
 export class RegistryClient {
   constructor(private readonly opts: ClientOptions) {}
@@ -80,13 +91,14 @@ export class RegistryClient {
    * `instance`: the caller's run, which owns the lease from this heartbeat on. `restarts`: how often that
    * run restarted the backend's process (`run --restart`).
    */
-  heartbeat(tool: string, id: string, url: string, ttl?: number, instance?: string, restarts?: number): Promise<BackendView> {
+  heartbeat(tool: string, id: string, url: string, ttl?: number, instance?: string, restarts?: number, prefix?: string): Promise<BackendView> {
     return this.call('PUT', `/v1/tools/${encodeURIComponent(tool)}/backends/${encodeURIComponent(id)}`, {
       url,
       ...(ttl !== undefined ? { ttl } : {}),
       clientVersion: VERSION,
       ...(instance !== undefined ? { instance } : {}),
       ...(restarts !== undefined ? { restarts } : {}),
+      ...(prefix !== undefined ? { prefix } : {}),
     });
   }
 
@@ -125,6 +137,19 @@ export class RegistryClient {
 
   async revokeToken(tool: string, id: string): Promise<void> {
     await this.call('DELETE', `/v1/tools/${encodeURIComponent(tool)}/tokens/${encodeURIComponent(id)}`);
+  }
+
+  /** Creates or replaces a ban (admin token); the registry refuses bad fields by name. */
+  putBlock(id: string, body: Record<string, unknown>): Promise<BlockView> {
+    return this.call('PUT', `/v1/blocks/${encodeURIComponent(id)}`, body);
+  }
+
+  listBlocks(): Promise<{ blocks: BlockView[] }> {
+    return this.call('GET', '/v1/blocks');
+  }
+
+  async removeBlock(id: string): Promise<void> {
+    await this.call('DELETE', `/v1/blocks/${encodeURIComponent(id)}`);
   }
 
   /** Every tool with its backends and assignments (admin token). */

@@ -86,6 +86,43 @@ export interface StatusSelection {
  */
 export type DataSource = 'store' | 'snapshot' | 'last-known' | 'none';
 
+/** A ban in force, as the status shows it (times ISO-8601). */
+export interface StatusBan {
+  id: string;
+  cidr?: string;
+  userAgent?: string;
+  /** Absent: every tool. */
+  tool?: string;
+  reason?: string;
+  /** null: until removed. */
+  expiresAt: string | null;
+}
+
+/** A tool's policy, as the status shows it: only the fields it sets. */
+export interface StatusToolPolicy {
+  tool: string;
+  maxConcurrent?: number;
+  rateLimit?: { perClientPerSecond: number; burst: number };
+  maxBodyBytes?: number;
+  responseTimeoutSeconds?: number;
+  maintenance?: { message: string; until: string | null };
+  stripPrefix?: boolean;
+}
+
+/** The operator's policies in force: from the store, or from this process's route table while the store is away. */
+export interface StatusPolicies {
+  /** The global maintenance switch; null: off. */
+  maintenance: { message: string; until: string | null } | null;
+  /** Bans in force (expired ones left out), by id; at most `STATUS_BANS_SHOWN` of them. */
+  bans: StatusBan[];
+  /** Every ban in force, also those past the list's length. */
+  banCount: number;
+  tools: StatusToolPolicy[];
+}
+
+/** Bans a report lists at most: a ban list of thousands is counted, not printed. */
+export const STATUS_BANS_SHOWN = 200;
+
 export interface StatusReport {
   generatedAt: string;
   store: {
@@ -107,5 +144,7 @@ export interface StatusReport {
   history: { sampleSeconds: number; samples: StatusSample[] };
   /** Present when a filter (tool, state, sort, limit, offset) chose the tools shown. */
   selection?: StatusSelection;
+  /** The operator's policies; absent in reports of a registry older than them. */
+  policies?: StatusPolicies;
   tools: StatusTool[];
 }

@@ -111,6 +111,10 @@ const proxy = group({
     description: 'bytes of long answers relayed in one turn of the event loop before those past 60 KiB in it pause and take turns with the others; 0: no bound',
   }),
   allowUnderscoreHeaders: flag(false, { description: 'pass request header names with "_" to tools; never one that folds onto a header the proxy sets or strips' }),
+  maxResponseTimeoutSeconds: integer(3600, 1, 86_400, { description: "the longest responseTimeoutSeconds a tool's policy may set" }),
+  landingPage: flag(false, { description: 'GET / on the proxy port lists the tools that have a live backend, each a link' }),
+  requireUserAgent: flag(false, { description: 'requests without a User-Agent header are refused with 403' }),
+  banReasonOnPage: flag(false, { description: "a banned request's 403 page shows the ban's reason" }),
   via: text('switchboard', { pattern: HTTP_TOKEN, minLength: 1, maxLength: 64, message: "must be 1..64 characters of an HTTP token (letters, digits, !#$%&'*+.^_`|~-)" }, {
     description: "this deployment's pseudonym in Via",
   }),

@@ -3,6 +3,7 @@ import type { RouteTable } from '../table/route-table';
 import type { Store } from '../registry/store';
 import type { TableSnapshot } from '../registry/types';
 import { StatusHistory } from './status-history';
+import { statusPolicies } from './status-policies';
 import { countsOf, passiveHealthOf, toolsFromRecords, toolsFromRouteTable, withLostTools, type HealthOf } from './status-tools';
 import { stateCounts } from './tool-state';
 import { toolUrls, type ProxyAddress } from './tool-links';
@@ -136,6 +137,9 @@ export class StatusSource {
     let tools: StatusTool[];
     let store: StatusReport['store'];
     let version: StatusReport['table'];
+    // The policies of the data shown: the store's, else this process's table's (it applies those), else the last read.
+    const policyRecords = snap?.policies ?? table?.policies.records.values() ?? this.last?.snap.policies ?? [];
+    const policies = statusPolicies(policyRecords, now);
     if (snap) {
       tools = toolsFromRecords(snap.backends, snap.assignments, now, this.healthOf);
       store = { kind, state: 'reachable', dataFrom: 'store', dataAt: new Date(this.last?.at ?? now).toISOString() };
@@ -167,6 +171,7 @@ export class StatusSource {
       states: stateCounts(tools),
       traffic,
       history: { sampleSeconds: this.history.sampleMs / 1000, samples: [...this.history.samples(), current] },
+      policies,
       tools,
     };
   }

@@ -3,6 +3,7 @@ import { escapeHtml } from './html';
 import { renderCharts } from './status-charts';
 import type { StatusReport, StatusTool } from './status-data';
 import { SORT_KEYS, queryParams, type SortKey, type StatusQuery } from './status-filter';
+import { policyRows } from './status-policies';
 import { STATUS_SCRIPT, STATUS_SCRIPT_SOURCE } from './status-script';
 import { BACKEND_COLUMNS, assignmentsText, summaryPairs, toolBackendRows, toolCells } from './status-table';
 import { stateText } from './tool-state';
@@ -39,6 +40,7 @@ thead th{background:#f0f0f0}thead a{color:inherit}
 tbody th{font-weight:600}
 td.down{color:#a00}
 td.num{text-align:right}
+table.policies{margin:0 0 1em}table.policies caption{text-align:left;font-weight:600;padding:.2em 0}
 tbody.s-lost>tr>*,.states a.s-lost{background:#f9d6d5}
 tbody.s-held>tr>*,.states a.s-held{background:#fdefc3}
 tbody.s-not_running>tr>*,.states a.s-not_running{background:#fbe9e7;color:#a00}
@@ -129,11 +131,31 @@ export interface PageSelection {
   tools: StatusTool[];
 }
 
+/** A table of cells, its first row the head. */
+function plainTable(caption: string, rows: string[][]): string {
+  const [head, ...body] = rows;
+  const ths = head.map((c) => `<th scope="col">${escapeHtml(c.toLowerCase())}</th>`).join('');
+  const trs = body.map((row) => `<tr>${row.map((c) => `<td>${escapeHtml(c)}</td>`).join('')}</tr>`).join('\n');
+  return `<table class="policies">\n<caption>${escapeHtml(caption)}</caption>\n<thead><tr>${ths}</tr></thead>\n<tbody>\n${trs}\n</tbody>\n</table>`;
+}
+
+/** The bans and tool policies in force, when there are any (the summary counts them either way). */
+function policiesPart(r: StatusReport): string {
+  const p = r.policies;
+  if (!p || (p.bans.length === 0 && p.tools.length === 0)) return '';
+  const { bans, tools } = policyRows(p);
+  const more = p.banCount > p.bans.length ? ` (the first ${p.bans.length} of ${p.banCount})` : '';
+  return `<section class="policies" aria-label="Bans and tool policies">
+${p.bans.length ? plainTable(`Bans in force${more}`, bans) : ''}
+${p.tools.length ? plainTable('Tool policies', tools) : ''}
+</section>`;
+}
+
 function mainPart(r: StatusReport, sel: PageSelection, refresh: number): string {
   const q = sel.query;
   const summary = summaryPairs(r)
     .map(([k, v]) => {
-      const bad = (k === 'Store' && r.store.state !== 'reachable') || (k === 'Requests' && r.traffic === null);
+      const bad = (k === 'Store' && r.store.state !== 'reachable') || (k === 'Requests' && r.traffic === null) || (k === 'Policies' && r.policies?.maintenance != null);
       return `<dt>${escapeHtml(k)}</dt><dd${bad ? ' class="bad"' : ''}>${escapeHtml(v)}</dd>`;
     })
     .join('\n');
@@ -146,6 +168,7 @@ ${renderCharts(r)}
 <dl>
 ${summary}
 </dl>
+${policiesPart(r)}
 ${stateLinks(r, q, refresh)}
 ${shownLine(sel.matched, sel.tools.length, q, refresh)}
 <table>

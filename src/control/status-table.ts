@@ -1,3 +1,4 @@
+import { policiesSummary } from './status-policies';
 import type { StatusAssignment, StatusBackend, StatusReport, StatusTool } from './status-data';
 import { stateText } from './tool-state';
 
@@ -102,6 +103,9 @@ export function summaryPairs(r: StatusReport): Array<[string, string]> {
   ];
   const snapshot = snapshotText(r);
   if (snapshot) pairs.push(['Route table', snapshot]);
-  pairs.push(['Tools', countsText(r)], ['Requests', trafficText(r)], ['Generated', r.generatedAt]);
+  pairs.push(['Tools', countsText(r)], ['Requests', trafficText(r)]);
+  const policies = policiesSummary(r);
+  if (policies) pairs.push(['Policies', policies]);
+  pairs.push(['Generated', r.generatedAt]);
   return pairs;
 }

@@ -21,6 +21,8 @@ export interface RunOptions extends RegistryTarget {
   args: string[];
   /** The command was one string with shell syntax in it: it runs as `sh -c STRING` (command and args say so). */
   viaShell: boolean;
+  /** --prefix: the backend is a sub-route of the tool (the requests under this path). */
+  prefix?: string;
 }
 
 export interface HeartbeatOptions extends RegistryTarget {
@@ -28,10 +30,19 @@ export interface HeartbeatOptions extends RegistryTarget {
   url: string;
   id?: string;
   ttl?: number;
+  prefix?: string;
 }
 
 const TOOL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 const ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+/** As the registry takes a backend's prefix (docs/openapi.json HeartbeatRequest.prefix). */
+const PREFIX = /^(\/[A-Za-z0-9._~-]+)+$/;
+
+function prefix(raw: string | undefined): string | undefined {
+  if (raw === undefined) return undefined;
+  if (!PREFIX.test(raw) || raw.length > 256) throw usageError(`--prefix: "${raw}" must be a path such as /api (segments of A-Z a-z 0-9 . _ ~ -, no trailing slash)`);
+  return raw;
+}
 
 function integer(flag: string, raw: string | undefined, min: number, max: number): number | undefined {
   if (raw === undefined) return undefined;
@@ -71,7 +82,7 @@ const RESTART_MAX_DELAY_MIN_S = 1;
 const RESTART_MAX_DELAY_MAX_S = 3600;
 
 /** The values of the launchers' flags, as the usage text names them. */
-const VALUES: ValueNames = { tool: 'T', registry: 'URL', token: 'TOKEN', 'token-file': 'PATH', ttl: 'S', host: 'H', port: 'P', 'restart-max-delay': 'S', url: 'URL', id: 'ID' };
+const VALUES: ValueNames = { tool: 'T', registry: 'URL', token: 'TOKEN', 'token-file': 'PATH', ttl: 'S', host: 'H', port: 'P', 'restart-max-delay': 'S', url: 'URL', id: 'ID', prefix: 'PATH' };
 
 /**
  * Shell syntax in a lone command string: `-- 'python3 -m http.server $PORT'` is meant for a shell, which
@@ -99,6 +110,7 @@ export function parseRunArgs(argv: string[], env: NodeJS.ProcessEnv = process.en
       port: { type: 'string' },
       restart: { type: 'boolean' },
       'restart-max-delay': { type: 'string' },
+      prefix: { type: 'string' },
     },
     strict: true,
     // Words without a "--" before them are a command put in the wrong place: said below, not as stray words.
@@ -118,6 +130,7 @@ export function parseRunArgs(argv: string[], env: NodeJS.ProcessEnv = process.en
     fallbackPort: integer('--port', values.port, 1, 65535),
     restart: values.restart ?? false,
     restartMaxDelayMs: (maxDelay ?? RESTART_MAX_DELAY_DEFAULT_S) * 1000,
+    prefix: prefix(values.prefix),
     ...commandOf(argv.slice(sep + 1)),
   };
 }
@@ -133,6 +146,7 @@ export function parseHeartbeatArgs(argv: string[], env: NodeJS.ProcessEnv = proc
       token: { type: 'string' },
       'token-file': { type: 'string' },
       ttl: { type: 'string' },
+      prefix: { type: 'string' },
     },
     strict: true,
     allowPositionals: false,
@@ -152,5 +166,6 @@ export function parseHeartbeatArgs(argv: string[], env: NodeJS.ProcessEnv = proc
     url: values.url,
     id: values.id,
     ttl: integer('--ttl', values.ttl, TTL_MIN, TTL_MAX),
+    prefix: prefix(values.prefix),
   };
 }

@@ -19,7 +19,7 @@ export function idForUrl(raw: string): string {
  */
 export async function heartbeatService(opts: HeartbeatOptions, logger: Logger): Promise<number> {
   const client = new RegistryClient({ registry: opts.registry, token: opts.token });
-  const lease = new HeartbeatLoop({ client, tool: opts.tool, id: opts.id ?? idForUrl(opts.url), url: opts.url, ttl: opts.ttl, instance: newInstance(), logger });
+  const lease = new HeartbeatLoop({ client, tool: opts.tool, id: opts.id ?? idForUrl(opts.url), url: opts.url, ttl: opts.ttl, instance: newInstance(), prefix: opts.prefix, logger });
   const signal = await new Promise<NodeJS.Signals>((resolve) => {
     const unsubscribe = onSignals((s) => {
       unsubscribe();

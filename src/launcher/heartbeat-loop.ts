@@ -15,6 +15,8 @@ export interface LeaseOptions {
   instance: string;
   /** `run --restart`: the child's restarts so far, sent with every heartbeat. */
   restarts?: number;
+  /** A sub-route of the tool (--prefix): sent with every heartbeat. */
+  prefix?: string;
   logger: Logger;
   random?: () => number;
 }
@@ -75,7 +77,7 @@ export class HeartbeatLoop {
     const { client, tool, id, url } = this.opts;
     this.attempted = true;
     try {
-      const backend = await client.heartbeat(tool, id, url, this.ttl, this.instance, this.restarts);
+      const backend = await client.heartbeat(tool, id, url, this.ttl, this.instance, this.restarts, this.opts.prefix);
       this.renewed(backend);
       this.schedule(jittered(this.intervalMs ?? RETRY_CAP_UNKNOWN_TTL_MS, HEARTBEAT_JITTER, this.random));
     } catch (err) {

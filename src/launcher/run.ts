@@ -100,6 +100,7 @@ export async function runLauncher(opts: RunOptions, baseLogger: Logger): Promise
         ttl: opts.ttl,
         instance,
         restarts: opts.restart ? restarts : undefined,
+        prefix: opts.prefix,
         logger,
       });
       lease = own;

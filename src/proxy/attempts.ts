@@ -83,7 +83,7 @@ export class Attempts {
       if (!backend) break;
       ex.attempts++;
       ex.backend = backend.id;
-      const r: ForwardResult = await this.forwarder.web(req, res, backend, body, fresh);
+      const r: ForwardResult = await this.forwarder.web(req, res, backend, body, fresh, ex.responseTimeoutMs);
       if (r.kind === 'ok') {
         this.health.markSuccess(route.tool, backend);
         ex.outcome = 'ok';

@@ -1,5 +1,6 @@
 import type { Logger } from '../logger';
 import type { Route } from '../table/route';
+import { isSubRoute } from '../table/sub-routes';
 import type { RouteBackend } from '../table/route-backend';
 import type { Exchange } from './exchange';
 import type { HoldQueues, Waiter } from './hold';
@@ -48,6 +49,9 @@ export class BackendSupply {
   async backendsFor(route: Route, client: Waiter, ex: Exchange): Promise<Supply> {
     const now = this.now(route);
     if (now) return now;
+    // A path none of the tool's sub-routes takes, while the tool runs: neither discovery nor a hold would
+    // bring a backend for it (both would hand over the tool's other backends).
+    if (isSubRoute(route)) return NONE;
     const only = await this.discovered(route, ex.requestId);
     if (only) return { kind: 'route', route, only };
     return this.held(route.tool, client, ex);

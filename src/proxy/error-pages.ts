@@ -15,7 +15,15 @@ export type ProxyErrorCode =
   | 'version_not_supported' // 505: a request line of another HTTP than 1.0 and 1.1 (HTTP/2.0, HTTP/0.9)
   | 'loop_detected' // 508: the request has come through this deployment's proxies more than proxy.maxVia times
   | 'https_required' // 403: a method other than GET or HEAD on the plain port while it redirects to https
-  | 'connect_refused'; // 501: CONNECT over HTTP/2 (a tunnel, or a WebSocket by RFC 8441): not offered
+  | 'connect_refused' // 501: CONNECT over HTTP/2 (a tunnel, or a WebSocket by RFC 8441): not offered
+  // The operator's policies (src/proxy/policy-gate.ts): each is also the access log's outcome and a reason of
+  // switchboard_policy_refusals_total.
+  | 'banned' // 403: the client's address or User-Agent is banned
+  | 'user_agent' // 403: no User-Agent while proxy.requireUserAgent is on
+  | 'rate_limited' // 429: the client is over the tool's rateLimit
+  | 'over_concurrency' // 503: the tool has maxConcurrent requests in flight on this proxy
+  | 'body_too_large' // 413: the body is larger than the tool's maxBodyBytes
+  | 'maintenance'; // 503: the tool, or every tool, is down for maintenance
 
 interface ErrorKind {
   status: number;
@@ -61,6 +69,17 @@ const KINDS: Record<ProxyErrorCode, ErrorKind> = {
     message: () => 'this proxy opens no CONNECT tunnels and takes WebSockets over HTTP/1.1 only (wss:// with http/1.1)',
   },
   https_required: { status: 403, title: 'HTTPS required', message: () => 'this proxy takes requests over https only: send it to the same address with https://' },
+  banned: { status: 403, title: 'Forbidden', message: () => 'access denied' },
+  user_agent: { status: 403, title: 'Forbidden', message: () => 'access denied: send a User-Agent header' },
+  rate_limited: { status: 429, title: 'Too many requests', message: (t) => `too many requests to tool ${t ?? 'unknown'} from this client; slow down`, retryAfter: 1 },
+  over_concurrency: {
+    status: 503,
+    title: 'Tool is busy',
+    message: (t) => `tool ${t ?? 'unknown'} has as many requests in progress as it takes; try again shortly`,
+    retryAfter: 1,
+  },
+  body_too_large: { status: 413, title: 'Content too large', message: (t) => `the request body is larger than tool ${t ?? 'unknown'} takes` },
+  maintenance: { status: 503, title: 'Down for maintenance', message: (t) => `tool ${t ?? 'unknown'} is down for maintenance` },
 };
 
 export interface ErrorPage {
@@ -79,19 +98,30 @@ export function wantsJson(accept: string | undefined): boolean {
   return html < 0 || json < html;
 }
 
-function escapeHtml(s: string): string {
+export function escapeHtml(s: string): string {
   return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+export interface ErrorPageOptions {
+  tool?: string;
+  requestId: string;
+  json: boolean;
+  /** Instead of the code's own message: an operator's words (a maintenance message, a ban's reason). */
+  message?: string;
+  /** Instead of the code's own Retry-After, in seconds. */
+  retryAfter?: number;
 }
 
 /**
  * The page for an error. It names the tool and the request id (to find the log line) and nothing else:
  * never a backend address, port or stack.
  */
-export function renderError(code: ProxyErrorCode, opts: { tool?: string; requestId: string; json: boolean }): ErrorPage {
+export function renderError(code: ProxyErrorCode, opts: ErrorPageOptions): ErrorPage {
   const k = KINDS[code];
-  const message = k.message(opts.tool);
+  const message = opts.message ?? k.message(opts.tool);
   const headers: Record<string, string> = { 'cache-control': 'no-store', 'x-request-id': opts.requestId };
-  if (k.retryAfter !== undefined) headers['retry-after'] = String(k.retryAfter);
+  const retryAfter = opts.retryAfter ?? k.retryAfter;
+  if (retryAfter !== undefined) headers['retry-after'] = String(retryAfter);
   let body: string;
   if (opts.json) {
     headers['content-type'] = 'application/json; charset=utf-8';

@@ -29,6 +29,8 @@ export interface Exchange {
   bytesBefore: number;
   /** The backend-connection slot of its client the request holds until its response closes (client-slots.ts). */
   slot: ClientShare | undefined;
+  /** The tool policy's responseTimeoutSeconds, in ms; undefined: the proxy's own (proxy.responseTimeoutMs). */
+  responseTimeoutMs: number | undefined;
 }
 
 /** An exchange begins: its request id, and its trace when `traceContext` is on (which may set traceparent). */
@@ -41,5 +43,6 @@ export function startExchange(req: http.IncomingMessage, traceContext: boolean):
     traceId: traceContext ? continueTrace(req.headers) : undefined,
     bytesBefore: req.socket.bytesWritten,
     slot: undefined,
+    responseTimeoutMs: undefined,
   };
 }

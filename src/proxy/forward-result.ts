@@ -75,8 +75,9 @@ export interface Forwarder {
    * to the client (`ok`; the body keeps streaming) or with why nothing was relayed; then the response is
    * untouched and the caller answers. Never rejects. `body`: null for a request without one. `fresh`: on a
    * new connection that is not pooled afterwards (the retry after a stale pooled connection).
+   * `responseTimeoutMs`: instead of the forwarder's own (a tool policy's responseTimeoutSeconds).
    */
-  web(req: http.IncomingMessage, res: http.ServerResponse, backend: RouteBackend, body: RequestBody | null, fresh?: boolean): Promise<ForwardResult>;
+  web(req: http.IncomingMessage, res: http.ServerResponse, backend: RouteBackend, body: RequestBody | null, fresh?: boolean, responseTimeoutMs?: number): Promise<ForwardResult>;
   /**
    * Relays a WebSocket handshake. `onFailure` runs synchronously before the client socket is ended, so
    * the caller can still write an error response on it. Resolves `ok` once 101 was relayed.

@@ -7,13 +7,15 @@ import type { ProxyAccounting } from './accounting';
 import { failurePage, lastFailurePage, type Attempts } from './attempts';
 import type { BackendSupply, Supply } from './backend-supply';
 import { mayRetry, type Balancer } from './balancer';
-import { rawErrorResponse, renderError, sendError, wantsJson, type ProxyErrorCode } from './error-pages';
+import { rawErrorResponse, renderError, sendError, wantsJson, type ErrorPageOptions, type ProxyErrorCode } from './error-pages';
 import type { ClientSlots, SlotWait } from './client-slots';
 import { startExchange, type Exchange } from './exchange';
 import { rewriteRequestHeaders, unsupportedTransferCoding } from './forward-headers';
 import type { ForwardPolicy } from './forward-policy';
 import type { ForwardFailure, Forwarder, RequestBody } from './forward-result';
 import type { PassiveHealth } from './health';
+import { LandingPage } from './landing-page';
+import type { PolicyGate, PolicyRefusal } from './policy-gate';
 import { readBody, type BodyLimits, type BodyRead } from './request-body';
 import { resolveRoute, type Resolution } from './route-resolution';
 import { isH2Request } from './tls/h2-exchange';
@@ -38,6 +40,10 @@ export interface HandlerParts {
   bodies: BodyLimits;
   /** The backend connections each client address holds per tool. */
   slots: ClientSlots;
+  /** The operator's policies: bans, maintenance, the tool's own limits. */
+  gate: PolicyGate;
+  /** `GET /` lists the running tools (proxy.landingPage); null: that request is a 404 like any unknown path. */
+  landing: LandingPage | null;
   /** The server is draining: answers say `connection: close`, nothing new is held or upgraded. */
   draining(): boolean;
   /** A response closed while draining: its connection may be idle now. */
@@ -143,8 +149,8 @@ export class ProxyHandler {
       this.upgraded.delete(socket);
       ended();
     });
-    const refuse = (code: ProxyErrorCode) => {
-      status = refuseUpgrade(req, socket, ex, code);
+    const refuse = (code: ProxyErrorCode, words?: PolicyRefusal) => {
+      status = refuseUpgrade(req, socket, ex, code, words);
     };
     this.upgrade(req, socket, head, ex, refuse).then(
       (relayed) => {
@@ -170,11 +176,17 @@ export class ProxyHandler {
     // 1. The route.
     const found = resolveRoute(req, this.p.routes, this.p.domain, ex);
     if (found.kind === 'refused') {
+      if (found.page === 'no_such_tool' && this.p.landing && LandingPage.asks(req)) {
+        ex.outcome = 'landing';
+        return this.p.landing.answer(req, res, ex.requestId);
+      }
       // A request whose Host cannot be trusted leaves nothing on its connection worth keeping.
       if (found.page === 'bad_request') res.setHeader('connection', 'close');
       this.countRefusal(found.page);
       return this.answer(res, req, ex, found.page);
     }
+    const refused = this.p.gate.admit(req, res, ex, found);
+    if (refused) return this.answer(res, req, ex, refused.reason, refused);
     if (found.kind === 'redirect') return redirect(res, ex, found.location);
     // A request that has come through this deployment's proxies too often is going round between them.
     if (this.p.policy.via.loops(req)) return this.refuse(res, req, ex, 'loop_detected', false);
@@ -187,6 +199,8 @@ export class ProxyHandler {
     // none, and a retry can send it again); a larger one streams (request-body.ts).
     const body = hasBody(req) ? await readBody(req, this.p.bodies) : null;
     if (body && !sendable(body)) return this.bodyNotRead(res, req, ex, body.kind);
+    const tooLarge = body && this.p.gate.admitBody(req, tool, body);
+    if (tooLarge) return this.answer(res, req, ex, tooLarge.reason, tooLarge);
     // 4. A client address holds at most its share of the tool's backend connections (client-slots.ts).
     const slot = this.p.slots.take(tool, req, res, ex);
     const waited = slot === true ? 'taken' : await slot;
@@ -209,7 +223,7 @@ export class ProxyHandler {
   }
 
   /** Relays an upgrade; true once the backend's 101 reached the client. */
-  private async upgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer, ex: Exchange, refuse: (code: ProxyErrorCode) => void): Promise<boolean> {
+  private async upgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer, ex: Exchange, refuse: (code: ProxyErrorCode, words?: PolicyRefusal) => void): Promise<boolean> {
     // 1. The route.
     const unfit = unfitUpgrade(req, this.p.draining());
     if (unfit) {
@@ -226,6 +240,11 @@ export class ProxyHandler {
     if (this.p.policy.via.loops(req)) {
       this.p.accounting.countError('loop_detected');
       refuse('loop_detected');
+      return false;
+    }
+    const refused = this.p.gate.admit(req, null, ex, found);
+    if (refused) {
+      refuse(refused.reason, refused);
       return false;
     }
     // 2. A backend (a redirect's tool is upgraded as is: a WebSocket client does not follow a 301).
@@ -298,14 +317,14 @@ export class ProxyHandler {
     this.answer(res, req, ex, code);
   }
 
-  private answer(res: http.ServerResponse, req: http.IncomingMessage, ex: Exchange, code: ProxyErrorCode): void {
+  private answer(res: http.ServerResponse, req: http.IncomingMessage, ex: Exchange, code: ProxyErrorCode, policy?: PolicyRefusal): void {
     ex.outcome = code;
     // Draining, or a silent body left unread: the connection carries no other request.
     if ((code === 'request_timeout' || this.p.draining()) && !res.headersSent) res.setHeader('connection', 'close');
     // A body left part-read (paused where it outgrew the buffer) would stall its connection: the rest is
     // read and dropped, as Node does with a body never touched.
     if (!req.complete) req.resume();
-    sendError(res, renderError(code, { tool: ex.tool, requestId: ex.requestId, json: wantsJson(req.headers.accept) }));
+    sendError(res, renderError(code, { tool: ex.tool, requestId: ex.requestId, json: wantsJson(req.headers.accept), message: policy?.message, retryAfter: policy?.retryAfter }));
   }
 
   private internalError(ex: Exchange, err: Error): void {
@@ -324,9 +343,9 @@ function redirect(res: http.ServerResponse, ex: Exchange, location: string): voi
 }
 
 /** Answers a refused upgrade on the raw socket; the status it answered. */
-export function refuseUpgrade(req: http.IncomingMessage, socket: Duplex, ex: Exchange, code: ProxyErrorCode): number {
+export function refuseUpgrade(req: http.IncomingMessage, socket: Duplex, ex: Exchange, code: ProxyErrorCode, words?: Pick<ErrorPageOptions, 'message' | 'retryAfter'>): number {
   ex.outcome = code;
-  const page = renderError(code, { tool: ex.tool, requestId: ex.requestId, json: wantsJson(req.headers.accept) });
+  const page = renderError(code, { tool: ex.tool, requestId: ex.requestId, json: wantsJson(req.headers.accept), message: words?.message, retryAfter: words?.retryAfter });
   if (socket.destroyed) return page.status;
   socket.end(rawErrorResponse(page), () => socket.destroy());
   // A client that never reads its answer must not hold the socket.

@@ -1,6 +1,7 @@
 import type http from 'node:http';
 import type { Route } from '../table/route';
 import type { RouteSource } from '../table/route-table';
+import { subRouteOf } from '../table/sub-routes';
 import type { Exchange } from './exchange';
 import { resolveTool } from './host';
 
@@ -46,5 +47,7 @@ export function resolveRoute(req: http.IncomingMessage, routes: RouteSource, dom
   if (!route || (route.backends.length === 0 && route.assignments.length === 0)) return NO_SUCH_TOOL;
   ex.routeTool = route.tool;
   if (target.kind === 'redirect') return { kind: 'redirect', location: target.location, route };
-  return { kind: 'route', route, byPath: target.kind === 'tool' && target.via === 'path' };
+  const byPath = target.kind === 'tool' && target.via === 'path';
+  // A backend's prefix (a sub-route) takes the requests under it: the route is the part they go to.
+  return { kind: 'route', route: subRouteOf(route, req.url ?? '/', byPath), byPath };
 }

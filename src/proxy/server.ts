@@ -21,6 +21,9 @@ import { HoldQueues, type HoldOutcome, type TableEvents } from './hold';
 import { applyHttpLimits, httpServerOptions } from './http-options';
 import { drain, serve, type ExchangeListener, type Listener } from './listeners';
 import { PlainPort, type PlainPortOptions } from './plain-port';
+import { PolicyGate } from './policy-gate';
+import { restorePrefix } from './strip-prefix';
+import { LandingPage } from './landing-page';
 import type { CertificateStore } from './tls/certificate-store';
 import { createTlsServer, withHsts, type TlsServer } from './tls/tls-server';
 import type { TrafficCounters } from './traffic-counters';
@@ -112,6 +115,7 @@ export function createProxyServer(opts: ProxyServerOptions): ProxyServer {
       // The id the backend was sent (rewriteRequestHeaders): the one in the access log and error pages.
       headers['x-request-id'] = req.headers['x-request-id'];
       if (draining) headers.connection = 'close';
+      restorePrefix(req, headers);
     },
   });
   const holds = holdQueues(pc, routes, metrics);
@@ -136,6 +140,8 @@ export function createProxyServer(opts: ProxyServerOptions): ProxyServer {
     bodies: pc,
     // A request past its client's share waits for a slot as long as it may wait for a backend connection.
     slots: new ClientSlots(pc.maxConnectionsPerClient, pc.connectTimeoutMs, policy.trusted),
+    landing: pc.landingPage ? new LandingPage(routes) : null,
+    gate: new PolicyGate({ routes, trusted: policy.trusted, requireUserAgent: pc.requireUserAgent, banReasonOnPage: pc.banReasonOnPage, metrics }),
     draining: () => draining,
     closedWhileDraining: () => setImmediate(() => listeners.forEach((l) => l.closeIdleConnections())),
   });

@@ -105,6 +105,8 @@ class UpstreamExchange implements Dispatcher.DispatchHandler, Timed {
     private readonly gate: PassThrough | undefined,
     private readonly fresh: boolean,
     private readonly resolve: (r: ForwardResult) => void,
+    /** The time for the backend to answer, and the longest silence while a body streams. */
+    private readonly responseTimeoutMs: number,
   ) {
     res.on('close', this.onClose);
     this.startWait(opts.connectTimeoutMs);
@@ -121,7 +123,7 @@ class UpstreamExchange implements Dispatcher.DispatchHandler, Timed {
     }
     this.started = true;
     this.phase = 'request';
-    this.startWait(this.opts.responseTimeoutMs);
+    this.startWait(this.responseTimeoutMs);
     const gate = this.gate;
     if (gate) {
       // The body is held back until the connection is up: a refused connection has consumed nothing.
@@ -307,7 +309,14 @@ export function createUndiciEngine(opts: ForwarderOptions, relay: WebSocketRelay
   const turns = new RelayTurns(opts.relayBytesPerTurn, TURN_ALLOWANCE);
   const deadlines = new Deadlines(Deadlines.tickFor(opts.connectTimeoutMs, opts.responseTimeoutMs));
 
-  function web(req: http.IncomingMessage, res: http.ServerResponse, backend: RouteBackend, body: RequestBody | null, fresh = false): Promise<ForwardResult> {
+  function web(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    backend: RouteBackend,
+    body: RequestBody | null,
+    fresh = false,
+    responseTimeoutMs = opts.responseTimeoutMs,
+  ): Promise<ForwardResult> {
     const headers = req.headers;
     const te = headers[TRANSFER_ENCODING];
     const early = cannotStart(req, res, mayConnect(backend));
@@ -318,7 +327,7 @@ export function createUndiciEngine(opts: ForwarderOptions, relay: WebSocketRelay
       // Node's server has already answered the client's Expect (100 Continue); undici refuses to send one.
       if (headers.expect !== undefined) delete headers.expect;
       const gate = body?.kind === 'stream' ? new PassThrough() : undefined;
-      const exchange = new UpstreamExchange(opts, turns, deadlines, req, res, gate, fresh, resolve);
+      const exchange = new UpstreamExchange(opts, turns, deadlines, req, res, gate, fresh, resolve, responseTimeoutMs);
       const target = backend.target;
       (fresh ? unpooled : pooled).dispatch(
         {

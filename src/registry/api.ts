@@ -5,6 +5,8 @@ import { ApiErrors, BODY_LIMIT, forbidden, mayActOn, unsupportedMediaType } from
 import { AuthThrottle } from './auth-throttle';
 import { RegistryError } from './errors';
 import { HeartbeatFastPath } from './heartbeat-fast-path';
+import { Policies } from './policies';
+import { addPolicyRoutes } from './policy-routes';
 import type { Registry } from './registry';
 import type { Store } from './store';
 import type { Backend } from './types';
@@ -27,6 +29,8 @@ export interface RegistryApiDeps {
   signer?: TokenSigner | null;
   /** Failed authentications per client address and minute before 429s (default: the configuration's). */
   authFailuresPerMinute?: number;
+  /** The operator's policies (default: over `store`, with the registry's configuration). */
+  policies?: Policies;
 }
 
 /** The registry side of fallback discovery (src/discovery/healer.ts). */
@@ -119,7 +123,7 @@ export function createRegistryApi(deps: RegistryApiDeps): RegistryApi {
   const throttle = new AuthThrottle({ perMinute, logger: deps.logger, metrics: deps.metrics });
   const errors = new ApiErrors(deps.logger);
   return {
-    router: buildRouter(deps.registry, { auth, throttle }, errors, deps.discoveries ?? null),
+    router: buildRouter(deps.registry, { auth, throttle }, errors, deps.discoveries ?? null, deps.policies ?? new Policies(deps.store, deps.registry.config, deps.logger)),
     heartbeats: new HeartbeatFastPath({ registry: deps.registry, auth, throttle, errors }),
     auth,
   };
@@ -135,7 +139,7 @@ export function registryRouter(deps: RegistryApiDeps): express.Router {
  * together). PUT /v1/tools/{tool}/backends/{id} is usually answered by the fast path; this route answers
  * the requests the fast path leaves to express, with the same rules.
  */
-function buildRouter(registry: Registry, gate: Gate, errors: ApiErrors, discoveries: DiscoveryConfirmer | null): express.Router {
+function buildRouter(registry: Registry, gate: Gate, errors: ApiErrors, discoveries: DiscoveryConfirmer | null, policies: Policies): express.Router {
   const router = express.Router();
   const body = [requireJson, parseJson];
   const now = () => Date.now();
@@ -213,6 +217,13 @@ function buildRouter(registry: Registry, gate: Gate, errors: ApiErrors, discover
     gate.auth.revoke(param(req, 'tokenId'));
     if (!revoked) throw new RegistryError(404, 'no_such_token', `tool "${param(req, 'tool')}" has no token "${param(req, 'tokenId')}"`, 'tokenId');
     res.status(204).end();
+  });
+
+  addPolicyRoutes(router, policies, {
+    admin: authenticate(gate, 'admin'),
+    ofTool: authenticate(gate, { toolParam: 'tool' }),
+    body,
+    tool: (req) => registry.validators.tool(param(req, 'tool')),
   });
 
   router.use('/v1', (req, res) => {

@@ -2,7 +2,7 @@ import { mkdirSync, readFileSync, renameSync, writeFileSync, openSync, fsyncSync
 import path from 'node:path';
 import type { Logger } from '../logger';
 import type { Store } from './store';
-import type { Assignment, Revocation, RouteAssignment, TokenRecord } from './types';
+import type { Assignment, PolicyRecord, Revocation, RouteAssignment, TokenRecord } from './types';
 
 /**
  * What the registry keeps of the store's state so that it can write it back after the store lost it:
@@ -19,11 +19,19 @@ export interface RegistryCopy {
   assignments: Assignment[];
   tokens: TokenRecord[];
   revocations: Revocation[];
+  /** The operator's policies (bans, tool policies, maintenance); absent in copies written before policies existed. */
+  policies?: PolicyRecord[];
 }
 
 /** The table the registry process follows (its TableFeed), as far as the copy reads it. */
 export interface FollowedTable {
-  current(): { epoch: string; version: number; tools(): Iterable<{ assignments: readonly RouteAssignment[] }> } | null;
+  current(): {
+    epoch: string;
+    version: number;
+    tools(): Iterable<{ assignments: readonly RouteAssignment[] }>;
+    /** With the carried-over policies of a lost table while the carry-over lasts. */
+    policies: { records: ReadonlyMap<string, PolicyRecord> };
+  } | null;
   /** The assignments of the table before the store lost its state, while the carry-over lasts. */
   carriedAssignments(): readonly RouteAssignment[];
 }
@@ -92,6 +100,7 @@ export class DurableCopy {
   private readonly revocations = new Map<string, Revocation>();
   private readonly createdAt = new Map<string, number>();
   private assignments: Assignment[] = [];
+  private policies: PolicyRecord[] = [];
   private from = { epoch: '', version: 0 };
   private written = '';
   private timer: NodeJS.Timeout | null = null;
@@ -105,6 +114,7 @@ export class DurableCopy {
   seed(copy: RegistryCopy): void {
     this.addCredentials(copy.tokens, copy.revocations);
     for (const a of copy.assignments) this.createdAt.set(assignmentKey(a), a.createdAt);
+    this.policies = copy.policies ?? [];
   }
 
   start(): void {
@@ -131,6 +141,7 @@ export class DurableCopy {
       assignments: this.assignments.map((a) => ({ ...a })),
       tokens: [...this.tokens.values()],
       revocations: [...this.revocations.values()],
+      policies: this.policies,
     };
   }
 
@@ -173,6 +184,7 @@ export class DurableCopy {
     for (const a of this.opts.table.carriedAssignments()) add(a);
     for (const key of this.createdAt.keys()) if (!seen.has(key)) this.createdAt.delete(key);
     this.assignments = [...seen.values()];
+    this.policies = [...table.policies.records.values()];
     this.from = { epoch: table.epoch, version: table.version };
   }
 

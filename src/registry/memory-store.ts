@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { policyKey } from '../table/policy-records';
 import { assignmentKey, backendKey, Store, StoreUnavailableError } from './store';
 import type {
   AllocateOptions,
@@ -9,6 +10,8 @@ import type {
   ChangeEvent,
   ExpireCandidate,
   OwnedRemoval,
+  PolicyRecord,
+  RouteRecord,
   RouteSink,
   TableSnapshot,
   TableVersion,
@@ -46,6 +49,7 @@ export class MemoryStore implements Store {
 
   private readonly tokens = new Map<string, TokenRecord>();
   private readonly revocations = new Map<string, Revocation>();
+  private readonly policies = new Map<string, PolicyRecord>();
   private readonly locks = new Map<string, { owner: string; expiresAt: number }>();
   private readonly checkpoints = new Map<string, number>();
 
@@ -57,7 +61,7 @@ export class MemoryStore implements Store {
 
   async upsertBackend(input: UpsertBackendInput): Promise<UpsertBackendResult> {
     this.assertOpen();
-    const { tool, id, url, host, port, ttl, source, clientVersion, instance, restarts, now } = input;
+    const { tool, id, url, host, port, ttl, source, clientVersion, instance, restarts, prefix, now } = input;
     const key = backendKey(tool, id);
     const existing = this.backends.get(key);
 
@@ -114,11 +118,12 @@ export class MemoryStore implements Store {
     if (clientVersion !== undefined) backend.clientVersion = clientVersion;
     if (instance !== undefined) backend.instance = instance;
     if (restarts !== undefined) backend.restarts = restarts;
+    if (prefix !== undefined) backend.prefix = prefix;
     if (existing) this.deleteBackend(existing);
     this.insertBackend(backend);
 
     // A renewal that keeps url and source tells a proxy nothing new, unless it ends a hold.
-    if (!existing || existing.url !== url || existing.source !== source || existing.held) {
+    if (!existing || existing.url !== url || existing.source !== source || existing.prefix !== prefix || existing.held) {
       changes.push({ kind: 'backend.upsert', backend: { ...backend } });
     }
     if (changes.length > 0) this.publish(changes);
@@ -329,6 +334,47 @@ export class MemoryStore implements Store {
     for (const t of tokens) if (!this.tokens.has(t.id) && !this.revocations.has(t.id)) this.tokens.set(t.id, { ...t });
   }
 
+  // ---- operator policies ----
+
+  async putPolicy(record: PolicyRecord): Promise<void> {
+    this.assertOpen();
+    this.policies.set(policyKey(record), copyPolicy(record));
+    this.publish([{ kind: 'policy.upsert', policy: copyPolicy(record) }]);
+  }
+
+  async removePolicy(key: string, ifUpdatedAt?: number): Promise<boolean> {
+    this.assertOpen();
+    const p = this.policies.get(key);
+    if (!p || (ifUpdatedAt !== undefined && p.updatedAt !== ifUpdatedAt)) return false;
+    this.policies.delete(key);
+    this.publish([{ kind: 'policy.remove', key }]);
+    return true;
+  }
+
+  async getPolicy(key: string): Promise<PolicyRecord | null> {
+    this.assertOpen();
+    const p = this.policies.get(key);
+    return p ? copyPolicy(p) : null;
+  }
+
+  async listPolicies(): Promise<PolicyRecord[]> {
+    this.assertOpen();
+    return [...this.policies.values()].map((p) => copyPolicy(p));
+  }
+
+  async restorePolicies(records: readonly PolicyRecord[]): Promise<PolicyRecord[]> {
+    this.assertOpen();
+    const created: PolicyRecord[] = [];
+    for (const r of records) {
+      const key = policyKey(r);
+      if (this.policies.has(key)) continue;
+      this.policies.set(key, copyPolicy(r));
+      created.push(copyPolicy(r));
+    }
+    if (created.length > 0) this.publish(created.map((policy) => ({ kind: 'policy.upsert', policy: copyPolicy(policy) })));
+    return created;
+  }
+
   // ---- the table and its change feed ----
 
   async snapshot(): Promise<TableSnapshot> {
@@ -338,6 +384,7 @@ export class MemoryStore implements Store {
       version: this.tableVersion,
       backends: [...this.backends.values()].map((b) => ({ ...b })),
       assignments: [...this.assignments.values()].map((a) => ({ ...a })),
+      policies: [...this.policies.values()].map((p) => copyPolicy(p)),
     };
   }
 
@@ -345,9 +392,10 @@ export class MemoryStore implements Store {
     this.assertOpen();
     // Synchronous: no mutation can run in between, so this is one version.
     for (const b of this.backends.values()) {
-      sink.backend(b.held ? { tool: b.tool, id: b.id, url: b.url, source: b.source, held: true } : { tool: b.tool, id: b.id, url: b.url, source: b.source });
+      sink.backend(routeRecordOf(b));
     }
     for (const a of this.assignments.values()) sink.assignment({ ...a });
+    for (const p of this.policies.values()) sink.policy(copyPolicy(p));
     return { epoch: this.epoch, version: this.tableVersion };
   }
 
@@ -466,6 +514,24 @@ export class MemoryStore implements Store {
       }
     }
   }
+}
+
+/** A policy record as handed out: a copy (nested objects too), made with spreads: structuredClone was ~5 µs a record. */
+function copyPolicy<T extends PolicyRecord>(p: T): T {
+  const out = { ...p };
+  if (out.kind === 'tool') {
+    if (out.rateLimit) out.rateLimit = { ...out.rateLimit };
+    if (out.maintenance) out.maintenance = { ...out.maintenance };
+  }
+  return out;
+}
+
+/** Of a backend, what a proxy routes on; absent marks stay absent. */
+function routeRecordOf(b: Backend): RouteRecord {
+  const r: RouteRecord = { tool: b.tool, id: b.id, url: b.url, source: b.source };
+  if (b.held) r.held = true;
+  if (b.prefix !== undefined) r.prefix = b.prefix;
+  return r;
 }
 
 // Newline cannot occur in a tool name, host or URL that passed validation, so the pair keys are unambiguous.

@@ -17,6 +17,7 @@
 //   P.."url:"..tool.."\n"..url   set   ids of the tool's backends with that url (supersede checks)
 //   P.."tokens"         hash     token id -> TokenRecord JSON
 //   P.."revoked"        hash     token id -> Revocation JSON (never removed)
+//   P.."policies"       hash     policyKey -> PolicyRecord JSON (redis-policy-scripts.ts)
 //   P.."lock:"..name    string   lock owner (PX ttl)
 //   P.."checkpoint:"..name
 //   channel P.."changes"          ChangeEvent JSON
@@ -24,7 +25,7 @@
 // JSON is built with cjson, which prints numbers with 14 significant digits: epoch-millisecond times
 // (13 digits) survive exactly; a value above 1e14 would not, and none of ours gets there.
 
-const PRELUDE = `
+export const PRELUDE = `
 local P = ARGV[1]
 local NEW_EPOCH = ARGV[2]
 
@@ -104,7 +105,7 @@ end
 /**
  * ARGV[3..]: tool, id, url, host, port, ttl, source, now, expiresAt, instance ('' for none; a valid one is
  * never empty), restarts ('' for none), alsoHosts (space-separated, '' for none), assignedOnly ('1' or
- * '')[, clientVersion]. Answers UpsertBackendResult JSON.
+ * ''), prefix ('' for none)[, clientVersion]. Answers UpsertBackendResult JSON.
  */
 export const UPSERT_BACKEND = `${PRELUDE}
 local tool, id, url, host = ARGV[3], ARGV[4], ARGV[5], ARGV[6]
@@ -117,7 +118,9 @@ local instance = ARGV[12]
 if instance == '' then instance = nil end
 local restarts = tonumber(ARGV[13])
 local assignedOnly = ARGV[15] == '1'
-local clientVersion = ARGV[16]
+local prefix = ARGV[16]
+if prefix == '' then prefix = nil end
+local clientVersion = ARGV[17]
 
 -- Every address the URL's host stands for: another tool's assignment on any of them is a conflict.
 local unheld = {}
@@ -139,7 +142,7 @@ end
 local key = tool .. '/' .. id
 local prevJson = redis.call('HGET', P .. 'backends', key)
 local prev = prevJson and cjson.decode(prevJson) or nil
-local routingChanged = (not prev) or prev.url ~= url or prev.source ~= source
+local routingChanged = (not prev) or prev.url ~= url or prev.source ~= source or prev.prefix ~= prefix
 local changes = {}
 
 -- A discovery may take the place of a registration only once that registration's lease has lapsed
@@ -194,7 +197,7 @@ local backend = {
   tool = tool, id = id, url = url, source = source,
   registeredAt = renewal and prev.registeredAt or now,
   lastHeartbeat = now, expiresAt = expiresAt, ttl = ttl,
-  clientVersion = clientVersion, instance = instance, restarts = restarts,
+  clientVersion = clientVersion, instance = instance, restarts = restarts, prefix = prefix,
 }
 redis.call('HSET', P .. 'backends', key, cjson.encode(backend))
 redis.call('SADD', P .. 'tool:' .. tool, id)

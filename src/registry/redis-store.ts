@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import Redis, { ReplyError, type RedisOptions } from 'ioredis';
 import { silentLogger, type Logger } from '../logger';
+import { policyKey } from '../table/policy-records';
+import * as policyScripts from './redis-policy-scripts';
 import * as scripts from './redis-scripts';
 import { ReplicaAck } from './replica-ack';
 import { Store, StoreUnavailableError, assignmentKey } from './store';
@@ -12,6 +14,7 @@ import type {
   ChangeEvent,
   ExpireCandidate,
   OwnedRemoval,
+  PolicyRecord,
   RouteSink,
   TableSnapshot,
   TableVersion,
@@ -41,7 +44,7 @@ export interface RedisStoreOptions {
 // Replies that mean "Redis cannot serve this right now" rather than "this request is wrong".
 const UNAVAILABLE_REPLY = /^(LOADING|BUSY|READONLY|MASTERDOWN|NOREPLICAS|TRYAGAIN|CLUSTERDOWN|OOM)\b/;
 
-const CHANGE_KINDS = new Set(['backend.upsert', 'backend.remove', 'assignment.upsert', 'assignment.remove']);
+const CHANGE_KINDS = new Set(['backend.upsert', 'backend.remove', 'assignment.upsert', 'assignment.remove', 'policy.upsert', 'policy.remove']);
 
 type ScriptCommand = (...args: (string | number)[]) => Promise<unknown>;
 
@@ -57,6 +60,9 @@ const SCRIPTS = {
   sbRevokeToken: { lua: scripts.REVOKE_TOKEN, numberOfKeys: 1 },
   sbRestoreAssignments: { lua: scripts.RESTORE_ASSIGNMENTS, numberOfKeys: 0 },
   sbRestoreCredentials: { lua: scripts.RESTORE_CREDENTIALS, numberOfKeys: 2 },
+  sbPutPolicy: { lua: policyScripts.PUT_POLICY, numberOfKeys: 0 },
+  sbRemovePolicy: { lua: policyScripts.REMOVE_POLICY, numberOfKeys: 0 },
+  sbRestorePolicies: { lua: policyScripts.RESTORE_POLICIES, numberOfKeys: 0 },
   sbAcquireLock: { lua: scripts.ACQUIRE_LOCK, numberOfKeys: 1 },
   sbReleaseLock: { lua: scripts.RELEASE_LOCK, numberOfKeys: 1 },
 } satisfies Record<string, { lua: string; numberOfKeys: number }>;
@@ -325,6 +331,7 @@ export class RedisStore implements Store {
       input.restarts === undefined ? '' : String(input.restarts),
       (input.alsoHosts ?? []).join(' '),
       input.assignedOnly ? '1' : '',
+      input.prefix ?? '',
     ];
     if (input.clientVersion !== undefined) args.push(input.clientVersion);
     const raw = (await this.apiRoutingScript('sbUpsertBackend', ...args)) as string;
@@ -463,6 +470,36 @@ export class RedisStore implements Store {
     }
   }
 
+  // ---- operator policies ----
+
+  async putPolicy(record: PolicyRecord): Promise<void> {
+    await this.apiRoutingScript('sbPutPolicy', policyKey(record), JSON.stringify(record));
+  }
+
+  async removePolicy(key: string, ifUpdatedAt?: number): Promise<boolean> {
+    return (await this.apiRoutingScript('sbRemovePolicy', key, ifUpdatedAt === undefined ? '' : String(ifUpdatedAt))) === 1;
+  }
+
+  async getPolicy(key: string): Promise<PolicyRecord | null> {
+    const raw = await this.run('getPolicy', () => this.client.hget(this.key('policies'), key));
+    return raw === null ? null : (JSON.parse(raw) as PolicyRecord);
+  }
+
+  async listPolicies(): Promise<PolicyRecord[]> {
+    const raw = await this.run('listPolicies', () => this.client.hvals(this.key('policies')));
+    return raw.map((json) => JSON.parse(json) as PolicyRecord);
+  }
+
+  async restorePolicies(records: readonly PolicyRecord[]): Promise<PolicyRecord[]> {
+    const created: PolicyRecord[] = [];
+    for (let i = 0; i < records.length; i += RESTORE_BATCH) {
+      const pairs = records.slice(i, i + RESTORE_BATCH).flatMap((r) => [policyKey(r), JSON.stringify(r)]);
+      const raw = (await this.apiRoutingScript('sbRestorePolicies', ...pairs)) as string[];
+      for (const json of raw) created.push(JSON.parse(json) as PolicyRecord);
+    }
+    return created;
+  }
+
   // ---- the table and its change feed ----
 
   /**
@@ -470,7 +507,7 @@ export class RedisStore implements Store {
    * part of a second, more than the hot path's commandTimeoutMs may allow.
    */
   async snapshot(): Promise<TableSnapshot> {
-    const [epoch, version, backends, assignments] = await this.run('snapshot', async () => {
+    const [epoch, version, backends, assignments, policies] = await this.run('snapshot', async () => {
       // The command connection knows at once whether Redis is there; don't wait on the bulk one to find out.
       if (this.closed || this.client.status !== 'ready') throw new StoreUnavailableError('redis is not connected');
       const replies = await this.bulkConnection()
@@ -480,14 +517,16 @@ export class RedisStore implements Store {
         .get(this.key('version'))
         .hvals(this.key('backends'))
         .hvals(this.key('assign'))
+        .hvals(this.key('policies'))
         .exec();
-      return this.transactionResults(replies).slice(1) as [string, string | null, string[], string[]];
+      return this.transactionResults(replies).slice(1) as [string, string | null, string[], string[], string[]];
     });
     return {
       epoch,
       version: Number(version ?? 0),
       backends: backends.map((json) => JSON.parse(json) as Backend),
       assignments: assignments.map((json) => JSON.parse(json) as Assignment),
+      policies: policies.map((json) => JSON.parse(json) as PolicyRecord),
     };
   }
 
@@ -510,6 +549,7 @@ export class RedisStore implements Store {
     const s = await this.snapshot();
     for (const b of s.backends) sink.backend(b);
     for (const a of s.assignments) sink.assignment(a);
+    for (const p of s.policies) sink.policy(p);
     return { epoch: s.epoch, version: s.version };
   }
 
@@ -520,6 +560,7 @@ export class RedisStore implements Store {
     const before = await this.versionOn(conn);
     await this.scanValues(conn, 'backends', (json) => sink.backend(JSON.parse(json) as Backend));
     await this.scanValues(conn, 'assign', (json) => sink.assignment(JSON.parse(json) as Assignment));
+    await this.scanValues(conn, 'policies', (json) => sink.policy(JSON.parse(json) as PolicyRecord));
     const after = await this.versionOn(conn);
     return after.epoch === before.epoch && after.version === before.version ? before : null;
   }

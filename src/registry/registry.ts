@@ -176,6 +176,7 @@ export class Registry {
         clientVersion: hb.clientVersion,
         instance: hb.instance,
         restarts: hb.restarts,
+        prefix: hb.prefix,
         now: this.now(),
       });
       if (!answer.ok) {

@@ -28,6 +28,7 @@ export interface RestoreCounts {
   assignments: number;
   tokens: number;
   revocations: number;
+  policies: number;
 }
 
 interface Pending {
@@ -144,8 +145,9 @@ export class StateRestorer {
       }
       await this.opts.store.restoreCredentials(p.copy.tokens, p.copy.revocations);
       const created = await this.opts.store.restoreAssignments(p.copy.assignments);
+      const policies = await this.opts.store.restorePolicies(p.copy.policies ?? []);
       if (this.pending === p) this.pending = null;
-      const counts = { assignments: created.length, tokens: p.copy.tokens.length, revocations: p.copy.revocations.length };
+      const counts = { assignments: created.length, tokens: p.copy.tokens.length, revocations: p.copy.revocations.length, policies: policies.length };
       this.opts.logger.warn(
         { event: 'state.restored', source: p.source, ...counts, assignmentsInCopy: p.copy.assignments.length },
         'the registry wrote its copy back into the store',

@@ -6,6 +6,7 @@ import type {
   ChangeEvent,
   ExpireCandidate,
   OwnedRemoval,
+  PolicyRecord,
   Revocation,
   RouteSink,
   TableSnapshot,
@@ -120,12 +121,34 @@ export interface Store {
    */
   restoreCredentials(tokens: readonly TokenRecord[], revocations: readonly Revocation[]): Promise<void>;
 
+  // ---- operator policies (bans, tool policies, the maintenance switch) ----
+  /**
+   * Creates or replaces the record under its policyKey. A policy is routing state: each put is one
+   * routing mutation (one version, one `policy.upsert` event with the record), so proxies apply it within
+   * the feed's bound, and a proxy that missed it reloads it with the table.
+   */
+  putPolicy(record: PolicyRecord): Promise<void>;
+  /**
+   * Removes the record under `key`; with `ifUpdatedAt`, only while the stored record's updatedAt is that
+   * one (compare-and-delete: a ban put again meanwhile stays). A removal is one routing mutation (one
+   * version, one `policy.remove` event); nothing removed: no version, no event. Answers whether it removed.
+   */
+  removePolicy(key: string, ifUpdatedAt?: number): Promise<boolean>;
+  getPolicy(key: string): Promise<PolicyRecord | null>;
+  listPolicies(): Promise<PolicyRecord[]>;
+  /**
+   * Writes back policies the store lost (a registry's durable copy): each is created only when its key is
+   * free, so whatever was written since the loss wins. The created ones are one routing mutation (one
+   * version, one event), or one per batch of a long list. Answers the created ones.
+   */
+  restorePolicies(records: readonly PolicyRecord[]): Promise<PolicyRecord[]>;
+
   // ---- the table and its change feed ----
   /** Everything a proxy routes on, at one consistent version. */
   snapshot(): Promise<TableSnapshot>;
   /**
-   * What a proxy routes on, handed to `sink` as it is read: every backend (its RouteRecord) and every
-   * assignment of the table at one version, which it answers. The store may restart the read
+   * What a proxy routes on, handed to `sink` as it is read: every backend (its RouteRecord), every
+   * assignment and every policy of the table at one version, which it answers. The store may restart the read
    * (sink.restart()); once it resolves, what the sink received since the last restart is that table. A
    * record may arrive twice (Redis HSCAN while its hash rehashes); the last one counts. When it rejects,
    * what the sink holds is partial.

@@ -2,7 +2,7 @@
 // the HTTP API renders them as ISO-8601 strings. The records of routes the table is built from live in
 // src/table/records.ts, below the registry; they are re-exported here for the registry's code.
 
-import type { Assignment, Backend, BackendSource, TableVersion } from '../table/records';
+import type { Assignment, Backend, BackendSource, PolicyRecord, TableVersion } from '../table/records';
 
 export type {
   Assignment,
@@ -10,6 +10,7 @@ export type {
   BackendSource,
   Change,
   ChangeEvent,
+  PolicyRecord,
   RouteAssignment,
   RouteRecord,
   RouteSink,
@@ -38,6 +39,7 @@ export interface Revocation {
 export interface TableSnapshot extends TableVersion {
   backends: Backend[];
   assignments: Assignment[];
+  policies: PolicyRecord[];
 }
 
 export interface UpsertBackendInput {
@@ -59,6 +61,8 @@ export interface UpsertBackendInput {
   assignedOnly?: boolean;
   ttl: number;
   source: BackendSource;
+  /** A sub-route: the backend takes the tool's requests under this path (Backend.prefix). */
+  prefix?: string;
   clientVersion?: string;
   instance?: string;
   restarts?: number;

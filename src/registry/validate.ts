@@ -28,6 +28,7 @@ export interface HeartbeatBody {
   clientVersion?: string;
   instance?: string;
   restarts?: number;
+  prefix?: string;
 }
 
 export interface PortRequestBody {
@@ -108,7 +109,7 @@ function instanceError(): RegistryError {
   return badRequest('invalid_value', 'instance must be a string of 8..64 characters of A-Z a-z 0-9 _ -', 'instance');
 }
 
-function check<T>(fn: ValidateFunction<T>, value: unknown, what: string): T {
+export function check<T>(fn: ValidateFunction<T>, value: unknown, what: string): T {
   if (fn(value)) return value;
   throw toRegistryError(fn.errors![0], what);
 }

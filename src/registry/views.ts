@@ -17,6 +17,8 @@ export interface BackendView {
   /** Present (true) while self-preservation holds the backend although its lease lapsed. */
   held?: true;
   restarts?: number;
+  /** Its sub-route: the tool's requests under this path go to it. */
+  prefix?: string;
 }
 
 export interface AssignmentView {
@@ -48,6 +50,7 @@ export function backendView(b: Backend, now: number): BackendView {
   if (b.instance !== undefined) view.instance = b.instance;
   if (b.held) view.held = true;
   if (b.restarts !== undefined) view.restarts = b.restarts;
+  if (b.prefix !== undefined) view.prefix = b.prefix;
   return view;
 }
 

@@ -2,6 +2,10 @@
 // because the table is built from them; the registry, which writes them, re-exports them from
 // src/registry/types.ts.
 
+import type { PolicyRecord } from './policy-records';
+
+export type { PolicyRecord } from './policy-records';
+
 export type BackendSource = 'registered' | 'discovered';
 
 /** One live instance of a tool, held by a lease that its heartbeats renew. */
@@ -31,6 +35,11 @@ export interface Backend {
   held?: true;
   /** Times the launcher restarted the backend's process (`switchboard run --restart`), as its last heartbeat said. */
   restarts?: number;
+  /**
+   * A sub-route ("/api"): the backend takes the tool's requests under this path, the longest prefix that
+   * matches winning; absent: the requests no prefixed backend takes. Changing it is a routing change.
+   */
+  prefix?: string;
 }
 
 /** The registry's record that `tool` owns `host:port`. */
@@ -48,7 +57,7 @@ export interface TableVersion {
 }
 
 /** Of a backend's record, what a proxy routes on; lease times and client version it never reads. */
-export type RouteRecord = Pick<Backend, 'tool' | 'id' | 'url' | 'source' | 'held'>;
+export type RouteRecord = Pick<Backend, 'tool' | 'id' | 'url' | 'source' | 'held' | 'prefix'>;
 
 /** Of a port assignment, what a proxy routes on: where the tool should be listening, not since when. */
 export type RouteAssignment = Readonly<Pick<Assignment, 'tool' | 'host' | 'port'>>;
@@ -60,6 +69,8 @@ export type RouteAssignment = Readonly<Pick<Assignment, 'tool' | 'host' | 'port'
 export interface RouteSink {
   backend(record: RouteRecord): void;
   assignment(assignment: Assignment): void;
+  /** An operator's policy (a ban, a tool's policy, the maintenance switch): part of the same table. */
+  policy(record: PolicyRecord): void;
   /** The read starts over: forget what was received so far. */
   restart(): void;
 }
@@ -68,7 +79,10 @@ export type Change =
   | { kind: 'backend.upsert'; backend: Backend }
   | { kind: 'backend.remove'; tool: string; id: string; reason: 'deregistered' | 'expired' | 'replaced' }
   | { kind: 'assignment.upsert'; assignment: Assignment }
-  | { kind: 'assignment.remove'; host: string; port: number; tool: string };
+  | { kind: 'assignment.remove'; host: string; port: number; tool: string }
+  | { kind: 'policy.upsert'; policy: PolicyRecord }
+  /** `key` as policyKey() makes it. */
+  | { kind: 'policy.remove'; key: string };
 
 /** A message of the change feed: one mutation, stamped with the table version it produced. */
 export type ChangeEvent = TableVersion & { changes: Change[] };

@@ -11,6 +11,8 @@ export interface RouteBackend {
    * tried after the live backends, and its refusal means the tool is not running rather than broken.
    */
   readonly held: boolean;
+  /** Its sub-route (Backend.prefix, "/api"); null: the tool's other requests. */
+  readonly prefix: string | null;
   readonly target: BackendTarget;
 }
 
@@ -30,6 +32,7 @@ export class TableBackend implements RouteBackend {
     readonly url: string,
     readonly source: BackendSource,
     readonly held: boolean,
+    readonly prefix: string | null = null,
   ) {
     Object.freeze(this);
   }
@@ -43,9 +46,9 @@ export class TableBackend implements RouteBackend {
  * A RouteBackend from a backend record, or null when its URL is not routable. Exported for code that
  * finds a backend outside the table (fallback discovery) and wants to hand it to the proxy.
  */
-export function createRouteBackend(b: Pick<Backend, 'id' | 'url' | 'source' | 'held'>): RouteBackend | null {
+export function createRouteBackend(b: Pick<Backend, 'id' | 'url' | 'source' | 'held' | 'prefix'>): RouteBackend | null {
   if (!isRoutable(b.url)) return null;
-  return new TableBackend(b.id, b.url, sourceLiteral(b.source), b.held === true);
+  return new TableBackend(b.id, b.url, sourceLiteral(b.source), b.held === true, b.prefix ?? null);
 }
 
 /** The constant string rather than the copy each parsed record carries: one less string per backend. */

@@ -33,7 +33,8 @@
  * The text form (table-text.ts) writes a table out one line per backend and assignment and reads it back.
  */
 import { AssignedEndpoints, changesAssignments } from './assigned-endpoints';
-import type { ChangeEvent, RouteAssignment, RouteRecord, TableVersion } from './records';
+import { PolicySet } from './policy-set';
+import type { ChangeEvent, PolicyRecord, RouteAssignment, RouteRecord, TableVersion } from './records';
 import type { Route } from './route';
 import { EMPTY_SHARD, SHARDS, shardOf, type Shards } from './shards';
 import { TableBuilder, type RouteTableBuilder } from './table-builder';
@@ -67,6 +68,8 @@ export class RouteTable {
     readonly epoch: string,
     readonly version: number,
     counts: EntryCounts,
+    /** The operator's policies (bans, tool policies, maintenance): shared with the next table until one changes. */
+    readonly policies: PolicySet,
     /** Derived from the assignments alone: made once asked, never changed after. */
     private readonly endpoints = new AssignedEndpoints(),
   ) {
@@ -77,14 +80,17 @@ export class RouteTable {
   }
 
   static empty(): RouteTable {
-    return new RouteTable(new Array<ReadonlyMap<string, ToolEntry>>(SHARDS).fill(EMPTY_SHARD), '', 0, { routes: 0, backends: 0, assignments: 0 });
+    return new RouteTable(new Array<ReadonlyMap<string, ToolEntry>>(SHARDS).fill(EMPTY_SHARD), '', 0, { routes: 0, backends: 0, assignments: 0 }, PolicySet.EMPTY);
   }
 
   /** A table from every record at once (a TableSnapshot will do). */
-  static fromSnapshot(s: TableVersion & { backends: readonly RouteRecord[]; assignments: readonly RouteAssignment[] }): RouteTable {
+  static fromSnapshot(
+    s: TableVersion & { backends: readonly RouteRecord[]; assignments: readonly RouteAssignment[]; policies?: readonly PolicyRecord[] },
+  ): RouteTable {
     const b = RouteTable.builder();
     for (const r of s.backends) b.backend(r);
     for (const a of s.assignments) b.assignment(a);
+    for (const p of s.policies ?? []) b.policy(p);
     return b.build(s);
   }
 
@@ -93,7 +99,7 @@ export class RouteTable {
    * record is garbage once handed over, so a reload of 100,000 routes never holds them all at once.
    */
   static builder(): RouteTableBuilder {
-    return new TableBuilder((shards, counts, v) => new RouteTable(shards, v.epoch, v.version, counts));
+    return new TableBuilder((shards, counts, v, policies) => new RouteTable(shards, v.epoch, v.version, counts, policies));
   }
 
   /** A new table with the events applied in order; epoch and version are those of the last event. */
@@ -102,7 +108,8 @@ export class RouteTable {
     const counts: EntryCounts = { routes: this.routeCount, backends: this.backendCount, assignments: this.assignmentCount };
     const next = applyChanges(this.shards, counts, events);
     const last = events[events.length - 1];
-    return new RouteTable(next.shards, last.epoch, last.version, next.counts, changesAssignments(events) ? undefined : this.endpoints);
+    const policies = this.policies.withChanges(events);
+    return new RouteTable(next.shards, last.epoch, last.version, next.counts, policies, changesAssignments(events) ? undefined : this.endpoints);
   }
 
   lookup(tool: string): Route | undefined {

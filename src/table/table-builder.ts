@@ -1,5 +1,7 @@
 import { isRoutable } from './backend-target';
-import type { RouteAssignment, RouteRecord, RouteSink, TableVersion } from './records';
+import { policyKey } from './policy-records';
+import { PolicySet } from './policy-set';
+import type { PolicyRecord, RouteAssignment, RouteRecord, RouteSink, TableVersion } from './records';
 import { NO_ASSIGNMENTS, NO_BACKENDS, freezeAssignment } from './route';
 import { TableBackend, sourceLiteral, type RouteBackend } from './route-backend';
 import type { RouteTable } from './route-table';
@@ -12,6 +14,8 @@ export interface RouteTableBuilder extends RouteSink {
   assignment(a: RouteAssignment): void;
   /** Whether a backend of `tool` with this id or this url was received. */
   hasBackend(tool: string, id: string, url: string): boolean;
+  /** Whether a policy with this key (policyKey) was received. */
+  hasPolicy(key: string): boolean;
   /** Whether any backend or assignment of `tool` was received. */
   hasTool(tool: string): boolean;
   /** The table of what was received; the builder is empty again afterwards. */
@@ -19,7 +23,7 @@ export interface RouteTableBuilder extends RouteSink {
 }
 
 /** Makes the table of the shards built (the table's constructor is its own). */
-export type MakeTable = (shards: Shards, counts: EntryCounts, v: TableVersion) => RouteTable;
+export type MakeTable = (shards: Shards, counts: EntryCounts, v: TableVersion, policies: PolicySet) => RouteTable;
 
 /**
  * While a snapshot is read, a tool with more than one backend or assignment (the others stay
@@ -60,6 +64,7 @@ export class TableBuilder implements RouteTableBuilder {
   // with a host per tool, a map of every host would be garbage the size of the table's strings, promoted
   // during the load (bench/proxy.ts puts 100,000 tools on 100,000 addresses).
   private hosts = new Map<string, string>();
+  private policies = new Map<string, PolicyRecord>();
 
   constructor(private readonly make: MakeTable) {}
 
@@ -68,13 +73,17 @@ export class TableBuilder implements RouteTableBuilder {
     if (!isRoutable(r.url)) return;
     const shard = this.shards[shardOf(r.tool)];
     const e = shard.get(r.tool);
-    if (e === undefined) {
+    // A sub-route's backend keeps its prefix on a route with lists: the compact entry holds none.
+    const prefix = r.prefix ?? null;
+    if (e === undefined && prefix === null) {
       shard.set(r.tool, new SingleBackendEntry(r.tool, r.id, r.url, sourceLiteral(r.source), r.held === true, null, 0));
       return;
     }
     let m: MutableRoute;
-    if (e instanceof SingleBackendEntry) {
-      if (e.id === null || e.id === r.id) {
+    if (e === undefined) {
+      shard.set(r.tool, (m = { tool: r.tool, backends: NO_BACKENDS as RouteBackend[], assignments: NO_ASSIGNMENTS as RouteAssignment[] }));
+    } else if (e instanceof SingleBackendEntry) {
+      if (prefix === null && (e.id === null || e.id === r.id)) {
         e.id = r.id;
         e.url = r.url;
         e.source = sourceLiteral(r.source);
@@ -85,7 +94,7 @@ export class TableBuilder implements RouteTableBuilder {
     } else {
       m = e;
     }
-    addBackend(m, new TableBackend(r.id, r.url, sourceLiteral(r.source), r.held === true), this.indexes);
+    addBackend(m, new TableBackend(r.id, r.url, sourceLiteral(r.source), r.held === true, prefix), this.indexes);
   }
 
   assignment(a: RouteAssignment): void {
@@ -107,6 +116,14 @@ export class TableBuilder implements RouteTableBuilder {
       m = e;
     }
     addAssignment(m, freezeAssignment(a, m.tool, this.sharedHost(a.host)), this.indexes);
+  }
+
+  policy(record: PolicyRecord): void {
+    this.policies.set(policyKey(record), record);
+  }
+
+  hasPolicy(key: string): boolean {
+    return this.policies.has(key);
   }
 
   restart(): void {
@@ -133,8 +150,9 @@ export class TableBuilder implements RouteTableBuilder {
       }
       return shard;
     });
+    const policies = PolicySet.of(this.policies.values());
     this.reset();
-    return this.make(done, counts, v);
+    return this.make(done, counts, v, policies);
   }
 
   private sharedHost(host: string): string {
@@ -148,6 +166,7 @@ export class TableBuilder implements RouteTableBuilder {
     this.shards = buildingShards();
     this.indexes = new Map();
     this.hosts = new Map();
+    this.policies = new Map();
   }
 }
 

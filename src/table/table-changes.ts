@@ -38,7 +38,12 @@ function applyChange(editOf: (tool: string) => RouteEdit, ch: Change): void {
     case 'backend.upsert': {
       const list = editOf(ch.backend.tool).backends;
       const i = list.findIndex((b) => b.id === ch.backend.id);
-      const same = i >= 0 && list[i].url === ch.backend.url && list[i].source === ch.backend.source && list[i].held === (ch.backend.held === true);
+      const same =
+        i >= 0 &&
+        list[i].url === ch.backend.url &&
+        list[i].source === ch.backend.source &&
+        list[i].held === (ch.backend.held === true) &&
+        list[i].prefix === (ch.backend.prefix ?? null);
       if (same) break; // a renewal: keep the parsed object
       const rb = createRouteBackend(ch.backend);
       if (rb) upsertBackend(list, rb);

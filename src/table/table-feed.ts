@@ -1,6 +1,8 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from '../logger';
 import { LostTools } from './lost-tools';
+import { policyKey } from './policy-records';
+import type { PolicySet } from './policy-set';
 import type { ChangeEvent, RouteAssignment, RouteRecord, RouteSink, TableVersion } from './records';
 import { RouteTable, type RouteSource } from './route-table';
 import type { RouteTableBuilder } from './table-builder';
@@ -35,6 +37,8 @@ interface CarryOver {
   backends: RouteRecord[];
   /** Not routed on: the registry reserves these ports for their old tools (src/registry/recovery.ts). */
   assignments: RouteAssignment[];
+  /** The operator's policies of the lost table: bans must not lapse while the registry writes them back. */
+  policies: PolicySet;
   until: number;
 }
 
@@ -197,7 +201,8 @@ export class TableFeed extends EventEmitter implements RouteSource {
       // the first loss's tools lost (and those registered since are lost as well).
       this.lost.addTable(old);
       const assignments = [...allAssignments(old), ...this.carriedAssignments()];
-      this.carry = { backends: [...allBackends(old)], assignments, until: Date.now() + this.opts.carryOverMs };
+      // The served table's policies include those still carried from an earlier loss.
+      this.carry = { backends: [...allBackends(old)], assignments, policies: old.policies, until: Date.now() + this.opts.carryOverMs };
     }
     // Before the carry-over is added: only what the store itself holds brings a lost tool back.
     this.lost.dropPresent((tool) => builder.hasTool(tool));
@@ -222,7 +227,7 @@ export class TableFeed extends EventEmitter implements RouteSource {
     this.swap(table);
   }
 
-  /** The carried routes the store does not have (by tool and id, or by tool and url). */
+  /** The carried routes the store does not have (by tool and id, or by tool and url), and the carried policies it lacks (by key). */
   private addCarryOver(builder: RouteTableBuilder): void {
     const carry = this.carry;
     if (!carry) return;
@@ -232,6 +237,7 @@ export class TableFeed extends EventEmitter implements RouteSource {
     }
     const extra = carry.backends.filter((b) => !builder.hasBackend(b.tool, b.id, b.url));
     for (const b of extra) builder.backend(b);
+    for (const p of carry.policies.records.values()) if (!builder.hasPolicy(policyKey(p))) builder.policy(p);
   }
 
   private markStore(up: boolean, err?: unknown): void {
@@ -299,7 +305,10 @@ export class TableFeed extends EventEmitter implements RouteSource {
 function* allBackends(table: RouteTable): Generator<RouteRecord> {
   for (const route of table.tools()) {
     for (const b of route.backends) {
-      yield b.held ? { tool: route.tool, id: b.id, url: b.url, source: b.source, held: true } : { tool: route.tool, id: b.id, url: b.url, source: b.source };
+      const r: RouteRecord = { tool: route.tool, id: b.id, url: b.url, source: b.source };
+      if (b.held) r.held = true;
+      if (b.prefix !== null) r.prefix = b.prefix;
+      yield r;
     }
   }
 }

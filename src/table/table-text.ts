@@ -1,5 +1,5 @@
 import { isRoutable } from './backend-target';
-import type { TableVersion } from './records';
+import type { RouteRecord, TableVersion } from './records';
 import { RouteTable } from './route-table';
 import type { RouteTableBuilder } from './table-builder';
 
@@ -10,6 +10,7 @@ import type { RouteTableBuilder } from './table-builder';
  *     table 5f0c2a 42
  *     backend web web-1 http://127.0.0.1:4100 registered
  *     backend web web-2 http://127.0.0.1:4101 discovered held
+ *     backend web api-1 http://127.0.0.1:4102 registered prefix=/api
  *     assignment web 127.0.0.1 4100
  *
  * Tools come in name order (by UTF-16 code unit, whatever the locale); a tool's backends and assignments
@@ -25,6 +26,8 @@ const HEADER = 'table';
 const BACKEND = 'backend';
 const ASSIGNMENT = 'assignment';
 const HELD = 'held';
+/** A sub-route backend's last field: `prefix=/api`. */
+const PREFIX = 'prefix=';
 
 /** A field written as is: printable ASCII without space, quote or backslash. */
 const BARE = /^[!#-[\]-~]+$/;
@@ -45,7 +48,9 @@ function linesByTool(t: RouteTable): Map<string, string[]> {
   const out = new Map<string, string[]>();
   for (const r of routes) {
     const tool = field(r.tool);
-    const lines = r.backends.map((b) => `${BACKEND} ${tool} ${field(b.id)} ${field(b.url)} ${b.source}${b.held ? ` ${HELD}` : ''}`);
+    const lines = r.backends.map(
+      (b) => `${BACKEND} ${tool} ${field(b.id)} ${field(b.url)} ${b.source}${b.held ? ` ${HELD}` : ''}${b.prefix !== null ? ` ${field(PREFIX + b.prefix)}` : ''}`,
+    );
     for (const a of r.assignments) lines.push(`${ASSIGNMENT} ${tool} ${field(a.host)} ${a.port}`);
     out.set(r.tool, lines);
   }
@@ -152,16 +157,30 @@ function versionOf(f: string[], n: number): TableVersion {
 
 function addRecord(builder: RouteTableBuilder, f: string[], n: number): void {
   const [kind, tool] = f;
-  if (kind === BACKEND && (f.length === 5 || (f.length === 6 && f[5] === HELD))) {
+  const marks = backendMarks(f);
+  if (kind === BACKEND && marks) {
     const [, , id, url, source] = f;
     if (source !== 'registered' && source !== 'discovered') throw lineError(n, `source ${JSON.stringify(source)} is neither registered nor discovered`);
     if (!isRoutable(url)) throw lineError(n, `${JSON.stringify(url)} is not a URL the proxy can route to`);
-    builder.backend(f.length === 6 ? { tool, id, url, source, held: true } : { tool, id, url, source });
+    const record: RouteRecord = { tool, id, url, source };
+    if (marks.held) record.held = true;
+    if (marks.prefix !== undefined) record.prefix = marks.prefix;
+    builder.backend(record);
   } else if (kind === ASSIGNMENT && f.length === 4) {
     builder.assignment({ tool, host: f[2], port: integer(f[3], 65535, n) });
   } else {
-    throw lineError(n, `not "${BACKEND} <tool> <id> <url> <source> [${HELD}]" nor "${ASSIGNMENT} <tool> <host> <port>"`);
+    throw lineError(n, `not "${BACKEND} <tool> <id> <url> <source> [${HELD}] [${PREFIX}<path>]" nor "${ASSIGNMENT} <tool> <host> <port>"`);
   }
+}
+
+/** A backend line's fields after its source, `held` then `prefix=<path>`, each optional; null when they are not that. */
+function backendMarks(f: string[]): { held: boolean; prefix?: string } | null {
+  if (f.length < 5 || f.length > 7) return null;
+  let i = 5;
+  const held = f[i] === HELD;
+  if (held) i++;
+  const prefix = i < f.length && f[i].startsWith(PREFIX) ? f[i++].slice(PREFIX.length) : undefined;
+  return i === f.length ? { held, prefix } : null;
 }
 
 function integer(s: string, max: number, n: number): number {

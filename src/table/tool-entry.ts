@@ -71,7 +71,8 @@ export function viewOf(e: ToolEntry): Route {
 
 /** The entry for a tool's lists (handed over): compact when they allow it. */
 export function entryOf(tool: string, backends: RouteBackend[], assignments: RouteAssignment[]): ToolEntry {
-  if (backends.length > 1 || assignments.length > 1) return freezeRoute(tool, backends, assignments);
+  // A sub-route's backend keeps its prefix on its route object: the compact entry holds none.
+  if (backends.length > 1 || assignments.length > 1 || (backends.length === 1 && backends[0].prefix !== null)) return freezeRoute(tool, backends, assignments);
   const b = backends.length === 1 ? backends[0] : null;
   const a = assignments.length === 1 ? assignments[0] : null;
   return new SingleBackendEntry(tool, b ? b.id : null, b ? b.url : '', b ? sourceLiteral(b.source) : 'registered', b ? b.held : false, a ? a.host : null, a ? a.port : 0);

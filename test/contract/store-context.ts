@@ -5,6 +5,7 @@ import type {
   Assignment,
   BackendSource,
   ChangeEvent,
+  PolicyRecord,
   RouteRecord,
   RouteSink,
   UpsertBackendInput,
@@ -52,19 +53,24 @@ export function okResult(r: UpsertBackendResult): Extract<UpsertBackendResult, {
 }
 
 /** A RouteSink that keeps what it is handed, and forgets it when the read starts over. */
-export function collectingSink(): RouteSink & { backends: RouteRecord[]; assignments: Assignment[] } {
+export function collectingSink(): RouteSink & { backends: RouteRecord[]; assignments: Assignment[]; policies: PolicyRecord[] } {
   return {
     backends: [],
     assignments: [],
+    policies: [],
     backend(r) {
       this.backends.push(r);
     },
     assignment(a) {
       this.assignments.push(a);
     },
+    policy(p) {
+      this.policies.push(p);
+    },
     restart() {
       this.backends = [];
       this.assignments = [];
+      this.policies = [];
     },
   };
 }

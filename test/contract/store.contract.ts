@@ -4,7 +4,9 @@ import { discoveryContract } from './discovery.contract';
 import { expiryContract } from './expiry.contract';
 import { feedContract } from './feed.contract';
 import { leaseContract } from './leases.contract';
+import { policyContract } from './policies.contract';
 import { portContract } from './ports.contract';
+import { prefixContract } from './prefix.contract';
 import { restoreContract } from './restore.contract';
 import { snapshotContract } from './snapshot.contract';
 import { storeContext, type StoreFactory } from './store-context';
@@ -30,6 +32,8 @@ export function storeContract(name: string, factory: StoreFactory): void {
     snapshotContract(ctx);
     feedContract(ctx);
     restoreContract(ctx);
+    policyContract(ctx);
+    prefixContract(ctx);
     coordinationContract(ctx);
   });
 }

@@ -164,6 +164,21 @@ for (const [name, make] of stores) {
       }
     });
 
+    it('brings a policy to two feeds with the routes, and a policy change keeps every route', async () => {
+      const other = new TableFeed(store, { pollMs: 100, carryOverMs: 30_000, logger: silentLogger() });
+      await other.start();
+      try {
+        await store.putPolicy({ kind: 'block', id: 'b1', cidr: '203.0.113.0/24', updatedAt: 1 });
+        for (const f of [feed, other]) await waitFor('the ban in the table', async () => f.current()!.policies.bans.length === 1, 3000, 5);
+        for (const f of [feed, other]) assert.ok(routed(f, 'before'), 'the routes stay');
+        await store.removePolicy('block:b1');
+        for (const f of [feed, other]) await waitFor('the ban lifted', async () => f.current()!.policies.empty, 3000, 5);
+        for (const f of [feed, other]) assert.ok(routed(f, 'before'));
+      } finally {
+        await other.stop();
+      }
+    });
+
     it('reloads the snapshot when a message reveals a gap', async () => {
       const t = feed.current()!;
       const reloads = feed.reloads;
@@ -227,6 +242,20 @@ describe('route table feed on a real Redis under faults', function () {
     await register(store, 'back', 30303);
     await waitFor('new registration routed', async () => routed(feed, 'back'), 5000, 20);
     assert.ok(routed(feed, 'steady'));
+  });
+
+  it('keeps the policies while Redis is down, and carries them over a Redis restarted empty', async () => {
+    await store.putPolicy({ kind: 'maintenance', message: 'outage', updatedAt: 1 });
+    await waitFor('the switch in the table', async () => feed.current()!.policies.maintenance !== null, 3000, 10);
+    await redis.kill();
+    await waitFor('store marked down', async () => !feed.storeUp, 3000, 20);
+    assert.equal(feed.current()!.policies.maintenance?.message, 'outage');
+    await redis.wipe();
+    await redis.start();
+    await waitFor('store back', async () => feed.storeUp && feed.reloads > 1, 10_000, 50);
+    assert.equal(feed.current()!.policies.maintenance?.message, 'outage', 'carried over while the registry writes its copy back');
+    // Nobody writes it back here: once the carry-over ends it is gone, as a route no heartbeat renews.
+    await waitFor('carry-over ended', async () => feed.current()!.policies.maintenance === null, 8000, 50);
   });
 
   it('keeps the old routes while a Redis restarted empty is rebuilt by heartbeats, then forgets the dead', async () => {

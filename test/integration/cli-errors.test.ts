@@ -31,8 +31,8 @@ describe('the CLI when something is wrong: one line that says what', function ()
       [['token', 'issue', '--tool', 'web', '--token-file'], '--token-file needs a value: --token-file PATH'],
       [['serve', '--config'], '--config needs a value: --config FILE'],
       [['run', '--tool', 'web', '--bogus', '--', 'server'], 'unknown option --bogus'],
-      [['no-such-verb'], 'unknown command "no-such-verb" (commands: serve, proxy, registry, token, status, run, heartbeat, version)'],
-      [[], 'a command is needed: serve, proxy, registry, token, status, run, heartbeat, version'],
+      [['no-such-verb'], 'unknown command "no-such-verb" (commands: serve, proxy, registry, token, block, status, run, heartbeat, version)'],
+      [[], 'a command is needed: serve, proxy, registry, token, block, status, run, heartbeat, version'],
     ];
     for (const [args, message] of cases) {
       const r = await runCli(args);

@@ -160,6 +160,7 @@ describe('launcher parts', () => {
         command: 'python3',
         args: ['-m', 'http.server', '--bind', '127.0.0.1'],
         viaShell: false,
+        prefix: undefined,
       });
       const flags = parseRunArgs(['--tool', 'hello', '--registry', 'http://127.0.0.1:1', '--token', 't', '--host', '[::1]', '--port', '20001', '--', 'x'], env);
       assert.equal(flags.registry, 'http://127.0.0.1:1');
@@ -205,6 +206,13 @@ describe('launcher parts', () => {
       usage(() => parseRunArgs(['--tool', 'web', '--bogus', '--', 'x'], env), /^unknown option --bogus$/);
       // A value may still start with a dash when it is attached with "=".
       assert.equal(parseRunArgs(['--tool', 'web', '--token=-t', '--', 'x'], env).token, '-t');
+    });
+
+    it('--prefix: a sub-route path for run and heartbeat, refused when malformed', () => {
+      assert.equal(parseRunArgs(['--tool', 'web', '--prefix', '/api', '--', 'x'], env).prefix, '/api');
+      assert.equal(parseRunArgs(['--tool', 'web', '--', 'x'], env).prefix, undefined);
+      assert.equal(parseHeartbeatArgs(['--tool', 'web', '--url', 'http://127.0.0.1:1', '--prefix', '/api/v2'], env).prefix, '/api/v2');
+      usage(() => parseRunArgs(['--tool', 'web', '--prefix', 'api/', '--', 'x'], env), /^--prefix: "api\/" must be a path such as \/api/);
     });
 
     it('refuses a --restart-max-delay out of 1..3600 or without --restart', () => {

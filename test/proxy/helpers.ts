@@ -6,7 +6,7 @@ import { silentLogger, type Logger } from '../../src/logger';
 import { Metrics } from '../../src/metrics';
 import { RouteTable, type RouteSource } from '../../src/table/route-table';
 import { createProxyServer, type ProxyServer, type ProxyServerOptions } from '../../src/proxy/server';
-import type { Assignment, Backend, TableSnapshot } from '../../src/registry/types';
+import type { Assignment, Backend, PolicyRecord, TableSnapshot } from '../../src/registry/types';
 import { listen } from '../support/backend';
 
 /** A RouteSource the test sets by hand; set() also says so, as a TableFeed does ('table'), waking held requests. */
@@ -31,12 +31,12 @@ export function assignment(tool: string, port: number, host = '127.0.0.1'): Assi
   return { tool, host, port, createdAt: 1 };
 }
 
-export function snapshot(backends: Backend[], assignments: Assignment[] = [], version = 1): TableSnapshot {
-  return { epoch: 'e1', version, backends, assignments };
+export function snapshot(backends: Backend[], assignments: Assignment[] = [], version = 1, policies: PolicyRecord[] = []): TableSnapshot {
+  return { epoch: 'e1', version, backends, assignments, policies };
 }
 
-export function tableOf(backends: Backend[], assignments: Assignment[] = []): RouteTable {
-  return RouteTable.fromSnapshot(snapshot(backends, assignments));
+export function tableOf(backends: Backend[], assignments: Assignment[] = [], policies: PolicyRecord[] = []): RouteTable {
+  return RouteTable.fromSnapshot(snapshot(backends, assignments, 1, policies));
 }
 
 /** A config with short timeouts, so failure paths finish quickly. */

@@ -86,7 +86,7 @@ describe('RouteTable.builder (a table built as a store reads it)', () => {
       const backend = t.lookup(`t${i}`)!.backends[0];
       assert.ok(Object.isFrozen(backend), url);
       // Not an own property: nothing of the target is held until a request goes to the backend.
-      assert.deepEqual(Object.keys(backend).sort(), ['held', 'id', 'source', 'url'], url);
+      assert.deepEqual(Object.keys(backend).sort(), ['held', 'id', 'prefix', 'source', 'url'], url);
       const target = backend.target;
       assert.deepEqual({ ...target }, { ...parseTarget(url)! }, url);
       assert.ok(Object.isFrozen(target), url);

@@ -205,6 +205,18 @@ for (const kind of storeKinds()) {
         assert.doesNotMatch(text, /tool="beta"/, 'a tool that never restarted has no series');
       });
 
+      it('stores and shows a sub-route prefix, and refuses a malformed one naming the field', async () => {
+        const r = await put('alpha', 'a1', { url: b1.url, prefix: '/api/v2' });
+        assert.equal(r.status, 200, r.text);
+        assert.equal(r.body.prefix, '/api/v2');
+        for (const prefix of ['api', '/api/', '/a b', '//x', '/' + 'x'.repeat(256)]) {
+          const bad = await put('alpha', 'a1', { url: b1.url, prefix });
+          assert.equal(bad.status, 400, prefix);
+          assert.equal(bad.body.error.field, 'prefix', prefix);
+        }
+        assert.equal((await api.call('GET', '/v1/tools/alpha')).body.backends[0].prefix, '/api/v2', 'a refused heartbeat changes nothing');
+      });
+
       it('answers 404 JSON for unknown routes under /v1', async () => {
         for (const [method, path] of [
           ['GET', '/v1/nothing'],

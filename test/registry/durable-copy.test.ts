@@ -102,6 +102,18 @@ describe('durable copy of the registry', () => {
       assert.equal(beta(second), beta(first));
     });
 
+    it("takes the operator's policies of the followed table, and forgets a removed one", async () => {
+      const { store, feed } = await memoryFeed();
+      await store.putPolicy({ kind: 'block', id: 'b1', cidr: '10.0.0.0/8', updatedAt: 1 });
+      await store.putPolicy({ kind: 'maintenance', message: 'outage', updatedAt: 2 });
+      await followed(feed, store);
+      const copy = durableCopy(store, feed);
+      assert.deepEqual(copy.copy().policies?.map((p) => p.kind).sort(), ['block', 'maintenance']);
+      await store.removePolicy('maintenance');
+      await followed(feed, store);
+      assert.deepEqual(copy.copy().policies?.map((p) => p.kind), ['block']);
+    });
+
     it('the leader writes the file by an atomic rename, only when its content changed; readCopyFile reads it back', async () => {
       const { store, feed } = await memoryFeed();
       await allocate(store, 'alpha', 7000);
@@ -178,6 +190,7 @@ describe('durable copy of the registry', () => {
       assignments: [{ tool: 'gamma', host: HOST, port: 7002, createdAt: 5 }],
       tokens: [{ id: 't1', tool: 'gamma', hash: 'h1', createdAt: 5 }, { id: 't2', tool: 'gamma', hash: 'h2', createdAt: 5 }],
       revocations: [{ id: 't2', tool: 'gamma', revokedAt: 6 }],
+      policies: [{ kind: 'block', id: 'b1', cidr: '203.0.113.0/24', updatedAt: 5 }],
     });
 
     it('fromFile pends only for a store at version 0, and not for no file', async () => {
@@ -216,7 +229,8 @@ describe('durable copy of the registry', () => {
       assert.deepEqual(sorted(await store.listAssignments()), ['gamma@127.0.0.1:7002']);
       assert.deepEqual((await store.listTokens()).map((t) => t.id), ['t1'], 't2 is revoked in the copy');
       assert.deepEqual((await store.listRevocations()).map((t) => t.id), ['t2']);
-      assert.deepEqual(restored, [['file', { assignments: 1, tokens: 2, revocations: 1 }]]);
+      assert.deepEqual((await store.listPolicies()).map((p) => (p.kind === 'block' ? p.cidr : p.kind)), ['203.0.113.0/24']);
+      assert.deepEqual(restored, [['file', { assignments: 1, tokens: 2, revocations: 1, policies: 1 }]]);
       assert.equal(after, 1);
 
       assert.ok(await store.releasePort(HOST, 7002));

@@ -274,7 +274,7 @@ describe('RedisStore', function () {
       const calls: Array<[string, () => Promise<unknown>]> = [
         ['version (a transaction)', () => store.version()],
         ['snapshot (a transaction)', () => store.snapshot()],
-        ['routeSnapshot (pages)', () => store.routeSnapshot({ backend() {}, assignment() {}, restart() {} })],
+        ['routeSnapshot (pages)', () => store.routeSnapshot({ backend() {}, assignment() {}, policy() {}, restart() {} })],
         ['allocatePort (a script)', () => store.allocatePort('alpha', HOST, { min: 7000, max: 7000 }, 1)],
         ['backendCount (a command)', () => store.backendCount()],
       ];
@@ -319,7 +319,7 @@ describe('RedisStore', function () {
         ['expiredLeases', () => store.expiredLeases(Date.now(), 10)],
         ['allocatePort', () => store.allocatePort('beta', HOST, { min: 7000, max: 7001 }, 1)],
         ['snapshot', () => store.snapshot()],
-        ['routeSnapshot', () => store.routeSnapshot({ backend() {}, assignment() {}, restart() {} })],
+        ['routeSnapshot', () => store.routeSnapshot({ backend() {}, assignment() {}, policy() {}, restart() {} })],
         ['version', () => store.version()],
         ['getToken', () => store.getToken('t1')],
         ['acquireLock', () => store.acquireLock('sweeper', 'p1', 1000)],

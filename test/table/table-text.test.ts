@@ -15,7 +15,7 @@ function contents(t: RouteTable) {
       const r = t.lookup(tool)!;
       return {
         tool: r.tool,
-        backends: r.backends.map((b) => ({ id: b.id, url: b.url, source: b.source, held: b.held })),
+        backends: r.backends.map((b) => ({ id: b.id, url: b.url, source: b.source, held: b.held, prefix: b.prefix })),
         assignments: r.assignments.map((a) => ({ tool: a.tool, host: a.host, port: a.port })),
       };
     }),
@@ -42,8 +42,22 @@ const urlArb = fc
   )
   .map(([scheme, host, port, path]) => `${scheme}://${host}${port === undefined ? '' : `:${port}`}${path}`);
 const recordArb: fc.Arbitrary<RouteRecord> = fc
-  .record({ tool: toolArb, id: idArb, url: fc.oneof({ arbitrary: urlArb, weight: 9 }, { arbitrary: fc.constant('ftp://x:21'), weight: 1 }), discovered: fc.boolean(), held: fc.boolean() })
-  .map(({ tool, id, url, discovered, held }) => ({ tool, id, url, source: discovered ? 'discovered' : 'registered', ...(held ? { held: true as const } : {}) }));
+  .record({
+    tool: toolArb,
+    id: idArb,
+    url: fc.oneof({ arbitrary: urlArb, weight: 9 }, { arbitrary: fc.constant('ftp://x:21'), weight: 1 }),
+    discovered: fc.boolean(),
+    held: fc.boolean(),
+    prefix: fc.oneof({ arbitrary: fc.constant(undefined), weight: 6 }, { arbitrary: fc.constantFrom('/api', '/api/v2'), weight: 2 }, { arbitrary: anyString, weight: 1 }),
+  })
+  .map(({ tool, id, url, discovered, held, prefix }) => ({
+    tool,
+    id,
+    url,
+    source: discovered ? 'discovered' : 'registered',
+    ...(held ? { held: true as const } : {}),
+    ...(prefix !== undefined ? { prefix } : {}),
+  }));
 const assignmentArb = fc.record({ tool: toolArb, host: hostArb, port: portArb });
 const changeArb: fc.Arbitrary<Change> = fc.oneof(
   recordArb.map((b): Change => ({ kind: 'backend.upsert', backend: { ...b, registeredAt: 1, lastHeartbeat: 1, expiresAt: 9e15, ttl: 30 } })),
