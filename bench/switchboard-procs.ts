@@ -1,0 +1,78 @@
+// Switchboard processes as the benches start them: from dist/, with the launch line's node flags and
+// environment (bin/switchboard.js), on a real Redis.
+import type { ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import { freePort } from '../test/support/redis-server';
+import { ROOT, startChild, stopChild, switchboardArgs, switchboardEnv, waitHttp } from './lib';
+
+export const TOKEN = 'bench-admin-token-0123456789abcdef';
+export const PROFILE_DIR = path.join(ROOT, 'bench', '.out', 'profiles');
+
+export interface Started {
+  pid: number;
+  port: number;
+  stop(): Promise<void>;
+}
+
+export interface SwitchboardProc extends Started {
+  control: number;
+  /** From spawn to a loaded table (process start, Redis connect, full snapshot). */
+  readyMs: number;
+  child: ChildProcess;
+}
+
+/** What startSwitchboardProxy may change besides the defaults. */
+export interface ProxyStartOptions {
+  profileName?: string;
+  config?: string;
+  /** More environment (e.g. the log level); the process's stdout is piped to the caller when set. */
+  env?: Record<string, string>;
+}
+
+async function readyRoutes(control: number): Promise<number | null> {
+  try {
+    const r = await fetch(`http://127.0.0.1:${control}/readyz`);
+    const body = (await r.json()) as { proxy?: { routes?: number } };
+    return body.proxy?.routes ?? null;
+  } catch {
+    return null;
+  }
+}
+
+/** `switchboard proxy` as operators run it, its table loaded from Redis. */
+export async function startSwitchboardProxy(redisUrl: string, routes: number, accessLog: boolean, opts: ProxyStartOptions = {}): Promise<SwitchboardProc> {
+  const port = await freePort();
+  const control = await freePort();
+  const t0 = Date.now();
+  const { profileName, config } = opts;
+  const profile = profileName ? ['--cpu-prof', '--cpu-prof-dir', PROFILE_DIR, '--cpu-prof-name', `${profileName}.cpuprofile`] : [];
+  const env = switchboardEnv({
+    REDIS_URL: redisUrl,
+    SWITCHBOARD_PROXY_PORT: String(port),
+    SWITCHBOARD_CONTROL_PORT: String(control),
+    // info: the access log is written at info level.
+    SWITCHBOARD_LOG_LEVEL: 'info',
+    SWITCHBOARD_ACCESS_LOG: String(accessLog),
+    ...opts.env,
+  });
+  const child = startChild([...profile, ...switchboardArgs('proxy', ...(config ? ['--config', config] : []))], env, opts.env ? 'pipe' : 'ignore');
+  const deadline = Date.now() + 120_000;
+  while ((await readyRoutes(control)) !== routes) {
+    if (child.exitCode !== null) throw new Error(`switchboard proxy exited ${child.exitCode}`);
+    if (Date.now() > deadline) throw new Error(`switchboard proxy did not load ${routes} routes in time`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return { pid: child.pid!, port, control, readyMs: Date.now() - t0, child, stop: () => stopChild(child) };
+}
+
+export async function startRegistry(redisUrl: string, config: string): Promise<{ control: number; stop(): Promise<void> }> {
+  const control = await freePort();
+  const child = startChild(switchboardArgs('registry', '--config', config), switchboardEnv({
+    REDIS_URL: redisUrl,
+    SWITCHBOARD_CONTROL_PORT: String(control),
+    SWITCHBOARD_ADMIN_TOKEN: TOKEN,
+    SWITCHBOARD_LOG_LEVEL: 'warn',
+  }));
+  await waitHttp(`http://127.0.0.1:${control}/healthz`);
+  return { control, stop: () => stopChild(child) };
+}
