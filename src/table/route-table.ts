@@ -91,9 +91,13 @@ export class RouteTable {
   /**
    * A table built from records handed one at a time, e.g. by Store.routeSnapshot as it reads them: each
    * record is garbage once handed over, so a reload of 100,000 routes never holds them all at once.
+   * With `previous`, the table being replaced, a tool whose records match its entry there keeps that
+   * entry (and the route a lookup made of it) rather than a copy: a reload then makes objects only for
+   * what changed.
    */
-  static builder(): RouteTableBuilder {
-    return new TableBuilder((shards, counts, v) => new RouteTable(shards, v.epoch, v.version, counts));
+  static builder(previous?: RouteTable | null): RouteTableBuilder {
+    const make = (shards: Shards, counts: EntryCounts, v: TableVersion) => new RouteTable(shards, v.epoch, v.version, counts);
+    return new TableBuilder(make, previous ? (tool) => previous.shards[shardOf(tool)].get(tool) : null);
   }
 
   /** A new table with the events applied in order; epoch and version are those of the last event. */
@@ -121,12 +125,13 @@ export class RouteTable {
   /**
    * Each tool's backends by source (held ones included, and counted apart) and its assignments, counted
    * without making route objects: the metrics' pass over every new table (tools() would make ~500,000
-   * objects at 100,000 tools). Tools come in no particular order.
+   * objects at 100,000 tools). Tools come in no particular order. `from`..`to` (shard numbers, 0..SHARDS)
+   * walks part of the table: a walk cut into pieces visits every tool once.
    */
-  forEachToolCounts(each: ToolCountsVisitor): void {
+  forEachToolCounts(each: ToolCountsVisitor, from = 0, to = SHARDS): void {
     const held = { registered: 0, discovered: 0 };
-    for (const shard of this.shards) {
-      for (const e of shard.values()) {
+    for (let i = from; i < to; i++) {
+      for (const e of this.shards[i].values()) {
         held.registered = 0;
         held.discovered = 0;
         if (e instanceof SingleBackendEntry) {

@@ -4,6 +4,7 @@ import { NO_ASSIGNMENTS, NO_BACKENDS, freezeAssignment } from './route';
 import { TableBackend, sourceLiteral, type RouteBackend } from './route-backend';
 import type { RouteTable } from './route-table';
 import { EMPTY_SHARD, SHARDS, shardOf, type Shards } from './shards';
+import type { Slices } from './slices';
 import { SingleBackendEntry, countInto, type EntryCounts, type ToolEntry } from './tool-entry';
 
 /** Builds a RouteTable from a store's records as they are read (RouteTable.builder()). */
@@ -16,7 +17,12 @@ export interface RouteTableBuilder extends RouteSink {
   hasTool(tool: string): boolean;
   /** The table of what was received; the builder is empty again afterwards. */
   build(v: TableVersion): RouteTable;
+  /** build(), giving the event loop a turn each time `slices` is full of entries walked. */
+  buildInSlices(v: TableVersion, slices: Slices): Promise<RouteTable>;
 }
+
+/** A tool's entry in the table a build replaces (RouteTable.builder(previous)). */
+export type PreviousEntry = (tool: string) => ToolEntry | undefined;
 
 /** Makes the table of the shards built (the table's constructor is its own). */
 export type MakeTable = (shards: Shards, counts: EntryCounts, v: TableVersion) => RouteTable;
@@ -48,6 +54,12 @@ const SCAN = 8;
 /** Distinct host strings a table build shares among assignments, at most. */
 const SHARED_HOSTS = 4096;
 
+/** Of an entry taken over from the previous table, the parts the records confirmed so far. */
+const BACKEND_SEEN = 1;
+const ASSIGNMENT_SEEN = 2;
+/** takeOver's answer when the record only confirmed an entry taken over from the previous table. */
+const TAKEN = Symbol('taken over');
+
 /**
  * A tool's first record makes its SingleBackendEntry, the very object the table keeps; a second backend
  * or assignment turns it into a MutableRoute that build() freezes into its Route. One small map per shard
@@ -60,14 +72,28 @@ export class TableBuilder implements RouteTableBuilder {
   // with a host per tool, a map of every host would be garbage the size of the table's strings, promoted
   // during the load (bench/proxy.ts puts 100,000 tools on 100,000 addresses).
   private hosts = new Map<string, string>();
+  /**
+   * Entries of the previous table taken over as they are, by tool: the parts (BACKEND_SEEN,
+   * ASSIGNMENT_SEEN) the records confirmed so far. A reload finds nearly every tool as it was; the old
+   * entry then serves in the new table, rather than a copy of it made from the records. At 100,000
+   * tools those copies (an entry and its strings each) were what survived the young generation during a
+   * reload, and the old table the garbage of the next full collection: the reload's longest pauses
+   * (bench/reload-tail.ts). A taken-over entry is never changed: a record that differs from it, or a
+   * part no record confirmed by the end of the read, turns it into a copy of the confirmed parts.
+   */
+  private borrowed = new Map<string, number>();
 
-  constructor(private readonly make: MakeTable) {}
+  constructor(
+    private readonly make: MakeTable,
+    private readonly previous: PreviousEntry | null = null,
+  ) {}
 
   backend(r: RouteRecord): void {
     // A URL the proxy cannot parse routes nowhere; the rest of the table must still load.
     if (!isRoutable(r.url)) return;
     const shard = this.shards[shardOf(r.tool)];
-    const e = shard.get(r.tool);
+    const e = this.takeOver(shard, r.tool, BACKEND_SEEN, (x) => sameBackend(x, r));
+    if (e === TAKEN) return;
     if (e === undefined) {
       shard.set(r.tool, new SingleBackendEntry(r.tool, r.id, r.url, sourceLiteral(r.source), r.held === true, null, 0));
       return;
@@ -90,7 +116,8 @@ export class TableBuilder implements RouteTableBuilder {
 
   assignment(a: RouteAssignment): void {
     const shard = this.shards[shardOf(a.tool)];
-    const e = shard.get(a.tool);
+    const e = this.takeOver(shard, a.tool, ASSIGNMENT_SEEN, (x) => sameAssignment(x, a));
+    if (e === TAKEN) return;
     if (e === undefined) {
       shard.set(a.tool, new SingleBackendEntry(a.tool, null, '', 'registered', false, this.sharedHost(a.host), a.port));
       return;
@@ -115,7 +142,7 @@ export class TableBuilder implements RouteTableBuilder {
 
   hasBackend(tool: string, id: string, url: string): boolean {
     const e = this.shards[shardOf(tool)].get(tool);
-    if (e instanceof SingleBackendEntry) return e.id !== null && (e.id === id || e.url === url);
+    if (e instanceof SingleBackendEntry) return e.id !== null && this.confirmed(e, BACKEND_SEEN) && (e.id === id || e.url === url);
     return !!e && e.backends.some((b) => b.id === id || b.url === url);
   }
 
@@ -125,16 +152,77 @@ export class TableBuilder implements RouteTableBuilder {
 
   build(v: TableVersion): RouteTable {
     const counts: EntryCounts = { routes: 0, backends: 0, assignments: 0 };
-    const done = this.shards.map((shard): ReadonlyMap<string, ToolEntry> => {
-      if (shard.size === 0) return EMPTY_SHARD;
-      for (const e of shard.values()) {
-        if (!(e instanceof SingleBackendEntry)) freezeMutableRoute(e);
-        countInto(counts, e, 1);
-      }
-      return shard;
-    });
+    const done = this.shards.map((shard) => this.finish(shard, counts));
     this.reset();
     return this.make(done, counts, v);
+  }
+
+  async buildInSlices(v: TableVersion, slices: Slices): Promise<RouteTable> {
+    const counts: EntryCounts = { routes: 0, backends: 0, assignments: 0 };
+    const done: ReadonlyMap<string, ToolEntry>[] = [];
+    for (const shard of this.shards) {
+      done.push(this.finish(shard, counts));
+      if (slices.count(shard.size)) await slices.turn();
+    }
+    this.reset();
+    return this.make(done, counts, v);
+  }
+
+  /** A shard as the table keeps it: lists frozen, entries taken over settled, every entry counted. */
+  private finish(shard: BuildingShard, counts: EntryCounts): ReadonlyMap<string, ToolEntry> {
+    if (shard.size === 0) return EMPTY_SHARD;
+    for (let e of shard.values()) {
+      if (!(e instanceof SingleBackendEntry)) freezeMutableRoute(e);
+      else if (this.borrowed.size > 0) e = this.settled(shard, e);
+      countInto(counts, e, 1);
+    }
+    return shard;
+  }
+
+  /**
+   * A record's `part` of `tool`, against what the build holds so far: TAKEN when the record only confirms
+   * an entry of the previous table, which then serves as it is (taken over now, or before). Else the
+   * entry to change as the record says (a taken-over one copied first), or undefined when there is none.
+   */
+  private takeOver(shard: BuildingShard, tool: string, part: number, same: (e: SingleBackendEntry) => boolean): SingleBackendEntry | MutableRoute | undefined | typeof TAKEN {
+    const e = shard.get(tool);
+    if (e === undefined) {
+      const old = this.previous?.(tool);
+      if (!(old instanceof SingleBackendEntry) || !same(old)) return undefined;
+      // Keyed by the old entry's own name: the record's copy of the string is garbage a moment later.
+      shard.set(old.tool, old);
+      this.borrowed.set(old.tool, part);
+      return TAKEN;
+    }
+    const seen = this.borrowed.get(tool);
+    if (seen === undefined) return e;
+    const own = e as SingleBackendEntry;
+    if (!same(own)) return this.unborrow(shard, own, seen);
+    this.borrowed.set(own.tool, seen | part);
+    return TAKEN;
+  }
+
+  /** A taken-over entry's parts no record confirmed are not in the store: it is copied without them. */
+  private settled(shard: BuildingShard, e: SingleBackendEntry): SingleBackendEntry {
+    const seen = this.borrowed.get(e.tool);
+    if (seen === undefined) return e;
+    const parts = (e.id !== null ? BACKEND_SEEN : 0) | (e.host !== null ? ASSIGNMENT_SEEN : 0);
+    return (parts & ~seen) === 0 ? e : this.unborrow(shard, e, seen);
+  }
+
+  /** The builder's own copy of a taken-over entry, with only the parts the records confirmed. */
+  private unborrow(shard: BuildingShard, e: SingleBackendEntry, seen: number): SingleBackendEntry {
+    const b = (seen & BACKEND_SEEN) !== 0;
+    const a = (seen & ASSIGNMENT_SEEN) !== 0;
+    const own = new SingleBackendEntry(e.tool, b ? e.id : null, b ? e.url : '', b ? e.source : 'registered', b && e.held, a ? e.host : null, a ? e.port : 0);
+    shard.set(e.tool, own);
+    this.borrowed.delete(e.tool);
+    return own;
+  }
+
+  private confirmed(e: SingleBackendEntry, part: number): boolean {
+    const seen = this.borrowed.get(e.tool);
+    return seen === undefined || (seen & part) !== 0;
   }
 
   private sharedHost(host: string): string {
@@ -148,7 +236,16 @@ export class TableBuilder implements RouteTableBuilder {
     this.shards = buildingShards();
     this.indexes = new Map();
     this.hosts = new Map();
+    this.borrowed = new Map();
   }
+}
+
+function sameBackend(e: SingleBackendEntry, r: RouteRecord): boolean {
+  return e.id === r.id && e.url === r.url && e.source === r.source && e.held === (r.held === true);
+}
+
+function sameAssignment(e: SingleBackendEntry, a: RouteAssignment): boolean {
+  return e.host === a.host && e.port === a.port;
 }
 
 function buildingShards(): BuildingShard[] {
