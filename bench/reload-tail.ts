@@ -18,7 +18,7 @@ import { writeConfig } from '../test/support/process';
 import { command } from '../test/support/redis-command';
 import { RedisServer, freePort } from '../test/support/redis-server';
 import { sleep, waitFor } from '../test/support/wait';
-import { checkBuild, machine, percentile, ROOT, startChild, stopChild, waitHttp, writeSection } from './lib';
+import { checkBuild, cpuSeconds, machine, percentile, ROOT, startChild, stopChild, waitHttp, writeSection } from './lib';
 import { HIT_TOOL, routeOf, writeRoutes } from './proxy-table';
 import { TOKEN, startRegistry, startSwitchboardProxy, type SwitchboardProc } from './switchboard-procs';
 
@@ -55,6 +55,8 @@ interface Window {
   to: number;
   /** What the event itself took (ms): the reload as the proxy logged it, the burst, the scrapes. */
   tookMs?: number;
+  /** CPU seconds the proxy process used over the phase, and the phase's length in seconds. */
+  cpu?: { used: number; seconds: number };
 }
 
 interface Answers {
@@ -212,18 +214,27 @@ function figures(a: Answers, windows: Window[], kind: Kind): Figures {
   return { requests: ms.length, perSecond: ms.length / seconds, p50: percentile(ms, 50), p99: percentile(ms, 99), max: ms[ms.length - 1], failed };
 }
 
+/** A phase, with the CPU the proxy used over it. */
+async function measured(rig: Rig, phase: () => Promise<Window>): Promise<Window> {
+  const t = Date.now();
+  const c = cpuSeconds(rig.proxy.pid);
+  const w = await phase();
+  return { ...w, cpu: { used: cpuSeconds(rig.proxy.pid) - c, seconds: (Date.now() - t) / 1000 } };
+}
+
 async function runPhases(rig: Rig): Promise<Window[]> {
   const windows: Window[] = [];
+  const run = async (phase: () => Promise<Window>) => windows.push(await measured(rig, phase));
   for (let round = 0; round < ROUNDS; round++) {
-    windows.push(await quiet());
-    windows.push(await reload(rig));
+    await run(quiet);
+    await run(() => reload(rig));
     log(`round ${round + 1}: reload ${f0(windows[windows.length - 1].tookMs ?? NaN)} ms`);
-    windows.push(await quiet());
-    windows.push(await heartbeats(rig));
-    windows.push(await quiet());
-    windows.push(await metrics(rig, round));
+    await run(quiet);
+    await run(() => heartbeats(rig));
+    await run(quiet);
+    await run(() => metrics(rig, round));
   }
-  windows.push(await quiet());
+  await run(quiet);
   return windows;
 }
 
@@ -275,9 +286,11 @@ function report(started: Date, windows: Window[], answers: Answers): string {
   const base = figures(answers, windows, 'quiet');
   const row = (label: string, kind: Kind) => {
     const f = figures(answers, windows, kind);
-    const took = windows.filter((w) => w.kind === kind && w.tookMs !== undefined).map((w) => f0(w.tookMs!));
+    const mine = windows.filter((w) => w.kind === kind);
+    const took = mine.filter((w) => w.tookMs !== undefined).map((w) => f0(w.tookMs!));
     const ratio = kind === 'quiet' ? '1.0' : f1(f.p99 / base.p99);
-    return `| ${label} | ${f0(f.requests)} | ${f0(f.perSecond)} | ${f1(f.p50)} | ${f1(f.p99)} | ${ratio}x | ${f1(f.max)} | ${f.failed} | ${took.join(', ') || '-'} |`;
+    const cpu = (100 * mine.reduce((n, w) => n + (w.cpu?.used ?? 0), 0)) / mine.reduce((n, w) => n + (w.cpu?.seconds ?? 0), 0);
+    return `| ${label} | ${f0(f.requests)} | ${f0(f.perSecond)} | ${f1(f.p50)} | ${f1(f.p99)} | ${ratio}x | ${f1(f.max)} | ${f.failed} | ${f0(cpu)} % | ${took.join(', ') || '-'} |`;
   };
   const cmd = `npm run bench:reload-tail -- --routes ${ROUTES} --clients ${CLIENTS} --rounds ${ROUNDS} --phase ${PHASE_MS / 1000} --heartbeats ${HEARTBEATS} --section ${values.section}`;
   return [
@@ -286,10 +299,10 @@ function report(started: Date, windows: Window[], answers: Answers): string {
     `\`${cmd}\` (${started.toISOString()}, ${machine()})`,
     '',
     `One \`switchboard proxy\` on Redis holding ${f0(ROUTES)} routes, ${CLIENTS} closed-loop clients to one tool; phases of ${PHASE_MS / 1000} s.`,
-    `"took": the reload as the proxy logged it (read, build, swap), the ${f0(HEARTBEATS)}-heartbeat burst, the slowest scrape (ms).`,
+    `"took": the reload as the proxy logged it (read, build, swap), the ${f0(HEARTBEATS)}-heartbeat burst, the slowest scrape (ms). "proxy CPU": the proxy process's CPU over those phases, in % of one core.`,
     '',
-    '| window | requests | req/s | p50 ms | p99 ms | p99 / quiet | max ms | failed | took (ms) |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|---|',
+    '| window | requests | req/s | p50 ms | p99 ms | p99 / quiet | max ms | failed | proxy CPU | took (ms) |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---|',
     row('quiet (around the events)', 'quiet'),
     row('full reload (subscription killed)', 'reload'),
     row(`burst of ${f0(HEARTBEATS)} heartbeats (registry API)`, 'heartbeats'),

@@ -24,7 +24,8 @@
  * first request that goes to it.
  *
  * What building costs: a full build (builder(), fed as the store reads) is one pass over the records, with
- * per-tool indexes only for lists past a few entries. A change (withChanges) costs the changed tools, a
+ * per-tool indexes only for lists past a few entries; given the table it replaces, a tool whose records
+ * match its entry there keeps that entry, so a reload makes objects only for what changed. A change (withChanges) costs the changed tools, a
  * copy of the shards they sit in (1/256 of the tools each) and a 256-slot array; never a rebuild.
  * Walking every tool (tools(), forEachToolCounts()) makes no lasting objects. The index of assignments by
  * host:port (holderOf) is made on its first question, and shared with the next table until an assignment

@@ -27,18 +27,11 @@ const computing = new WeakMap<RouteTable, Promise<TableStats>>();
 /** Shards walked in one turn of the event loop by tableStatsInSlices: ~1/16 of the table. */
 const SHARDS_PER_TURN = SHARDS / 16;
 
-export function tableStats(table: RouteTable): TableStats {
-  const hit = cache.get(table);
-  if (hit) return hit;
-  const walk = new StatsWalk();
-  table.forEachToolCounts(walk.visit);
-  return walk.done(table);
-}
-
 /**
- * tableStats with a turn of the event loop after every SHARDS_PER_TURN shards: under churn every scrape
- * finds a new table, and one pass over 100,000 tools in one go held a proxy's loop for tens of ms
- * (bench/reload-tail.ts). Scrapes that ask while a pass runs share it.
+ * A table's figures, with a turn of the event loop after every SHARDS_PER_TURN shards: under churn every
+ * scrape finds a new table, and one pass over 100,000 tools in one go held a proxy's loop for 8-28 ms
+ * (with the node flags of bin/switchboard.js, on a shared 2-core machine). Scrapes that ask while a pass
+ * runs share it.
  */
 export function tableStatsInSlices(table: RouteTable): Promise<TableStats> {
   const hit = cache.get(table);

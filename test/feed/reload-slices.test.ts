@@ -125,6 +125,7 @@ describe(`a full reload of ${TOOLS.toLocaleString('en-US')} tools from Redis, in
     assert.notEqual(next, old, 'a new table was swapped in');
     assert.equal(progress.records, TOOLS + 2);
     assert.deepEqual([next.routeCount, next.backendCount, next.assignmentCount], [old.routeCount, old.backendCount, old.assignmentCount]);
+    console.log(`      figures: ${JSON.stringify({ records: progress.records, maxRecordsPerTurn: ticker.maxRecordsPerTurn, buildTurns: ticker.buildTurns })}`);
     assert.ok(ticker.maxRecordsPerTurn <= MAX_RECORDS_PER_TURN, `${ticker.maxRecordsPerTurn} records in one turn of the loop`);
     assert.ok(ticker.buildTurns >= MIN_BUILD_TURNS, `the build gave the loop ${ticker.buildTurns} turns`);
     assert.deepEqual([...ticker.seen].filter((t) => t !== old && t !== next), [], 'every turn read the old table or the new one, whole');
