@@ -253,7 +253,7 @@ async function main(): Promise<void> {
     await writeRoutes(store, 0, ROUTES, backendPort);
     log(`wrote ${f0(ROUTES)} routes in ${Date.now() - t} ms`);
     // debug: the proxy logs each reload (feed.reload) at that level; nothing per request.
-    const proxy = await startSwitchboardProxy(redis.url, ROUTES, false, { env: { SWITCHBOARD_LOG_LEVEL: 'debug' } });
+    const proxy = await startSwitchboardProxy(redis.url, ROUTES, false, { env: { SWITCHBOARD_LOG_LEVEL: 'debug' }, pipeStdout: true });
     cleanup.push(() => proxy.stop());
     const proxyLog = new ProxyLog(proxy);
     const before = await subscriberIds(redis.port);

@@ -25,8 +25,10 @@ export interface SwitchboardProc extends Started {
 export interface ProxyStartOptions {
   profileName?: string;
   config?: string;
-  /** More environment (e.g. the log level); the process's stdout is piped to the caller when set. */
+  /** More environment (e.g. the log level). */
   env?: Record<string, string>;
+  /** The process's stdout (its log lines) piped to the caller, who must read it; else thrown away. */
+  pipeStdout?: boolean;
 }
 
 async function readyRoutes(control: number): Promise<number | null> {
@@ -55,7 +57,7 @@ export async function startSwitchboardProxy(redisUrl: string, routes: number, ac
     SWITCHBOARD_ACCESS_LOG: String(accessLog),
     ...opts.env,
   });
-  const child = startChild([...profile, ...switchboardArgs('proxy', ...(config ? ['--config', config] : []))], env, opts.env ? 'pipe' : 'ignore');
+  const child = startChild([...profile, ...switchboardArgs('proxy', ...(config ? ['--config', config] : []))], env, opts.pipeStdout ? 'pipe' : 'ignore');
   const deadline = Date.now() + 120_000;
   while ((await readyRoutes(control)) !== routes) {
     if (child.exitCode !== null) throw new Error(`switchboard proxy exited ${child.exitCode}`);

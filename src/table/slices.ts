@@ -10,8 +10,6 @@ import { setImmediate as nextTurn } from 'node:timers/promises';
  */
 export class Slices {
   private done = 0;
-  /** Turns given to the event loop so far. */
-  turns = 0;
 
   constructor(private readonly unitsPerSlice: number) {}
 
@@ -24,7 +22,6 @@ export class Slices {
   /** Resolves on the next turn of the event loop, after the I/O that is waiting; a new slice starts. */
   async turn(): Promise<void> {
     this.done = 0;
-    this.turns++;
     await nextTurn();
   }
 }
