@@ -98,7 +98,7 @@ export class RouteTable {
    */
   static builder(previous?: RouteTable | null): RouteTableBuilder {
     const make = (shards: Shards, counts: EntryCounts, v: TableVersion) => new RouteTable(shards, v.epoch, v.version, counts);
-    return new TableBuilder(make, previous ? (tool) => previous.shards[shardOf(tool)].get(tool) : null);
+    return new TableBuilder(make, previous ? previous.shards : null);
   }
 
   /** A new table with the events applied in order; epoch and version are those of the last event. */

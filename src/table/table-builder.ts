@@ -21,8 +21,6 @@ export interface RouteTableBuilder extends RouteSink {
   buildInSlices(v: TableVersion, slices: Slices): Promise<RouteTable>;
 }
 
-/** A tool's entry in the table a build replaces (RouteTable.builder(previous)). */
-export type PreviousEntry = (tool: string) => ToolEntry | undefined;
 
 /** Makes the table of the shards built (the table's constructor is its own). */
 export type MakeTable = (shards: Shards, counts: EntryCounts, v: TableVersion) => RouteTable;
@@ -85,15 +83,18 @@ export class TableBuilder implements RouteTableBuilder {
 
   constructor(
     private readonly make: MakeTable,
-    private readonly previous: PreviousEntry | null = null,
+    /** The shards of the table this build replaces (RouteTable.builder(previous)): the same hash places a tool in both. */
+    private readonly previous: Shards | null = null,
   ) {}
 
   backend(r: RouteRecord): void {
+    const i = shardOf(r.tool);
+    // The URL of a taken-over entry was checked when it was made.
+    const e = this.takeOver(i, r.tool, BACKEND_SEEN, (x) => sameBackend(x, r));
+    if (e === TAKEN) return;
     // A URL the proxy cannot parse routes nowhere; the rest of the table must still load.
     if (!isRoutable(r.url)) return;
-    const shard = this.shards[shardOf(r.tool)];
-    const e = this.takeOver(shard, r.tool, BACKEND_SEEN, (x) => sameBackend(x, r));
-    if (e === TAKEN) return;
+    const shard = this.shards[i];
     if (e === undefined) {
       shard.set(r.tool, new SingleBackendEntry(r.tool, r.id, r.url, sourceLiteral(r.source), r.held === true, null, 0));
       return;
@@ -115,9 +116,10 @@ export class TableBuilder implements RouteTableBuilder {
   }
 
   assignment(a: RouteAssignment): void {
-    const shard = this.shards[shardOf(a.tool)];
-    const e = this.takeOver(shard, a.tool, ASSIGNMENT_SEEN, (x) => sameAssignment(x, a));
+    const i = shardOf(a.tool);
+    const e = this.takeOver(i, a.tool, ASSIGNMENT_SEEN, (x) => sameAssignment(x, a));
     if (e === TAKEN) return;
+    const shard = this.shards[i];
     if (e === undefined) {
       shard.set(a.tool, new SingleBackendEntry(a.tool, null, '', 'registered', false, this.sharedHost(a.host), a.port));
       return;
@@ -180,14 +182,15 @@ export class TableBuilder implements RouteTableBuilder {
   }
 
   /**
-   * A record's `part` of `tool`, against what the build holds so far: TAKEN when the record only confirms
+   * A record's `part` of `tool` (in shard `i`), against what the build holds so far: TAKEN when the record only confirms
    * an entry of the previous table, which then serves as it is (taken over now, or before). Else the
    * entry to change as the record says (a taken-over one copied first), or undefined when there is none.
    */
-  private takeOver(shard: BuildingShard, tool: string, part: number, same: (e: SingleBackendEntry) => boolean): SingleBackendEntry | MutableRoute | undefined | typeof TAKEN {
+  private takeOver(i: number, tool: string, part: number, same: (e: SingleBackendEntry) => boolean): SingleBackendEntry | MutableRoute | undefined | typeof TAKEN {
+    const shard = this.shards[i];
     const e = shard.get(tool);
     if (e === undefined) {
-      const old = this.previous?.(tool);
+      const old = this.previous?.[i].get(tool);
       if (!(old instanceof SingleBackendEntry) || !same(old)) return undefined;
       // Keyed by the old entry's own name: the record's copy of the string is garbage a moment later.
       shard.set(old.tool, old);
