@@ -35,6 +35,8 @@ export interface LoadResult {
 export async function closedLoop(
   opts: { concurrency: number; maxRequests: number; durationMs: number; port: number },
   request: (i: number) => { method: string; path: string; body?: string; headers?: Record<string, string> },
+  /** Told of every answer: when its request was sent (epoch ms), how long it took, and whether it failed. */
+  each?: (sentAt: number, ms: number, failed: boolean) => void,
 ): Promise<LoadResult> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: opts.concurrency });
   const latencies: number[] = [];
@@ -46,13 +48,17 @@ export async function closedLoop(
     new Promise<void>((resolve) => {
       const r = request(i);
       const t0 = process.hrtime.bigint();
+      const sentAt = Date.now();
       const req = http.request(
         { host: '127.0.0.1', port: opts.port, method: r.method, path: r.path, agent, headers: { ...(r.headers ?? {}), ...(r.body ? { 'content-length': Buffer.byteLength(r.body) } : {}) } },
         (res) => {
           res.resume();
           res.on('end', () => {
-            if (res.statusCode! >= 400) errors++;
-            latencies.push(Number(process.hrtime.bigint() - t0) / 1e6);
+            const failed = res.statusCode! >= 400;
+            if (failed) errors++;
+            const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+            latencies.push(ms);
+            each?.(sentAt, ms, failed);
             resolve();
           });
         },
@@ -137,9 +143,9 @@ export function stopChild(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM
   });
 }
 
-export function startChild(args: string[], env: Record<string, string>): ChildProcess {
-  const child = spawn(process.execPath, args, { cwd: ROOT, env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'ignore', 'inherit'] });
-  return child;
+/** A node child; its stdout is thrown away unless `stdout` is 'pipe' (the caller reads it, e.g. its log lines). */
+export function startChild(args: string[], env: Record<string, string>, stdout: 'ignore' | 'pipe' = 'ignore'): ChildProcess {
+  return spawn(process.execPath, args, { cwd: ROOT, env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', stdout, 'inherit'] });
 }
 
 export async function waitHttp(url: string, timeoutMs = 20_000): Promise<void> {

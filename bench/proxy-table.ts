@@ -18,6 +18,13 @@ function compiled<T>(rel: string): T {
 /** The tool every load request goes to; the others are there to make the table big. */
 export const HIT_TOOL = 'tool-0';
 
+/** Tool i of writeRoutes: its name, and the host:port and URL of its one backend (id "a"). */
+export function routeOf(i: number, backendPort: number): { tool: string; host: string; port: number; url: string } {
+  const host = i === 0 ? '127.0.0.1' : `127.${1 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}`;
+  const port = i === 0 ? backendPort : 20000 + (i % 10000);
+  return { tool: `tool-${i}`, host, port, url: `http://${host}:${port}` };
+}
+
 /**
  * Tools tool-<from>..tool-<to - 1>, one backend each with its own host:port (the registry assigns each
  * host:port to one tool). Tool 0 is the real backend; the others are loopback addresses nobody connects to.
@@ -25,12 +32,11 @@ export const HIT_TOOL = 'tool-0';
 export async function writeRoutes(store: Store, from: number, to: number, backendPort: number): Promise<void> {
   const now = Date.now();
   const one = async (i: number) => {
-    const host = i === 0 ? '127.0.0.1' : `127.${1 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}`;
-    const port = i === 0 ? backendPort : 20000 + (i % 10000);
+    const { tool, host, port, url } = routeOf(i, backendPort);
     const r = await store.upsertBackend({
-      tool: `tool-${i}`,
+      tool,
       id: 'a',
-      url: `http://${host}:${port}`,
+      url,
       host,
       port,
       // Long enough that no lease lapses during the run.
@@ -39,7 +45,7 @@ export async function writeRoutes(store: Store, from: number, to: number, backen
       clientVersion: 'bench',
       now,
     });
-    if (!r.ok) throw new Error(`tool-${i}: ${r.reason}`);
+    if (!r.ok) throw new Error(`${tool}: ${r.reason}`);
   };
   // Batches keep a few thousand commands in flight: pipelined, without queueing 100,000 promises at once.
   const BATCH = 2000;

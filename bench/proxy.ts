@@ -17,6 +17,7 @@ import { nginxInstalled, startNginx, NGINX_BIN } from './nginx';
 import { measurePropagation, summary } from './proxy-registration';
 import { breakdownTable } from './profile-breakdown';
 import { HIT_TOOL, timeReloadAsSwitchboard, writeRoutes, type ReloadTiming } from './proxy-table';
+import { PROFILE_DIR, TOKEN, profileFlags, startRegistry, startSwitchboardProxy, type Started } from './switchboard-procs';
 const { values } = parseArgs({
   options: {
     seconds: { type: 'string', default: '10' },
@@ -44,9 +45,7 @@ const sustainSeconds = Number(values['sustain-seconds']);
  * the median of its runs against the median of its bare runs.
  */
 const pairs = Math.max(1, Number(values.pairs));
-const TOKEN = 'bench-admin-token-0123456789abcdef';
 const SIZES = [1, 10_000, 100_000];
-const PROFILE_DIR = path.join(ROOT, 'bench', '.out', 'profiles');
 
 /** A --config file for the processes of the registration part. */
 function configFile(config: Record<string, unknown>): string {
@@ -130,12 +129,6 @@ async function measureScraped(name: string, port: number, control: number, cpuOf
   return { name, load, cpuUs };
 }
 
-interface Started {
-  pid: number;
-  port: number;
-  stop(): Promise<void>;
-}
-
 function log(msg: string): void {
   process.stderr.write(`[bench:proxy] ${msg}\n`);
 }
@@ -160,70 +153,6 @@ async function startNode(script: string, env: Record<string, string>, profileNam
   return { pid: child.pid!, port, stop: () => stopChild(child, profileName ? 'SIGTERM' : 'SIGKILL') };
 }
 
-function profileFlags(name: string): string[] {
-  return ['--cpu-prof', '--cpu-prof-dir', PROFILE_DIR, '--cpu-prof-name', `${name}.cpuprofile`];
-}
-
-interface SwitchboardProc extends Started {
-  control: number;
-  /** From spawn to a loaded table (process start, Redis connect, full snapshot). */
-  readyMs: number;
-}
-
-/** The routes the proxy has loaded; with --workers, the routes once every worker listens (the primary's /readyz says no more). */
-async function readyRoutes(control: number, routes: number): Promise<number | null> {
-  try {
-    const r = await fetch(`http://127.0.0.1:${control}/readyz`);
-    const body = (await r.json()) as { ready?: boolean; proxy?: { routes?: number }; workers?: { wanted: number; listening: number } };
-    if (body.workers) return body.ready && body.workers.listening === body.workers.wanted ? routes : null;
-    return body.proxy?.routes ?? null;
-  } catch {
-    return null;
-  }
-}
-
-/** `switchboard proxy` as operators run it, its table loaded from Redis. */
-async function startSwitchboardProxy(
-  redisUrl: string,
-  routes: number,
-  accessLog: boolean,
-  profileName?: string,
-  config?: string,
-  workers = 0,
-): Promise<SwitchboardProc> {
-  const port = await freePort();
-  const control = await freePort();
-  const t0 = Date.now();
-  const profile = profileName ? profileFlags(profileName) : [];
-  const args = [...(config ? ['--config', config] : []), ...(workers ? ['--workers', String(workers)] : [])];
-  const child = startChild([...profile, ...switchboardArgs('proxy', ...args)], switchboardEnv({
-    REDIS_URL: redisUrl,
-    SWITCHBOARD_PROXY_PORT: String(port),
-    SWITCHBOARD_CONTROL_PORT: String(control),
-    // info: the access log is written at info level.
-    SWITCHBOARD_LOG_LEVEL: 'info',
-    SWITCHBOARD_ACCESS_LOG: String(accessLog),
-  }));
-  const deadline = Date.now() + 120_000;
-  while ((await readyRoutes(control, routes)) !== routes) {
-    if (child.exitCode !== null) throw new Error(`switchboard proxy exited ${child.exitCode}`);
-    if (Date.now() > deadline) throw new Error(`switchboard proxy did not load ${routes} routes in time`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return { pid: child.pid!, port, control, readyMs: Date.now() - t0, stop: () => stopChild(child) };
-}
-
-async function startRegistry(redisUrl: string, config: string): Promise<{ control: number; stop(): Promise<void> }> {
-  const control = await freePort();
-  const child = startChild(switchboardArgs('registry', '--config', config), switchboardEnv({
-    REDIS_URL: redisUrl,
-    SWITCHBOARD_CONTROL_PORT: String(control),
-    SWITCHBOARD_ADMIN_TOKEN: TOKEN,
-    SWITCHBOARD_LOG_LEVEL: 'warn',
-  }));
-  await waitHttp(`http://127.0.0.1:${control}/healthz`);
-  return { control, stop: () => stopChild(child) };
-}
 
 interface Memory {
   routes: number;
@@ -301,7 +230,7 @@ async function main(): Promise<void> {
         log(`wrote routes ${written}..${size - 1} through the store in ${Date.now() - t} ms`);
         written = size;
       }
-      const sb = await startSwitchboardProxy(redis.url, size, true, values.profile ? `switchboard-${size}` : undefined);
+      const sb = await startSwitchboardProxy(redis.url, size, true, { profileName: values.profile ? `switchboard-${size}` : undefined });
       cleanup.push(() => sb.stop());
       await new Promise((r) => setTimeout(r, 2000));
       const settled = memoryMiB(sb.pid);
@@ -329,12 +258,12 @@ async function main(): Promise<void> {
       memory.push({ routes: size, readyMs: sb.readyMs, rss: settled.rss, peak: memoryMiB(sb.pid).peak, rssAfterLoad: after.rss, rssAtRest, sustained });
       await sb.stop();
       if (size === 1) {
-        const quiet = await startSwitchboardProxy(redis.url, size, false, values.profile ? 'switchboard-1-nolog' : undefined);
+        const quiet = await startSwitchboardProxy(redis.url, size, false, { profileName: values.profile ? 'switchboard-1-nolog' : undefined });
         cleanup.push(() => quiet.stop());
         sbNoLog = { ...(await measureScraped('switchboard, 1 route, access log off', quiet.port, quiet.control, () => cpuSeconds(quiet.pid))), ref: row.ref, refCpuUs: row.refCpuUs };
         rows.push(sbNoLog);
         await quiet.stop();
-        const two = await startSwitchboardProxy(redis.url, size, true, undefined, undefined, 2);
+        const two = await startSwitchboardProxy(redis.url, size, true, { workers: 2 });
         cleanup.push(() => two.stop());
         // The primary (metrics aggregation, the feed's notices) and both workers: the CPU of the whole tree.
         const primary0 = { cpu: cpuSeconds(two.pid), at: Date.now() };
@@ -368,7 +297,7 @@ async function main(): Promise<void> {
     cleanup.push(async () => rmSync(path.dirname(noDiscovery), { recursive: true, force: true }));
     const registry = await startRegistry(redis.url, noDiscovery);
     cleanup.push(() => registry.stop());
-    const proxies = [await startSwitchboardProxy(redis.url, written, true, undefined, noDiscovery), await startSwitchboardProxy(redis.url, written, true, undefined, noDiscovery)];
+    const proxies = [await startSwitchboardProxy(redis.url, written, true, { config: noDiscovery }), await startSwitchboardProxy(redis.url, written, true, { config: noDiscovery })];
     for (const p of proxies) cleanup.push(() => p.stop());
     const prop = await measurePropagation({
       control: `http://127.0.0.1:${registry.control}`,

@@ -1,7 +1,8 @@
+import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import client from 'prom-client';
 import { FoldedCounter, PlainHistogram } from './plain-metrics';
 import type { RouteTable } from './table/route-table';
-import { tableStats } from './table/stats';
+import { tableStatsInSlices } from './table/stats';
 
 /** Where the route-table gauges and switchboard_store_up are read at scrape time: a TableFeed. */
 export interface TableSource {
@@ -57,7 +58,10 @@ export const AUTH_FAILURE_REASONS = ['missing', 'malformed', 'invalid'] as const
 export const CONTROL_REFUSAL_REASONS = ['proxied', 'host'] as const;
 
 export interface MetricsOptions {
+  /** Node's process metrics (prom-client's defaults) and switchboard_event_loop_delay_seconds. */
   defaultMetrics?: boolean;
+  /** The window of switchboard_event_loop_delay_seconds (LOOP_DELAY_WINDOW_MS; shorter in tests). */
+  loopDelayWindowMs?: number;
   /** Adds a `tool` label to the proxy's request counter and histogram (config metrics.perToolLabels). */
   perToolLabels?: boolean;
 }
@@ -67,6 +71,45 @@ export interface MetricsOptions {
  * missed their registration at once; the alert needs names, not a series per tool of a whole fleet.
  */
 export const DISCOVERED_TOOLS_LIMIT = 200;
+
+/** The window switchboard_event_loop_delay_seconds reports on: the last complete one, at most this old. */
+export const LOOP_DELAY_WINDOW_MS = 10_000;
+/** The timer whose lateness switchboard_event_loop_delay_seconds measures fires every this many ms. */
+const LOOP_DELAY_RESOLUTION_MS = 10;
+/**
+ * Figures of switchboard_event_loop_delay_seconds, by its `stat` label, and their percentile of the
+ * window's delays. Not `quantile`: that label belongs to a summary, which this gauge of a window is not.
+ */
+export const LOOP_DELAY_STATS = [
+  ['p50', 50],
+  ['p99', 99],
+  ['max', 100],
+] as const;
+
+/**
+ * The event loop's delay (how late a 10 ms timer fires: work that held the loop, or a CPU the process
+ * did not get) by window of LOOP_DELAY_WINDOW_MS: every request waiting on the process waits that long
+ * too. Windows of their own, not reset by a scrape: prom-client's nodejs_eventloop_lag_* start over at
+ * each scrape, so two Prometheus servers scraping one process would each see half of it.
+ */
+class LoopDelayWindows {
+  private readonly histogram: IntervalHistogram = monitorEventLoopDelay({ resolution: LOOP_DELAY_RESOLUTION_MS });
+  /** The last complete window's figures (LOOP_DELAY_STATS), in seconds; null until one has ended. */
+  last: number[] | null = null;
+
+  constructor(windowMs: number) {
+    this.histogram.enable();
+    setInterval(() => this.roll(), windowMs).unref();
+  }
+
+  private roll(): void {
+    const h = this.histogram;
+    // The histogram holds the time between two ticks of its timer: the resolution itself is no delay.
+    const late = (ns: number) => Math.max(0, ns / 1e6 - LOOP_DELAY_RESOLUTION_MS) / 1000;
+    this.last = h.count === 0 ? null : LOOP_DELAY_STATS.map(([, p]) => late(p === 100 ? h.max : h.percentile(p)));
+    h.reset();
+  }
+}
 
 /**
  * A counter's series exported at 0 from the start, for every known label value: a series that first
@@ -341,7 +384,17 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly eventLoopDelay: client.Gauge<'stat'> = new client.Gauge({
+    name: 'switchboard_event_loop_delay_seconds',
+    help: `Delay of this process's event loop (how late a 10 ms timer fired) over the last complete window of ${LOOP_DELAY_WINDOW_MS / 1000} s, by stat (p50, p99, max): every request waiting on the process waited as long. Sustained, the process is at capacity.`,
+    labelNames: ['stat'],
+    aggregator: 'max',
+    registers: [this.registry],
+    collect: () => this.collectLoopDelay(),
+  });
+
   private tableSource: TableSource | null = null;
+  private loopDelay: LoopDelayWindows | null = null;
   private tableSourceSince = 0;
   private certificateSource: CertificateSource | null = null;
 
@@ -375,7 +428,18 @@ export class Metrics {
     // Without a table these say nothing: a 0 would read as "every route vanished" and page someone.
     for (const g of this.tableGauges()) g.remove();
     this.storeUp.remove();
-    if (opts.defaultMetrics) client.collectDefaultMetrics({ register: this.registry });
+    if (opts.defaultMetrics) {
+      client.collectDefaultMetrics({ register: this.registry });
+      this.loopDelay = new LoopDelayWindows(opts.loopDelayWindowMs ?? LOOP_DELAY_WINDOW_MS);
+    }
+  }
+
+  /** Absent until a window has ended (and without process metrics): a 0 would claim an idle loop. */
+  private collectLoopDelay(): void {
+    this.eventLoopDelay.reset();
+    const last = this.loopDelay?.last;
+    if (!last) return;
+    LOOP_DELAY_STATS.forEach(([stat], i) => this.eventLoopDelay.set({ stat }, last[i]));
   }
 
   /** Reads the route-table gauges and switchboard_store_up from `source` at every scrape, from memory. */
@@ -412,8 +476,11 @@ export class Metrics {
     }
   }
 
-  /** Sets every table gauge from the source's current table; each gauge's collect calls it (cheap: memoised). */
-  private collectTable(): void {
+  /**
+   * Sets every table gauge from the source's current table; each gauge's collect calls it (cheap: memoised;
+   * a new table's figures are computed once, in slices, and shared by the gauges of a scrape).
+   */
+  private async collectTable(): Promise<void> {
     const src = this.tableSource;
     if (!src) return;
     const now = Date.now();
@@ -432,7 +499,7 @@ export class Metrics {
       this.discoveredBackends.reset();
       return;
     }
-    const s = tableStats(table);
+    const s = await tableStatsInSlices(table);
     this.routes.set(s.routes);
     for (const source of ['registered', 'discovered'] as const) {
       this.backends.set({ source, state: 'live' }, s.backends[source].live);

@@ -24,7 +24,8 @@
  * first request that goes to it.
  *
  * What building costs: a full build (builder(), fed as the store reads) is one pass over the records, with
- * per-tool indexes only for lists past a few entries. A change (withChanges) costs the changed tools, a
+ * per-tool indexes only for lists past a few entries; given the table it replaces, a tool whose records
+ * match its entry there keeps that entry, so a reload makes objects only for what changed. A change (withChanges) costs the changed tools, a
  * copy of the shards they sit in (1/256 of the tools each) and a 256-slot array; never a rebuild.
  * Walking every tool (tools(), forEachToolCounts()) makes no lasting objects. The index of assignments by
  * host:port (holderOf) is made on its first question, and shared with the next table until an assignment
@@ -97,9 +98,13 @@ export class RouteTable {
   /**
    * A table built from records handed one at a time, e.g. by Store.routeSnapshot as it reads them: each
    * record is garbage once handed over, so a reload of 100,000 routes never holds them all at once.
+   * With `previous`, the table being replaced, a tool whose records match its entry there keeps that
+   * entry (and the route a lookup made of it) rather than a copy: a reload then makes objects only for
+   * what changed.
    */
-  static builder(): RouteTableBuilder {
-    return new TableBuilder((shards, counts, v, policies) => new RouteTable(shards, v.epoch, v.version, counts, policies));
+  static builder(previous?: RouteTable | null): RouteTableBuilder {
+    const make = (shards: Shards, counts: EntryCounts, v: TableVersion, policies: PolicySet) => new RouteTable(shards, v.epoch, v.version, counts, policies);
+    return new TableBuilder(make, previous ? previous.shards : null);
   }
 
   /** A new table with the events applied in order; epoch and version are those of the last event. */
@@ -128,12 +133,13 @@ export class RouteTable {
   /**
    * Each tool's backends by source (held ones included, and counted apart) and its assignments, counted
    * without making route objects: the metrics' pass over every new table (tools() would make ~500,000
-   * objects at 100,000 tools). Tools come in no particular order.
+   * objects at 100,000 tools). Tools come in no particular order. `from`..`to` (shard numbers, 0..SHARDS)
+   * walks part of the table: a walk cut into pieces visits every tool once.
    */
-  forEachToolCounts(each: ToolCountsVisitor): void {
+  forEachToolCounts(each: ToolCountsVisitor, from = 0, to = SHARDS): void {
     const held = { registered: 0, discovered: 0 };
-    for (const shard of this.shards) {
-      for (const e of shard.values()) {
+    for (let i = from; i < to; i++) {
+      for (const e of this.shards[i].values()) {
         held.registered = 0;
         held.discovered = 0;
         if (e instanceof SingleBackendEntry) {

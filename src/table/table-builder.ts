@@ -6,6 +6,7 @@ import { NO_ASSIGNMENTS, NO_BACKENDS, freezeAssignment } from './route';
 import { TableBackend, sourceLiteral, type RouteBackend } from './route-backend';
 import type { RouteTable } from './route-table';
 import { EMPTY_SHARD, SHARDS, shardOf, type Shards } from './shards';
+import type { Slices } from './slices';
 import { SingleBackendEntry, countInto, type EntryCounts, type ToolEntry } from './tool-entry';
 
 /** Builds a RouteTable from a store's records as they are read (RouteTable.builder()). */
@@ -14,12 +15,14 @@ export interface RouteTableBuilder extends RouteSink {
   assignment(a: RouteAssignment): void;
   /** Whether a backend of `tool` with this id or this url was received. */
   hasBackend(tool: string, id: string, url: string): boolean;
-  /** Whether a policy with this key (policyKey) was received. */
-  hasPolicy(key: string): boolean;
   /** Whether any backend or assignment of `tool` was received. */
   hasTool(tool: string): boolean;
+  /** Whether a policy with this key (policyKey) was received. */
+  hasPolicy(key: string): boolean;
   /** The table of what was received; the builder is empty again afterwards. */
   build(v: TableVersion): RouteTable;
+  /** build(), giving the event loop a turn each time `slices` is full of entries walked. */
+  buildInSlices(v: TableVersion, slices: Slices): Promise<RouteTable>;
 }
 
 /** Makes the table of the shards built (the table's constructor is its own). */
@@ -52,6 +55,12 @@ const SCAN = 8;
 /** Distinct host strings a table build shares among assignments, at most. */
 const SHARED_HOSTS = 4096;
 
+/** Of an entry taken over from the previous table, the parts the records confirmed so far. */
+const BACKEND_SEEN = 1;
+const ASSIGNMENT_SEEN = 2;
+/** takeOver's answer when the record only confirmed an entry taken over from the previous table. */
+const TAKEN = Symbol('taken over');
+
 /**
  * A tool's first record makes its SingleBackendEntry, the very object the table keeps; a second backend
  * or assignment turns it into a MutableRoute that build() freezes into its Route. One small map per shard
@@ -64,15 +73,32 @@ export class TableBuilder implements RouteTableBuilder {
   // with a host per tool, a map of every host would be garbage the size of the table's strings, promoted
   // during the load (bench/proxy.ts puts 100,000 tools on 100,000 addresses).
   private hosts = new Map<string, string>();
+  /**
+   * Entries of the previous table taken over as they are, by tool: the parts (BACKEND_SEEN,
+   * ASSIGNMENT_SEEN) the records confirmed so far. A reload finds nearly every tool as it was; the old
+   * entry then serves in the new table, rather than a copy of it made from the records. At 100,000
+   * tools those copies (an entry and its strings each) were what survived the young generation during a
+   * reload, and the old table the garbage of the next full collection: the reload's longest pauses
+   * (bench/reload-tail.ts). A taken-over entry is never changed: a record that differs from it, or a
+   * part no record confirmed by the end of the read, turns it into a copy of the confirmed parts.
+   */
+  private borrowed = new Map<string, number>();
   private policies = new Map<string, PolicyRecord>();
 
-  constructor(private readonly make: MakeTable) {}
+  constructor(
+    private readonly make: MakeTable,
+    /** The shards of the table this build replaces (RouteTable.builder(previous)): the same hash places a tool in both. */
+    private readonly previous: Shards | null = null,
+  ) {}
 
   backend(r: RouteRecord): void {
+    const i = shardOf(r.tool);
+    // The URL of a taken-over entry was checked when it was made.
+    const e = this.takeOver(i, r.tool, BACKEND_SEEN, (x) => sameBackend(x, r));
+    if (e === TAKEN) return;
     // A URL the proxy cannot parse routes nowhere; the rest of the table must still load.
     if (!isRoutable(r.url)) return;
-    const shard = this.shards[shardOf(r.tool)];
-    const e = shard.get(r.tool);
+    const shard = this.shards[i];
     // A sub-route's backend keeps its prefix on a route with lists: the compact entry holds none.
     const prefix = r.prefix ?? null;
     if (e === undefined && prefix === null) {
@@ -98,8 +124,10 @@ export class TableBuilder implements RouteTableBuilder {
   }
 
   assignment(a: RouteAssignment): void {
-    const shard = this.shards[shardOf(a.tool)];
-    const e = shard.get(a.tool);
+    const i = shardOf(a.tool);
+    const e = this.takeOver(i, a.tool, ASSIGNMENT_SEEN, (x) => sameAssignment(x, a));
+    if (e === TAKEN) return;
+    const shard = this.shards[i];
     if (e === undefined) {
       shard.set(a.tool, new SingleBackendEntry(a.tool, null, '', 'registered', false, this.sharedHost(a.host), a.port));
       return;
@@ -118,6 +146,20 @@ export class TableBuilder implements RouteTableBuilder {
     addAssignment(m, freezeAssignment(a, m.tool, this.sharedHost(a.host)), this.indexes);
   }
 
+  restart(): void {
+    this.reset();
+  }
+
+  hasBackend(tool: string, id: string, url: string): boolean {
+    const e = this.shards[shardOf(tool)].get(tool);
+    if (e instanceof SingleBackendEntry) return e.id !== null && this.confirmed(e, BACKEND_SEEN) && (e.id === id || e.url === url);
+    return !!e && e.backends.some((b) => b.id === id || b.url === url);
+  }
+
+  hasTool(tool: string): boolean {
+    return this.shards[shardOf(tool)].has(tool);
+  }
+
   policy(record: PolicyRecord): void {
     this.policies.set(policyKey(record), record);
   }
@@ -126,33 +168,82 @@ export class TableBuilder implements RouteTableBuilder {
     return this.policies.has(key);
   }
 
-  restart(): void {
-    this.reset();
-  }
-
-  hasBackend(tool: string, id: string, url: string): boolean {
-    const e = this.shards[shardOf(tool)].get(tool);
-    if (e instanceof SingleBackendEntry) return e.id !== null && (e.id === id || e.url === url);
-    return !!e && e.backends.some((b) => b.id === id || b.url === url);
-  }
-
-  hasTool(tool: string): boolean {
-    return this.shards[shardOf(tool)].has(tool);
-  }
-
   build(v: TableVersion): RouteTable {
     const counts: EntryCounts = { routes: 0, backends: 0, assignments: 0 };
-    const done = this.shards.map((shard): ReadonlyMap<string, ToolEntry> => {
-      if (shard.size === 0) return EMPTY_SHARD;
-      for (const e of shard.values()) {
-        if (!(e instanceof SingleBackendEntry)) freezeMutableRoute(e);
-        countInto(counts, e, 1);
-      }
-      return shard;
-    });
+    const done = this.shards.map((shard) => this.finish(shard, counts));
     const policies = PolicySet.of(this.policies.values());
     this.reset();
     return this.make(done, counts, v, policies);
+  }
+
+  async buildInSlices(v: TableVersion, slices: Slices): Promise<RouteTable> {
+    const counts: EntryCounts = { routes: 0, backends: 0, assignments: 0 };
+    const done: ReadonlyMap<string, ToolEntry>[] = [];
+    for (const shard of this.shards) {
+      done.push(this.finish(shard, counts));
+      if (slices.count(shard.size)) await slices.turn();
+    }
+    const policies = PolicySet.of(this.policies.values());
+    this.reset();
+    return this.make(done, counts, v, policies);
+  }
+
+  /** A shard as the table keeps it: lists frozen, entries taken over settled, every entry counted. */
+  private finish(shard: BuildingShard, counts: EntryCounts): ReadonlyMap<string, ToolEntry> {
+    if (shard.size === 0) return EMPTY_SHARD;
+    for (let e of shard.values()) {
+      if (!(e instanceof SingleBackendEntry)) freezeMutableRoute(e);
+      else if (this.borrowed.size > 0) e = this.settled(shard, e);
+      countInto(counts, e, 1);
+    }
+    return shard;
+  }
+
+  /**
+   * A record's `part` of `tool` (in shard `i`), against what the build holds so far: TAKEN when the record only confirms
+   * an entry of the previous table, which then serves as it is (taken over now, or before). Else the
+   * entry to change as the record says (a taken-over one copied first), or undefined when there is none.
+   */
+  private takeOver(i: number, tool: string, part: number, same: (e: SingleBackendEntry) => boolean): SingleBackendEntry | MutableRoute | undefined | typeof TAKEN {
+    const shard = this.shards[i];
+    const e = shard.get(tool);
+    if (e === undefined) {
+      const old = this.previous?.[i].get(tool);
+      if (!(old instanceof SingleBackendEntry) || !same(old)) return undefined;
+      // Keyed by the old entry's own name: the record's copy of the string is garbage a moment later.
+      shard.set(old.tool, old);
+      this.borrowed.set(old.tool, part);
+      return TAKEN;
+    }
+    const seen = this.borrowed.get(tool);
+    if (seen === undefined) return e;
+    const own = e as SingleBackendEntry;
+    if (!same(own)) return this.unborrow(shard, own, seen);
+    this.borrowed.set(own.tool, seen | part);
+    return TAKEN;
+  }
+
+  /** A taken-over entry's parts no record confirmed are not in the store: it is copied without them. */
+  private settled(shard: BuildingShard, e: SingleBackendEntry): SingleBackendEntry {
+    const seen = this.borrowed.get(e.tool);
+    if (seen === undefined) return e;
+    const parts = (e.id !== null ? BACKEND_SEEN : 0) | (e.host !== null ? ASSIGNMENT_SEEN : 0);
+    return (parts & ~seen) === 0 ? e : this.unborrow(shard, e, seen);
+  }
+
+  /** The builder's own copy of a taken-over entry, with only the parts the records confirmed. */
+  private unborrow(shard: BuildingShard, e: SingleBackendEntry, seen: number): SingleBackendEntry {
+    const b = (seen & BACKEND_SEEN) !== 0;
+    const a = (seen & ASSIGNMENT_SEEN) !== 0;
+    const own = new SingleBackendEntry(e.tool, b ? e.id : null, b ? e.url : '', b ? e.source : 'registered', b && e.held, a ? e.host : null, a ? e.port : 0);
+    shard.set(e.tool, own);
+    this.borrowed.delete(e.tool);
+    return own;
+  }
+
+  private confirmed(e: SingleBackendEntry, part: number): boolean {
+    const seen = this.borrowed.get(e.tool);
+    return seen === undefined || (seen & part) !== 0;
   }
 
   private sharedHost(host: string): string {
@@ -166,8 +257,18 @@ export class TableBuilder implements RouteTableBuilder {
     this.shards = buildingShards();
     this.indexes = new Map();
     this.hosts = new Map();
+    this.borrowed = new Map();
     this.policies = new Map();
   }
+}
+
+/** A compact entry holds no sub-route prefix: a record with one is never the same as it. */
+function sameBackend(e: SingleBackendEntry, r: RouteRecord): boolean {
+  return (r.prefix ?? null) === null && e.id === r.id && e.url === r.url && e.source === r.source && e.held === (r.held === true);
+}
+
+function sameAssignment(e: SingleBackendEntry, a: RouteAssignment): boolean {
+  return e.host === a.host && e.port === a.port;
 }
 
 function buildingShards(): BuildingShard[] {

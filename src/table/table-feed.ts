@@ -5,6 +5,7 @@ import { policyKey } from './policy-records';
 import type { PolicySet } from './policy-set';
 import type { ChangeEvent, RouteAssignment, RouteRecord, RouteSink, TableVersion } from './records';
 import { RouteTable, type RouteSource } from './route-table';
+import { Slices } from './slices';
 import type { RouteTableBuilder } from './table-builder';
 
 /**
@@ -32,6 +33,9 @@ export interface TableFeedOptions {
   carryOverMs: number;
   logger: Logger;
 }
+
+/** Entries a full reload settles and counts in one turn of the event loop: about this many, or one shard. */
+const ENTRIES_PER_TURN = 2000;
 
 interface CarryOver {
   backends: RouteRecord[];
@@ -179,8 +183,10 @@ export class TableFeed extends EventEmitter implements RouteSource {
   }
 
   private async reload(reason: string): Promise<void> {
-    // Built as the store reads: the records themselves are never all held at once (bench/proxy.ts).
-    const builder = RouteTable.builder();
+    // Built as the store reads: the records themselves are never all held at once (bench/proxy.ts). From
+    // the table we serve, so the tools that did not change keep their entries.
+    const started = Date.now();
+    const builder = RouteTable.builder(this.table);
     let snap: TableVersion;
     try {
       snap = await this.store.routeSnapshot(builder);
@@ -221,8 +227,12 @@ export class TableFeed extends EventEmitter implements RouteSource {
     }
     this.reloads++;
     this.addCarryOver(builder);
-    const table = builder.build(snap);
-    this.opts.logger.debug({ event: 'feed.reload', reason, version: snap.version, backends: table.backendCount }, 'route table reloaded');
+    // In slices too, the table we serve answering meanwhile; events arriving wait in `pending` (a reload
+    // holds flush() back) and are applied after the swap.
+    const slices = new Slices(ENTRIES_PER_TURN);
+    const table = await builder.buildInSlices(snap, slices);
+    const ms = Date.now() - started;
+    this.opts.logger.info({ event: 'feed.reload', reason, version: snap.version, backends: table.backendCount, ms }, 'route table reloaded');
     this.pending = this.pending.filter((ev) => ev.epoch === snap.epoch && ev.version > snap.version);
     this.swap(table);
   }

@@ -46,6 +46,7 @@ describe('alert rules (config/prometheus/alerts.yml)', function () {
       ['SwitchboardToolCrashLooping', /increase\(switchboard_backend_restarts\[15m\]\)\) > 3/],
       ['SwitchboardTlsCertificateExpiring', /min without \(instance\) \(switchboard_tls_certificate_expiry_seconds\) < 14 \* 86400/],
       ['SwitchboardTlsCertificateExpiryImminent', /min without \(instance\) \(switchboard_tls_certificate_expiry_seconds\) < 3 \* 86400/],
+      ['SwitchboardAtCapacity', /switchboard_event_loop_delay_seconds\{stat="p99"\}\) > 0\.1/],
     ];
     for (const [name, expr] of wanted) {
       const b = blocks.get(name);

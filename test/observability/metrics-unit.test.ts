@@ -5,6 +5,7 @@ import { RouteTable } from '../../src/table/route-table';
 import type { Assignment, Backend } from '../../src/registry/types';
 import { checkMetrics } from './promtool';
 import { metricValue } from '../support/metrics';
+import { sleep, waitFor } from '../support/wait';
 
 function backend(tool: string, id: string, port: number, source: Backend['source'] = 'registered'): Backend {
   return { tool, id, url: `http://127.0.0.1:${port}`, source, registeredAt: 1, lastHeartbeat: 1, expiresAt: 9e15, ttl: 30 };
@@ -179,5 +180,29 @@ describe('Metrics: lost tools', () => {
     const text = await AggregatorRegistry.aggregate(json).metrics();
     assert.equal(metricValue(text, 'switchboard_tools_lost'), 2);
     assert.equal(metricValue(text, 'switchboard_lost_tool', { tool: 'beta' }), 1);
+  });
+});
+
+describe('Metrics: event-loop delay', () => {
+  it('report the delay of the last complete window (p50, p99, max), absent before one has ended, and the worst worker', async () => {
+    const m = new Metrics({ defaultMetrics: true, loopDelayWindowMs: 100 });
+    assert.ok(Number.isNaN(metricValue(await m.registry.metrics(), 'switchboard_event_loop_delay_seconds', { stat: 'max' })), 'no window has ended yet');
+    // The loop held for 300 ms in one go, once the monitor's timer runs: the window it lands in has a delay of about that much.
+    await sleep(50);
+    const until = Date.now() + 300;
+    while (Date.now() < until) {
+      /* holding the loop */
+    }
+    const delay = (json: Json, stat: string) => json.find((x) => x.name === 'switchboard_event_loop_delay_seconds')?.values.find((v) => v.labels.stat === stat)?.value ?? NaN;
+    const held = await waitFor('a window with the held loop in it', async () => {
+      const json = (await m.registry.getMetricsAsJSON()) as Json;
+      return delay(json, 'max') >= 0.2 && json;
+    });
+    for (const stat of ['p50', 'p99']) assert.ok(delay(held, stat) >= 0, stat);
+    // Another worker of `--workers`, its loop idle.
+    const idle = held.map((x) => (x.name === 'switchboard_event_loop_delay_seconds' ? { ...x, values: x.values.map((v) => ({ ...v, value: 0.001 })) } : x));
+    const text = await AggregatorRegistry.aggregate([idle, held]).metrics();
+    assert.equal(metricValue(text, 'switchboard_event_loop_delay_seconds', { stat: 'max' }), delay(held, 'max'), 'the worst process, not a sum or an average');
+    await checkMetrics(text);
   });
 });
