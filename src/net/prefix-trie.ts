@@ -67,55 +67,103 @@ export function ipv6Bytes(text: string): Uint8Array | null {
   return bytes;
 }
 
+/** A range as the trie keys it: its family's root, the address's bytes and how many of their bits count. */
+interface RangeKey {
+  v6: boolean;
+  bytes: Uint8Array;
+  bits: number;
+}
+
+function v4Bytes(value: number): Uint8Array {
+  return Uint8Array.of(value >>> 24, (value >>> 16) & 255, (value >>> 8) & 255, value & 255);
+}
+
+/** The key of a range ("10.0.0.0/8", "2001:db8::/32", one address; IPv4-mapped IPv6 as IPv4); null: not a range. */
+function rangeKey(cidr: string): RangeKey | null {
+  const slash = cidr.indexOf('/');
+  const v4 = ipv4Number(slash < 0 ? cidr : cidr.slice(0, slash));
+  if (v4 >= 0) {
+    // The common case of a long ban list, without a second parse.
+    const rest = slash < 0 ? '32' : cidr.slice(slash + 1);
+    const prefix = /^\d{1,2}$/.test(rest) ? Number(rest) : NaN;
+    return prefix >= 0 && prefix <= 32 ? { v6: false, bytes: v4Bytes(v4), bits: prefix } : null;
+  }
+  const c = parseCidr(cidr);
+  if (!c) return null;
+  const address = unmapIPv4(c.address);
+  if (net.isIPv4(address)) return { v6: false, bytes: v4Bytes(ipv4Number(address)), bits: c.family === 'ipv4' ? c.prefix : Math.max(0, c.prefix - 96) };
+  const bytes = ipv6Bytes(address);
+  return bytes ? { v6: true, bytes, bits: c.prefix } : null;
+}
+
+function bitOf(bytes: Uint8Array, i: number): number {
+  return (bytes[i >> 3] >> (7 - (i & 7))) & 1;
+}
+
+/** A copy of the path to `key`'s node with `change` applied to the copy of that node; the rest is shared. */
+function copyPath<T>(root: TrieNode<T>, key: RangeKey, change: (n: TrieNode<T>) => void): TrieNode<T> {
+  const top: TrieNode<T> = { ...root };
+  let n = top;
+  for (let i = 0; i < key.bits; i++) {
+    const bit = bitOf(key.bytes, i);
+    const next: TrieNode<T> = { ...((bit === 0 ? n.zero : n.one) ?? node<T>()) };
+    if (bit === 0) n.zero = next;
+    else n.one = next;
+    n = next;
+  }
+  change(n);
+  return top;
+}
+
 /**
  * Address ranges (CIDR) and a value for each, answering which ranges hold an address by walking the
  * address's bits: at most 32 (IPv4) or 128 (IPv6) steps whatever the number of ranges, where a list or
- * node's BlockList checks every rule in turn. Built once, never changed after (the table's bans).
+ * node's BlockList checks every rule in turn. A trie handed out is never changed: `add` builds one before
+ * it is, `with` and `without` answer a new trie that copies only the path to the range changed (33 or 129
+ * nodes at most) and shares the rest, so a ban added to 10,000 costs a path, not a rebuild.
  */
 export class PrefixTrie<T> {
-  private readonly v4 = node<T>();
-  private readonly v6 = node<T>();
+  private v4: TrieNode<T> = node();
+  private v6: TrieNode<T> = node();
   size = 0;
 
-  /** Adds a range ("10.0.0.0/8", "2001:db8::/32", or one address); false when it is not a range. */
+  /** Adds a range while the trie is being built; false when it is not a range. */
   add(cidr: string, value: T): boolean {
-    const n = this.nodeOfV4(cidr) ?? this.nodeOfOther(cidr);
-    if (!n) return false;
+    const key = rangeKey(cidr);
+    if (!key) return false;
+    let n = key.v6 ? this.v6 : this.v4;
+    for (let i = 0; i < key.bits; i++) n = step(n, bitOf(key.bytes, i));
     (n.values ??= []).push(value);
     this.size++;
     return true;
   }
 
-  /** The node of a plain IPv4 range, walked without parsing twice (the common case of a long ban list); null: not one. */
-  private nodeOfV4(cidr: string): TrieNode<T> | null {
-    const slash = cidr.indexOf('/');
-    const bits = ipv4Number(slash < 0 ? cidr : cidr.slice(0, slash));
-    if (bits < 0) return null;
-    const rest = slash < 0 ? '32' : cidr.slice(slash + 1);
-    const prefix = /^\d{1,2}$/.test(rest) ? Number(rest) : NaN;
-    if (!(prefix >= 0 && prefix <= 32)) return null;
-    let n = this.v4;
-    for (let i = 0; i < prefix; i++) n = step(n, (bits >>> (31 - i)) & 1);
-    return n;
+  /** A new trie with `value` on the range as well; this one when `cidr` is not a range. */
+  with(cidr: string, value: T): PrefixTrie<T> {
+    const key = rangeKey(cidr);
+    if (!key) return this;
+    return this.changed(key, 1, (n) => (n.values = n.values ? [...n.values, value] : [value]));
   }
 
-  private nodeOfOther(cidr: string): TrieNode<T> | null {
-    const c = parseCidr(cidr);
-    if (!c) return null;
-    const address = unmapIPv4(c.address);
-    let n: TrieNode<T>;
-    if (net.isIPv4(address)) {
-      const bits = ipv4Number(address);
-      const prefix = c.family === 'ipv4' ? c.prefix : Math.max(0, c.prefix - 96);
-      n = this.v4;
-      for (let i = 0; i < prefix; i++) n = step(n, (bits >>> (31 - i)) & 1);
-    } else {
-      const bytes = ipv6Bytes(address);
-      if (!bytes) return null;
-      n = this.v6;
-      for (let i = 0; i < c.prefix; i++) n = step(n, (bytes[i >> 3] >> (7 - (i & 7))) & 1);
-    }
-    return n;
+  /** A new trie without `value` on the range (by identity); this one when it is not there. */
+  without(cidr: string, value: T): PrefixTrie<T> {
+    const key = rangeKey(cidr);
+    if (!key) return this;
+    let found = false;
+    const next = this.changed(key, -1, (n) => {
+      const kept = n.values?.filter((v) => v !== value) ?? null;
+      found = kept !== null && kept.length !== n.values!.length;
+      n.values = kept && kept.length > 0 ? kept : null;
+    });
+    return found ? next : this;
+  }
+
+  private changed(key: RangeKey, delta: number, change: (n: TrieNode<T>) => void): PrefixTrie<T> {
+    const next = new PrefixTrie<T>();
+    next.v4 = key.v6 ? this.v4 : copyPath(this.v4, key, change);
+    next.v6 = key.v6 ? copyPath(this.v6, key, change) : this.v6;
+    next.size = this.size + delta;
+    return next;
   }
 
   /**

@@ -129,7 +129,11 @@ export class PolicyGate {
 
   private byToolPolicy(own: ToolPolicyRecord, req: http.IncomingMessage, res: http.ServerResponse | null): PolicyRefusal | null {
     if (own.maintenance) return maintenancePage(own.maintenance);
-    if (own.maxBodyBytes !== undefined && declaredLength(req) > own.maxBodyBytes) return BODY_TOO_LARGE;
+    if (own.maxBodyBytes !== undefined && declaredLength(req) > own.maxBodyBytes) {
+      // Not read to be dropped: the connection closes after the 413, as for any body refused unread.
+      res?.setHeader('connection', 'close');
+      return BODY_TOO_LARGE;
+    }
     if (own.rateLimit) {
       const wait = this.buckets.take(own.tool, clientAddress(req, this.o.trusted), own.rateLimit, Date.now());
       if (wait > 0) return { reason: 'rate_limited', retryAfter: wait };

@@ -98,6 +98,7 @@ describe("a tool's policy at the proxy", () => {
     const declared = await request(p.port, '/web/up', { method: 'POST', headers: { ...UA, accept: 'application/json' }, body: Buffer.alloc(2000) });
     assert.equal(declared.status, 413);
     assert.equal(JSON.parse(declared.body).error.code, 'body_too_large');
+    assert.equal(declared.headers.connection, 'close', 'a body refused unread is not read to be dropped');
     assert.equal(await chunkedUpload(p.port, '/web/up', 3000), 413);
     const fits = await request(p.port, '/web/up', { method: 'POST', headers: UA, body: Buffer.alloc(1500) });
     assert.equal(fits.status, 200);

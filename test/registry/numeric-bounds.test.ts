@@ -17,6 +17,8 @@ const schemas = (openapi as unknown as { components: { schemas: Record<string, S
 const resolve = (s: Schema): Schema => (s.$ref ? resolve(schemas[s.$ref.split('/').pop()!]) : s);
 
 const LEASES = { minTtlSeconds: 7, defaultTtlSeconds: 30, maxTtlSeconds: 99 };
+/** proxy.maxResponseTimeoutSeconds here: another value than the document's default. */
+const MAX_RESPONSE_TIMEOUT_S = 77;
 
 interface NumericField {
   route: string;
@@ -39,8 +41,9 @@ function numericFields(): NumericField[] {
       const prop = resolve(raw);
       if (prop.type !== 'integer' && prop.type !== 'number') continue;
       assert.ok(prop.minimum !== undefined && prop.maximum !== undefined, `${r.key} ${name}: the document gives no bounds`);
-      // The lease bounds are the server's configuration; the document shows their defaults.
-      const [min, max] = name === 'ttl' ? [LEASES.minTtlSeconds, LEASES.maxTtlSeconds] : [prop.minimum, prop.maximum];
+      // The lease bounds and the longest response timeout are the server's configuration; the document shows their defaults.
+      const lease = name === 'ttl' && r.path.endsWith('/backends/{id}');
+      const [min, max] = lease ? [LEASES.minTtlSeconds, LEASES.maxTtlSeconds] : name === 'responseTimeoutSeconds' ? [prop.minimum, MAX_RESPONSE_TIMEOUT_S] : [prop.minimum, prop.maximum];
       out.push({ route: r.key, method: r.method, path: fillPath(r.path, { tool: 'alpha', id: 'a1' }), example: r.example as Record<string, unknown>, name, min, max });
     }
   }
@@ -53,11 +56,15 @@ const FIELDS = numericFields();
 const outOfRange = (f: NumericField): string[] => [String(f.min - 1), String(f.max + 1), '1e308', '-1e308', '1e309', '-1e309', String(f.max + 0.5)];
 
 describe('numeric fields of the documented bodies', () => {
-  it('are ttl, restarts and the discovery port (the document was read)', () => {
+  it("are a lease's ttl and restarts, the discovery port, a ban's ttl and a tool policy's numbers (the document was read)", () => {
     assert.deepEqual(FIELDS.map((f) => `${f.route} ${f.name}`).sort(), [
       'POST /v1/tools/{tool}/discoveries port',
+      'PUT /v1/blocks/{id} ttl',
       'PUT /v1/tools/{tool}/backends/{id} restarts',
       'PUT /v1/tools/{tool}/backends/{id} ttl',
+      'PUT /v1/tools/{tool}/policy maxBodyBytes',
+      'PUT /v1/tools/{tool}/policy maxConcurrent',
+      'PUT /v1/tools/{tool}/policy responseTimeoutSeconds',
     ]);
   });
 });
@@ -74,7 +81,7 @@ for (const kind of storeKinds()) {
         let api: Api;
         beforeEach(async () => {
           store = await kind.create();
-          api = await startApi({ store, fastPath, overrides: { leases: LEASES } });
+          api = await startApi({ store, fastPath, overrides: { leases: LEASES, proxy: { port: 18080, maxResponseTimeoutSeconds: MAX_RESPONSE_TIMEOUT_S } } });
         });
         afterEach(async () => {
           await api.close();
@@ -96,7 +103,7 @@ for (const kind of storeKinds()) {
               assert.ok(!r.body.error.message.includes('undefined'), where);
             }
             const after = await store.snapshot();
-            assert.deepEqual([after.version, after.backends, after.assignments], [before.version, before.backends, before.assignments], 'nothing stored');
+            assert.deepEqual([after.version, after.backends, after.assignments, after.policies], [before.version, before.backends, before.assignments, before.policies], 'nothing stored');
           });
         }
       });

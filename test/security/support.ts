@@ -174,8 +174,12 @@ export interface Target {
  * The registry test harness (test/registry/harness.ts), the composition the registry tests use.
  * `fastPath: false`: express answers heartbeats too, as if the heartbeat fast path were not there.
  */
-export async function harnessTarget(store: Store, overrides: Record<string, unknown> = {}, opts: { logger?: Logger; fastPath?: boolean } = {}): Promise<Target> {
-  const api = await startApi({ store, overrides, logger: opts.logger, fastPath: opts.fastPath });
+export async function harnessTarget(
+  store: Store,
+  overrides: Record<string, unknown> = {},
+  opts: { logger?: Logger; fastPath?: boolean; authFailuresPerMinute?: number } = {},
+): Promise<Target> {
+  const api = await startApi({ store, overrides, logger: opts.logger, fastPath: opts.fastPath, authFailuresPerMinute: opts.authFailuresPerMinute });
   return { name: 'harness', base: api.base, store, fastPathAnswered: () => api.heartbeats?.answered ?? null, close: () => api.close() };
 }
 

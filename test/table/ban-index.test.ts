@@ -81,7 +81,7 @@ describe('UserAgentMatcher', () => {
 describe('BanIndex', () => {
   it('applies a ban to its tool only and not after it expires', () => {
     const now = 1_000_000;
-    const index = new BanIndex([
+    const index = BanIndex.of([
       ban({ id: 'a', cidr: '10.0.0.0/8', tool: 'web' }),
       ban({ id: 'b', cidr: '10.0.0.0/8', expiresAt: now }),
       ban({ id: 'c', userAgent: 'Scraper', expiresAt: now + 1 }),
@@ -91,5 +91,41 @@ describe('BanIndex', () => {
     assert.equal(index.byAddress('10.2.3.4', 'api', now - 1)?.id, 'b');
     assert.equal(index.byUserAgent('A Scraper 1.0', 'api', now)?.id, 'c');
     assert.equal(index.byUserAgent('A Scraper 1.0', 'api', now + 1), undefined);
+  });
+});
+
+describe('BanIndex changed rather than rebuilt', () => {
+  it('answers as an index built from scratch, after random additions, replacements and removals', () => {
+    let seed = 99;
+    const rand = () => (seed = (seed * 1103515245 + 12345) >>> 0);
+    const addressOf = (a: number) => `10.${(a >>> 16) & 3}.${(a >>> 8) & 255}.${a & 255}`;
+    let current = new Map<string, BlockRecord>();
+    for (let i = 0; i < 300; i++) current.set(`b${i}`, ban({ id: `b${i}`, cidr: `${addressOf(rand())}/${20 + (rand() % 13)}`, tool: rand() % 3 === 0 ? 'web' : undefined }));
+    let index = BanIndex.of([...current.values()]);
+    for (let round = 0; round < 30; round++) {
+      const next = new Map(current);
+      const added: BlockRecord[] = [];
+      const removed: BlockRecord[] = [];
+      for (let k = 0; k < 10; k++) {
+        const id = `b${rand() % 400}`;
+        const before = next.get(id);
+        if (before) removed.push(before);
+        if (rand() % 4 === 0) next.delete(id);
+        else {
+          const b = rand() % 5 === 0 ? ban({ id, userAgent: `^Bot-${id}/` }) : ban({ id, cidr: `${addressOf(rand())}/${20 + (rand() % 13)}` });
+          next.set(id, b);
+          added.push(b);
+        }
+      }
+      index = index.withChanges(added, removed);
+      current = next;
+      const fresh = BanIndex.of([...current.values()]);
+      for (let i = 0; i < 200; i++) {
+        const address = addressOf(rand());
+        for (const tool of ['web', 'api']) assert.equal(index.byAddress(address, tool, 0)?.id, fresh.byAddress(address, tool, 0)?.id, `${address} round ${round}`);
+      }
+      for (const b of current.values()) if (b.userAgent) assert.equal(index.byUserAgent(`Bot-${b.id}/1`, 'web', 0)?.id, b.id);
+      assert.equal(index.size, fresh.size);
+    }
   });
 });

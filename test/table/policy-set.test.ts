@@ -24,6 +24,23 @@ describe('a route table carries the policies', () => {
     assert.equal(cleared.policies, PolicySet.EMPTY);
   });
 
+  it('makes the next ban index from the last one asked for, over several changes', () => {
+    const first = base.withChanges([ev(2, [{ kind: 'policy.upsert', policy: { kind: 'block', id: 'a', cidr: '10.0.0.0/8', updatedAt: 1 } }])]);
+    assert.equal(first.policies.banIndex().byAddress('10.1.1.1', 'web', 0)?.id, 'a');
+    // Two changes before anyone asks: b added and a removed, then c added and b replaced.
+    const second = first.withChanges([
+      ev(3, [{ kind: 'policy.upsert', policy: { kind: 'block', id: 'b', cidr: '192.0.2.0/24', updatedAt: 1 } }, { kind: 'policy.remove', key: 'block:a' }]),
+      ev(4, [{ kind: 'policy.upsert', policy: { kind: 'block', id: 'c', userAgent: '^Bad', updatedAt: 1 } }]),
+    ]);
+    const third = second.withChanges([ev(5, [{ kind: 'policy.upsert', policy: { kind: 'block', id: 'b', cidr: '198.51.100.0/24', updatedAt: 2 } }])]);
+    const index = third.policies.banIndex();
+    assert.equal(index.byAddress('10.1.1.1', 'web', 0), undefined, 'a removed');
+    assert.equal(index.byAddress('192.0.2.9', 'web', 0), undefined, "b's old range replaced");
+    assert.equal(index.byAddress('198.51.100.9', 'web', 0)?.id, 'b');
+    assert.equal(index.byUserAgent('Bad/1', 'web', 0)?.id, 'c');
+    assert.equal(first.policies.banIndex().byAddress('10.1.1.1', 'web', 0)?.id, 'a', 'the old table keeps its own index');
+  });
+
   it('builds the policies of a snapshot, the last record of a key winning', () => {
     const t = RouteTable.fromSnapshot({
       epoch: 'e',
