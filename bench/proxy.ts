@@ -435,7 +435,7 @@ function report(r: {
   if (r.breakdown.length) {
     out.push(
       '',
-      '#### Where a request\'s CPU goes (`--profile`: V8 CPU profiles of the 1-route process and of bare undici over all their runs, each category\'s share of the busy time times the CPU per request measured)',
+      '#### Where a request\'s CPU goes (`--profile`: V8 CPU profiles of the 1-route process and of bare undici over all their runs, each category\'s share of the main thread\'s busy time times the process\'s CPU per request; the CPU of V8\'s helper threads, parallel collection above all, is thereby spread over the categories in proportion)',
       '',
       ...r.breakdown,
     );
