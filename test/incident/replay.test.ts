@@ -233,10 +233,12 @@ describe('the incident, replayed: 20 tools on a real Redis', function () {
       tools.map(async (t) => {
         const childPid = t.launcher.events('child.started')[0]?.childPid as number;
         assert.equal(typeof childPid, 'number');
-        // The launcher dies without a word to the registry, then the tool's server goes down with it.
+        // The launcher dies without a word to the registry, then the tool's server goes down with it. Its
+        // server may be gone from the moment the launcher is (its watchdog sees its parent go): the server
+        // counts as down from the kill, not from when the launcher's exit was seen.
+        t.downAt = Date.now();
         t.launcher.proc.kill('SIGKILL');
         await t.launcher.exited;
-        t.downAt = Date.now();
         killPid(childPid);
         await waitFor(`${t.name}'s old server to be gone`, async () => !(await accepts(t.port)), 10_000, 10);
         t.runner = await startRunner(t.port);
