@@ -16,6 +16,7 @@ import { parseArgs } from 'node:util';
 import { callApi } from '../test/support/api';
 import { writeConfig } from '../test/support/process';
 import { freePort } from '../test/support/redis-server';
+import { startServe as startSharedServe, type Serve as BaseServe } from './switchboard-procs';
 import { checkBuild, closedLoop, cpuSeconds, hasWrk, machine, median, ROOT, startChild, stopChild, switchboardArgs, switchboardEnv, waitHttp, wrkLoad, writeSection, type LoadResult } from './lib';
 
 const { values } = parseArgs({
@@ -56,26 +57,14 @@ function log(msg: string): void {
   process.stderr.write(`[bench:fairness] ${msg}\n`);
 }
 
-interface Serve {
+interface Serve extends BaseServe {
   relay: number;
-  proc: ChildProcess;
-  control: string;
-  proxyPort: number;
 }
 
 async function startServe(relay: number): Promise<Serve> {
-  const controlPort = await freePort();
-  const proxyPort = await freePort();
   // Discovery off: the bench's backends are registered, nothing is to be found.
   const config = { proxy: { accessLog: true, relayBytesPerTurn: relay }, discovery: { enabled: false }, dataDir: null, log: { level: 'info' } };
-  const profile = values.profile ? ['--cpu-prof', '--cpu-prof-dir', PROFILE_DIR, '--cpu-prof-name', `fairness-${relay}.cpuprofile`] : [];
-  const proc = startChild(
-    [...profile, ...switchboardArgs('serve', '--config', writeConfig(config))],
-    switchboardEnv({ SWITCHBOARD_CONTROL_PORT: String(controlPort), SWITCHBOARD_PROXY_PORT: String(proxyPort), SWITCHBOARD_ADMIN_TOKEN: TOKEN }),
-  );
-  const sb: Serve = { relay, proc, control: `http://127.0.0.1:${controlPort}`, proxyPort };
-  await waitHttp(`${sb.control}/healthz`);
-  return sb;
+  return { relay, ...(await startSharedServe(config, TOKEN, values.profile ? `fairness-${relay}` : undefined)) };
 }
 
 async function register(sb: Serve, tool: string, port: number): Promise<void> {

@@ -12,6 +12,7 @@ import { parseArgs } from 'node:util';
 import { callApi } from '../test/support/api';
 import { writeConfig } from '../test/support/process';
 import { freePort } from '../test/support/redis-server';
+import { startServe as startSharedServe, type Serve } from './switchboard-procs';
 import { checkBuild, closedLoop, machine, median, ROOT, startChild, stopChild, switchboardArgs, switchboardEnv, waitHttp, writeSection, type LoadResult } from './lib';
 
 const { values } = parseArgs({
@@ -36,23 +37,8 @@ function log(msg: string): void {
   process.stderr.write(`[bench:policies] ${msg}\n`);
 }
 
-interface Serve {
-  proc: ChildProcess;
-  control: string;
-  proxyPort: number;
-}
-
-async function startServe(): Promise<Serve> {
-  const controlPort = await freePort();
-  const proxyPort = await freePort();
-  const config = { proxy: { accessLog: false }, discovery: { enabled: false }, dataDir: null, log: { level: 'warn' } };
-  const proc = startChild(
-    switchboardArgs('serve', '--config', writeConfig(config)),
-    switchboardEnv({ SWITCHBOARD_CONTROL_PORT: String(controlPort), SWITCHBOARD_PROXY_PORT: String(proxyPort), SWITCHBOARD_ADMIN_TOKEN: TOKEN }),
-  );
-  const sb: Serve = { proc, control: `http://127.0.0.1:${controlPort}`, proxyPort };
-  await waitHttp(`${sb.control}/healthz`);
-  return sb;
+function startServe(): Promise<Serve> {
+  return startSharedServe({ proxy: { accessLog: false }, discovery: { enabled: false }, dataDir: null, log: { level: 'warn' } }, TOKEN);
 }
 
 /** `n` ranges of 10.0.0.0/8 and 172.16.0.0/12 (never loopback), /16 to /32. */

@@ -2,6 +2,7 @@
 // environment (bin/switchboard.js), on a real Redis.
 import type { ChildProcess } from 'node:child_process';
 import path from 'node:path';
+import { writeConfig } from '../test/support/process';
 import { freePort } from '../test/support/redis-server';
 import { ROOT, startChild, stopChild, switchboardArgs, switchboardEnv, waitHttp } from './lib';
 
@@ -87,4 +88,24 @@ export async function startRegistry(redisUrl: string, config: string): Promise<{
   }));
   await waitHttp(`http://127.0.0.1:${control}/healthz`);
   return { control, stop: () => stopChild(child) };
+}
+
+/** `switchboard serve` (embedded store) with a --config of `config`, on free ports, once its control port answers. */
+export interface Serve {
+  proc: ChildProcess;
+  control: string;
+  proxyPort: number;
+}
+
+export async function startServe(config: Record<string, unknown>, token: string, profileName?: string): Promise<Serve> {
+  const controlPort = await freePort();
+  const proxyPort = await freePort();
+  const profile = profileName ? profileFlags(profileName) : [];
+  const proc = startChild(
+    [...profile, ...switchboardArgs('serve', '--config', writeConfig(config))],
+    switchboardEnv({ SWITCHBOARD_CONTROL_PORT: String(controlPort), SWITCHBOARD_PROXY_PORT: String(proxyPort), SWITCHBOARD_ADMIN_TOKEN: token }),
+  );
+  const sb: Serve = { proc, control: `http://127.0.0.1:${controlPort}`, proxyPort };
+  await waitHttp(`${sb.control}/healthz`);
+  return sb;
 }
