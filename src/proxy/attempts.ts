@@ -19,6 +19,7 @@ const FAILURE_PAGE: Record<ForwardFailure['kind'], ProxyErrorCode> = {
   bad_request: 'bad_request',
   client_gone: 'bad_gateway',
   client_timeout: 'request_timeout',
+  body_too_large: 'body_too_large',
 };
 
 /**
@@ -112,7 +113,7 @@ export class Attempts {
   /** A forward to `backend` failed: counted, logged, and a backend that looks gone is cooled off. */
   failed(tool: string, backend: RouteBackend, r: ForwardFailure, ex: Exchange): void {
     // The client's doing: says nothing of the backend (a silent body is counted where its timer fires).
-    if (r.kind === 'client_gone' || r.kind === 'bad_request' || r.kind === 'client_timeout') return;
+    if (r.kind === 'client_gone' || r.kind === 'bad_request' || r.kind === 'client_timeout' || r.kind === 'body_too_large') return;
     this.accounting.countError(heldRefusal(backend, r) ? 'not_running' : r.kind);
     // Refusals and resets say the backend is gone, and a name now pointing at another tool's port is no
     // backend of this tool: each is cooled off. A slow or garbled answer says nothing about the next, nor

@@ -16,13 +16,15 @@ export type ForwardFailureKind =
   | 'bad_gateway' // the backend answered something that cannot be relayed
   | 'client_gone' // the client went away first
   | 'client_timeout' // the client's body went silent for longer than proxy.bodyIdleTimeoutMs
+  | 'body_too_large' // the client's streamed body passed the tool's maxBodyBytes
   | 'bad_request'; // the request could not even be sent on
 
 /**
  * A request's body as the forwarder sends it: read whole before a backend was picked (sent from memory, and
- * again on a retry), or streamed from the request as the client sends it.
+ * again on a retry), or streamed from the request as the client sends it. `maxBytes`: the most of a streamed
+ * body the backend may be sent (the tool's maxBodyBytes, for a body without a Content-Length to judge).
  */
-export type RequestBody = { kind: 'whole'; bytes: Buffer } | { kind: 'stream' };
+export type RequestBody = { kind: 'whole'; bytes: Buffer } | { kind: 'stream'; maxBytes?: number };
 
 export type ForwardResult =
   | { kind: 'ok'; status: number }
@@ -56,6 +58,8 @@ export interface ForwarderOptions {
   bodyIdleTimeoutMs: number;
   /** A streamed body went silent for bodyIdleTimeoutMs (answered 408, or cut once the answer has started). */
   bodyTimedOut?(): void;
+  /** A streamed body passed its maxBytes (answered 413, or cut once the answer has started). */
+  bodyTooLarge?(): void;
   /** An upgraded connection with no traffic either way for this long is closed (http-proxy sets none). */
   wsIdleTimeoutMs: number;
   agent: { maxSockets: number; freeSocketTimeoutMs: number };

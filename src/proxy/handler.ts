@@ -197,10 +197,11 @@ export class ProxyHandler {
     rewriteRequestHeaders(req, { requestId: ex.requestId, policy: this.p.policy, tool, byPath: found.byPath });
     // 3. The body: a small one is read whole before a backend connection is taken (a slow upload holds
     // none, and a retry can send it again); a larger one streams (request-body.ts).
-    const body = hasBody(req) ? await readBody(req, this.p.bodies) : null;
-    if (body && !sendable(body)) return this.bodyNotRead(res, req, ex, body.kind);
-    const tooLarge = body && this.p.gate.admitBody(req, tool, body);
-    if (tooLarge) return this.answer(res, req, ex, tooLarge.reason, tooLarge);
+    const read = hasBody(req) ? await readBody(req, this.p.bodies) : null;
+    if (read && !sendable(read)) return this.bodyNotRead(res, req, ex, read.kind);
+    const admitted = read && this.p.gate.admitBody(req, tool, read);
+    if (admitted && 'reason' in admitted) return this.answer(res, req, ex, admitted.reason, admitted);
+    const body = admitted;
     // 4. A client address holds at most its share of the tool's backend connections (client-slots.ts).
     const slot = this.p.slots.take(tool, req, res, ex);
     const waited = slot === true ? 'taken' : await slot;
@@ -219,6 +220,8 @@ export class ProxyHandler {
     // 6. Answer: relayed already (undefined), or the page of the last failure.
     if (last === undefined) return;
     if (last === null) return this.noBackend(res, req, ex, { kind: 'none' });
+    // The rest of a body past the tool's bound is not read to be dropped.
+    if (last.kind === 'body_too_large') res.setHeader('connection', 'close');
     this.answer(res, req, ex, ex.notRunning ? 'not_running' : lastFailurePage(last));
   }
 
@@ -242,7 +245,7 @@ export class ProxyHandler {
       refuse('loop_detected');
       return false;
     }
-    const refused = this.p.gate.admit(req, null, ex, found);
+    const refused = this.p.gate.admit(req, socket, ex, found);
     if (refused) {
       refuse(refused.reason, refused);
       return false;

@@ -1,4 +1,5 @@
 import type http from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { Metrics, PolicyRefusalReason } from '../metrics';
 import type { NetworkSet } from '../net/networks';
 import type { Maintenance, ToolPolicyRecord } from '../table/policy-records';
@@ -6,6 +7,7 @@ import type { PolicySet } from '../table/policy-set';
 import type { RouteSource } from '../table/route-table';
 import { clientAddress } from './client-slots';
 import type { Exchange } from './exchange';
+import type { RequestBody } from './forward-result';
 import { RateBuckets } from './rate-buckets';
 import type { Resolution } from './route-resolution';
 import { stripToolPrefix } from './strip-prefix';
@@ -70,11 +72,12 @@ export class PolicyGate {
   constructor(private readonly o: PolicyGateOptions) {}
 
   /**
-   * The refusal for a request (`res`) or a WebSocket handshake (`res` null: no concurrency slot, its
-   * connection may last hours) to the tool `found` resolved; null: it may go on, and what the tool's policy
-   * asks of its forwarding is set on the exchange and the request.
+   * The refusal for a request (`to`: its response) or a WebSocket handshake (`to`: the client's socket) to
+   * the tool `found` resolved; null: it may go on, and what the tool's policy asks of its forwarding is set
+   * on the exchange and the request. Either holds one of the tool's maxConcurrent places until it closes: a
+   * WebSocket for as long as it is open, since it is in flight at the tool all that time.
    */
-  admit(req: http.IncomingMessage, res: http.ServerResponse | null, ex: Exchange, found: Routed): PolicyRefusal | null {
+  admit(req: http.IncomingMessage, to: http.ServerResponse | Duplex, ex: Exchange, found: Routed): PolicyRefusal | null {
     const ua = req.headers['user-agent'];
     if (this.o.requireUserAgent && !ua) return this.count(USER_AGENT);
     const policies = this.o.routes.current()?.policies;
@@ -85,7 +88,7 @@ export class PolicyGate {
     const own = policies.tools.size > 0 ? policies.tools.get(tool) : undefined;
     if (own === undefined) return null;
     if (policies !== this.seen) this.tidy(policies);
-    const limited = this.byToolPolicy(own, req, res);
+    const limited = this.byToolPolicy(own, req, to);
     if (limited !== null) return this.count(limited);
     if (own.responseTimeoutSeconds !== undefined) ex.responseTimeoutMs = own.responseTimeoutSeconds * 1000;
     if (own.stripPrefix && found.kind === 'route' && found.byPath) stripToolPrefix(req);
@@ -93,27 +96,22 @@ export class PolicyGate {
   }
 
   /**
-   * A streamed body (no Content-Length, or one the client may exceed) counted as it goes to the backend:
-   * past the tool's maxBodyBytes the request is cut, and counted as `body_too_large`. A body read whole
-   * is judged by its length: the refusal to answer with, or null.
+   * The body as it may be sent to the tool, or the refusal to answer with. A body read whole is judged by its
+   * length; a streamed chunked one is sent with the tool's maxBodyBytes as its bound, which the forwarder
+   * holds it to (413 while no answer has started, else the exchange is cut). A declared length was judged
+   * before the body was read.
    */
-  admitBody(req: http.IncomingMessage, tool: string, body: { kind: 'whole'; bytes: Buffer } | { kind: 'stream' }): PolicyRefusal | null {
+  admitBody(req: http.IncomingMessage, tool: string, body: RequestBody): RequestBody | PolicyRefusal {
     const policies = this.o.routes.current()?.policies;
     const max = policies === undefined || policies.tools.size === 0 ? undefined : policies.tools.get(tool)?.maxBodyBytes;
-    if (max === undefined) return null;
-    if (body.kind === 'whole') return body.bytes.length > max ? this.count(BODY_TOO_LARGE) : null;
-    // A declared length was judged before the body was read; what is left is a chunked body. A listener
-    // must not set a body flowing before the forwarder pipes it.
-    if (req.headers['content-length'] !== undefined) return null;
-    if (req.readableFlowing === null) req.pause();
-    let seen = 0;
-    req.on('data', (chunk: Buffer) => {
-      seen += chunk.length;
-      if (seen <= max || req.destroyed) return;
-      this.count(BODY_TOO_LARGE);
-      req.destroy();
-    });
-    return null;
+    if (max === undefined) return body;
+    if (body.kind === 'whole') return body.bytes.length > max ? this.count(BODY_TOO_LARGE) : body;
+    return req.headers['content-length'] !== undefined ? body : { kind: 'stream', maxBytes: max };
+  }
+
+  /** A streamed body passed its bound in the forwarder: counted as the refusal it is. */
+  countBodyTooLarge(): void {
+    this.count(BODY_TOO_LARGE);
   }
 
   private byPolicies(policies: PolicySet, req: http.IncomingMessage, tool: string, ua: string | undefined): PolicyRefusal | null {
@@ -127,27 +125,28 @@ export class PolicyGate {
     return null;
   }
 
-  private byToolPolicy(own: ToolPolicyRecord, req: http.IncomingMessage, res: http.ServerResponse | null): PolicyRefusal | null {
+  private byToolPolicy(own: ToolPolicyRecord, req: http.IncomingMessage, to: http.ServerResponse | Duplex): PolicyRefusal | null {
     if (own.maintenance) return maintenancePage(own.maintenance);
     if (own.maxBodyBytes !== undefined && declaredLength(req) > own.maxBodyBytes) {
-      // Not read to be dropped: the connection closes after the 413, as for any body refused unread.
-      res?.setHeader('connection', 'close');
+      // Not read to be dropped: the connection closes after the 413, as for any body refused unread (a
+      // refused handshake's socket is closed anyway).
+      if ('setHeader' in to) to.setHeader('connection', 'close');
       return BODY_TOO_LARGE;
     }
     if (own.rateLimit) {
       const wait = this.buckets.take(own.tool, clientAddress(req, this.o.trusted), own.rateLimit, Date.now());
       if (wait > 0) return { reason: 'rate_limited', retryAfter: wait };
     }
-    if (own.maxConcurrent !== undefined && res !== null && !this.takeSlot(own.tool, own.maxConcurrent, res)) return OVER_CONCURRENCY;
+    if (own.maxConcurrent !== undefined && !this.takeSlot(own.tool, own.maxConcurrent, to)) return OVER_CONCURRENCY;
     return null;
   }
 
-  /** One of the tool's in-flight places, given back when the response closes; false when none is free. */
-  private takeSlot(tool: string, max: number, res: http.ServerResponse): boolean {
+  /** One of the tool's in-flight places, given back when the response (or socket) closes; false when none is free. */
+  private takeSlot(tool: string, max: number, to: http.ServerResponse | Duplex): boolean {
     const n = this.inFlight.get(tool) ?? 0;
     if (n >= max) return false;
     this.inFlight.set(tool, n + 1);
-    res.once('close', () => {
+    to.once('close', () => {
       const left = (this.inFlight.get(tool) ?? 1) - 1;
       if (left > 0) this.inFlight.set(tool, left);
       else this.inFlight.delete(tool);

@@ -107,6 +107,7 @@ export function createProxyServer(opts: ProxyServerOptions): ProxyServer {
     responseTimeoutMs: pc.responseTimeoutMs,
     bodyIdleTimeoutMs: pc.bodyIdleTimeoutMs,
     bodyTimedOut: () => accounting.countError('request_timeout'),
+    bodyTooLarge: () => gate.countBodyTooLarge(),
     wsIdleTimeoutMs: opts.wsIdleTimeoutMs ?? 600_000,
     agent: pc.agent,
     relayBytesPerTurn: pc.relayBytesPerTurn,
@@ -125,6 +126,7 @@ export function createProxyServer(opts: ProxyServerOptions): ProxyServer {
   const tlsServer = certificates ? createTlsServer(pc, certificates, logger, metrics) : null;
   const listeners: Listener[] = tlsServer ? [server, tlsServer] : [server];
   const policy = forwardPolicy(config);
+  const gate = new PolicyGate({ routes, trusted: policy.trusted, requireUserAgent: pc.requireUserAgent, banReasonOnPage: pc.banReasonOnPage, metrics });
   const handler = new ProxyHandler({
     routes,
     domain: config.domain,
@@ -141,7 +143,7 @@ export function createProxyServer(opts: ProxyServerOptions): ProxyServer {
     // A request past its client's share waits for a slot as long as it may wait for a backend connection.
     slots: new ClientSlots(pc.maxConnectionsPerClient, pc.connectTimeoutMs, policy.trusted),
     landing: pc.landingPage ? new LandingPage(routes) : null,
-    gate: new PolicyGate({ routes, trusted: policy.trusted, requireUserAgent: pc.requireUserAgent, banReasonOnPage: pc.banReasonOnPage, metrics }),
+    gate,
     draining: () => draining,
     closedWhileDraining: () => setImmediate(() => listeners.forEach((l) => l.closeIdleConnections())),
   });

@@ -90,6 +90,8 @@ class UpstreamExchange implements Dispatcher.DispatchHandler {
   private readonly onClose = (): void => this.clientClosed();
   /** Made the first time the client's side backs up: most answers never need it. */
   private onDrain: (() => void) | null = null;
+  /** The streamed body's bytes sent on so far (counted only against a maxBodyBytes). */
+  private bodySent = 0;
   /** The answer's body bytes relayed so far. */
   private bodyBytes = 0;
   /** The answer's account in the turns of the event loop (undefined until it is past its allowance; null: no bound). */
@@ -103,6 +105,8 @@ class UpstreamExchange implements Dispatcher.DispatchHandler {
     private readonly req: http.IncomingMessage,
     private readonly res: http.ServerResponse,
     private readonly gate: PassThrough | undefined,
+    /** The most of a streamed body the backend may be sent; undefined: no bound. */
+    private readonly maxBodyBytes: number | undefined,
     private readonly fresh: boolean,
     private readonly resolve: (r: ForwardResult) => void,
     /** The time for the backend to answer, and the longest silence while a body streams. */
@@ -127,8 +131,10 @@ class UpstreamExchange implements Dispatcher.DispatchHandler {
     const gate = this.gate;
     if (gate) {
       // The body is held back until the connection is up: a refused connection has consumed nothing.
-      gate.on('data', () => {
+      const max = this.maxBodyBytes;
+      gate.on('data', (chunk: Buffer) => {
         this.bodyConsumed = true;
+        if (max !== undefined && (this.bodySent += chunk.length) > max) return this.bodyTooLarge();
         this.timer?.refresh();
         this.bodyIdle?.touch();
       });
@@ -221,6 +227,20 @@ class UpstreamExchange implements Dispatcher.DispatchHandler {
     if (this.res.writableFinished) return;
     // The client went away: abort the upstream request, or it and its socket stay open for nothing.
     this.fail('client_gone', 'CLIENT_CLOSED');
+  }
+
+  /**
+   * The client's body passed the tool's maxBodyBytes: 413 while no answer has started (the upstream request
+   * is aborted, so the backend never sees a whole request), else the exchange is cut.
+   */
+  private bodyTooLarge(): void {
+    if (this.settled && !this.relaying) return;
+    this.opts.bodyTooLarge?.();
+    if (!this.relaying) return this.fail('body_too_large', 'BODY_TOO_LARGE');
+    this.stopTimers();
+    this.req.unpipe(this.gate);
+    this.controller?.abort(ABORTED);
+    this.res.destroy();
   }
 
   /**
@@ -319,7 +339,7 @@ export function createUndiciEngine(opts: ForwarderOptions, relay: WebSocketRelay
       // Node's server has already answered the client's Expect (100 Continue); undici refuses to send one.
       if (headers.expect !== undefined) delete headers.expect;
       const gate = body?.kind === 'stream' ? new PassThrough() : undefined;
-      const exchange = new UpstreamExchange(opts, turns, req, res, gate, fresh, resolve, responseTimeoutMs);
+      const exchange = new UpstreamExchange(opts, turns, req, res, gate, body?.kind === 'stream' ? body.maxBytes : undefined, fresh, resolve, responseTimeoutMs);
       const target = backend.target;
       (fresh ? unpooled : pooled).dispatch(
         {

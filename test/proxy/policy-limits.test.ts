@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import WebSocket, { WebSocketServer } from 'ws';
 import type { PolicyRecord } from '../../src/registry/types';
 import { StaticRoutes, backend, request, startProxy, tableOf, testConfig, type TestProxy } from './helpers';
-import { startBackend, type Backend } from '../support/backend';
+import { closeServer, listen, startBackend, type Backend } from '../support/backend';
 import { metricValue } from '../support/metrics';
 import { waitFor } from '../support/wait';
 
@@ -25,14 +26,18 @@ function chunkedUpload(port: number, path: string, bytes: number): Promise<numbe
 describe("a tool's policy at the proxy", () => {
   let echo: Backend;
   let slow: Backend;
+  let sockets: WebSocketServer;
+  let socketsPort: number;
   const held: http.ServerResponse[] = [];
+  /** The lengths of the bodies that reached the backend whole at /web/streamed. */
+  const bodiesEnded: number[] = [];
   let p: TestProxy;
   const routes = new StaticRoutes();
 
   function withPolicies(policies: PolicyRecord[]): void {
     routes.set(
       tableOf(
-        [backend('web', 'w1', echo.url), backend('api', 'a1', echo.url), backend('slow', 's1', slow.url), backend('hold', 'h1', slow.url)],
+        [backend('chat', 'c1', `http://127.0.0.1:${socketsPort}`), backend('web', 'w1', echo.url), backend('api', 'a1', echo.url), backend('slow', 's1', slow.url), backend('hold', 'h1', slow.url)],
         [],
         policies,
       ),
@@ -42,9 +47,12 @@ describe("a tool's policy at the proxy", () => {
 
   before(async () => {
     echo = await startBackend((req, res) => {
+      // An answer that starts before the body is read: a body past the bound then cuts the exchange.
+      if (req.url === '/web/answers-early') return void res.writeHead(200, { 'content-type': 'text/plain' }).write('started');
       const chunks: Buffer[] = [];
       req.on('data', (c: Buffer) => chunks.push(c));
       req.on('end', () => {
+        if (req.url === '/web/streamed') bodiesEnded.push(Buffer.concat(chunks).length);
         if (req.url === '/login-redirect') return void res.writeHead(302, { location: '/login' }).end();
         if (req.url === '/away') return void res.writeHead(302, { location: 'https://elsewhere.test/x' }).end();
         res.end(JSON.stringify({ url: req.url, prefix: req.headers['x-forwarded-prefix'] ?? null, bytes: Buffer.concat(chunks).length }));
@@ -54,13 +62,20 @@ describe("a tool's policy at the proxy", () => {
       if (req.url?.endsWith('/hold')) return void held.push(res);
       setTimeout(() => res.end('late'), 600);
     });
+    // A WebSocket backend that also answers plain requests (the 'chat' tool).
+    const chat = http.createServer((_req, res) => res.end('chat'));
+    sockets = new WebSocketServer({ server: chat });
+    sockets.on('connection', (ws) => ws.send('hello'));
+    socketsPort = await listen(chat);
     withPolicies([]);
     p = await startProxy(routes, testConfig({ responseTimeoutMs: 300, bufferBodyBytes: 4096 }, { domain: 'example.test' }));
   });
   after(async () => {
     for (const r of held) r.end();
     await p.close();
-    await Promise.all([echo.close(), slow.close()]);
+    for (const ws of sockets.clients) ws.terminate();
+    await new Promise<void>((resolve) => sockets.close(() => resolve()));
+    await Promise.all([echo.close(), slow.close(), closeServer(sockets.options.server as http.Server)]);
   });
 
   it('maxConcurrent: past it 503 `over_concurrency` with Retry-After, a place again once a response ends', async () => {
@@ -80,6 +95,25 @@ describe("a tool's policy at the proxy", () => {
     await waitFor('the third request at the backend: the place was given back', () => held.length === 1);
     held.shift()!.end('done');
     assert.equal((await third).status, 200);
+  });
+
+  it('maxConcurrent: an open WebSocket holds a place until it closes; a handshake past it gets 503 `over_concurrency`', async () => {
+    withPolicies([{ kind: 'tool', tool: 'chat', maxConcurrent: 1, updatedAt: 1 }]);
+    const url = `ws://127.0.0.1:${p.port}/chat/socket`;
+    const first = new WebSocket(url, { headers: UA });
+    await new Promise<void>((resolve, reject) => first.once('message', () => resolve()).once('error', reject));
+    const before = await refusals('over_concurrency');
+    const refused = await new Promise<number>((resolve) => {
+      const second = new WebSocket(url, { headers: UA });
+      second.once('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
+      second.once('open', () => resolve(101));
+      second.once('error', () => resolve(0));
+    });
+    assert.equal(refused, 503);
+    assert.equal((await request(p.port, '/chat/', { headers: UA })).status, 503, 'a plain request finds no place either');
+    assert.equal((await refusals('over_concurrency')) - before, 2);
+    first.close();
+    await waitFor('the place given back once the socket closed', async () => (await request(p.port, '/chat/', { headers: UA })).status === 200);
   });
 
   it('rateLimit: a client past its burst gets 429 `rate_limited` with Retry-After; another tool is not limited', async () => {
@@ -105,11 +139,24 @@ describe("a tool's policy at the proxy", () => {
     assert.equal(JSON.parse(fits.body).bytes, 1500);
   });
 
-  it('maxBodyBytes: a chunked body past it that streams is cut and counted', async () => {
+  it('maxBodyBytes: a chunked body past it that streams gets 413 `body_too_large`, counted; the backend never gets it whole', async () => {
     withPolicies([{ kind: 'tool', tool: 'web', maxBodyBytes: 10_000, updatedAt: 1 }]);
     const before = await refusals('body_too_large');
-    const status = await chunkedUpload(p.port, '/web/up', 50_000);
-    assert.notEqual(status, 200);
+    const whole = bodiesEnded.length;
+    // Past bufferBodyBytes (4 KiB) the body streams: its length is known only as it goes.
+    assert.equal(await chunkedUpload(p.port, '/web/streamed', 50_000), 413);
+    assert.equal((await refusals('body_too_large')) - before, 1);
+    assert.deepEqual(bodiesEnded.slice(whole), [], 'no request of the upload ended whole at the backend');
+    const fits = await chunkedUpload(p.port, '/web/streamed', 10_000);
+    assert.equal(fits, 200, 'a streamed body within the bound passes');
+    assert.deepEqual(bodiesEnded.slice(whole), [10_000]);
+  });
+
+  it('maxBodyBytes: a streamed body that passes it after the backend has answered is cut, and counted', async () => {
+    withPolicies([{ kind: 'tool', tool: 'web', maxBodyBytes: 10_000, updatedAt: 1 }]);
+    const before = await refusals('body_too_large');
+    const status = await chunkedUpload(p.port, '/web/answers-early', 50_000);
+    assert.notEqual(status, 200, 'the answer is cut short, not ended as if whole');
     await waitFor('the refusal counted', async () => (await refusals('body_too_large')) > before);
   });
 
