@@ -5,7 +5,8 @@
 // `Connection: close`: wrk resumes no session). The issue's targets: HTTP/1.1 over TLS at least 0.8x the plain
 // port's requests/s of the same run; handshakes per second at least 0.5x nginx's. Loopback only; every load is
 // bounded in time. Both proxies speak TLS 1.3 (the report says what each negotiated), and node:https answering
-// by itself (bench/bare-https.ts) shows what the runtime's own TLS costs a connection; `serve --workers N` (on a
+// by itself (bench/bare-https.ts) shows what the runtime's own TLS costs a connection, and the bare undici
+// proxy over TLS (bench/bare-undici.ts) what forwarding adds to it; `serve --workers N` (on a
 // Redis of its own) takes new connections beside the single process. Every row is measured
 // once a round, the rounds alternated; a figure is the median of its rounds.
 // Usage: npm run build && npm run bench:tls [-- --seconds 10 --warmup 2 --rounds 3 --workers 2 --connections 64 --h2-clients 16 --h2-streams 10 --handshake-connections 16 --print-only]
@@ -205,9 +206,11 @@ async function main(): Promise<void> {
   const backend = startChild(['--require', 'tsx/cjs', path.join(ROOT, 'bench', 'proxy-backend.ts')], { PORTS: String(backendPort) });
   await waitHttp(`http://127.0.0.1:${backendPort}/`);
   const sb = await startServe(files);
-  const barePort = await freePort();
-  const bare = startChild(['--require', 'tsx/cjs', path.join(ROOT, 'bench', 'bare-https.ts')], { PORT: String(barePort), CERT: files.cert, KEY: files.key });
-  const stops: Array<() => Promise<void>> = [() => sb.stop(), () => stopChild(bare), () => stopChild(backend, 'SIGKILL')];
+  const [barePort, undiciPort] = [await freePort(), await freePort()];
+  const tlsEnv = { CERT: files.cert, KEY: files.key };
+  const bare = startChild(['--require', 'tsx/cjs', path.join(ROOT, 'bench', 'bare-https.ts')], { PORT: String(barePort), ...tlsEnv });
+  const undici = startChild(['--require', 'tsx/cjs', path.join(ROOT, 'bench', 'bare-undici.ts')], { PORT: String(undiciPort), TARGET: `http://127.0.0.1:${backendPort}`, ...tlsEnv });
+  const stops: Array<() => Promise<void>> = [() => sb.stop(), () => stopChild(bare), () => stopChild(undici), () => stopChild(backend, 'SIGKILL')];
   try {
     await register(sb, backendPort);
     const sbCpu = () => cpuSeconds(sb.pid);
@@ -249,7 +252,14 @@ async function main(): Promise<void> {
       log(`${NGINX_BIN} not found: nginx skipped`);
     }
     await waitListening(barePort);
+    await waitListening(undiciPort);
     protocols['node:https'] = await negotiated(barePort);
+    const undiciUrl = `https://127.0.0.1:${undiciPort}/${TOOL}/`;
+    const undiciCpu = () => cpuSeconds(undici.pid!);
+    plans.push(
+      { key: 'undiciTls', name: 'bare undici proxy over TLS, HTTP/1.1 keep-alive', load: keepAlive(undiciUrl), cpuOf: undiciCpu },
+      { key: 'undiciHandshakes', name: 'bare undici proxy over TLS, a new connection per request', load: handshakes(undiciUrl), cpuOf: undiciCpu },
+    );
     plans.push({ key: 'bareHandshakes', name: 'node:https answering itself (no forwarding), a new connection per request', load: handshakes(`https://127.0.0.1:${barePort}/`), cpuOf: () => cpuSeconds(bare.pid!) });
     log(`negotiated: ${JSON.stringify(protocols)}`);
     const rows = measureRounds(plans);
@@ -266,7 +276,7 @@ function report(started: Date, rows: Record<string, Row>, protocols: Record<stri
   const out = [
     '## HTTPS (`npm run bench:tls`)',
     '',
-    `Run: ${started.toISOString()}, ${machine()}. The load generators (wrk; h2load for HTTP/2), the backend, switchboard \`serve\` (access log on), nginx and node:https share the machine, with other work running on it.`,
+    `Run: ${started.toISOString()}, ${machine()}. The load generators (wrk; h2load for HTTP/2), the backend, switchboard \`serve\` (access log on), nginx, the bare undici proxy and node:https share the machine, with other work running on it.`,
     `Load: ${ROUNDS} rounds, every row once a round in the order below; each row ${SECONDS} s after a ${WARMUP} s warm-up; a figure is the median of its rounds. \`GET /${TOOL}/\`, the backend a node:http server in its own process answering 100 bytes; one certificate (ECDSA P-256) for every server. TLS negotiated with a client offering TLS 1.2 and 1.3: ${Object.entries(protocols).map(([k, v]) => `${k} ${v}`).join(', ')}. HTTP/1.1: wrk, 1 thread, ${CONNECTIONS} keep-alive connections. HTTP/2: h2load, ${H2_CLIENTS} connections of ${H2_STREAMS} concurrent streams. New connections: wrk, ${HANDSHAKE_CONNECTIONS} connections, \`Connection: close\` on every request (a full TLS handshake each: wrk resumes no session). CPU: the server process's user+system time per request (nginx: master + worker).`,
     '',
     '| | req/s | p50 ms | p99 ms | CPU µs/req | errors |',
@@ -283,6 +293,7 @@ function report(started: Date, rows: Record<string, Row>, protocols: Record<stri
     out.push(`New connections per second / nginx with one worker: ${f2(hs)}x (target ≥ 0.5x): ${verdict(hs >= 0.5)}.`);
     if (rows.workersHandshakes) out.push(`The same with switchboard \`--workers ${WORKERS}\` (nginx still one worker): ${f2(ratio(rows.workersHandshakes, rows.nginxHandshakes))}x.`);
     out.push(`For scale, in the same rounds: nginx's own TLS / plain requests/s ${f2(ratio(rows.nginxTls, rows.nginxPlain))}x (the load generator's TLS shares the 2 cores); node:https answering by itself, new connections / nginx's ${f2(ratio(rows.bareHandshakes, rows.nginxHandshakes))}x, switchboard / node:https ${f2(ratio(rows.handshakes, rows.bareHandshakes))}x.`);
+    out.push(`Against the bare undici proxy over TLS (node:https and undici's pool.stream, no routing, rules or log): keep-alive requests/s ${f2(ratio(rows.tls, rows.undiciTls))}x, new connections ${f2(ratio(rows.handshakes, rows.undiciHandshakes))}x; the bare proxy's new connections / nginx's ${f2(ratio(rows.undiciHandshakes, rows.nginxHandshakes))}x.`);
     out.push(`HTTP/1.1 over TLS / nginx: ${f2(ratio(rows.tls, rows.nginxTls))}x req/s, p99 ${f2(rows.tls.load.p99ms / rows.nginxTls.load.p99ms)}x.`);
     if (rows.h2 && rows.nginxH2) out.push(`HTTP/2 / nginx: ${f2(ratio(rows.h2, rows.nginxH2))}x req/s, p99 ${f2(rows.h2.load.p99ms / rows.nginxH2.load.p99ms)}x.`);
   } else {
