@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { request } from '../proxy/helpers';
-import { certDir, httpsRequest, makePair, swapLink, writePair, type Pair } from '../support/certificates';
+import { certDir, httpsRequest, makePair, resumingRequests, swapLink, writePair, type Pair } from '../support/certificates';
 import { logEvents } from '../support/logs';
 import { metricValue } from '../support/metrics';
 import { startProcess, type SwitchboardProcess } from '../support/process';
@@ -51,6 +51,9 @@ describe('HTTPS in switchboard processes: SIGHUP, --workers', function () {
     const first = await httpsRequest(tlsPort, '/nosuchtool/', { servername: 'edge.example.test', ca });
     assert.equal(first.status, 404);
     assert.equal(first.fingerprint, pairs.first.fingerprint);
+    // A client that keeps the session ticket resumes its TLS session on its next connections.
+    const resumed = await resumingRequests(tlsPort, '/nosuchtool/', 3, { servername: 'edge.example.test', ca });
+    assert.deepEqual(resumed.map((r) => r.reused), [false, true, true]);
     pairs.swap();
     p.proc.kill('SIGHUP');
     await waitFor('the new certificate', async () => (await httpsRequest(tlsPort, '/nosuchtool/', { servername: 'edge.example.test', ca })).fingerprint === pairs.second.fingerprint);
@@ -91,6 +94,15 @@ describe('HTTPS in switchboard processes: SIGHUP, --workers', function () {
     });
     assert.deepEqual(reloads.map((l) => l.changed), [1, 1]);
     assert.equal(logEvents(p.output(), 'worker.exit').length, 0, 'no worker died of the signal');
+    // A client's TLS session resumes on whichever worker takes its next connection: they seal tickets alike.
+    const resumed = await resumingRequests(tlsPort, '/nosuchtool/', 6, { servername: 'edge.example.test', ca });
+    assert.deepEqual(resumed.map((r) => r.reused), [false, true, true, true, true, true]);
+    const ids = new Set(resumed.slice(1).map((r) => r.requestId));
+    const pids = await waitFor('the resumed requests logged', () => {
+      const lines = logEvents(p.output(), 'access').filter((l) => ids.has(String(l.requestId)));
+      return lines.length === ids.size ? new Set(lines.map((l) => l.pid)) : null;
+    });
+    assert.equal(pids.size, 2, 'resumed sessions were answered by both workers');
     const text = await (await fetch(`${p.control}/metrics`)).text();
     const left = metricValue(text, 'switchboard_tls_certificate_expiry_seconds', { name: 'default' });
     assert.ok(left > 89 * 86_400 && left <= 90 * 86_400, `expiry ${left}`);

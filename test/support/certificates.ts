@@ -111,3 +111,34 @@ export async function curl(args: string[], http: '1.1' | '2' = '1.1'): Promise<s
   const { stdout } = await run('curl', [`--http${http}`, '--silent', '--show-error', '--max-time', '10', ...args], { timeout: 15_000 });
   return stdout;
 }
+
+/**
+ * `n` requests, each on a new connection, through one agent that keeps the TLS session the server's ticket
+ * gives it (as a browser does): for each, whether its handshake resumed the session, and the server's
+ * X-Request-Id (for the access line that says which process answered).
+ */
+export async function resumingRequests(port: number, urlPath: string, n: number, opts: { servername: string; ca: string | string[] }): Promise<Array<{ reused: boolean; requestId: string }>> {
+  // keepAlive off: every request its own connection, each a handshake that may resume the cached session.
+  const agent = new https.Agent({ keepAlive: false, maxCachedSessions: 10 });
+  const out: Array<{ reused: boolean; requestId: string }> = [];
+  try {
+    for (let i = 0; i < n; i++) {
+      out.push(
+        await new Promise((resolve, reject) => {
+          const req = https.get({ host: '127.0.0.1', port, path: urlPath, servername: opts.servername, ca: opts.ca, headers: { host: opts.servername }, agent }, (res) => {
+            const reused = (res.socket as import('node:tls').TLSSocket).isSessionReused();
+            res.resume();
+            res.on('end', () => resolve({ reused, requestId: String(res.headers['x-request-id'] ?? '') }));
+            res.on('error', reject);
+          });
+          req.on('error', reject);
+        }),
+      );
+      // TLS 1.3 tickets come after the handshake: the next connection starts once this one has closed.
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  } finally {
+    agent.destroy();
+  }
+  return out;
+}

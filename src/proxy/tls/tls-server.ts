@@ -35,8 +35,11 @@ export function createTlsServer(pc: Config['proxy'], certificates: CertificateSt
   };
   const server = pc.tls.http2.enabled ? createH2Server(pc, tlsOptions, logger, metrics) : https.createServer({ ...options, ...tlsOptions });
   applyHttpLimits(server as unknown as http.Server, pc);
-  // Connections already up keep the context they shook hands with: a reload drops none of them.
-  const swap = (c: Certificate) => server.setSecureContext({ cert: c.pem.cert, key: c.pem.key });
+  // Connections already up keep the context they shook hands with: a reload drops none of them. The
+  // session-ticket keys go over to the new context: without them it makes new ones, and every client's next
+  // connection after a renewal would be a full handshake, the dearest thing a TLS connection costs here (the
+  // workers of --workers, which resume each other's sessions, then no longer did).
+  const swap = (c: Certificate) => server.setSecureContext({ cert: c.pem.cert, key: c.pem.key, ticketKeys: server.getTicketKeys() });
   certificates.on('default', swap);
   server.once('close', () => certificates.off('default', swap));
   return server;
