@@ -286,7 +286,10 @@ export async function startSwitchboard(opts: StartOptions): Promise<Switchboard>
     durability,
     discovery: px?.discovery ?? null,
     proxy: px?.proxy ?? null,
-    reloadCertificates: async () => void (await px?.proxy.certificates?.reload('SIGHUP')),
+    reloadCertificates: async () => {
+      px?.proxy.tls?.reloadTicketKeys();
+      await px?.proxy.certificates?.reload('SIGHUP');
+    },
     stop,
   };
 }

@@ -16,6 +16,7 @@ describe('configuration of HTTPS (proxy.tls) and trace context', () => {
       hsts: false,
       hstsMaxAgeSeconds: 31_536_000,
       acmeWebroot: null,
+      ticketKeyFile: null,
       http2: {
         enabled: true,
         maxConcurrentStreams: 100,

@@ -63,7 +63,12 @@ const tls = group({
   hstsMaxAgeSeconds: integer(YEAR_S, 0, 2 * YEAR_S, { description: 'its max-age' }),
   acmeWebroot: optional(null, DIRECTORY, {
     description: "the directory certbot's webroot mode writes to: /.well-known/acme-challenge/<token> on the plain port is served from it",
-  }),  http2,
+  }),
+  ticketKeyFile: optional(null, FILE, {
+    description: 'a file of 48 random bytes (openssl rand 48) sealing TLS session tickets: proxies reading the same file resume each other\'s sessions; read again on SIGHUP; unset: each process makes its own at start',
+    env: 'SWITCHBOARD_TLS_TICKET_KEY_FILE',
+  }),
+  http2,
 });
 
 const proxy = group({

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { request } from '../proxy/helpers';
 import { certDir, httpsRequest, makePair, resumingRequests, swapLink, writePair, type Pair } from '../support/certificates';
@@ -45,7 +46,11 @@ describe('HTTPS in switchboard processes: SIGHUP, --workers', function () {
   it('serve with SWITCHBOARD_TLS_CERT and _KEY answers HTTPS, and SIGHUP reloads the pair without a restart', async () => {
     const pairs = await versionedPairs();
     const tlsPort = await freePort();
-    const p = await startProcess('serve', { env: { SWITCHBOARD_TLS_PORT: String(tlsPort), SWITCHBOARD_TLS_CERT: pairs.cert, SWITCHBOARD_TLS_KEY: pairs.key } });
+    const ticketKeys = path.join(certDir(), 'tickets.key');
+    writeFileSync(ticketKeys, randomBytes(48));
+    const p = await startProcess('serve', {
+      env: { SWITCHBOARD_TLS_PORT: String(tlsPort), SWITCHBOARD_TLS_CERT: pairs.cert, SWITCHBOARD_TLS_KEY: pairs.key, SWITCHBOARD_TLS_TICKET_KEY_FILE: ticketKeys },
+    });
     started.push(p);
     const ca = [pairs.first.cert, pairs.second.cert];
     const first = await httpsRequest(tlsPort, '/nosuchtool/', { servername: 'edge.example.test', ca });
@@ -55,7 +60,9 @@ describe('HTTPS in switchboard processes: SIGHUP, --workers', function () {
     const resumed = await resumingRequests(tlsPort, '/nosuchtool/', 3, { servername: 'edge.example.test', ca });
     assert.deepEqual(resumed.map((r) => r.reused), [false, true, true]);
     pairs.swap();
+    writeFileSync(ticketKeys, randomBytes(48));
     p.proc.kill('SIGHUP');
+    await waitFor('the session-ticket keys read again', () => logEvents(p.output(), 'tls.ticket_keys_reloaded').length === 1);
     await waitFor('the new certificate', async () => (await httpsRequest(tlsPort, '/nosuchtool/', { servername: 'edge.example.test', ca })).fingerprint === pairs.second.fingerprint);
     const reloaded = await waitFor('tls.reloaded', () => logEvents(p.output(), 'tls.reloaded').find((l) => l.trigger === 'SIGHUP'));
     assert.equal(reloaded.changed, 1);

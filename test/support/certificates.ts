@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, readFileSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
+import tls from 'node:tls';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -141,4 +142,37 @@ export async function resumingRequests(port: number, urlPath: string, n: number,
     agent.destroy();
   }
   return out;
+}
+
+/** The TLS session a server's ticket gives a client on a new connection to `port` (what it would resume with). */
+export function tlsSession(port: number, opts: { servername: string; ca: string | string[] }): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const s = tls.connect({ host: '127.0.0.1', port, servername: opts.servername, ca: opts.ca, ALPNProtocols: ['http/1.1'] });
+    const timer = setTimeout(() => {
+      s.destroy();
+      reject(new Error(`no session ticket from port ${port} within 5 s`));
+    }, 5000);
+    // TLS 1.3 tickets come just after the handshake, each a 'session' event: the first will do.
+    s.once('session', (session: Buffer) => {
+      clearTimeout(timer);
+      s.end();
+      resolve(session);
+    });
+    s.on('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+  });
+}
+
+/** Whether a new connection to `port` offering `session` resumed it (no full handshake). */
+export function resumes(port: number, session: Buffer, opts: { servername: string; ca: string | string[] }): Promise<boolean> {
+  return new Promise((resolve, reject) => {
+    const s = tls.connect({ host: '127.0.0.1', port, servername: opts.servername, ca: opts.ca, session, ALPNProtocols: ['http/1.1'] }, () => {
+      const reused = s.isSessionReused();
+      s.end();
+      resolve(reused);
+    });
+    s.on('error', reject);
+  });
 }

@@ -3,6 +3,7 @@ import http2 from 'node:http2';
 import https from 'node:https';
 import type tls from 'node:tls';
 import type { Config } from '../../config';
+import { ConfigError } from '../../config/errors';
 import type { Logger } from '../../logger';
 import type { Metrics } from '../../metrics';
 import { applyHttpLimits, httpServerOptions } from '../http-options';
@@ -11,11 +12,14 @@ import type { Certificate } from './certificate';
 import type { CertificateStore } from './certificate-store';
 import { H2Request, H2Response } from './h2-exchange';
 import { H2Sessions } from './h2-sessions';
+import { readTicketKeys, RefusedTicketKeys } from './ticket-keys';
 
 /** The HTTPS listener, whichever protocols it speaks: what the proxy starts, drains and closes. */
 export interface TlsServer extends tls.Server {
   closeIdleConnections(): void;
   closeAllConnections(): void;
+  /** Reads proxy.tls.ticketKeyFile again (SIGHUP): a file that will not do is logged and the keys in use stay. */
+  reloadTicketKeys(): void;
 }
 
 /**
@@ -33,8 +37,19 @@ export function createTlsServer(pc: Config['proxy'], certificates: CertificateSt
     // A client that connects and never completes its handshake is cut like one that never sends its head.
     handshakeTimeout: options.headersTimeout,
   };
-  const server = pc.tls.http2.enabled ? createH2Server(pc, tlsOptions, logger, metrics) : https.createServer({ ...options, ...tlsOptions });
+  const server = (pc.tls.http2.enabled ? createH2Server(pc, tlsOptions, logger, metrics) : https.createServer({ ...options, ...tlsOptions })) as TlsServer;
   applyHttpLimits(server as unknown as http.Server, pc);
+  const keyFile = pc.tls.ticketKeyFile;
+  if (keyFile !== null) server.setTicketKeys(ticketKeysAtStart(keyFile));
+  server.reloadTicketKeys = () => {
+    if (keyFile === null) return;
+    try {
+      server.setTicketKeys(readTicketKeys(keyFile));
+      logger.info({ event: 'tls.ticket_keys_reloaded', file: keyFile }, 'TLS session-ticket keys read again');
+    } catch (err) {
+      logger.error({ event: 'tls.ticket_keys_refused', file: keyFile, err: (err as Error).message }, 'TLS session-ticket keys refused; the keys in use stay');
+    }
+  };
   // Connections already up keep the context they shook hands with: a reload drops none of them. The
   // session-ticket keys go over to the new context: without them it makes new ones, and every client's next
   // connection after a renewal would be a full handshake, the dearest thing a TLS connection costs here (the
@@ -43,6 +58,16 @@ export function createTlsServer(pc: Config['proxy'], certificates: CertificateSt
   certificates.on('default', swap);
   server.once('close', () => certificates.off('default', swap));
   return server;
+}
+
+/** The keys of proxy.tls.ticketKeyFile at start: a file that will not do stops the start, naming the setting. */
+function ticketKeysAtStart(file: string): Buffer {
+  try {
+    return readTicketKeys(file);
+  } catch (err) {
+    if (err instanceof RefusedTicketKeys) throw new ConfigError(err.message);
+    throw err;
+  }
 }
 
 /**
