@@ -134,7 +134,8 @@ class UpstreamExchange implements Dispatcher.DispatchHandler {
       const max = this.maxBodyBytes;
       gate.on('data', (chunk: Buffer) => {
         this.bodyConsumed = true;
-        if (max !== undefined && (this.bodySent += chunk.length) > max) return this.bodyTooLarge();
+        // Once, as the bound is passed: chunks the gate still holds may follow.
+        if (max !== undefined && this.bodySent <= max && (this.bodySent += chunk.length) > max) return this.bodyTooLarge();
         this.timer?.refresh();
         this.bodyIdle?.touch();
       });

@@ -5,7 +5,7 @@ import type { PolicyRecord } from '../../src/registry/types';
 import { StaticRoutes, backend, request, startProxy, tableOf, testConfig, type TestProxy } from './helpers';
 import { closeServer, listen, startBackend, type Backend } from '../support/backend';
 import { metricValue } from '../support/metrics';
-import { waitFor } from '../support/wait';
+import { sleep, waitFor } from '../support/wait';
 
 const UA = { 'user-agent': 'test-client/1.0' };
 
@@ -158,6 +158,9 @@ describe("a tool's policy at the proxy", () => {
     const status = await chunkedUpload(p.port, '/web/answers-early', 50_000);
     assert.notEqual(status, 200, 'the answer is cut short, not ended as if whole');
     await waitFor('the refusal counted', async () => (await refusals('body_too_large')) > before);
+    // Chunks the exchange still held when it was cut are not counted again.
+    await sleep(100);
+    assert.equal((await refusals('body_too_large')) - before, 1);
   });
 
   it('responseTimeoutSeconds: the tool waits longer than proxy.responseTimeoutMs, the others do not', async () => {
