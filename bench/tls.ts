@@ -164,8 +164,10 @@ interface Serve {
   stop(): Promise<void>;
 }
 
-/** `switchboard serve` with HTTPS on (HTTP/2 on by default), the plain port serving too (no redirect). */
-/** With `workers` > 0, `serve --workers N` on the Redis at `redisUrl` (workers need a shared store). */
+/**
+ * `switchboard serve` with HTTPS on (HTTP/2 on by default), the plain port serving too (no redirect); with
+ * `workers` > 0, `serve --workers N` on the Redis at `redisUrl` (workers need a shared store).
+ */
 async function startServe(files: { cert: string; key: string }, workers = 0, redisUrl?: string): Promise<Serve> {
   const [controlPort, plainPort, tlsPort] = [await freePort(), await freePort(), await freePort()];
   const config = {

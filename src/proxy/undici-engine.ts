@@ -238,10 +238,7 @@ class UpstreamExchange implements Dispatcher.DispatchHandler {
     if (this.settled && !this.relaying) return;
     this.opts.bodyTooLarge?.();
     if (!this.relaying) return this.fail('body_too_large', 'BODY_TOO_LARGE');
-    this.stopTimers();
-    this.req.unpipe(this.gate);
-    this.controller?.abort(ABORTED);
-    this.res.destroy();
+    this.cutAnswer();
   }
 
   /**
@@ -251,20 +248,21 @@ class UpstreamExchange implements Dispatcher.DispatchHandler {
   private bodyWentSilent(): void {
     this.opts.bodyTimedOut?.();
     if (!this.relaying) return this.fail('client_timeout', 'BODY_IDLE_TIMEOUT');
-    this.stopTimers();
-    this.controller?.abort(ABORTED);
-    this.res.destroy();
+    this.cutAnswer();
   }
 
   private timedOut(): void {
     this.timer = null;
-    if (this.relaying) {
-      // Streaming went silent: the client gets a truncated body rather than a hang.
-      this.controller?.abort(ABORTED);
-      this.res.destroy();
-      return;
-    }
+    // Streaming went silent: the client gets a truncated body rather than a hang.
+    if (this.relaying) return this.cutAnswer();
     this.fail('timeout', this.phase === 'connect' ? 'CONNECT_TIMEOUT' : 'RESPONSE_TIMEOUT');
+  }
+
+  /** An answer already on its way cannot change its status: the upstream request is aborted and the client's copy ends cut short. */
+  private cutAnswer(): void {
+    this.stopTimers();
+    this.controller?.abort(ABORTED);
+    this.res.destroy();
   }
 
   private restartTimer(ms: number): void {

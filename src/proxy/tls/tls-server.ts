@@ -3,7 +3,6 @@ import http2 from 'node:http2';
 import https from 'node:https';
 import type tls from 'node:tls';
 import type { Config } from '../../config';
-import { ConfigError } from '../../config/errors';
 import type { Logger } from '../../logger';
 import type { Metrics } from '../../metrics';
 import { applyHttpLimits, httpServerOptions } from '../http-options';
@@ -12,7 +11,7 @@ import type { Certificate } from './certificate';
 import type { CertificateStore } from './certificate-store';
 import { H2Request, H2Response } from './h2-exchange';
 import { H2Sessions } from './h2-sessions';
-import { readTicketKeys, RefusedTicketKeys } from './ticket-keys';
+import { readTicketKeys } from './ticket-keys';
 
 /** The HTTPS listener, whichever protocols it speaks: what the proxy starts, drains and closes. */
 export interface TlsServer extends tls.Server {
@@ -40,7 +39,7 @@ export function createTlsServer(pc: Config['proxy'], certificates: CertificateSt
   const server = (pc.tls.http2.enabled ? createH2Server(pc, tlsOptions, logger, metrics) : https.createServer({ ...options, ...tlsOptions })) as TlsServer;
   applyHttpLimits(server as unknown as http.Server, pc);
   const keyFile = pc.tls.ticketKeyFile;
-  if (keyFile !== null) server.setTicketKeys(ticketKeysAtStart(keyFile));
+  if (keyFile !== null) server.setTicketKeys(readTicketKeys(keyFile));
   server.reloadTicketKeys = () => {
     if (keyFile === null) return;
     try {
@@ -58,16 +57,6 @@ export function createTlsServer(pc: Config['proxy'], certificates: CertificateSt
   certificates.on('default', swap);
   server.once('close', () => certificates.off('default', swap));
   return server;
-}
-
-/** The keys of proxy.tls.ticketKeyFile at start: a file that will not do stops the start, naming the setting. */
-function ticketKeysAtStart(file: string): Buffer {
-  try {
-    return readTicketKeys(file);
-  } catch (err) {
-    if (err instanceof RefusedTicketKeys) throw new ConfigError(err.message);
-    throw err;
-  }
 }
 
 /**
